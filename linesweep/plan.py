@@ -1,0 +1,60 @@
+"""Print the shape plan of a config without training: python -m linesweep.plan [overrides]
+
+    python -m linesweep.plan                                  # the notebook's model
+    python -m linesweep.plan model.conv1.kernel_size=5 model.pool1.stride=2
+    python -m linesweep.plan experiment=hard model.out_2=8
+
+Takes the same overrides as `python -m linesweep.train`, composes the same config, prints every
+layer's input and output shape and parameter count, and checks them against a real forward pass
+of one blank image. Exit status 0: feasible and checked; 2: bad config or impossible architecture.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from linesweep.config import register_configs, to_train_config
+from linesweep.errors import LinesweepError
+from linesweep.model import build_model, check_plan
+from linesweep.seeds import derive_seeds
+from linesweep.shapes import plan_cnn
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def describe(overrides: Sequence[str]) -> str:
+    """The plan and its check for a composed config, as text; raises LinesweepError."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="plan"):
+        cfg = to_train_config(compose(config_name="train", overrides=list(overrides)))
+    plan = plan_cnn(cfg.model, cfg.data.image_size)
+    check = check_plan(build_model(cfg.model, plan, derive_seeds(cfg.seed).model_init), plan)
+    verdict = (
+        "checked against a forward pass: every shape and the parameter count agree"
+        if check.agrees
+        else "DISAGREES with a forward pass: " + "; ".join(check.mismatches())
+    )
+    return f"{plan.table()}\n\nlinear layer input: {plan.flat_features} features\n{verdict}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    try:
+        print(describe(args))
+    except (LinesweepError, HydraException, OmegaConfBaseException) as err:
+        print(f"error: {' '.join(str(err).splitlines()[:2])}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

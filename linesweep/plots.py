@@ -1,0 +1,171 @@
+"""The notebook's pictures, done well: one PNG per question a learner asks of a trained run.
+
+Figures are built with matplotlib's object API (no pyplot state, no backend switching), so plotting
+is safe in worker processes and leaves the caller's matplotlib setup alone.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from torch import nn
+
+from linesweep.config import PlotsConfig
+from linesweep.data import CLASS_NAMES, Split
+from linesweep.model import layer_outputs
+from linesweep.objective import EpochMetrics
+from linesweep.records import atomic_write_bytes
+
+MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
+
+
+def save_figure(fig: Figure, path: Path, dpi: int) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _bare(ax: Axes) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _symmetric_limits(values: np.ndarray) -> tuple[float, float]:
+    """Colour limits centred on 0, so that white means 0 in the 'seismic' map."""
+    bound = float(np.abs(values).max()) or 1.0
+    return -bound, bound
+
+
+def learning_curve(history: Sequence[EpochMetrics]) -> Figure:
+    """Training cost and validation accuracy per epoch, on twin axes (the notebook's plot)."""
+    epochs = [row.epoch for row in history]
+    fig = Figure(figsize=(6, 4))
+    cost_ax = fig.add_subplot()
+    cost_ax.plot(epochs, [row.train_cost for row in history], color="tab:red", marker="o")
+    cost_ax.set_xlabel("epoch")
+    cost_ax.set_ylabel("training cost (sum of batch losses)", color="tab:red")
+    if all(row.train_cost > 0 for row in history):
+        cost_ax.set_yscale("log")  # the cost falls by orders of magnitude
+    cost_ax.tick_params(axis="y", labelcolor="tab:red")
+    acc_ax = cost_ax.twinx()
+    acc_ax.plot(epochs, [row.val_accuracy for row in history], color="tab:blue", marker="s")
+    acc_ax.set_ylabel("validation accuracy", color="tab:blue")
+    acc_ax.tick_params(axis="y", labelcolor="tab:blue")
+    acc_ax.set_ylim(-0.02, 1.02)
+    cost_ax.set_title(f"learning curve (final validation accuracy {history[-1].val_accuracy:.3f})")
+    fig.tight_layout()
+    return fig
+
+
+def kernels(weight: torch.Tensor, title: str) -> Figure:
+    """A conv layer's kernels: one row per output channel, one column per input channel."""
+    w = weight.detach().cpu().numpy()  # (out, in, k, k)
+    n_out, n_in = w.shape[:2]
+    vmin, vmax = _symmetric_limits(w)
+    fig = Figure(figsize=(1.2 * n_in + 1.0, 1.2 * n_out + 0.6))
+    axes = fig.subplots(n_out, n_in, squeeze=False)
+    for o in range(n_out):
+        for i in range(n_in):
+            image = axes[o, i].imshow(w[o, i], vmin=vmin, vmax=vmax, cmap="seismic")
+            _bare(axes[o, i])
+        axes[o, 0].set_ylabel(f"out {o + 1}")
+    for i in range(n_in):
+        axes[-1, i].set_xlabel(f"in {i + 1}")
+    fig.colorbar(image, ax=axes, shrink=0.8)
+    fig.suptitle(title)
+    return fig
+
+
+def samples(split: Split, per_class: int = 4) -> Figure:
+    """The first few images of each class."""
+    fig = Figure(figsize=(1.6 * per_class, 3.6))
+    axes = fig.subplots(2, per_class, squeeze=False)
+    for label, name in enumerate(CLASS_NAMES):
+        indices = torch.nonzero(split.labels == label).flatten()[:per_class].tolist()
+        for col in range(per_class):
+            ax = axes[label, col]
+            _bare(ax)
+            if col < len(indices):
+                ax.imshow(split.images[indices[col], 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"{name} (y={label})", fontsize=8)
+    fig.suptitle("sample training images")
+    return fig
+
+
+def _one_per_class(split: Split) -> list[int]:
+    return [int(torch.nonzero(split.labels == label)[0]) for label in range(len(CLASS_NAMES))]
+
+
+def feature_maps(model: nn.Sequential, split: Split) -> Figure:
+    """For one image per class: the image, then each conv layer's maps after ReLU."""
+    picks = _one_per_class(split)
+    outputs = layer_outputs(model, split.images[picks])
+    layers = [("input", split.images[picks])] + [(n, outputs[n]) for n in ("relu1", "relu2")]
+    columns = 1 + sum(min(t.shape[1], MAX_MAPS_SHOWN) for _, t in layers[1:])
+    fig = Figure(figsize=(1.5 * columns, 1.8 * len(picks) + 0.6))
+    axes = fig.subplots(len(picks), columns, squeeze=False)
+    for label in range(len(picks)):  # one row per class
+        col = 0
+        for name, maps in layers:
+            values = maps[label].cpu().numpy()  # (C, H, W)
+            shown = values[: 1 if name == "input" else MAX_MAPS_SHOWN]
+            # Inputs are 0/1 pixels; ReLU outputs are >= 0, so a sequential map from 0 reads best.
+            vmax = 1.0 if name == "input" else float(shown.max()) or 1.0
+            for channel, image in enumerate(shown):
+                ax = axes[label, col]
+                ax.imshow(image, cmap="gray" if name == "input" else "viridis", vmin=0.0, vmax=vmax)
+                _bare(ax)
+                ax.set_title(name if name == "input" else f"{name} ch{channel + 1}", fontsize=8)
+                col += 1
+        axes[label, 0].set_ylabel(CLASS_NAMES[label])
+    fig.suptitle("feature maps of one image per class")
+    return fig
+
+
+def flattened_activations(model: nn.Sequential, split: Split) -> Figure:
+    """The vector the linear layer sees, for one image per class: what it has to separate."""
+    picks = _one_per_class(split)
+    flat = layer_outputs(model, split.images[picks])["flatten"].cpu().numpy()  # (classes, F)
+    fig = Figure(figsize=(7, 4))
+    axes = fig.subplots(len(picks), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, values, name, color in zip(
+        axes, flat, CLASS_NAMES, ("tab:red", "tab:blue"), strict=True
+    ):
+        ax.plot(values, color=color, marker=".")
+        ax.set_ylabel(f"{name}\nactivation")
+    axes[-1].set_xlabel("index in the flattened vector")
+    fig.suptitle("flattened activations (input of the linear layer)")
+    return fig
+
+
+def save_run_plots(
+    folder: Path,
+    cfg: PlotsConfig,
+    history: Sequence[EpochMetrics],
+    model: nn.Sequential,
+    train: Split,
+) -> list[Path]:
+    """Write the plots the config asks for into `folder`; returns the files written."""
+    figures: dict[str, Figure] = {}
+    if cfg.learning_curve and history:
+        figures["learning_curve.png"] = learning_curve(history)
+    if cfg.kernels:
+        figures["kernels_conv1.png"] = kernels(model.conv1.weight, "conv1 kernels")
+        figures["kernels_conv2.png"] = kernels(model.conv2.weight, "conv2 kernels")
+    if cfg.samples:
+        figures["samples.png"] = samples(train)
+    if cfg.feature_maps:
+        figures["feature_maps.png"] = feature_maps(model, train)
+    if cfg.activations:
+        figures["flattened_activations.png"] = flattened_activations(model, train)
+    if figures:
+        folder.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        save_figure(fig, folder / name, cfg.dpi)
+    return [folder / name for name in figures]

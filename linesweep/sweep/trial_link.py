@@ -1,0 +1,74 @@
+"""The job's side of a sweep: report each epoch to its Optuna trial and learn whether to stop.
+
+The sweeper hands every job its trial through one environment variable (set with Hydra's
+`hydra.job.env_set`, so it works the same in-process, in worker processes, under joblib or on a
+SLURM node). The job reconnects to the study's storage, reports its validation metric after every
+epoch, and stops as soon as the study's pruner says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ENV_VAR = "LINESWEEP_TRIAL"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a job needs to find its trial again."""
+
+    storage: str
+    study_name: str
+    number: int
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none", "kwargs": {}})
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_env(cls, text: str) -> TrialContext:
+        return cls(**json.loads(text))
+
+
+class TrialLink:
+    """A connection to one running Optuna trial, made on first use."""
+
+    def __init__(self, context: TrialContext) -> None:
+        self.context = context
+        self._trial = None
+
+    @classmethod
+    def from_environment(cls) -> TrialLink | None:
+        text = os.environ.get(ENV_VAR)
+        return cls(TrialContext.from_env(text)) if text else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"number": self.context.number, "study_name": self.context.study_name}
+
+    def _connect(self):
+        if self._trial is None:
+            import optuna
+
+            from linesweep.sweep.study import make_pruner, open_storage
+
+            storage = open_storage(self.context.storage)
+            study = optuna.load_study(
+                study_name=self.context.study_name,
+                storage=storage,
+                pruner=make_pruner(self.context.pruner["name"], self.context.pruner["kwargs"]),
+            )
+            study_id = storage.get_study_id_from_name(self.context.study_name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                study_id, self.context.number
+            )
+            self._trial = optuna.Trial(study, trial_id)
+        return self._trial
+
+    def report(self, step: int, value: float) -> bool:
+        """Record `value` at `step` (the epoch); True if the pruner wants the trial stopped."""
+        trial = self._connect()
+        trial.report(value, step)
+        return trial.should_prune()

@@ -1,0 +1,196 @@
+"""The training loop, fast on tiny models: where the notebook's time went, and what replaced it.
+
+Measured on a 2-core machine (benchmarks/README.md has the numbers), most of a notebook step was
+overhead, not arithmetic: a DataLoader fetching and collating 10 items one by one, oneDNN's
+convolution set-up on 11x11 inputs, an optimizer looping over six tensors, a second thread that
+only adds synchronisation, and a `loss.item()` per step. Here batches are views sliced from tensors
+that already sit on the device, the loss is summed once per epoch, `cpu_settings` picks one thread
+and the native convolution kernel, and the optimizer steps one flat tensor holding every parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from linesweep.config import TrainerConfig
+from linesweep.data import Split
+from linesweep.errors import ConfigError
+from linesweep.objective import EpochMetrics
+
+log = logging.getLogger(__name__)
+
+# Called with the history so far after each epoch; True stops training there (a pruner's verdict).
+EpochCallback = Callable[[Sequence[EpochMetrics]], bool]
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    history: list[EpochMetrics]
+    status: str  # complete, diverged or pruned
+    reason: str | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """`cpu`, `cuda[:N]`, or `auto`; asking for CUDA on a machine without it is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", name, "cpu or auto: CUDA is not available here")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        allowed = f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+        raise ConfigError("trainer.device", name, f"one of cpu, auto, {allowed}")
+    return device
+
+
+def resolve_threads(requested: int | None) -> int:
+    """Threads for torch: the config's value, else $OMP_NUM_THREADS, else 1.
+
+    One thread is the fastest setting for these models: an 11x11 convolution is too small to split,
+    so a second thread only adds synchronisation. A sweep running N trials at once sets
+    OMP_NUM_THREADS for each to its share of the cores.
+    """
+    if requested is not None:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else 1
+
+
+@contextlib.contextmanager
+def cpu_settings(num_threads: int) -> Iterator[None]:
+    """Torch's thread count and oneDNN switch for one run, restored afterwards."""
+    old_threads, old_mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(num_threads)
+    # oneDNN's convolution has a fixed set-up cost that dwarfs an 11x11 convolution.
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.backends.mkldnn.enabled = old_mkldnn
+
+
+def flatten_parameters(model: nn.Module) -> nn.Parameter:
+    """Make every parameter of `model` a view into one flat tensor, and every gradient too.
+
+    The optimizer then updates one tensor per step instead of one per layer: for 119 numbers in
+    six tensors its per-tensor bookkeeping cost more than the arithmetic. The update itself is
+    unchanged (Adam, AdamW and SGD act element by element), and the model keeps its usual
+    parameters, state_dict and layers; they now share storage with the returned tensor.
+    """
+    params = list(model.parameters())
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        size = p.numel()
+        p.data = flat.data[offset : offset + size].view_as(p)
+        p.grad = flat.grad[offset : offset + size].view_as(p)  # backward accumulates in place
+        offset += size
+    return flat
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on a split, without gradients."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with torch.inference_mode():
+        for images, labels in zip(
+            split.images.split(batch_size), split.labels.split(batch_size), strict=True
+        ):
+            logits = model(images)  # (B, 2)
+            total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += int((logits.argmax(dim=1) == labels).sum())
+    model.train()
+    return total_loss / len(split), correct / len(split)
+
+
+def _progress_bar(enabled: bool | None, total: int):
+    show = sys.stderr.isatty() if enabled is None else enabled
+    if not show:
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", mininterval=0.25, leave=False, dynamic_ncols=True)
+
+
+def fit(
+    model: nn.Module,
+    make_optimizer: OptimizerFactory,
+    train: Split,
+    val: Split,
+    cfg: TrainerConfig,
+    shuffle_seed: int,
+    on_epoch_end: EpochCallback | None = None,
+) -> FitOutcome:
+    """Train for `cfg.epochs` epochs, evaluating after each; stop early on divergence or pruning.
+
+    `make_optimizer` receives the model's parameters as one flat tensor (`flatten_parameters`);
+    `train` and `val` must already be on the model's device.
+    """
+    params = flatten_parameters(model)
+    optimizer = make_optimizer([params])
+    shuffle = torch.Generator().manual_seed(shuffle_seed)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    history: list[EpochMetrics] = []
+    start = time.perf_counter()
+    with _progress_bar(cfg.progress_bar, cfg.epochs * steps_per_epoch) as bar:
+        for epoch in range(1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            images, labels = train.images, train.labels
+            if cfg.shuffle:
+                order = torch.randperm(len(train), generator=shuffle).to(images.device)
+                images, labels = images[order], labels[order]
+
+            batch_losses = []
+            for x, y in zip(
+                images.split(cfg.batch_size), labels.split(cfg.batch_size), strict=True
+            ):
+                params.grad.zero_()  # kept, not set to None: the layers' gradients are views of it
+                loss = F.cross_entropy(model(x), y)  # model: (B, 1, S, S) -> (B, 2)
+                loss.backward()
+                optimizer.step()
+                batch_losses.append(loss.detach())  # summed once per epoch: no sync per step
+                if bar is not None:
+                    bar.update()
+
+            cost = torch.stack(batch_losses).sum().item()
+            val_loss, val_accuracy = evaluate(model, val, cfg.eval_batch_size)
+            now = time.perf_counter()
+            row = EpochMetrics(
+                epoch=epoch,
+                train_cost=cost,
+                train_loss=cost / len(batch_losses),
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                epoch_s=now - epoch_start,
+                elapsed_s=now - start,
+            )
+            history.append(row)
+            if bar is not None:
+                bar.set_postfix(epoch=epoch, val_acc=f"{val_accuracy:.3f}", refresh=False)
+            log.info(
+                "epoch %d/%d  cost %.4f  val_loss %.4f  val_acc %.4f  (%.2f s)",
+                epoch, cfg.epochs, cost, val_loss, val_accuracy, row.epoch_s,
+            )  # fmt: skip
+
+            if not (math.isfinite(cost) and math.isfinite(val_loss)):
+                reason = (
+                    f"loss became {cost if not math.isfinite(cost) else val_loss} at epoch {epoch}"
+                )
+                return FitOutcome(history, "diverged", reason)
+            if on_epoch_end is not None and on_epoch_end(history):
+                return FitOutcome(history, "pruned", f"pruned after epoch {epoch}")
+    return FitOutcome(history, "complete")

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real config, composed with Hydra's compose API and shrunk for speed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from linesweep.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+TINY = ["experiment=smoke", "plots=none"]  # a run of well under a second
+
+
+@pytest.fixture
+def compose_config() -> Callable[..., DictConfig]:
+    """compose_config("model.out_1=4") -> the composed train config, exactly as a run sees it."""
+    register_configs()
+
+    def _compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("train", overrides=list(overrides), return_hydra_config=with_hydra)
+
+    return _compose
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run `python -m <args>` from `cwd` (outputs/ lands there) and capture everything."""
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,129 @@
+"""The command lines a user types, run as real processes: exit codes, messages, folders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def run_folders(cwd):
+    return sorted(p for p in (cwd / "outputs" / "runs").glob("*/*") if p.is_dir())
+
+
+def test_train_runs_and_leaves_one_folder_under_outputs(tmp_path):
+    done = run_cli("linesweep.train", *TINY, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (folder,) = run_folders(tmp_path)
+    assert json.loads((folder / "summary.json").read_text())["status"] == "complete"
+    assert (folder / ".hydra" / "config.yaml").exists() and (folder / "train.log").exists()
+    assert "shape plan (one image)" in done.stderr and "epoch 2/2" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.p=1.5", "data.p=1.5 is not allowed: a probability in [0, 1]"),
+        ("model.conv2.kernel_size=9", "conv2: input 4x4 is smaller than the kernel 9x9"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, override, message):
+    done = run_cli("linesweep.train", *TINY, override, "model.conv1.stride=2", cwd=tmp_path)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_wrong_type_is_refused_by_hydra_before_any_folder_exists(tmp_path):
+    done = run_cli("linesweep.train", "model.out_1=four", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "model.out_1" in done.stderr and "four" in done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_diverging_run_exits_3_and_is_recorded(tmp_path):
+    done = run_cli("linesweep.train", *TINY, "optimizer=sgd", "optimizer.lr=1e30", cwd=tmp_path)
+    assert done.returncode == 3
+    assert "Traceback" not in done.stderr
+    (folder,) = run_folders(tmp_path)
+    assert json.loads((folder / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_cfg_job_prints_the_composed_config_without_running(tmp_path):
+    done = run_cli("linesweep.train", "model.out_1=4", "--cfg", "job", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "out_1: 4" in done.stdout and "N_images: 10000" in done.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_help_lists_the_config_groups(tmp_path):
+    done = run_cli("linesweep.train", "--help", cwd=tmp_path)
+    assert done.returncode == 0
+    for group in (
+        "data:",
+        "model:",
+        "optimizer:",
+        "trainer:",
+        "plots:",
+        "experiment:",
+        "hparams_search:",
+    ):
+        assert group in done.stdout
+    assert "adam, adamw, sgd" in done.stdout
+
+
+def test_basic_multirun_gives_each_job_its_own_folder(tmp_path):
+    done = run_cli("linesweep.train", "-m", *TINY, "model.out_1=1,2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert (sweep / "multirun.yaml").exists()
+    channels = {
+        int(json.loads((sweep / job / "summary.json").read_text())["overrides"][-1].split("=")[1])
+        for job in ("0", "1")
+    }
+    assert channels == {1, 2}
+
+
+def test_two_runs_started_in_the_same_instant_never_share_a_folder(tmp_path):
+    command = [sys.executable, "-m", "linesweep.train", *TINY]
+    procs = [
+        subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    folders = run_folders(tmp_path)
+    assert len(folders) == 2
+    pids = {json.loads((f / "summary.json").read_text())["pid"] for f in folders}
+    assert len(pids) == 2
+
+
+def test_plan_command_prints_the_plan_or_refuses(tmp_path):
+    done = run_cli("linesweep.plan", "model.out_2=3", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "fc       Linear     147" in done.stdout
+    assert "agree" in done.stdout
+    bad = run_cli(
+        "linesweep.plan", "model.conv1.stride=3", "model.conv2.kernel_size=4", cwd=tmp_path
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "error: conv2: input 3x3 is smaller than the kernel 4x4; use a smaller "
+        "model.conv2.kernel_size or model.conv2.dilation, more model.conv2.padding, "
+        "or a larger data.image_size"
+    )
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_module_docstrings_name_their_commands():
+    for module in ("train", "plan"):
+        text = (ROOT / "linesweep" / f"{module}.py").read_text()
+        assert f"python -m linesweep.{module}" in text
