@@ -100,7 +100,7 @@ class TrainerConfig:
     eval_batch_size: int = 1_000  # validation runs without gradients, so it can take big batches
     shuffle: bool = True  # reshuffle the training images every epoch (the notebook did not)
     device: str = "cpu"  # cpu, cuda, cuda:N, or auto (cuda when available)
-    num_threads: int | None = None  # None: $OMP_NUM_THREADS if set, else 1 (fastest here)
+    num_threads: int | None = None  # None: 1, the fastest for models this small
     progress_bar: bool | None = None  # None: a bar on an interactive terminal, log lines otherwise
 
 
@@ -143,16 +143,27 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for name, schema in OPTIMIZER_SCHEMAS.items():
-        store.store(group="optimizer", name=f"{name}_schema", node=schema)
+        # conf/optimizer/<name>.yaml extends these; kept outside the optimizer group so that
+        # --help lists only the options a user picks.
+        store.store(group="schema/optimizer", name=name, node=schema)
     if not OmegaConf.has_resolver("linesweep.pid"):
         # Part of run-folder names: two runs started in the same microsecond still differ.
         OmegaConf.register_new_resolver("linesweep.pid", os.getpid, use_cache=True)
 
 
 def to_train_config(cfg: DictConfig) -> TrainConfig:
-    """Turn a composed DictConfig (without its `hydra` node) into checked, typed dataclasses."""
+    """Turn a composed config (or a run's saved .hydra/config.yaml) into checked dataclasses."""
     task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TrainConfig), task_cfg))
+    schema = OmegaConf.structured(TrainConfig)
+    optimizer = task_cfg.get("optimizer")
+    if optimizer is not None and OmegaConf.get_type(optimizer) is dict:
+        # A saved config has lost its schema: find the optimizer's by its `_target_`.
+        by_target = {s._target_: s for s in OPTIMIZER_SCHEMAS.values()}
+        target = optimizer.get("_target_")
+        if target not in by_target:
+            raise ConfigError("optimizer._target_", target, "one of " + ", ".join(by_target))
+        schema.optimizer = OmegaConf.structured(by_target[target])
+    typed = OmegaConf.to_object(OmegaConf.merge(schema, task_cfg))
     assert isinstance(typed, TrainConfig)
     validate(typed)
     return typed

@@ -43,7 +43,6 @@ from linesweep.data import make_splits
 from linesweep.errors import InfeasibleArchitecture, LinesweepError
 from linesweep.model import build_model, check_plan
 from linesweep.objective import EpochMetrics, best_epoch, directions, objective_values
-from linesweep.plots import save_run_plots
 from linesweep.records import atomic_write_bytes, write_csv, write_json, write_yaml
 from linesweep.seeds import derive_seeds
 from linesweep.shapes import plan_cnn
@@ -146,6 +145,8 @@ def train(
             after_epoch,
         )
         atomic_write_bytes(run_dir / "model.pt", _serialise(model.state_dict()))
+        from linesweep.plots import save_run_plots  # matplotlib loads only when a run plots
+
         plots = save_run_plots(
             run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split
         )

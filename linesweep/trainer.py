@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,16 +55,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_threads(requested: int | None) -> int:
-    """Threads for torch: the config's value, else $OMP_NUM_THREADS, else 1.
+    """Threads for torch: the config's value, else 1.
 
-    One thread is the fastest setting for these models: an 11x11 convolution is too small to split,
-    so a second thread only adds synchronisation. A sweep running N trials at once sets
-    OMP_NUM_THREADS for each to its share of the cores.
+    One thread is the fastest setting for these models (benchmarks/README.md): an 11x11
+    convolution is too small to split, so a second thread only adds synchronisation. A sweep
+    with n_jobs trials in flight thus keeps n_jobs cores busy, one each.
     """
-    if requested is not None:
-        return requested
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    return int(env) if env.isdigit() and int(env) > 0 else 1
+    return requested if requested is not None else 1
 
 
 @contextlib.contextmanager

@@ -42,3 +42,47 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
         text=True,
         timeout=timeout,
     )
+
+
+SWEEP_BASE = [
+    "hydra/sweeper=linesweep",
+    "experiment=smoke",
+    "plots=none",
+    "hydra.sweeper.executor=launcher",  # in-process: fast; the process executor has its own tests
+    "hydra.sweeper.sampler.seed=0",
+]
+
+
+@pytest.fixture
+def sweep_in_process(hydra_restore_singletons):
+    """sweep_in_process(folder, *overrides): run `python -m linesweep.train -m ...` in-process."""
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    import linesweep.train
+
+    def _sweep(folder: Path, *overrides: str):
+        register_configs()  # the singletons were restored to a state from before any import
+        GlobalHydra.instance().clear()
+        hydra_app = Hydra.create_main_hydra_file_or_module(
+            calling_file=str(ROOT / "linesweep" / "train.py"),
+            calling_module=None,
+            config_path="../conf",
+            job_name="train",
+        )
+        try:
+            return hydra_app.multirun(
+                config_name="train",
+                task_function=linesweep.train.main.__wrapped__,
+                overrides=[
+                    *SWEEP_BASE,
+                    *overrides,
+                    f"hydra.sweep.dir={folder}",
+                    "hydra.mode=MULTIRUN",
+                ],
+                with_log_configuration=False,
+            )
+        finally:
+            GlobalHydra.instance().clear()
+
+    return _sweep

@@ -139,11 +139,9 @@ def test_cpu_settings_restore_threads_and_onednn():
     assert (torch.get_num_threads(), torch.backends.mkldnn.enabled) == before
 
 
-def test_thread_count_comes_from_config_then_environment(monkeypatch):
+def test_thread_count_is_the_configs_or_one(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert resolve_threads(2) == 2
-    assert resolve_threads(None) == 3
-    monkeypatch.delenv("OMP_NUM_THREADS")
     assert resolve_threads(None) == 1
 
 

@@ -24,6 +24,7 @@ class TrialContext:
     study_name: str
     number: int
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none", "kwargs": {}})
+    report: bool = True  # Optuna takes intermediate values from single-objective studies only
 
     def to_env(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
@@ -69,6 +70,8 @@ class TrialLink:
 
     def report(self, step: int, value: float) -> bool:
         """Record `value` at `step` (the epoch); True if the pruner wants the trial stopped."""
+        if not self.context.report:
+            return False
         trial = self._connect()
         trial.report(value, step)
         return trial.should_prune()

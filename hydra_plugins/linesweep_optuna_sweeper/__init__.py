@@ -1,0 +1,1 @@
+"""linesweep's Optuna sweeper for Hydra (select it with hydra/sweeper=linesweep)."""

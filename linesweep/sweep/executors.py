@@ -1,0 +1,400 @@
+"""Running trials: the sweeper hands over jobs and collects outcomes, whatever runs them.
+
+* `ProcessExecutor` (the default) keeps `n_jobs` trials running at all times, each in its own
+  process, started as soon as a slot frees (no batch waits for its slowest trial). On Linux each
+  trial forks from the sweep process, which has already imported the task, torch and Optuna, so a
+  trial starts in milliseconds (elsewhere it forks from a pre-warmed server, or spawns). A trial
+  that dies (an out-of-memory kill, a segfault) takes nothing else with it.
+* `LauncherExecutor` hands batches of `n_jobs` to Hydra's configured launcher: the basic launcher
+  runs them one by one in this process, hydra-joblib-launcher in parallel, and
+  hydra-submitit-launcher on a SLURM cluster.
+
+Both speak the same small interface (`submit`, `wait`, `interrupt`), so an executor that trains
+several trials inside one process, as one batched model, can be added without touching the
+sweeper.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.basecontainer import BaseContainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    number: int  # the Optuna trial number; also the job's number and folder name
+    overrides: tuple[str, ...]
+
+
+@dataclass
+class JobOutcome:
+    number: int
+    job_return: JobReturn | None  # None when the job's process died before returning
+    output_dir: Path | None
+    duration_s: float
+    died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
+    traceback: str | None = None  # of the exception the job raised, if any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TrialExecutor(abc.ABC):
+    """Runs trial jobs; `capacity` of them may be in flight at once."""
+
+    capacity: int
+
+    @abc.abstractmethod
+    def submit(self, job: TrialJob) -> None: ...
+
+    @abc.abstractmethod
+    def running(self) -> list[int]:
+        """Numbers of the submitted jobs without an outcome yet."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        """Outcomes that arrive within `timeout` seconds (possibly none)."""
+
+    @abc.abstractmethod
+    def interrupt(self) -> list[JobOutcome]:
+        """Stop every running job; their outcomes say they died."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release resources."""
+
+
+def _format_exception(error: BaseException) -> str:
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+def output_dir_of(job_return: JobReturn | None) -> Path | None:
+    if job_return is None or job_return.hydra_cfg is None:
+        return None
+    return Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+
+
+class LauncherExecutor(TrialExecutor):
+    """Batches of up to `capacity` jobs through Hydra's launcher (blocking per batch)."""
+
+    def __init__(self, launcher: Launcher, capacity: int) -> None:
+        self.launcher, self.capacity = launcher, capacity
+        self._pending: list[TrialJob] = []
+
+    def submit(self, job: TrialJob) -> None:
+        self._pending.append(job)
+
+    def running(self) -> list[int]:
+        return [job.number for job in self._pending]
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return []
+        start = time.perf_counter()
+        returns = self.launcher.launch(
+            [list(j.overrides) for j in batch], initial_job_idx=batch[0].number
+        )
+        duration = (time.perf_counter() - start) / len(batch)
+        outcomes = []
+        for job, ret in zip(batch, returns, strict=True):
+            error = ret._return_value if ret.status == JobStatus.FAILED else None
+            outcomes.append(
+                JobOutcome(
+                    number=job.number,
+                    job_return=ret,
+                    output_dir=output_dir_of(ret),
+                    duration_s=duration,
+                    traceback=_format_exception(error)
+                    if isinstance(error, BaseException)
+                    else None,
+                )
+            )
+        return outcomes
+
+    def interrupt(self) -> list[JobOutcome]:
+        interrupted = [
+            JobOutcome(j.number, None, None, 0.0, died="interrupted") for j in self._pending
+        ]
+        self._pending = []
+        return interrupted
+
+
+# ------------------------------------------------------------------ worker processes
+
+
+@dataclass(frozen=True)
+class TaskReference:
+    """How a worker process finds the task function: module, name, and decorator layers."""
+
+    module: str
+    qualname: str
+    unwrap: int  # how many `__wrapped__` steps lead from the module attribute to the function
+
+    @classmethod
+    def of(cls, task: TaskFunction) -> TaskReference | None:
+        """A reference a fresh process can import, or None (a closure, say)."""
+        name, qualname = getattr(task, "__module__", None), getattr(task, "__qualname__", None)
+        if name is None or qualname is None or "<locals>" in qualname:
+            return None
+        module = sys.modules.get(name)
+        if name == "__main__":  # `python -m package.module`: importable under its real name
+            spec = getattr(module, "__spec__", None)
+            if spec is None:
+                return None
+            name = spec.name
+        obj: Any = module
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+        for steps in range(4):  # decorators such as @hydra.main keep the task in __wrapped__
+            if obj is task:
+                return cls(name, qualname, steps)
+            obj = getattr(obj, "__wrapped__", None)
+        return None
+
+    def resolve(self) -> TaskFunction:
+        obj: Any = importlib.import_module(self.module)
+        for part in self.qualname.split("."):
+            obj = getattr(obj, part)
+        for _ in range(self.unwrap):
+            obj = obj.__wrapped__
+        return obj
+
+
+def _exit_with_parent(alive: multiprocessing.connection.Connection) -> None:
+    """Block until the sweep process closes its end (or dies), then end this trial at once."""
+    with contextlib.suppress(EOFError, OSError):
+        alive.recv_bytes()
+    os._exit(70)
+
+
+def _worker_main(
+    results: multiprocessing.connection.Connection,
+    alive: multiprocessing.connection.Connection,
+    job: tuple[HydraContext, DictConfig, TaskFunction | TaskReference, dict],
+) -> None:
+    """Body of a trial process: run one Hydra job, send back its JobReturn."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep process decides about interrupts
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_exit_with_parent, args=(alive,), daemon=True).start()
+    hydra_context, config, task, singletons = job
+    setup_globals()
+    # Resolvers are functions and do not pickle: this process has those its imports registered.
+    Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
+    HydraConfig.instance().set_config(config)
+    trace = None
+    try:
+        ret = run_job(
+            hydra_context=hydra_context,
+            task_function=task.resolve() if isinstance(task, TaskReference) else task,
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+    except Exception as err:
+        ret = JobReturn(status=JobStatus.FAILED, _return_value=err)
+    if ret.status == JobStatus.FAILED and type(ret._return_value).__name__ != "TrialPruned":
+        trace = _format_exception(ret._return_value)
+        logging.getLogger("linesweep.trial").error("trial failed:\n%s", trace)
+    results.send((_portable(ret), trace))
+    results.close()
+
+
+def _portable(ret: JobReturn) -> JobReturn:
+    """The JobReturn as plain data: configs without their schema classes, a picklable value.
+
+    (Hydra re-imports plugin modules in a fresh process, so their config classes are not the
+    ones pickle would find by name.)
+    """
+    for name in ("cfg", "hydra_cfg"):
+        node = getattr(ret, name)
+        if node is not None:
+            setattr(ret, name, OmegaConf.create(OmegaConf.to_container(node, resolve=False)))
+    try:
+        pickle.dumps(ret._return_value)
+    except Exception:
+        ret._return_value = RuntimeError(repr(ret._return_value))
+    return ret
+
+
+def _signal_name(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "did not exit"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the out-of-memory killer sends this)" if -exitcode == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exited with status {exitcode} before reporting a result"
+
+
+def start_method(
+    task: TaskFunction, preload: list[str]
+) -> tuple[Any, TaskFunction | TaskReference]:
+    """How trial processes start, and how they will find the task.
+
+    Linux: fork the sweep process itself, after importing `preload` here, so every trial starts
+    with torch, Optuna and the task already loaded, in milliseconds. (Safe: the sweep process
+    runs no threads and no torch computation; a trial never touches its parent's storage
+    connections, and leaves through os._exit.) macOS: fork from a clean server that imports the
+    task and `preload` once (forking a macOS process that has loaded system frameworks is
+    unsafe). Windows: spawn a fresh interpreter per trial.
+    """
+    reference = TaskReference.of(task)
+    if sys.platform.startswith("linux"):
+        for module in preload:
+            importlib.import_module(module)
+        return multiprocessing.get_context("fork"), task
+    if reference is None:
+        raise ValueError("the task function is not importable (a closure?)")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([reference.module, "linesweep.sweep.study", *preload])
+        return context, reference
+    return multiprocessing.get_context("spawn"), reference
+
+
+@dataclass
+class _Running:
+    job: TrialJob
+    process: Any  # multiprocessing.Process
+    results: multiprocessing.connection.Connection
+    alive: multiprocessing.connection.Connection
+    output_dir: Path
+    started: float
+
+
+class ProcessExecutor(TrialExecutor):
+    """One process per trial, `capacity` at a time."""
+
+    def __init__(
+        self,
+        hydra_context: HydraContext,
+        config: DictConfig,
+        task: TaskFunction,
+        capacity: int,
+        preload: list[str],
+    ) -> None:
+        self.hydra_context, self.config, self.capacity = hydra_context, config, capacity
+        self._context, self._task = start_method(task, preload)
+        self._running: dict[int, _Running] = {}
+
+    def submit(self, job: TrialJob) -> None:
+        config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, list(job.overrides)
+        )
+        with open_dict(config):
+            config.hydra.job.id = f"{config.hydra.job.name}_{job.number}"
+            config.hydra.job.num = job.number
+            # Resolved here, once: `${now:...}` must not be re-evaluated in the trial's process.
+            config.hydra.sweep.dir = str(Path(str(config.hydra.sweep.dir)).resolve())
+        output_dir = Path(config.hydra.sweep.dir) / str(config.hydra.sweep.subdir)
+        singletons = Singleton.get_state()["instances"]
+        results_recv, results_send = self._context.Pipe(duplex=False)
+        alive_recv, alive_send = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_worker_main,
+            args=(results_send, alive_recv, (self.hydra_context, config, self._task, singletons)),
+            name=f"trial-{job.number}",
+        )
+        process.start()
+        results_send.close()
+        alive_recv.close()
+        self._running[job.number] = _Running(
+            job, process, results_recv, alive_send, output_dir, time.perf_counter()
+        )
+
+    def running(self) -> list[int]:
+        return list(self._running)
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        if not self._running:
+            return []
+        by_handle: dict[Any, _Running] = {}
+        for run in self._running.values():
+            by_handle[run.results] = run
+            by_handle[run.process.sentinel] = run
+        ready = multiprocessing.connection.wait(list(by_handle), timeout=timeout)
+        outcomes = []
+        for run in {id(by_handle[h]): by_handle[h] for h in ready}.values():
+            outcomes.append(self._collect(run))
+        return outcomes
+
+    def _collect(self, run: _Running) -> JobOutcome:
+        job_return, trace, died = None, None, None
+        try:
+            if run.results.poll():
+                job_return, trace = run.results.recv()
+        except (EOFError, OSError):
+            pass
+        run.process.join(timeout=10 if job_return is not None else 1)
+        if job_return is None:
+            if run.process.is_alive():
+                run.process.kill()
+                run.process.join()
+            died = _signal_name(run.process.exitcode)
+        self._finish(run)
+        return JobOutcome(
+            number=run.job.number,
+            job_return=job_return,
+            output_dir=output_dir_of(job_return) or run.output_dir,
+            duration_s=time.perf_counter() - run.started,
+            died=died,
+            traceback=trace,
+        )
+
+    def _finish(self, run: _Running) -> None:
+        run.results.close()
+        run.alive.close()
+        self._running.pop(run.job.number, None)
+
+    def interrupt(self) -> list[JobOutcome]:
+        runs = list(self._running.values())
+        for run in runs:
+            run.process.terminate()
+        deadline = time.monotonic() + 5
+        for run in runs:
+            run.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if run.process.is_alive():
+                run.process.kill()
+                run.process.join()
+        outcomes = []
+        for run in runs:
+            self._finish(run)
+            outcomes.append(
+                JobOutcome(
+                    run.job.number,
+                    None,
+                    run.output_dir,
+                    time.perf_counter() - run.started,
+                    died="interrupted",
+                )
+            )
+        return outcomes
+
+    def close(self) -> None:
+        if self._running:
+            self.interrupt()

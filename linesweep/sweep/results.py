@@ -1,0 +1,118 @@
+"""What a sweep leaves in its folder besides the trials: the best result, and one row per trial.
+
+Both files are rewritten (atomically) after every finished trial, from the study itself, so they
+are current even if the sweep is killed, and agree with the storage whichever worker wrote last.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from linesweep.records import write_csv, write_yaml
+from linesweep.sweep.coordination import ERROR, FOLDER, RETRY_OF, STATE
+
+RESULTS_NAME = "optimization_results.yaml"
+TRIALS_NAME = "trials.csv"
+
+
+def state_of(trial: FrozenTrial) -> str:
+    """linesweep's state of a trial: Optuna's, refined by the reason a trial failed."""
+    if trial.state == TrialState.RUNNING:
+        return "running"
+    if trial.state == TrialState.WAITING:
+        return "waiting"
+    return trial.user_attrs.get(STATE) or trial.state.name.lower()
+
+
+def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[dict], list[str]]:
+    """One row per trial and the CSV columns: number, state, params, values, duration, ..."""
+    trials = study.get_trials(deepcopy=False)
+    param_names = sorted({name for t in trials for name in t.params})
+    rows = []
+    for t in trials:
+        duration = t.duration.total_seconds() if t.duration is not None else None
+        row: dict[str, Any] = {"number": t.number, "state": state_of(t)}
+        row.update({f"params.{name}": t.params.get(name) for name in param_names})
+        values = t.values or [None] * len(value_names)
+        row.update({f"values.{name}": v for name, v in zip(value_names, values, strict=True)})
+        row.update(
+            duration_s=None if duration is None else round(duration, 3),
+            shape_check=t.user_attrs.get("linesweep.shape_check"),
+            folder=t.user_attrs.get(FOLDER),
+            error=t.user_attrs.get(ERROR),
+            retry_of=t.user_attrs.get(RETRY_OF),
+        )
+        rows.append(row)
+    columns = (
+        ["number", "state"]
+        + [f"params.{n}" for n in param_names]
+        + [f"values.{n}" for n in value_names]
+        + ["duration_s", "shape_check", "folder", "error", "retry_of"]
+    )
+    return rows, columns
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    tally: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        state = state_of(trial)
+        tally[state] = tally.get(state, 0) + 1
+    return dict(sorted(tally.items()))
+
+
+def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, Any]:
+    """The content of optimization_results.yaml (Hydra's Optuna plugin layout, plus counts)."""
+    result: dict[str, Any] = {
+        "name": "optuna",
+        "study_name": study.study_name,
+        "storage": storage_url,
+        "directions": [d.name.lower() for d in study.directions],
+        "n_trials": n_trials,
+        "counts": counts(study),
+    }
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not complete:
+        return result
+    if len(study.directions) == 1:
+        best = study.best_trial
+        result.update(
+            best_trial=best.number,
+            best_params=dict(best.params),
+            best_value=best.value,
+            best_folder=best.user_attrs.get(FOLDER),
+        )
+    else:
+        result["solutions"] = [
+            {
+                "number": t.number,
+                "params": dict(t.params),
+                "values": list(t.values),
+                "folder": t.user_attrs.get(FOLDER),
+            }
+            for t in sorted(study.best_trials, key=lambda t: t.number)
+        ]
+    return result
+
+
+def write_sweep_results(
+    sweep_dir: Path,
+    study: optuna.Study,
+    n_trials: int,
+    storage_url: str,
+    value_names: Sequence[str],
+) -> None:
+    rows, columns = trial_rows(study, value_names)
+    write_csv(sweep_dir / TRIALS_NAME, rows, columns)
+    write_yaml(sweep_dir / RESULTS_NAME, summary(study, n_trials, storage_url))
+
+
+def finite(values: Sequence[Any]) -> bool:
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )

@@ -1,0 +1,163 @@
+"""Search spaces in Hydra's sweep syntax, turned into Optuna distributions.
+
+    model.out_1=int(interval(1,8))           an integer in [1, 8], both ends included
+    optimizer.lr=tag(log,interval(1e-4,1e-1)) a float in [1e-4, 1e-1] on a log scale
+    model.conv1.kernel_size=range(2,5)       2, 3 or 4: like Python's range, the stop is excluded
+    optimizer=choice(adam,sgd)               one of the listed values (or config-group options)
+    seed=7                                   not a sweep: every trial gets it
+
+`range` means the same thing for every sampler and in every Hydra sweeper: the values Hydra's basic
+sweeper would run (`-m x=range(2,5)` runs 2, 3, 4). It becomes an integer (or float) distribution
+with that step, so TPE or CMA-ES see an ordered scale, and the grid sampler enumerates exactly those
+values. (Hydra's published Optuna plugin included the stop; linesweep does not.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    IntervalSweep,
+    Override,
+    RangeSweep,
+    Transformer,
+)
+from hydra.errors import HydraException
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from linesweep.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Distributions to sample, by override key, and overrides every trial shares."""
+
+    distributions: dict[str, BaseDistribution]
+    fixed: tuple[str, ...]
+
+    def overrides(self, params: Mapping[str, Any]) -> list[str]:
+        """The command-line overrides that give one trial its sampled values."""
+        return [*self.fixed, *(f"{key}={format_value(params[key])}" for key in self.distributions)]
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Every value of every parameter, for Optuna's grid sampler (continuous: refused)."""
+        grid = {}
+        for key, dist in self.distributions.items():
+            if isinstance(dist, CategoricalDistribution):
+                grid[key] = list(dist.choices)
+            elif isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None:
+                count = round((dist.high - dist.low) / dist.step) + 1
+                grid[key] = [dist.low + i * dist.step for i in range(count)]
+            else:
+                raise ConfigError(
+                    "hydra.sweeper.sampler.name",
+                    "grid",
+                    f"finite values for every parameter, and {key} is continuous",
+                    "give it choice(...) or range(...), or use another sampler",
+                )
+        return grid
+
+
+def format_value(value: Any) -> str:
+    """A sampled value written in Hydra's override grammar."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)  # ints, and strings already escaped by Transformer.encode
+
+
+def parse_search_space(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> SearchSpace:
+    """Merge `hydra.sweeper.params` with the command line (which wins) into one search space."""
+    parser = OverridesParser.create()
+    parsed: dict[str, tuple[Override, str]] = {}  # key -> (override, where it came from)
+    for key, expression in (params or {}).items():
+        origin = f"hydra.sweeper.params.{key}"
+        parsed[_bare_key(key)] = (
+            _parse_one(parser, f"{key}={expression}", origin, str(expression)),
+            origin,
+        )
+    for argument in arguments:
+        key, _, expression = argument.partition("=")
+        override = _parse_one(parser, argument, key, expression)
+        parsed[_bare_key(override.get_key_element())] = (override, override.get_key_element())
+
+    distributions: dict[str, BaseDistribution] = {}
+    fixed: list[str] = []
+    for override, origin in parsed.values():
+        if override.is_sweep_override():
+            distributions[override.get_key_element()] = to_distribution(override, origin)
+        else:
+            fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
+    return SearchSpace(distributions, tuple(fixed))
+
+
+def _bare_key(key: str) -> str:
+    return key.lstrip("+~")
+
+
+def _parse_one(parser: OverridesParser, text: str, origin: str, expression: str) -> Override:
+    try:
+        return parser.parse_overrides([text])[0]
+    except HydraException as err:
+        detail = str(err).splitlines()[0]
+        raise ConfigError(origin, expression, f"Hydra's sweep syntax ({detail})") from None
+
+
+def to_distribution(override: Override, origin: str) -> BaseDistribution:
+    """One sweep expression as an Optuna distribution, or a ConfigError naming it."""
+    sweep = override.value()
+    expression = (override.input_line or "").split("=", 1)[-1]
+    log = "log" in getattr(sweep, "tags", set())
+
+    def refuse(allowed: str, fix: str | None = None) -> ConfigError:
+        return ConfigError(origin, expression, allowed, fix)
+
+    if isinstance(sweep, ChoiceSweep) or (isinstance(sweep, RangeSweep) and sweep.shuffle):
+        choices = list(override.sweep_iterator(transformer=Transformer.encode))
+        if not choices:
+            raise refuse("at least one choice")
+        if log:
+            raise refuse("tag(log, ...) on an interval or a range, not on a choice")
+        return CategoricalDistribution(choices)
+    if isinstance(sweep, RangeSweep):
+        values = list(override.sweep_iterator())
+        if not values:
+            raise refuse("a range with at least one value (start < stop for a positive step)")
+        step = sweep.step
+        if all(isinstance(v, int) for v in (sweep.start, sweep.stop, step)):
+            if log and step != 1:
+                raise refuse("a log-scale integer range with step 1")
+            _check_log(log, values[0], refuse)
+            return IntDistribution(values[0], values[-1], log=log, step=1 if log else step)
+        if log:
+            raise refuse("tag(log, ...) on an integer range or an interval, not a float range")
+        return FloatDistribution(float(values[0]), float(values[-1]), step=float(step))
+    if isinstance(sweep, IntervalSweep):
+        low, high = sweep.start, sweep.end
+        if low is None or high is None or not all(map(math.isfinite, (low, high))):
+            raise refuse("interval(low, high) with finite bounds")
+        if low > high:
+            raise refuse(f"interval(low, high) with low <= high (got low {low} > high {high})")
+        _check_log(log, low, refuse)
+        if isinstance(low, int) and isinstance(high, int):
+            return IntDistribution(low, high, log=log)
+        return FloatDistribution(float(low), float(high), log=log)
+    raise refuse("choice(...), range(...) or interval(...)", "glob() is not supported: use choice")
+
+
+def _check_log(log: bool, low: float, refuse: Any) -> None:
+    if log and low <= 0:
+        raise refuse(f"a log scale needs low > 0 (got low {low})")

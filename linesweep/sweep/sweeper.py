@@ -1,0 +1,542 @@
+"""The sweep loop: ask Optuna for trials, run them, tell the results; resume, prune, survive.
+
+    python -m linesweep.train -m hparams_search=channels_lr
+    python -m linesweep.train -m hparams_search=channels_lr hydra.sweeper.n_jobs=2
+    python -m linesweep.train -m hydra/sweeper=linesweep experiment=hard \
+        model.out_1='int(interval(1,8))' optimizer.lr='tag(log,interval(1e-4,1e-1))'
+
+One loop serves every case. It keeps up to `n_jobs` trials in flight and starts the next one the
+moment one finishes; it asks for a trial only while the study has fewer than `n_trials` trials
+holding a slot (see coordination.py), so re-running the same command resumes the study up to
+`n_trials` in total, and several processes on one storage share the work exactly. Each job learns
+its trial through the LINESWEEP_TRIAL environment variable and reports every epoch to it; a
+pruned job raises `optuna.TrialPruned`. Whatever a trial does (finish, diverge, raise, get
+killed), it is told to the study with its reason, and the sweep goes on, until more than
+`max_failure_rate * n_trials` trials have failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from linesweep.errors import ConfigError, LinesweepError
+from linesweep.records import read_json, write_json
+from linesweep.sweep import coordination as co
+from linesweep.sweep.executors import (
+    JobOutcome,
+    LauncherExecutor,
+    ProcessExecutor,
+    TrialExecutor,
+    TrialJob,
+)
+from linesweep.sweep.journal import clear_stale_lock, repair
+from linesweep.sweep.results import finite, write_sweep_results
+from linesweep.sweep.space import SearchSpace, parse_search_space
+from linesweep.sweep.study import (
+    check_directions,
+    create_or_load_study,
+    is_database_url,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    resolve_storage_url,
+)
+from linesweep.sweep.trial_link import ENV_VAR, TrialContext
+
+log = logging.getLogger(__name__)
+
+FAILED_LABELS = ("failed", "diverged", "killed")  # count against max_failure_rate; infeasible not
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the sweep: stop, record what finished, exit non-zero."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """hydra.sweeper.*, checked (see hydra_plugins/linesweep_optuna_sweeper/config.py)."""
+
+    directions: list[str]
+    study_name: str
+    storage: str | None
+    n_trials: int
+    n_jobs: int
+    sampler: dict[str, Any]
+    pruner: dict[str, Any]
+    params: dict[str, Any]
+    max_failure_rate: float
+    executor: str
+    heartbeat_s: float
+    stale_after_s: float
+    preload: list[str]
+
+    @classmethod
+    def from_config(cls, conf: dict[str, Any]) -> SweepSettings:
+        plain = {
+            k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in conf.items()
+        }
+        directions = check_directions(plain.pop("direction"))
+        settings = cls(directions=directions, **plain)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+            if not ok:
+                raise ConfigError(f"hydra.sweeper.{key}", value, allowed)
+
+        require(self.n_trials >= 1, "n_trials", self.n_trials, "an integer >= 1")
+        require(self.n_jobs >= 1, "n_jobs", self.n_jobs, "an integer >= 1")
+        require(
+            0.0 <= self.max_failure_rate <= 1.0,
+            "max_failure_rate",
+            self.max_failure_rate,
+            "a number in [0, 1]",
+        )
+        require(
+            self.executor in ("process", "launcher"),
+            "executor",
+            self.executor,
+            "process or launcher",
+        )
+        require(bool(self.study_name), "study_name", self.study_name, "a non-empty name")
+        require(self.heartbeat_s > 0, "heartbeat_s", self.heartbeat_s, "a number > 0")
+        require(
+            self.stale_after_s > 2 * self.heartbeat_s,
+            "stale_after_s",
+            self.stale_after_s,
+            f"more than twice hydra.sweeper.heartbeat_s={self.heartbeat_s}",
+        )
+        if len(self.directions) > 1 and self.pruner["name"] != "none":
+            raise ConfigError(
+                "hydra.sweeper.pruner.name",
+                self.pruner["name"],
+                f"none for a study with {len(self.directions)} objectives "
+                "(Optuna prunes single-objective studies only)",
+            )
+
+
+class Sweep:
+    """One run of the sweep command, from set-up to the final results."""
+
+    def __init__(
+        self,
+        settings: SweepSettings,
+        hydra_context: HydraContext,
+        task_function: TaskFunction,
+        config: DictConfig,
+        launcher: Any,
+    ) -> None:
+        self.settings = settings
+        self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self.launcher = launcher
+        self.running: dict[int, optuna.Trial] = {}
+        self.returns: list[list[JobReturn]] = []  # Hydra's convention: one list per batch
+        self.grid_done = False  # the grid sampler has run every point
+
+    # ------------------------------------------------------------------ set-up
+    def prepare(self, arguments: list[str]) -> None:
+        """Everything that can refuse the sweep, done before any trial starts."""
+        s = self.settings
+        self.space: SearchSpace = parse_search_space(s.params, arguments)
+        self.sampler = make_sampler(
+            s.sampler["name"], s.sampler.get("seed"), s.sampler.get("kwargs") or {}, self.space
+        )
+        self.pruner = make_pruner(s.pruner["name"], s.pruner.get("kwargs") or {})
+        self.n_trials = s.n_trials
+        if s.sampler["name"] == "grid":
+            points = math.prod(len(values) for values in self.space.grid().values())
+            if points < s.n_trials:
+                log.info(
+                    "the grid has %d points: the sweep runs %d trials, not %d",
+                    points,
+                    points,
+                    s.n_trials,
+                )
+                self.n_trials = points
+        self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        _check_writable(self.sweep_dir, "hydra.sweep.dir")
+        self.storage_url = resolve_storage_url(s.storage, self.sweep_dir)
+        if not is_database_url(self.storage_url):
+            _check_writable(Path(self.storage_url).parent, "hydra.sweeper.storage")
+            for note in (
+                clear_stale_lock(Path(self.storage_url), 30),
+                repair(Path(self.storage_url)),
+            ):
+                if note:
+                    log.warning("%s", note)
+        elif self.storage_url.startswith("sqlite") and s.n_jobs > 1:
+            log.warning(
+                "SQLite locks the whole database on every write: with hydra.sweeper.n_jobs=%d "
+                "expect 'database is locked' errors. Use the default journal file (omit "
+                "hydra.sweeper.storage) on one machine, or PostgreSQL across machines.",
+                s.n_jobs,
+            )
+        self.storage = open_storage(self.storage_url)
+        self.study = create_or_load_study(
+            self.storage, s.study_name, s.directions, self.sampler, self.pruner
+        )
+        self.slots = co.SlotLock(self.storage_url, s.study_name)
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        self.executor = self._make_executor()
+
+    def _make_executor(self) -> TrialExecutor:
+        s = self.settings
+        launcher_name = OmegaConf.select(self.config, "hydra.launcher._target_", default="")
+        if s.executor == "process" and launcher_name.endswith("BasicLauncher"):
+            try:
+                return ProcessExecutor(
+                    self.hydra_context, self.config, self.task_function, s.n_jobs, s.preload
+                )
+            except ValueError as err:
+                log.info("running trials through Hydra's launcher: %s", err)
+        elif s.executor == "process":
+            log.info("running trials through the configured Hydra launcher (%s)", launcher_name)
+        return LauncherExecutor(self.launcher, s.n_jobs)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> list[list[JobReturn]]:
+        s = self.settings
+        with self.slots.hold():
+            for trial in co.reap_abandoned(self.storage, self.study, s.stale_after_s):
+                log.warning(
+                    "trial %d was left RUNNING by a killed sweep: failed, its slot re-runs",
+                    trial.number,
+                )
+                _mark_folder(
+                    trial.user_attrs.get(co.FOLDER),
+                    "interrupted",
+                    "the sweep process running it died",
+                )
+        done = self._slots_taken()
+        log.info(
+            "study %r in %s: %d of %d trials done; up to %d at a time",
+            s.study_name, self.storage_url, done, self.n_trials, s.n_jobs,
+        )  # fmt: skip
+        last_beat = time.monotonic()
+        stopping: str | None = None
+        while True:
+            while stopping is None and len(self.executor.running()) < self.executor.capacity:
+                if not self._launch_next():
+                    break
+            if not self.executor.running():
+                break
+            outcomes = self.executor.wait(timeout=s.heartbeat_s)
+            for outcome in outcomes:
+                self._record(outcome)
+                stopping = stopping or self._failure_budget_exceeded()
+            batch = [o.job_return for o in outcomes if o.job_return is not None]
+            if batch:
+                self.returns.append(batch)
+            if time.monotonic() - last_beat >= s.heartbeat_s:
+                self._heartbeat()
+                last_beat = time.monotonic()
+        self._write_results()
+        if stopping:
+            raise LinesweepError(stopping)
+        return self.returns
+
+    def _slots_taken(self) -> int:
+        return sum(co.holds_slot(t) for t in self.study.get_trials(deepcopy=False))
+
+    def _launch_next(self) -> bool:
+        """Ask for a trial if a slot is free (under the lock all workers share) and start it."""
+        with self.slots.hold():
+            waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            if not waiting and (self.grid_done or self._slots_taken() >= self.n_trials):
+                return False
+            trial = self.study.ask(fixed_distributions=self.space.distributions)
+            trial.set_user_attr(co.OWNER, co.this_process())
+            trial.set_user_attr(co.HEARTBEAT, time.time())
+        folder = self.sweep_dir / str(trial.number)
+        if folder.exists() and any(folder.iterdir()):
+            co.fail_trial(
+                self.storage, self.study, trial.number, "failed", f"folder {folder} already exists"
+            )
+            raise ConfigError(
+                "hydra.sweep.dir",
+                str(self.sweep_dir),
+                f"a folder whose trial folders match its study, but {folder} already holds a run "
+                f"and study {self.settings.study_name!r} has no record of it",
+                "use a new hydra.sweep.dir or hydra.sweeper.study_name, or restore the storage",
+            )
+        trial.set_user_attr(co.FOLDER, str(folder))
+        self.running[trial.number] = trial
+        self.executor.submit(TrialJob(trial.number, tuple(self._job_overrides(trial))))
+        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
+        log.info("trial %d started: %s", trial.number, params or "(no parameters)")
+        return True
+
+    def _job_overrides(self, trial: optuna.Trial) -> list[str]:
+        context = TrialContext(
+            storage=self.storage_url,
+            study_name=self.settings.study_name,
+            number=trial.number,
+            pruner={
+                "name": self.settings.pruner["name"],
+                "kwargs": self.settings.pruner.get("kwargs") or {},
+            },
+            report=len(self.settings.directions) == 1,
+        )
+        threads = max(1, (os.cpu_count() or 1) // self.settings.n_jobs)
+        return [
+            *self.space.overrides(trial.params),
+            f"hydra.sweep.subdir={trial.number}",
+            f"++hydra.job.env_set.{ENV_VAR}={_quoted(context.to_env())}",
+            # A fair share of the cores per trial in flight, for libraries that read it (linesweep's
+            # trainer itself runs one thread unless trainer.num_threads says otherwise).
+            f"++hydra.job.env_set.OMP_NUM_THREADS={threads}",
+        ]
+
+    def _heartbeat(self) -> None:
+        now = time.time()
+        for trial in self.running.values():
+            with contextlib.suppress(UpdateFinishedTrialError):  # reaped by another worker
+                trial.set_user_attr(co.HEARTBEAT, now)
+
+    # ------------------------------------------------------------------ results
+    def _record(self, outcome: JobOutcome) -> None:
+        trial = self.running.pop(outcome.number)
+        summary = _read_summary(outcome.output_dir)
+        state, values, label, error = judge(outcome, summary, len(self.settings.directions))
+        if outcome.died is not None:
+            _append_log(outcome.output_dir, f"trial {outcome.number} {outcome.died}")
+            _mark_folder(
+                str(outcome.output_dir),
+                "interrupted" if label == "interrupted" else "failed",
+                outcome.died,
+            )
+        elif outcome.traceback and label != "pruned":
+            _append_log(outcome.output_dir, f"trial {outcome.number} failed:\n{outcome.traceback}")
+        try:
+            trial.set_user_attr(co.STATE, label)
+            if error:
+                trial.set_user_attr(co.ERROR, error[:2000])
+            shapes = outcome.output_dir / "shapes.yaml" if outcome.output_dir else None
+            trial.set_user_attr(
+                "linesweep.shape_check",
+                "infeasible"
+                if label == "infeasible"
+                else ("agree" if shapes and shapes.exists() else None),
+            )
+            if summary and "objective" in summary:
+                self.study.set_user_attr("linesweep.metrics", summary["objective"]["metrics"])
+            self.study.tell(trial, values=values, state=state)
+        except UpdateFinishedTrialError:
+            log.warning("trial %d was already finished by another worker", outcome.number)
+        except RuntimeError as err:
+            # The grid sampler calls study.stop() once every point has run; outside
+            # study.optimize that raises, after the trial has been recorded.
+            if "Study.stop" not in str(err):
+                raise
+            self.grid_done = True
+        if label == "interrupted":
+            self.study.enqueue_trial(trial.params, user_attrs={co.RETRY_OF: trial.number})
+        shown = values if values is not None else ""
+        log.info(
+            "trial %d %s %s%s",
+            outcome.number,
+            label,
+            shown,
+            f": {error}" if error and label != "pruned" else "",
+        )
+        self._write_results()
+
+    def _failure_budget_exceeded(self) -> str | None:
+        failed = [
+            t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get(co.STATE) in FAILED_LABELS
+        ]  # fmt: skip
+        limit = self.settings.max_failure_rate * self.n_trials
+        if len(failed) > limit:
+            return (
+                f"sweep stopped: {len(failed)} of {self.n_trials} trials failed, more than "
+                f"hydra.sweeper.max_failure_rate={self.settings.max_failure_rate} allows; "
+                f"last error: {failed[-1].user_attrs.get(co.ERROR)}"
+            )
+        return None
+
+    def _write_results(self) -> None:
+        metrics = self.study.user_attrs.get("linesweep.metrics")
+        n = len(self.settings.directions)
+        names = (
+            metrics
+            if metrics and len(metrics) == n
+            else (["value"] if n == 1 else [f"value_{i}" for i in range(n)])
+        )
+        write_sweep_results(self.sweep_dir, self.study, self.n_trials, self.storage_url, names)
+
+    def interrupt(self, signum: int) -> None:
+        """Stop the running trials, mark them interrupted (resume re-runs them), write results."""
+        for outcome in self.executor.interrupt():
+            self._record(outcome)
+        for number in list(self.running):  # jobs cut short inside this process
+            self._record(
+                JobOutcome(number, None, self.sweep_dir / str(number), 0.0, died="interrupted")
+            )
+        self._write_results()
+        log.error(
+            "sweep interrupted by %s: %s; run the same command again to resume",
+            signal.Signals(signum).name,
+            ", ".join(f"{k} {v}" for k, v in _counts(self.study).items()),
+        )
+
+    def close(self) -> None:
+        self.executor.close()
+        self.slots.close()
+
+
+def judge(
+    outcome: JobOutcome, summary: dict | None, n_objectives: int
+) -> tuple[TrialState, list[float] | None, str, str | None]:
+    """Optuna state, values, linesweep label and error for a finished job."""
+    if outcome.died is not None:
+        label = "interrupted" if outcome.died == "interrupted" else "killed"
+        return TrialState.FAIL, None, label, f"trial process {outcome.died}"
+    ret = outcome.job_return
+    status = (summary or {}).get("status")
+    if ret.status == JobStatus.FAILED:
+        error = ret._return_value
+        if isinstance(error, optuna.TrialPruned):
+            return TrialState.PRUNED, None, "pruned", str(error) or None
+        label = "infeasible" if status == "infeasible" else "failed"
+        linesweep_error = isinstance(error, LinesweepError)
+        message = str(error) if linesweep_error else f"{type(error).__name__}: {error}"
+        return TrialState.FAIL, None, label, message
+    value = ret.return_value
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(values) != n_objectives:
+        return (
+            TrialState.FAIL,
+            None,
+            "failed",
+            f"the job returned {len(values)} value(s) for {n_objectives} objective(s)",
+        )
+    if not finite(values):
+        if status == "diverged":
+            return TrialState.FAIL, None, "diverged", (summary or {}).get("error")
+        return (
+            TrialState.FAIL,
+            None,
+            "failed",
+            f"the job returned a non-finite or non-numeric objective: {value!r}",
+        )
+    return TrialState.COMPLETE, [float(v) for v in values], "complete", None
+
+
+def _counts(study: optuna.Study) -> dict[str, int]:
+    from linesweep.sweep.results import counts
+
+    return counts(study)
+
+
+def _quoted(text: str) -> str:
+    """A string as a single-quoted value in Hydra's override grammar."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _check_writable(folder: Path, key: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            key, str(folder), "a folder this process can write", f"{err.strerror}"
+        ) from None
+
+
+def _read_summary(folder: Path | None) -> dict | None:
+    try:
+        return read_json(folder / "summary.json") if folder is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _append_log(folder: Path | None, text: str) -> None:
+    """Put a trial's failure in its own log file, where someone reading the trial looks."""
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        logs = sorted(folder.glob("*.log")) or [folder / "train.log"]
+        with logs[0].open("a", encoding="utf-8") as handle:
+            handle.write(
+                f"[{time.strftime('%H:%M:%S')}][linesweep.sweep][ERROR] - {text.rstrip()}\n"
+            )
+    except OSError:
+        log.warning("could not write to the log of %s", folder)
+
+
+def _mark_folder(folder: str | None, status: str, reason: str) -> None:
+    """A trial folder whose summary still says `running` gets its final status."""
+    if not folder:
+        return
+    summary = _read_summary(Path(folder))
+    if summary is not None and summary.get("status") == "running":
+        summary.update(status=status, error=reason)
+        write_json(Path(folder) / "summary.json", summary)
+
+
+def run_sweep(
+    conf: dict[str, Any],
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    config: DictConfig,
+    launcher: Any,
+    arguments: list[str],
+) -> list[list[JobReturn]]:
+    """Prepare and run a sweep; bad input exits 2 with one line, a signal exits 128 + signum."""
+    previous: dict[int, Any] = {}
+    sweep: Sweep | None = None
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise SweepInterrupted(signum)
+
+    try:
+        sweep = Sweep(
+            SweepSettings.from_config(conf), hydra_context, task_function, config, launcher
+        )
+        sweep.prepare(arguments)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+        try:
+            return sweep.run()
+        except SweepInterrupted as stop:
+            signal.signal(
+                signal.SIGINT, signal.SIG_IGN
+            )  # a second Ctrl-C must not cut the clean-up
+            sweep.interrupt(stop.signum)
+            sys.exit(128 + stop.signum)
+        except KeyboardInterrupt:
+            sweep.interrupt(signal.SIGINT)
+            sys.exit(128 + signal.SIGINT)
+    except LinesweepError as err:
+        log.error("%s", err)
+        sys.exit(2)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if sweep is not None and hasattr(sweep, "executor"):
+            sweep.close()

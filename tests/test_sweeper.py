@@ -1,0 +1,215 @@
+"""linesweep's Optuna sweeper, in-process: records, resume, failures, pruning."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import optuna
+import pytest
+import yaml
+
+from linesweep.sweep.study import JOURNAL_NAME, open_storage
+
+
+def load_study(folder, name="linesweep"):
+    return optuna.load_study(study_name=name, storage=open_storage(str(folder / JOURNAL_NAME)))
+
+
+def trials_csv(folder):
+    return list(csv.DictReader((folder / "trials.csv").open()))
+
+
+def summary(folder, number):
+    return json.loads((folder / str(number) / "summary.json").read_text())
+
+
+def test_a_sweep_records_every_trial_in_its_folder_the_csv_and_the_study(
+    sweep_in_process, tmp_path
+):
+    sweep_in_process(
+        tmp_path,
+        "hydra.sweeper.n_trials=4",
+        "model.out_1=int(interval(1,4))",
+        "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+    )
+    study = load_study(tmp_path)
+    assert len(study.trials) == 4
+    rows = trials_csv(tmp_path)
+    assert [int(r["number"]) for r in rows] == [0, 1, 2, 3]
+    for trial, row in zip(study.trials, rows, strict=True):
+        job = summary(tmp_path, trial.number)
+        assert job["trial"] == {"number": trial.number, "study_name": "linesweep"}
+        assert row["state"] == "complete" == job["status"]
+        assert float(row["values.val_accuracy"]) == trial.value == job["objective"]["values"][0]
+        assert int(row["params.model.out_1"]) == trial.params["model.out_1"]
+        assert f"model.out_1={trial.params['model.out_1']}" in job["overrides"]
+        assert row["folder"] == str(tmp_path / str(trial.number)) and row["shape_check"] == "agree"
+        assert (tmp_path / str(trial.number) / ".hydra" / "config.yaml").exists()
+        assert (tmp_path / str(trial.number) / "shapes.yaml").exists()
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["best_value"] == study.best_value and results["best_params"] == study.best_params
+    assert results["counts"] == {"complete": 4}
+
+
+def test_rerunning_the_same_command_resumes_up_to_n_trials_in_total(sweep_in_process, tmp_path):
+    args = ["model.out_1=int(interval(1,4))"]
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", *args)
+    first = (tmp_path / "0" / "summary.json").read_text()
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", *args)  # nothing left to do
+    assert len(load_study(tmp_path).trials) == 2
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=3", *args)  # one more, numbered 2
+    study = load_study(tmp_path)
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert (tmp_path / "0" / "summary.json").read_text() == first  # nothing overwritten
+    assert summary(tmp_path, 2)["trial"]["number"] == 2
+
+
+def test_failed_infeasible_and_diverged_trials_are_recorded_and_the_sweep_goes_on(
+    sweep_in_process, tmp_path
+):
+    sweep_in_process(
+        tmp_path,
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.sampler.name=grid",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "optimizer=sgd",
+        "model.conv2.kernel_size=choice(2,12)",  # 12 cannot fit: infeasible
+        "optimizer.lr=choice(0.01,1e30)",  # 1e30 diverges
+    )
+    rows = {
+        (r["params.model.conv2.kernel_size"], r["params.optimizer.lr"]): r
+        for r in trials_csv(tmp_path)
+    }
+    assert rows[("2", "0.01")]["state"] == "complete"
+    assert rows[("2", "1e+30")]["state"] == "diverged"
+    assert "loss became" in rows[("2", "1e+30")]["error"]
+    for lr in ("0.01", "1e+30"):
+        infeasible = rows[("12", lr)]
+        assert infeasible["state"] == "infeasible" and infeasible["shape_check"] == "infeasible"
+        assert infeasible["error"].startswith("conv2: input 9x9 is smaller than the kernel 12x12")
+        assert summary(tmp_path, infeasible["number"])["status"] == "infeasible"
+        assert not (tmp_path / infeasible["number"] / "metrics.csv").exists()  # no training at all
+    study = load_study(tmp_path)
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 1
+
+
+def test_a_trial_that_raises_is_failed_with_its_message_and_the_traceback_in_its_log(
+    sweep_in_process, tmp_path
+):
+    sweep_in_process(
+        tmp_path,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.name=grid",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "data.p=choice(0.9,1.5)",
+    )
+    rows = {r["params.data.p"]: r for r in trials_csv(tmp_path)}
+    assert rows["0.9"]["state"] == "complete"
+    assert rows["1.5"]["state"] == "failed"
+    assert rows["1.5"]["error"] == "data.p=1.5 is not allowed: a probability in [0, 1]"
+    log = (tmp_path / rows["1.5"]["number"] / "train.log").read_text()
+    assert "Traceback" in log and "ConfigError" in log
+
+
+def test_the_sweep_stops_past_the_failure_rate_with_a_clear_message(
+    sweep_in_process, tmp_path, capfd
+):
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(
+            tmp_path,
+            "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.max_failure_rate=0.3",
+            "data.p=choice(1.5,2.5)",
+        )
+    assert stop.value.code == 2
+    output = "".join(capfd.readouterr())  # after a job, Hydra's logging owns the root logger
+    assert (
+        "sweep stopped: 2 of 6 trials failed, more than hydra.sweeper.max_failure_rate=0.3 allows"
+        in output
+    )
+    assert len(trials_csv(tmp_path)) == 2  # results written for what ran
+
+
+def test_pruning_stops_a_bad_trial_early_and_records_it(sweep_in_process, tmp_path):
+    sweep_in_process(
+        tmp_path,
+        "hydra.sweeper.n_trials=6",
+        "trainer.epochs=6",
+        "hydra.sweeper.pruner.name=median",
+        "hydra.sweeper.pruner.kwargs.n_startup_trials=1",
+        "hydra.sweeper.pruner.kwargs.n_warmup_steps=0",
+        "optimizer.lr=choice(0.03,0.000001)",
+        "model.out_1=choice(4)",
+    )
+    study = load_study(tmp_path)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, [t.params for t in study.trials]
+    for trial in pruned:
+        job = summary(tmp_path, trial.number)
+        assert job["status"] == "pruned" and job["epochs_run"] < 6
+        assert (
+            len(list(csv.DictReader((tmp_path / str(trial.number) / "metrics.csv").open())))
+            == job["epochs_run"]
+        )
+        assert sorted(trial.intermediate_values) == list(range(1, job["epochs_run"] + 1))
+        assert trial.params["optimizer.lr"] == 0.000001
+
+
+def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path):
+    sweep_in_process(
+        tmp_path,
+        "hydra.sweeper.n_trials=4",
+        "objective.metrics=[val_accuracy,n_params]",
+        "hydra.sweeper.direction=[maximize,minimize]",
+        "hydra.sweeper.pruner.name=none",
+        "hydra.sweeper.sampler.name=nsgaii",
+        "model.out_1=int(interval(1,6))",
+    )
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    study = load_study(tmp_path)
+    assert {s["number"] for s in results["solutions"]} == {t.number for t in study.best_trials}
+    assert (
+        "values.val_accuracy" in trials_csv(tmp_path)[0]
+        and "values.n_params" in trials_csv(tmp_path)[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "hydra.sweeper.sampler.name=tpee",
+            "hydra.sweeper.sampler.name=tpee is not allowed: one of tpe",
+        ),
+        ("hydra.sweeper.pruner.name=nope", "hydra.sweeper.pruner.name=nope is not allowed"),
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is not allowed: an integer >= 1"),
+        ("model.out_1=int(interval(5,2))", "model.out_1=int(interval(5,2)) is not allowed"),
+        ("optimizer.lr=tag(log,interval(0,1))", "a log scale needs low > 0"),
+        (
+            "hydra.sweeper.direction=[maximize,minimize]",
+            "hydra.sweeper.pruner.name=median is not allowed: none for a study with 2 objectives",
+        ),
+        (
+            "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/none",
+            "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/none is not allowed",
+        ),
+    ],
+)
+def test_bad_sweeper_input_exits_2_with_one_line_before_any_trial(
+    sweep_in_process, tmp_path, caplog, override, message
+):
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(tmp_path, override)
+    assert stop.value.code == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0]
+    assert not list(tmp_path.glob("[0-9]*"))  # no trial folder: nothing ran
+
+
+def test_directions_must_match_an_existing_study(sweep_in_process, tmp_path, capfd):
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=1")
+    with pytest.raises(SystemExit):
+        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=minimize")
+    output = "".join(capfd.readouterr())  # after a job, Hydra's logging owns the root logger
+    assert "the directions of the existing study 'linesweep': ['maximize']" in output
