@@ -71,3 +71,21 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: list[str])
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def ensure_writable_folder(folder: Path, key: str) -> None:
+    """Create `folder` and prove a file can be written there, or raise a ConfigError naming `key`.
+
+    Done before any work, so that a read-only disk or a typo costs nothing but a clear line.
+    """
+    from linesweep.errors import ConfigError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            key, str(folder), "a folder this process can write", err.strerror
+        ) from None

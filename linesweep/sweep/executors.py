@@ -17,7 +17,6 @@ sweeper.
 from __future__ import annotations
 
 import abc
-import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -182,23 +181,28 @@ class TaskReference:
         return obj
 
 
-def _exit_with_parent(alive: multiprocessing.connection.Connection) -> None:
-    """Block until the sweep process closes its end (or dies), then end this trial at once."""
-    with contextlib.suppress(EOFError, OSError):
-        alive.recv_bytes()
+def _exit_with_parent(alive: multiprocessing.connection.Connection, parent: int) -> None:
+    """End this trial at once when the sweep process goes away, however it went.
+
+    The sweep process closes its end of `alive` when it stops the trial; if it is killed, the
+    trial notices that its parent changed (forked siblings may still hold that pipe open).
+    """
+    while not alive.poll(0.2):
+        if os.getppid() != parent:
+            break
     os._exit(70)
 
 
 def _worker_main(
     results: multiprocessing.connection.Connection,
     alive: multiprocessing.connection.Connection,
-    job: tuple[HydraContext, DictConfig, TaskFunction | TaskReference, dict],
+    job: tuple[HydraContext, DictConfig, TaskFunction | TaskReference, dict, int],
 ) -> None:
     """Body of a trial process: run one Hydra job, send back its JobReturn."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep process decides about interrupts
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    threading.Thread(target=_exit_with_parent, args=(alive,), daemon=True).start()
-    hydra_context, config, task, singletons = job
+    hydra_context, config, task, singletons, parent = job
+    threading.Thread(target=_exit_with_parent, args=(alive, parent), daemon=True).start()
     setup_globals()
     # Resolvers are functions and do not pickle: this process has those its imports registered.
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
@@ -317,7 +321,11 @@ class ProcessExecutor(TrialExecutor):
         alive_recv, alive_send = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker_main,
-            args=(results_send, alive_recv, (self.hydra_context, config, self._task, singletons)),
+            args=(
+                results_send,
+                alive_recv,
+                (self.hydra_context, config, self._task, singletons, os.getpid()),
+            ),
             name=f"trial-{job.number}",
         )
         process.start()

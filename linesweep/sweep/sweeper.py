@@ -36,7 +36,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from linesweep.errors import ConfigError, LinesweepError
-from linesweep.records import read_json, write_json
+from linesweep.records import ensure_writable_folder, read_json, write_json
 from linesweep.sweep import coordination as co
 from linesweep.sweep.executors import (
     JobOutcome,
@@ -175,10 +175,10 @@ class Sweep:
                 )
                 self.n_trials = points
         self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
-        _check_writable(self.sweep_dir, "hydra.sweep.dir")
+        ensure_writable_folder(self.sweep_dir, "hydra.sweep.dir")
         self.storage_url = resolve_storage_url(s.storage, self.sweep_dir)
         if not is_database_url(self.storage_url):
-            _check_writable(Path(self.storage_url).parent, "hydra.sweeper.storage")
+            ensure_writable_folder(Path(self.storage_url).parent, "hydra.sweeper.storage")
             for note in (
                 clear_stale_lock(Path(self.storage_url), 30),
                 repair(Path(self.storage_url)),
@@ -453,18 +453,6 @@ def _counts(study: optuna.Study) -> dict[str, int]:
 def _quoted(text: str) -> str:
     """A string as a single-quoted value in Hydra's override grammar."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _check_writable(folder: Path, key: str) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(
-            key, str(folder), "a folder this process can write", f"{err.strerror}"
-        ) from None
 
 
 def _read_summary(folder: Path | None) -> dict | None:

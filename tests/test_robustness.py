@@ -1,0 +1,275 @@
+"""Robustness, in-process: odd objectives, unwritable folders, full disks, determinism, and any
+config a user can type either running or being refused with one clear line."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from hydra.core.config_store import ConfigStore
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from linesweep.errors import LinesweepError
+from linesweep.records import write_json
+from linesweep.sweep.study import JOURNAL_NAME, open_storage
+from linesweep.train import run
+from tests.conftest import TINY, run_cli
+
+# ------------------------------------------------------------------ objectives a job may return
+
+
+@dataclass
+class ObjectiveApp:
+    value: str = "good"
+
+
+RETURNS = {
+    "nan_value": math.nan,
+    "inf_value": math.inf,
+    "none_value": None,
+    "pair": (0.1, 0.2),
+    "text": "abc",
+    "good": 0.25,
+    "better": 0.75,
+}
+
+
+def objective_task(cfg):
+    return RETURNS[cfg.value]
+
+
+def test_nan_inf_none_or_wrong_arity_objectives_fail_with_a_reason(hydra_sweep_runner, tmp_path):
+    ConfigStore.instance().store(name="objective_app", node=ObjectiveApp)
+    sweep = hydra_sweep_runner(
+        calling_file=__file__,
+        calling_module=None,
+        task_function=objective_task,
+        config_path=None,
+        config_name="objective_app",
+        overrides=[
+            "hydra/sweeper=linesweep",
+            "hydra/sweeper/sampler=grid",
+            "hydra/sweeper/pruner=none",
+            "hydra.sweeper.n_trials=7",
+            "hydra.sweeper.max_failure_rate=1.0",
+            "value=choice(" + ",".join(RETURNS) + ")",
+        ],
+        temp_dir=tmp_path,
+    )
+    with sweep:
+        study = optuna.load_study(
+            study_name="linesweep", storage=open_storage(str(tmp_path / JOURNAL_NAME))
+        )
+        by_value = {t.params["value"]: t for t in study.trials}
+        assert by_value["better"].value == 0.75 and by_value["good"].value == 0.25
+        for name in ("nan_value", "inf_value", "none_value", "text", "pair"):
+            assert by_value[name].state == optuna.trial.TrialState.FAIL, name
+        errors = {
+            name: by_value[name].user_attrs["linesweep.error"]
+            for name in RETURNS
+            if name not in ("good", "better")
+        }
+        assert "non-finite or non-numeric objective: nan" in errors["nan_value"]
+        assert "objective: inf" in errors["inf_value"]
+        assert "objective: None" in errors["none_value"]
+        assert "objective: 'abc'" in errors["text"]
+        assert "returned 2 value(s) for 1 objective(s)" in errors["pair"]
+        results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+        assert results["best_value"] == 0.75 == study.best_value  # never a failed trial
+
+
+# ------------------------------------------------------------------ folders that cannot be written
+
+
+def test_a_sweep_folder_that_cannot_be_written_is_refused_before_any_trial(
+    sweep_in_process, tmp_path, capfd
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(blocker / "sweep", "hydra.sweeper.n_trials=1")
+    assert stop.value.code == 2
+    error = capfd.readouterr().err.strip()
+    assert error == (
+        f"error: hydra.sweep.dir={blocker / 'sweep'} is not allowed: "
+        "a folder this process can write; Not a directory"
+    )
+
+
+def test_a_storage_path_that_cannot_be_written_is_refused(sweep_in_process, tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit):
+        sweep_in_process(
+            tmp_path / "sweep",
+            "hydra.sweeper.n_trials=1",
+            f"hydra.sweeper.storage={blocker}/study.log",
+        )
+    assert (
+        f"hydra.sweeper.storage={blocker} is not allowed: a folder this process can write"
+        in caplog.text
+    )
+    assert not (tmp_path / "sweep" / "0").exists()
+
+
+def test_permission_denied_is_reported_with_the_path(
+    sweep_in_process, tmp_path, capfd, monkeypatch
+):
+    """As a non-root user would see it (the tests may run as root, so the OSError is simulated)."""
+    real_write = Path.write_bytes
+
+    def deny(self, data):
+        if self.name.startswith(".write-test"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", deny)
+    with pytest.raises(SystemExit):
+        sweep_in_process(tmp_path / "sweep", "hydra.sweeper.n_trials=1")
+    assert (
+        f"{tmp_path / 'sweep'} is not allowed: a folder this process can write; Permission denied"
+        in (capfd.readouterr().err)
+    )
+
+
+def test_a_full_disk_during_a_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    target = tmp_path / "summary.json"
+    write_json(target, {"status": "complete", "value": 0.9})
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="No space left"):
+        write_json(target, {"status": "complete", "value": 0.1})
+    assert json.loads(target.read_text()) == {"status": "complete", "value": 0.9}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no torn temporary left
+
+
+def test_sqlite_with_several_workers_warns_and_points_to_the_alternatives(
+    sweep_in_process, tmp_path, caplog
+):
+    sweep_in_process(
+        tmp_path / "sweep",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db",
+    )
+    assert "SQLite locks the whole database on every write" in caplog.text
+    assert "journal file" in caplog.text and "PostgreSQL" in caplog.text
+
+
+def test_the_slurm_launcher_config_composes_for_a_sweep(compose_config):
+    cfg = compose_config("hparams_search=channels_lr", "hydra/launcher=slurm", with_hydra=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.cpus_per_task == 1 and cfg.hydra.launcher.timeout_min > 0
+    assert cfg.hydra.sweeper._target_.endswith("LinesweepOptunaSweeper")
+
+
+# ------------------------------------------------------------------ determinism
+
+
+def test_a_run_is_reproduced_from_its_folder_alone(tmp_path):
+    """The folder's .hydra/config.yaml (seeds included) is all it takes to train the same model."""
+    done = run_cli("linesweep.train", *TINY, "seed=11", "model.out_1=3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (original,) = (tmp_path / "outputs" / "runs").glob("*/*")
+    run(OmegaConf.load(original / ".hydra" / "config.yaml"), tmp_path / "again")
+    first, second = (
+        json.loads((f / "summary.json").read_text()) for f in (original, tmp_path / "again")
+    )
+    assert first["seeds"] == second["seeds"] and first["seeds"]["base"] == 11
+    assert first["final"]["val_loss"] == second["final"]["val_loss"]
+    a, b = (torch.load(f / "model.pt", weights_only=True) for f in (original, tmp_path / "again"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_seeded_sweep_proposes_the_same_parameters_twice(sweep_in_process, tmp_path):
+    args = [
+        "hydra.sweeper.n_trials=5",
+        "model.out_1=int(interval(1,6))",
+        "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+    ]
+    sweep_in_process(tmp_path / "a", *args)
+    sweep_in_process(tmp_path / "b", *args)
+    a, b = (
+        optuna.load_study(
+            study_name="linesweep", storage=open_storage(str(tmp_path / n / JOURNAL_NAME))
+        )
+        for n in ("a", "b")
+    )
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.values for t in a.trials] == [t.values for t in b.trials]
+
+
+# ------------------------------------------------------------ any config: runs, or one clear line
+
+config_values = st.fixed_dictionaries(
+    {
+        "data.N_images": st.integers(-2, 60),
+        "data.image_size": st.integers(1, 16),
+        "data.line_length": st.integers(0, 12),
+        "data.line_width": st.integers(0, 5),
+        "data.offset": st.integers(-1, 4),
+        "data.p": st.floats(-0.5, 1.5, allow_nan=False),
+        "model.out_1": st.integers(-1, 5),
+        "model.conv1.kernel_size": st.integers(0, 8),
+        "model.pool1.stride": st.integers(0, 3),
+        "model.conv2.padding": st.integers(-1, 3),
+        "model.pool2.dilation": st.integers(0, 3),
+        "optimizer.lr": st.sampled_from([-1.0, 0.0, 1e-3, 0.1, 1e3, 1e30]),
+        "trainer.batch_size": st.integers(0, 40),
+    }
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=config_values)
+def test_any_config_either_runs_or_is_refused_with_one_line(
+    compose_config, tmp_path_factory, values
+):
+    overrides = [*TINY, "data.N_val_images=20", "trainer.epochs=1"] + [
+        f"{k}={v}" for k, v in values.items()
+    ]
+    folder = tmp_path_factory.mktemp("run")
+    try:
+        result = run(compose_config(*overrides), folder)
+    except LinesweepError as err:
+        message, subject = str(err), str(err).split(":")[0]
+        assert "\n" not in message
+        assert "=" in subject or subject in (
+            "conv1",
+            "pool1",
+            "conv2",
+            "pool2",
+        )  # key=value or layer
+        status = json.loads((folder / "summary.json").read_text())["status"]
+        assert status in ("failed", "infeasible")
+    else:
+        assert result.status in ("complete", "diverged")
+    text = (folder / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
