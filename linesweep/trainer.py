@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -113,13 +114,20 @@ def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, fl
     return total_loss / len(split), correct / len(split)
 
 
-def _progress_bar(enabled: bool | None, total: int):
-    show = sys.stderr.isatty() if enabled is None else enabled
-    if not show:
-        return contextlib.nullcontext(None)
+@contextlib.contextmanager
+def _progress_bar(enabled: bool | None, total: int) -> Iterator[Any]:
+    """A tqdm bar on an interactive terminal (log lines print above it), else None."""
+    if not (sys.stderr.isatty() if enabled is None else enabled):
+        yield None
+        return
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    return tqdm(total=total, unit="step", mininterval=0.25, leave=False, dynamic_ncols=True)
+    with (
+        logging_redirect_tqdm(),
+        tqdm(total=total, unit="step", mininterval=0.25, leave=False, dynamic_ncols=True) as bar,
+    ):
+        yield bar
 
 
 def fit(
