@@ -213,3 +213,17 @@ def test_directions_must_match_an_existing_study(sweep_in_process, tmp_path, cap
         sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=minimize")
     output = "".join(capfd.readouterr())  # after a job, Hydra's logging owns the root logger
     assert "the directions of the existing study 'linesweep': ['maximize']" in output
+
+
+def test_an_objective_running_against_the_study_direction_stops_the_sweep(
+    sweep_in_process, tmp_path, capfd
+):
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=3", "objective.metrics=[val_loss]")
+    assert stop.value.code == 2
+    output = "".join(capfd.readouterr())
+    assert (
+        "hydra.sweeper.direction=[maximize] is not allowed: the directions of objective.metrics=['val_loss']: ['minimize']; set hydra.sweeper.direction=minimize"
+        in output
+    )
+    assert len(load_study(tmp_path).trials) == 1  # stopped after the first trial said so

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class JobOutcome:
     duration_s: float
     died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
     traceback: str | None = None  # of the exception the job raised, if any
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TrialExecutor(abc.ABC):

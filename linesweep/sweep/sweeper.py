@@ -46,7 +46,7 @@ from linesweep.sweep.executors import (
     TrialJob,
 )
 from linesweep.sweep.journal import clear_stale_lock, repair
-from linesweep.sweep.results import finite, write_sweep_results
+from linesweep.sweep.results import counts, finite, write_sweep_results
 from linesweep.sweep.space import SearchSpace, parse_search_space
 from linesweep.sweep.study import (
     check_directions,
@@ -243,8 +243,8 @@ class Sweep:
                 break
             outcomes = self.executor.wait(timeout=s.heartbeat_s)
             for outcome in outcomes:
-                self._record(outcome)
-                stopping = stopping or self._failure_budget_exceeded()
+                mismatch = self._record(outcome)
+                stopping = stopping or mismatch or self._failure_budget_exceeded()
             batch = [o.job_return for o in outcomes if o.job_return is not None]
             if batch:
                 self.returns.append(batch)
@@ -315,7 +315,8 @@ class Sweep:
                 trial.set_user_attr(co.HEARTBEAT, now)
 
     # ------------------------------------------------------------------ results
-    def _record(self, outcome: JobOutcome) -> None:
+    def _record(self, outcome: JobOutcome) -> str | None:
+        """Tell the study how a trial ended; a reason to stop the sweep, if the trial shows one."""
         trial = self.running.pop(outcome.number)
         summary = _read_summary(outcome.output_dir)
         state, values, label, error = judge(outcome, summary, len(self.settings.directions))
@@ -361,6 +362,7 @@ class Sweep:
             f": {error}" if error and label != "pruned" else "",
         )
         self._write_results()
+        return _direction_mismatch(summary, self.settings.directions)
 
     def _failure_budget_exceeded(self) -> str | None:
         failed = [
@@ -398,7 +400,7 @@ class Sweep:
         log.error(
             "sweep interrupted by %s: %s; run the same command again to resume",
             signal.Signals(signum).name,
-            ", ".join(f"{k} {v}" for k, v in _counts(self.study).items()),
+            ", ".join(f"{k} {v}" for k, v in counts(self.study).items()),
         )
 
     def close(self) -> None:
@@ -444,10 +446,20 @@ def judge(
     return TrialState.COMPLETE, [float(v) for v in values], "complete", None
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
-    from linesweep.sweep.results import counts
-
-    return counts(study)
+def _direction_mismatch(summary: dict | None, directions: list[str]) -> str | None:
+    """A job whose objective runs the other way than the study would be optimised backwards."""
+    objective = (summary or {}).get("objective") or {}
+    declared = objective.get("directions")
+    if declared is None or declared == directions:
+        return None
+    return str(
+        ConfigError(
+            "hydra.sweeper.direction",
+            directions,
+            f"the directions of objective.metrics={objective.get('metrics')}: {declared}",
+            f"set hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
+        )
+    )
 
 
 def _quoted(text: str) -> str:
