@@ -223,7 +223,7 @@ def test_an_objective_running_against_the_study_direction_stops_the_sweep(
     assert stop.value.code == 2
     output = "".join(capfd.readouterr())
     assert (
-        "hydra.sweeper.direction=[maximize] is not allowed: the directions of objective.metrics=['val_loss']: ['minimize']; set hydra.sweeper.direction=minimize"
-        in output
-    )
+        "hydra.sweeper.direction=[maximize] is not allowed: the directions of "
+        "objective.metrics=['val_loss']: ['minimize']; set hydra.sweeper.direction=minimize"
+    ) in (output)
     assert len(load_study(tmp_path).trials) == 1  # stopped after the first trial said so
