@@ -1,0 +1,482 @@
+"""Compare the runs in output folders: one table, plots and an HTML report, with no server.
+
+    python -m linesweep.compare                            # the latest sweep or run in outputs/
+    python -m linesweep.compare outputs/sweeps/channels_lr # one sweep: writes into its compare/
+    python -m linesweep.compare outputs/                   # every run below outputs/
+    python -m linesweep.compare 'outputs/multirun/*/*' outputs/runs/2026-11-27/10-27-12-963291_10781
+    python -m linesweep.compare outputs/ --state complete,pruned --where model.out_2=4 --top 10
+    python -m linesweep.compare outputs/ --sort n_params --no-plots --out /tmp/comparison
+
+A run folder is any folder holding `.hydra/`, `summary.json`, `metrics.csv` or `shapes.yaml`:
+single runs, `-m` multiruns and Optuna sweeps alike (globs are expanded here too, so quote them or
+not). The table has one row per run: the config values that differ between the runs, the objective
+(`obj.<metric>`), the last epoch's validation accuracy and loss (`val_acc`, `val_loss`), the best
+epoch's accuracy (`best_acc`), parameters, epochs, wall time, state and folder. It is sorted by the
+objective, best first, printed, and written as table.csv and table.md next to plots/ and
+report.html (default folder: `<sweep>/compare/` for one sweep or multirun, else
+`outputs/compare/<timestamp>/`). A folder with a problem (no summary, a corrupt file, an older
+layout) gets one warning line on stderr and still its row, with its state; none is dropped.
+States: complete, pruned, diverged, failed, infeasible, interrupted, running, killed (running, but
+its process is gone), incomplete (no readable summary.json), unreadable (nothing parses).
+
+Exit status 0: compared; 2: no runs found, no run matches the filters, or a bad argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import glob
+import json
+import math
+import os
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from linesweep.objective import METRIC_DIRECTIONS
+from linesweep.records import atomic_write_text, write_csv
+from linesweep.runs import (
+    STATES,
+    Run,
+    SweepConfigs,
+    find_runs,
+    is_sweep,
+    natural_key,
+    parse_value,
+    read_run,
+    reproduce_command,
+)
+
+NOISE_PREFIXES = ("hydra.", "plots.")  # differ between runs without changing what they learn
+NOISE_KEYS = frozenset({"trainer.progress_bar"})
+# Fixed columns after the varying config keys and the objective; how each one ranks best first.
+FIXED_COLUMNS = ("val_acc", "best_acc", "val_loss", "n_params", "epochs", "wall_s", "state")
+COLUMN_DIRECTIONS = {
+    "val_acc": "maximize", "best_acc": "maximize", "val_loss": "minimize", "n_params": "minimize",
+}  # fmt: skip
+NOTE_WIDTH = 48  # the terminal clips notes (errors); the files keep them whole
+
+
+class UsageError(Exception):
+    """A bad argument or nothing to compare: one line on stderr, exit status 2."""
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def expand(arguments: Sequence[str]) -> list[Path]:
+    """The folders the arguments name, globs expanded; UsageError for one that names nothing."""
+    paths = []
+    for argument in arguments:
+        path = Path(argument).expanduser()
+        if path.exists():
+            paths.append(path)
+        elif any(c in argument for c in "*?["):
+            matches = sorted(glob.glob(os.path.expanduser(argument), recursive=True))
+            if not matches:
+                raise UsageError(f"no folder matches {argument!r}")
+            paths += [Path(m) for m in matches]
+        else:
+            raise UsageError(f"no such folder: {argument}")
+    return paths
+
+
+def latest(outputs: Path) -> Path:
+    """The most recently modified sweep, multirun or single run under `outputs`."""
+    candidates = [
+        p
+        for pattern in ("runs/*/*", "multirun/*/*", "sweeps/*")
+        for p in outputs.glob(pattern)
+        if p.is_dir()
+    ]
+    if not candidates:
+        raise UsageError(
+            f"no runs under {outputs}/ (runs/*/*, multirun/*/*, sweeps/*); "
+            "pass the folders to compare, e.g. python -m linesweep.compare path/to/outputs"
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+# ---------------------------------------------------------------- the table
+
+
+def objective_metrics(runs: Sequence[Run]) -> list[str]:
+    """Every objective metric of the runs, in the order they first appear."""
+    return list(dict.fromkeys(m for run in runs for m in run.objective))
+
+
+def varying_keys(runs: Sequence[Run]) -> list[str]:
+    """Config keys that every run with a config has, whose values are not all the same."""
+    configs = [run.config for run in runs if run.config is not None]
+    if len(configs) < 2:
+        return []
+    shared = [k for k in configs[0] if all(k in c for c in configs[1:])]
+    return [
+        key
+        for key in shared
+        if not key.startswith(NOISE_PREFIXES)
+        and key not in NOISE_KEYS
+        and len({json.dumps(c[key], sort_keys=True, default=str) for c in configs}) > 1
+    ]
+
+
+def columns_for(runs: Sequence[Run], varying: Sequence[str]) -> list[str]:
+    """rank, the varying config keys, the objective, the fixed columns, folder and note."""
+    objective = [f"obj.{m}" for m in objective_metrics(runs)]
+    return ["rank", *varying, *objective, *FIXED_COLUMNS, "folder", "note"]
+
+
+def direction_of(column: str) -> str | None:
+    """maximize/minimize for metric columns (so sorting puts the best first), None otherwise."""
+    if column.startswith("obj."):
+        return METRIC_DIRECTIONS.get(column[4:])
+    return COLUMN_DIRECTIONS.get(column)
+
+
+def _order_key(value: Any) -> tuple[int, Any]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, json.dumps(value, sort_keys=True, default=str))  # strings, booleans, lists
+
+
+def sort_runs(runs: Sequence[Run], columns: Sequence[str], descending: Sequence[bool]) -> list[Run]:
+    """Sort by each column in turn (ties fall to the next, then the folder); missing values last."""
+    ordered = sorted(runs, key=lambda run: natural_key(run.folder))
+    for column, down in reversed(list(zip(columns, descending, strict=True))):
+        present = [r for r in ordered if _usable(r.cell(column))]
+        absent = [r for r in ordered if not _usable(r.cell(column))]
+        present.sort(key=lambda r: _order_key(r.cell(column)), reverse=down)
+        ordered = present + absent
+    return ordered
+
+
+def _usable(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def rank_by_objective(runs: Sequence[Run]) -> list[Run]:
+    """Best objective first (each metric in its own direction); runs without a value last."""
+    columns = [f"obj.{m}" for m in objective_metrics(runs)]
+    return sort_runs(runs, columns, [direction_of(c) == "maximize" for c in columns])
+
+
+def best_run(runs: Sequence[Run]) -> Run | None:
+    """The run with the best objective, preferring complete runs to pruned or running ones."""
+    ranked = [
+        r for r in rank_by_objective(runs) if any(v is not None for v in r.objective.values())
+    ]
+    complete = [r for r in ranked if r.state == "complete"]
+    return (complete or ranked or [None])[0]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """`--where key=value`: the value is read as YAML, so 4, 0.01, true and [a,b] mean values."""
+
+    key: str
+    text: str
+
+    @property
+    def value(self) -> Any:
+        return parse_value(self.text)
+
+    def matches(self, run: Run) -> bool:
+        actual, wanted = run.cell(self.key), self.value
+        if actual is None:
+            return wanted is None
+        if isinstance(actual, bool) or isinstance(wanted, bool):
+            return actual == wanted
+        if isinstance(actual, (int, float)) and isinstance(wanted, (int, float)):
+            return math.isclose(actual, wanted, rel_tol=1e-9)
+        return actual == wanted or str(actual) == self.text
+
+
+def known_keys(runs: Sequence[Run]) -> list[str]:
+    keys = dict.fromkeys(columns_for(runs, []))
+    keys.update(dict.fromkeys(k for run in runs if run.config for k in run.config))
+    return list(keys)
+
+
+def _check_key(option: str, key: str, runs: Sequence[Run]) -> None:
+    keys = known_keys(runs)
+    if key not in keys:
+        close = difflib.get_close_matches(key, keys, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"{option}: no run has a column or config key {key!r}{hint}")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the options ask for: filters, an order, and how many rows to keep."""
+
+    where: tuple[Filter, ...] = ()
+    states: tuple[str, ...] = ()
+    sort: str | None = None
+    descending: bool | None = None  # None: best first for metrics, ascending for other columns
+    top: int | None = None
+
+
+def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
+    """Filter, sort and cut the runs as the options ask; UsageError names a bad key or state."""
+    for condition in selection.where:
+        _check_key("--where", condition.key, runs)
+    unknown = [s for s in selection.states if s not in STATES]
+    if unknown:
+        raise UsageError(f"--state: unknown state {unknown[0]!r}; states: {', '.join(STATES)}")
+    kept = [
+        run
+        for run in runs
+        if all(c.matches(run) for c in selection.where)
+        and (not selection.states or run.state in selection.states)
+    ]
+    if selection.sort is None:
+        columns = [f"obj.{m}" for m in objective_metrics(kept)]
+        best_first = [direction_of(c) == "maximize" for c in columns]
+        # --ascending/--descending set the first objective's order; the others follow its flip.
+        flip = bool(columns) and selection.descending not in (None, best_first[0])
+        ordered = sort_runs(kept, columns, [down != flip for down in best_first])
+    else:
+        _check_key("--sort", selection.sort, runs)
+        down = selection.descending
+        if down is None:
+            down = direction_of(selection.sort) == "maximize"
+        ordered = sort_runs(kept, [selection.sort], [down])
+    return ordered[: selection.top] if selection.top else ordered
+
+
+def table_rows(runs: Sequence[Run], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """One dict per run, raw values (None where a run lacks one), ranked in the given order."""
+    rows = []
+    for rank, run in enumerate(runs, start=1):
+        row = {column: run.cell(column) for column in columns}
+        row["rank"] = rank
+        rows.append(row)
+    return rows
+
+
+def format_value(value: Any) -> str:
+    """How a value reads in the terminal, Markdown and HTML tables (the CSV keeps every digit)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    values = [row[column] for row in rows if row[column] is not None]
+    return bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
+
+
+def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """An aligned plain-text table: numbers right-aligned, notes clipped to NOTE_WIDTH."""
+
+    def clip(text: str) -> str:
+        return text if len(text) <= NOTE_WIDTH else text[: NOTE_WIDTH - 1] + "…"
+
+    cells = [list(columns)] + [
+        [clip(format_value(row[c])) if c == "note" else format_value(row[c]) for c in columns]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    right = [_numeric(rows, c) for c in columns]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if r else cell.ljust(w)
+            for cell, w, r in zip(line, widths, right, strict=True)
+        ).rstrip()
+        for line in cells
+    )
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    def cell(value: Any) -> str:
+        return format_value(value).replace("|", "\\|").replace("\n", " ")
+
+    align = ["---:" if _numeric(rows, c) else ":---" for c in columns]
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def csv_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Lists as JSON (`["val_accuracy"]`), so that a spreadsheet cell reads back as one value."""
+    return [
+        {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+# ---------------------------------------------------------------- the command
+
+
+@dataclass
+class Comparison:
+    """All runs found, the ones the options kept (in order), and their table."""
+
+    runs: list[Run]
+    shown: list[Run]
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    varying: list[str]
+    best: Run | None
+
+    @property
+    def with_warnings(self) -> int:
+        return sum(1 for run in self.runs if run.warnings)
+
+    def count_line(self) -> str:
+        found = f"{len(self.runs)} runs ({self.with_warnings} with warnings)"
+        if len(self.shown) == len(self.runs):
+            return found
+        return f"{len(self.shown)} shown of {found}"
+
+    def state_counts(self) -> dict[str, int]:
+        return dict(Counter(run.state for run in self.runs).most_common())
+
+
+def compare(folders: Sequence[Path], selection: Selection = Selection()) -> Comparison:
+    """Read every run folder and build the table the options ask for."""
+    sweeps = SweepConfigs()
+    runs = [read_run(folder, sweeps) for folder in folders]
+    shown = select(runs, selection)
+    varying = varying_keys(shown)
+    columns = columns_for(shown, varying)
+    return Comparison(runs, shown, columns, table_rows(shown, columns), varying, best_run(shown))
+
+
+def default_out(paths: Sequence[Path]) -> Path:
+    """`<sweep>/compare` for one sweep or multirun folder; else a new outputs/compare/<time>."""
+    if len(paths) == 1 and is_sweep(paths[0]):
+        return paths[0] / "compare"
+    return Path("outputs", "compare", datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+
+
+def write_tables(out: Path, comparison: Comparison) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "table.csv", csv_rows(comparison.rows), comparison.columns)
+    atomic_write_text(out / "table.md", markdown_table(comparison.rows, comparison.columns))
+    return [out / "table.csv", out / "table.md"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see python -m linesweep.compare --help)")
+
+
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = _Parser(
+        prog="python -m linesweep.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="*", help="folders or globs (default: the latest in outputs/)"
+    )
+    parser.add_argument(
+        "--sort", metavar="COLUMN", help="a column or config key (default: the objective)"
+    )
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument(
+        "--ascending", dest="descending", action="store_false", default=None,
+        help="smallest first (default: best first for metrics, else ascending)",
+    )  # fmt: skip
+    order.add_argument("--descending", dest="descending", action="store_true", help="largest first")
+    parser.add_argument("--top", type=int, metavar="N", help="keep the first N rows")
+    parser.add_argument(
+        "--where", action="append", default=[], metavar="KEY=VALUE",
+        help="keep runs whose config key (or column) has this value; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--state", metavar="S[,S...]", help="keep runs in these states")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR",
+        help="where the files go (default: <sweep>/compare or outputs/compare/<time>)",
+    )  # fmt: skip
+    parser.add_argument("--no-plots", action="store_true", help="tables and report only")
+    parser.add_argument("--no-report", action="store_true", help="no report.html")
+    args = parser.parse_args(list(argv))
+    if args.top is not None and args.top < 1:
+        raise UsageError(f"--top {args.top}: give a number of rows >= 1")
+    return args
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    where = []
+    for text in args.where:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--where {text!r}: write KEY=VALUE, e.g. --where model.out_1=4")
+        where.append(Filter(key.strip(), value.strip()))
+    states = tuple(s.strip() for s in args.state.split(",") if s.strip()) if args.state else ()
+    return Selection(tuple(where), states, args.sort, args.descending, args.top)
+
+
+def run_command(argv: Sequence[str]) -> int:
+    """The command, minus the top-level error handling: print the table, write the files."""
+    args = parse_arguments(argv)
+    if args.paths:
+        paths = expand(args.paths)
+    else:
+        paths = [latest(Path("outputs"))]
+        print(f"comparing {paths[0]} (the latest under outputs/)", file=sys.stderr)
+    folders = find_runs(paths)
+    if not folders:
+        names = ", ".join(str(p) for p in paths)
+        raise UsageError(
+            f"no runs under {names} (a run folder holds .hydra/, summary.json, metrics.csv "
+            "or shapes.yaml)"
+        )
+    comparison = compare(folders, _selection(args))
+    for run in comparison.runs:
+        for warning in run.warnings:
+            print(f"warning: {run.folder}: {warning}", file=sys.stderr)
+    if not comparison.shown:
+        raise UsageError(f"no run matches the filters ({len(comparison.runs)} runs found)")
+
+    print(text_table(comparison.rows, comparison.columns))
+    print(comparison.count_line())
+    if comparison.best is not None:
+        print(f"best: {comparison.best.folder}")
+        print(f"  reproduce: {reproduce_command(comparison.best)}")
+
+    out = args.out if args.out is not None else default_out(paths)
+    written = write_tables(out, comparison)
+    plots: list[Path] = []
+    pictures: list[Path] = []
+    if not args.no_plots:
+        from linesweep import compare_plots  # matplotlib (and Optuna, torch) only when plotting
+
+        plots, pictures, problems = compare_plots.save_comparison_plots(comparison, out / "plots")
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+        written += plots + [p for p in pictures if p.is_relative_to(out)]  # not the run's own
+    if not args.no_report:
+        from linesweep import report
+
+        written.append(report.write_report(out / "report.html", comparison, plots, pictures))
+    print(f"wrote {out}/: " + ", ".join(str(p.relative_to(out)) for p in written))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit status 0 when compared, 2 with one line for a bad argument or no runs."""
+    try:
+        return run_command(sys.argv[1:] if argv is None else argv)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
