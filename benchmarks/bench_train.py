@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py            # 3 rounds of each, alternating; prints medians
     python benchmarks/bench_train.py --rounds 5
+    python benchmarks/bench_train.py --ablation     # what each of linesweep's changes buys
 
 (a) `notebook`: the notebook's code as written: a Python loop generating the images, a per-item
     Dataset and DataLoader (batch 10, validation batch 20), torch's default thread count, the
@@ -161,11 +162,84 @@ def linesweep_full_run() -> dict:
     }
 
 
+# ---------------------------------------------------------------- ablation: one change at a time
+ABLATION = (  # each row adds one of linesweep's changes to the rows above it
+    ("notebook loop (DataLoader, 2 threads, oneDNN, Adam's default)", None),
+    ("+ batches sliced from tensors", "slices"),
+    ("+ one thread", "one_thread"),
+    ("+ native convolution (oneDNN off)", "native"),
+    ("+ fused Adam", "fused"),
+    ("+ one flat parameter tensor", "flat"),
+    ("+ layers' forward called directly", "direct"),
+)
+
+
+def ablation_step_us(epochs: int = 3, **change: bool) -> float:
+    """Microseconds per training step of the notebook's model with some of linesweep's changes."""
+    from linesweep.config import ModelConfig
+    from linesweep.model import build_model
+    from linesweep.shapes import plan_cnn
+    from linesweep.trainer import flatten_parameters
+
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    if change.get("one_thread"):
+        torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = not change.get("native")
+    try:
+        data = NotebookData(N_images=N_TRAIN, train=True)
+        model = build_model(ModelConfig(), plan_cnn(ModelConfig(), 11), seed=4)
+        if not change.get("direct"):
+            model.__class__ = nn.Sequential  # the usual module calls, hooks bookkeeping included
+        params = [flatten_parameters(model)] if change.get("flat") else list(model.parameters())
+        optimizer = torch.optim.Adam(params, lr=0.001, fused=True if change.get("fused") else None)
+        criterion = nn.CrossEntropyLoss()
+        if change.get("slices"):
+            batches = list(zip(data.x.split(BATCH), data.y.split(BATCH), strict=True))
+        else:
+            batches = DataLoader(data, batch_size=BATCH)
+        start, steps = time.perf_counter(), 0
+        for _ in range(epochs):
+            for x, y in batches:
+                if change.get("flat"):
+                    params[0].grad.zero_()
+                else:
+                    optimizer.zero_grad()
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+        return (time.perf_counter() - start) / steps * 1e6
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
+
+
+def ablation(rounds: int) -> None:
+    print(f"ablation: microseconds per step, medians of {rounds} rounds of 3 epochs")
+    results: dict[str, list[float]] = {name: [] for name, _ in ABLATION}
+    for _ in range(rounds):
+        changes: dict[str, bool] = {}
+        for name, change in ABLATION:
+            if change:
+                changes[change] = True
+            results[name].append(ablation_step_us(**changes))
+    previous = None
+    for name, _ in ABLATION:
+        us = statistics.median(results[name])
+        delta = "" if previous is None else f"  ({us - previous:+5.0f})"
+        print(f"  {name:66s} {us:6.0f}{delta}")
+        previous = us
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant (default 3)")
+    parser.add_argument("--ablation", action="store_true", help="one change at a time, µs/step")
     args = parser.parse_args()
     logging.disable(logging.INFO)
+    if args.ablation:
+        ablation(args.rounds)
+        return
 
     # Warm-up: torch imports its compiler stack the first time any optimizer is built (~1 s).
     torch.optim.Adam(nn.Linear(1, 1).parameters())
