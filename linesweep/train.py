@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hydra
 import torch
@@ -46,10 +46,8 @@ from linesweep.objective import EpochMetrics, best_epoch, directions, objective_
 from linesweep.records import atomic_write_bytes, write_csv, write_json, write_yaml
 from linesweep.seeds import derive_seeds
 from linesweep.shapes import plan_cnn
+from linesweep.sweep.trial_link import TrialLink
 from linesweep.trainer import cpu_settings, fit, resolve_device, resolve_threads
-
-if TYPE_CHECKING:
-    from linesweep.sweep.trial_link import TrialLink
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +82,13 @@ class RunSummary:
         self.data.update(fields, status=status, finished_at=_now())
         self.data["wall_time_s"] = time.perf_counter() - self._start
         write_json(self.path, self.data)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a name
+        return None
 
 
 def _now() -> str:
@@ -196,7 +201,7 @@ def run(
         run_dir,
         overrides=overrides or [],
         trial=trial.describe() if trial is not None else None,
-        user=getpass.getuser(),
+        user=_user(),
         versions=versions(),
     )
     try:
@@ -208,15 +213,15 @@ def run(
     except LinesweepError as err:
         summary.finish("failed", error=str(err))
         raise
-    except KeyboardInterrupt:
-        summary.finish("interrupted", error="interrupted by the user (SIGINT)")
+    except KeyboardInterrupt as err:  # Ctrl-C, or a sweep stopping on SIGINT/SIGTERM
+        summary.finish("interrupted", error=f"interrupted by {err or 'SIGINT'}")
         raise
     except Exception as err:
         summary.finish("failed", error=f"{type(err).__name__}: {err}")
         raise
 
 
-register_configs()
+register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -224,7 +229,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    trial = _trial_from_environment()
+    trial = TrialLink.from_environment()  # set when linesweep's sweeper launched this run
     try:
         result = run(
             cfg,
@@ -246,12 +251,6 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
         if not multirun:
             sys.exit(3)
     return result.objective[0] if len(result.objective) == 1 else result.objective
-
-
-def _trial_from_environment() -> TrialLink | None:
-    from linesweep.sweep.trial_link import TrialLink
-
-    return TrialLink.from_environment()
 
 
 if __name__ == "__main__":

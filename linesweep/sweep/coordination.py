@@ -31,7 +31,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from linesweep.sweep.study import is_database_url
+from linesweep.sweep.study import database_url, is_database_url
+
+try:  # POSIX file locks: released by the kernel when the holder dies, so never stale
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +103,13 @@ class SlotLock:
             path = storage_url
         elif storage_url.startswith("sqlite:///"):
             path = storage_url[len("sqlite:///") :]
-        if path is not None:
+        if path is not None and fcntl is not None:
             self._file = open(f"{path}.slots.lock", "a+b")  # noqa: SIM115 - held for the sweep
         elif storage_url.startswith("postgresql"):
             import sqlalchemy
 
-            from linesweep.sweep.study import _database_url
-
             engine = sqlalchemy.create_engine(
-                _database_url(storage_url), poolclass=sqlalchemy.NullPool
+                database_url(storage_url), poolclass=sqlalchemy.NullPool
             )
             self._connection = engine.connect()
         else:
@@ -119,8 +122,6 @@ class SlotLock:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         if self._file is not None:
-            import fcntl  # POSIX; released by the kernel if the process dies
-
             fcntl.flock(self._file, fcntl.LOCK_EX)
             try:
                 yield

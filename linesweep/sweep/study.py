@@ -118,7 +118,7 @@ def resolve_storage_url(storage: str | None, sweep_dir: Path) -> str:
     return storage if is_database_url(storage) else str(Path(storage).expanduser().resolve())
 
 
-def _database_url(url: str) -> str:
+def database_url(url: str) -> str:
     """`postgresql://` means psycopg2 to SQLAlchemy; use psycopg 3 when only that is installed."""
     if (
         url.startswith("postgresql://")
@@ -139,7 +139,7 @@ def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseSto
             return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         for attempt in range(attempts):
             try:
-                return RDBStorage(_database_url(url), engine_kwargs={"pool_pre_ping": True})
+                return RDBStorage(database_url(url), engine_kwargs={"pool_pre_ping": True})
             except Exception as err:  # several workers creating the tables at the same instant
                 if attempt == attempts - 1 or "already exists" not in str(err):
                     raise
