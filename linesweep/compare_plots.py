@@ -12,7 +12,6 @@ saved. A plot that cannot be drawn is a one-line problem for the caller, never a
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import sys
@@ -26,7 +25,7 @@ from matplotlib.figure import Figure
 
 from linesweep.compare import format_value, objective_metrics
 from linesweep.objective import METRIC_DIRECTIONS
-from linesweep.records import atomic_write_bytes
+from linesweep.records import save_figure
 from linesweep.runs import load_yaml, unflatten
 
 if TYPE_CHECKING:
@@ -39,13 +38,6 @@ DPI = 100
 RUN_PICTURES = ("kernels_conv1.png", "kernels_conv2.png", "feature_maps.png")
 PICTURES = (*RUN_PICTURES, "flattened_activations.png")  # the best run's, for the report
 STATE_COLOURS = {"complete": "tab:blue", "pruned": "tab:orange"}  # every other state: grey
-
-
-def save_png(fig: Figure, path: Path) -> None:
-    # linesweep.plots.save_figure does the same, but importing it loads torch (2 s) for nothing.
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def short_names(keys: Sequence[str]) -> dict[str, str]:
@@ -268,7 +260,7 @@ def study_plots(
                 axes = draw()
                 fig = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
                 try:
-                    save_png(fig, path)
+                    save_figure(fig, path, DPI)
                 finally:
                     plt.close(fig)
         except Exception as err:  # e.g. a study with one complete trial has no importances
@@ -326,7 +318,7 @@ def _draw_pictures(run: Run, out: Path) -> list[Path]:
     paths = []
     for name, fig in figures.items():
         paths.append(out / f"best_{name}")
-        save_png(fig, paths[-1])
+        save_figure(fig, paths[-1], DPI)
     return paths
 
 
@@ -344,7 +336,7 @@ def save_comparison_plots(
     written = []
     for name, fig in figures.items():
         if fig is not None:
-            save_png(fig, out / name)
+            save_figure(fig, out / name, DPI)
             written.append(out / name)
     problems, stems = [], set()
     for sweep in sorted({run.sweep for run in runs if run.sweep is not None}):

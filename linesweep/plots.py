@@ -6,7 +6,6 @@ is safe in worker processes and leaves the caller's matplotlib setup alone.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,15 +19,9 @@ from linesweep.config import PlotsConfig
 from linesweep.data import CLASS_NAMES, Split
 from linesweep.model import layer_outputs
 from linesweep.objective import EpochMetrics
-from linesweep.records import atomic_write_bytes
+from linesweep.records import save_figure
 
 MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
-
-
-def save_figure(fig: Figure, path: Path, dpi: int) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _bare(ax: Axes) -> None:

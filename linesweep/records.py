@@ -69,6 +69,13 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: list[str])
     atomic_write_text(path, buffer.getvalue())
 
 
+def save_figure(fig: Any, path: Path, dpi: int) -> None:
+    """A matplotlib figure as a PNG file, written atomically like every other result."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
