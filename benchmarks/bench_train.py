@@ -7,8 +7,9 @@
 (a) `notebook`: the notebook's code as written: a Python loop generating the images, a per-item
     Dataset and DataLoader (batch 10, validation batch 20), torch's default thread count, the
     default (oneDNN) convolution and Adam's default implementation.
-(b) `linesweep`: the same experiment (the notebook's data, model, Adam lr 0.001, batch 10, 10
-    epochs) through linesweep's data generator and trainer.
+(b) `linesweep`: the same experiment (`experiment=notebook`: the notebook's data, model, Adam
+    lr 0.001, batch 10, 10 epochs, images in class order) through linesweep's data generator
+    and trainer.
 (c) `linesweep run`: (b) plus everything a run writes (summary, metrics, shapes, weights), plots
     off, through `linesweep.train.run`.
 A "run" is data generation + training + per-epoch validation. The printed ratio is the median
@@ -120,7 +121,8 @@ def linesweep_trainer_run() -> dict:
 
     start = time.perf_counter()
     seeds = derive_seeds(4)
-    trainer = TrainerConfig(epochs=EPOCHS, batch_size=BATCH, progress_bar=False)
+    # experiment=notebook: the notebook's settings, training images in class order as it had them
+    trainer = TrainerConfig(epochs=EPOCHS, batch_size=BATCH, shuffle=False, progress_bar=False)
     with cpu_settings(resolve_threads(None)):
         train, val = make_splits(
             DataConfig(N_images=N_TRAIN, N_val_images=N_VAL), seeds.train_data, seeds.val_data
@@ -150,7 +152,8 @@ def linesweep_full_run() -> dict:
     register_configs()
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("train", overrides=["plots=none", "trainer.progress_bar=false"])
+        overrides = ["experiment=notebook", "plots=none", "trainer.progress_bar=false"]
+        cfg = compose("train", overrides=overrides)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         result = run(cfg, Path(folder))

@@ -7,6 +7,7 @@ import errno
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,3 +274,46 @@ def test_any_config_either_runs_or_is_refused_with_one_line(
         assert result.status in ("complete", "diverged")
     text = (folder / "summary.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
+
+
+# ------------------------------------------------------------------ workers on other machines
+
+
+def test_a_trial_of_another_host_is_reaped_only_once_its_heartbeat_is_stale(tmp_path):
+    from linesweep.sweep.coordination import HEARTBEAT, OWNER, RETRY_OF, reap_abandoned
+
+    storage = open_storage(str(tmp_path / JOURNAL_NAME))
+    study = optuna.create_study(storage=storage, study_name="remote")
+    elsewhere = {"host": "another-machine", "pid": 1, "start": None}
+    fresh, stale = study.ask({"x": optuna.distributions.IntDistribution(1, 9)}), study.ask()
+    for trial, beat in ((fresh, time.time()), (stale, time.time() - 600)):
+        trial.set_user_attr(OWNER, elsewhere)
+        trial.set_user_attr(HEARTBEAT, beat)
+    reaped = reap_abandoned(storage, study, stale_after_s=120)
+    assert [t.number for t in reaped] == [stale.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[fresh.number] == optuna.trial.TrialState.RUNNING  # alive elsewhere: left alone
+    assert states[stale.number] == optuna.trial.TrialState.FAIL
+    retry = [t for t in study.get_trials() if t.user_attrs.get(RETRY_OF) == stale.number]
+    assert len(retry) == 1 and retry[0].state == optuna.trial.TrialState.WAITING
+    assert reap_abandoned(storage, study, stale_after_s=120) == []  # reaping is done once
+
+
+@pytest.mark.slow
+def test_trials_run_through_a_hydra_launcher_plugin(sweep_in_process, tmp_path):
+    sweep_in_process(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.sweeper.executor=process",  # a launcher plugin takes precedence over it
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
+        "model.out_1=int(interval(1,4))",
+    )
+    study = optuna.load_study(
+        study_name="linesweep", storage=open_storage(str(tmp_path / JOURNAL_NAME))
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for trial in study.trials:
+        summary = json.loads((tmp_path / str(trial.number) / "summary.json").read_text())
+        assert summary["trial"]["number"] == trial.number
+        assert summary["pid"] != os.getpid()  # trained in joblib's worker processes
