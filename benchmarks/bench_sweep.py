@@ -5,7 +5,7 @@
 
 pruning   30-trial TPE study of `hparams_search=channels_lr` (the harder experiment), with its
           median pruner and with `hydra.sweeper.pruner.name=none`: epochs trained, best accuracy.
-parallel  8 identical trials of the harder experiment with n_jobs=2 and with n_jobs=1: wall time.
+parallel  8 identical trials of the notebook's experiment with n_jobs=2 and with n_jobs=1.
 whole     20 trials of the notebook's experiment searching out_1, out_2 and lr, end to end:
           (a) the way Hydra's published Optuna plugin runs them, written out as a plain loop: TPE
               asks 2 trials, both train in parallel processes with the notebook's loop (DataLoader,

@@ -360,7 +360,20 @@ def default_out(paths: Sequence[Path]) -> Path:
     """`<sweep>/compare` for one sweep or multirun folder; else a new outputs/compare/<time>."""
     if len(paths) == 1 and is_sweep(paths[0]):
         return paths[0] / "compare"
-    return Path("outputs", "compare", datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+    # Microseconds and the pid, like run folders: two comparisons never share a folder.
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    return Path("outputs", "compare", f"{stamp}_{os.getpid()}")
+
+
+OUTPUT_FILES = ("table.csv", "table.md", "report.html")
+
+
+def clear_previous(out: Path) -> None:
+    """Remove what an earlier comparison left in `out`, so no file describes other runs."""
+    for name in OUTPUT_FILES:
+        (out / name).unlink(missing_ok=True)
+    for picture in (out / "plots").glob("*.png"):
+        picture.unlink()
 
 
 def write_tables(out: Path, comparison: Comparison) -> list[Path]:
@@ -451,7 +464,11 @@ def run_command(argv: Sequence[str]) -> int:
         print(f"  reproduce: {reproduce_command(comparison.best)}")
 
     out = args.out if args.out is not None else default_out(paths)
-    written = write_tables(out, comparison)
+    try:
+        clear_previous(out)
+        written = write_tables(out, comparison)
+    except OSError as err:
+        raise UsageError(f"cannot write the comparison into {out}: {err.strerror}") from None
     plots: list[Path] = []
     pictures: list[Path] = []
     if not args.no_plots:

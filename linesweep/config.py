@@ -149,6 +149,19 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("linesweep.pid"):
         # Part of run-folder names: two runs started in the same microsecond still differ.
         OmegaConf.register_new_resolver("linesweep.pid", os.getpid, use_cache=True)
+    if not OmegaConf.has_resolver("linesweep.sweep_dir"):
+        OmegaConf.register_new_resolver("linesweep.sweep_dir", sweep_dir)
+
+
+def sweep_dir(sweeper: str, study_name: str, stamp: str) -> str:
+    """Where a -m run goes: an Optuna study's own folder, or a new folder for a basic multirun.
+
+    A study's folder is named after it, so that re-running the same command finds the study
+    again (resume), and several workers started with the same command share it.
+    """
+    if sweeper.endswith("LinesweepOptunaSweeper"):
+        return f"outputs/sweeps/{study_name}"
+    return f"outputs/multirun/{stamp}"
 
 
 def to_train_config(cfg: DictConfig) -> TrainConfig:

@@ -36,6 +36,8 @@ def _show(value: Any) -> str:
     """Render a value the way the user would type it on the command line."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_show(v) for v in value) + "]"
     return repr(value)

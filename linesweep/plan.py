@@ -6,7 +6,8 @@
 
 Takes the same overrides as `python -m linesweep.train`, composes the same config, prints every
 layer's input and output shape and parameter count, and checks them against a real forward pass
-of one blank image. Exit status 0: feasible and checked; 2: bad config or impossible architecture.
+of one blank image. Exit status 0: feasible and checked; 2: bad config or impossible architecture;
+1: the plan disagrees with torch (a bug in linesweep).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from linesweep.shapes import plan_cnn
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
-def describe(overrides: Sequence[str]) -> str:
-    """The plan and its check for a composed config, as text; raises LinesweepError."""
+def describe(overrides: Sequence[str]) -> tuple[str, bool]:
+    """The plan and its check for a composed config, as text, and whether torch agrees."""
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="plan"):
         cfg = to_train_config(compose(config_name="train", overrides=list(overrides)))
@@ -40,7 +41,8 @@ def describe(overrides: Sequence[str]) -> str:
         if check.agrees
         else "DISAGREES with a forward pass: " + "; ".join(check.mismatches())
     )
-    return f"{plan.table()}\n\nlinear layer input: {plan.flat_features} features\n{verdict}"
+    text = f"{plan.table()}\n\nlinear layer input: {plan.flat_features} features\n{verdict}"
+    return text, check.agrees
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,11 +51,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__)
         return 0
     try:
-        print(describe(args))
+        text, agrees = describe(args)
     except (LinesweepError, HydraException, OmegaConfBaseException) as err:
-        print(f"error: {' '.join(str(err).splitlines()[:2])}", file=sys.stderr)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
-    return 0
+    print(text)
+    return 0 if agrees else 1  # a disagreement is a bug in linesweep's arithmetic
+
+
+def _one_line(err: BaseException) -> str:
+    """The error and, for Hydra's composition errors, the reason it wraps (the wrong value)."""
+    lines = str(err).splitlines()[:2]
+    cause = err.__cause__
+    if cause is not None and str(cause).splitlines():
+        lines.append(str(cause).splitlines()[0])
+    return " ".join(dict.fromkeys(line.strip() for line in lines if line.strip()))
 
 
 if __name__ == "__main__":

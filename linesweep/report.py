@@ -130,7 +130,7 @@ def best_section(comparison: Comparison, pictures: Sequence[Path]) -> str:
     best = comparison.best
     if best is None:
         return "<h2>Best run</h2><p>No run has an objective value.</p>"
-    objective = ", ".join(f"{m} = {e(v)}" for m, v in best.objective.items())
+    objective = ", ".join(f"{e(m)} = {e(v)}" for m, v in best.objective.items())
     facts = {
         "objective": objective,
         "state": e(best.state),

@@ -16,13 +16,14 @@ import math
 import os
 import re
 import shlex
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from linesweep.processes import alive_here
 
 RUN_MARKERS = frozenset({".hydra", "summary.json", "metrics.csv", "shapes.yaml"})
 STATES = (
@@ -217,7 +218,7 @@ def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
     else:
         run.state = status
     run.note = summary.get("error") or summary.get("reason")
-    if run.state == "running" and _process_gone(summary):
+    if run.state == "running" and alive_here(summary) is False:  # other hosts: not knowable
         run.state = "killed"
         run.note = f"process {summary.get('pid')} on {summary.get('host')} is gone"
     if isinstance(summary.get("final"), dict):
@@ -245,20 +246,6 @@ def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
             "summary.json has no objective (older layout): ranked by its last epoch's "
             + ", ".join(metrics)
         )
-
-
-def _process_gone(summary: Mapping[str, Any]) -> bool:
-    """A `running` run whose process has died on this host was killed (no other host is checked)."""
-    pid = summary.get("pid")
-    if summary.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
 
 
 def _read_metrics(run: Run) -> list[dict[str, float]]:

@@ -20,9 +20,7 @@ import importlib.metadata
 import io
 import logging
 import math
-import os
 import platform
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -43,6 +41,7 @@ from linesweep.data import make_splits
 from linesweep.errors import InfeasibleArchitecture, LinesweepError
 from linesweep.model import build_model, check_plan
 from linesweep.objective import EpochMetrics, best_epoch, directions, objective_values
+from linesweep.processes import this_process
 from linesweep.records import atomic_write_bytes, write_csv, write_json, write_yaml
 from linesweep.seeds import derive_seeds
 from linesweep.shapes import plan_cnn
@@ -71,8 +70,7 @@ class RunSummary:
             "status": "running",
             "error": None,
             "started_at": _now(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
+            **this_process(),  # host, pid, pid_start: so a `running` run can be told alive or dead
             **fields,
         }
         self._start = time.perf_counter()
@@ -239,8 +237,12 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
         )
     except LinesweepError as err:
         log.error("%s", err)
+        if trial is not None:
+            raise  # linesweep's sweeper records the reason and moves on
         if multirun:
-            raise  # the sweeper records it and moves on
+            return (
+                math.nan
+            )  # Hydra's basic sweeper would stop at an exception; summary.json says why
         sys.exit(2)
     if result.status == "pruned":
         from optuna import TrialPruned

@@ -190,11 +190,10 @@ def fit(
                 epoch, cfg.epochs, cost, val_loss, val_accuracy, row.epoch_s,
             )  # fmt: skip
 
+            prune = on_epoch_end is not None and on_epoch_end(history)  # records every epoch
             if not (math.isfinite(cost) and math.isfinite(val_loss)):
-                reason = (
-                    f"loss became {cost if not math.isfinite(cost) else val_loss} at epoch {epoch}"
-                )
-                return FitOutcome(history, "diverged", reason)
-            if on_epoch_end is not None and on_epoch_end(history):
+                bad = cost if not math.isfinite(cost) else val_loss
+                return FitOutcome(history, "diverged", f"loss became {bad} at epoch {epoch}")
+            if prune:
                 return FitOutcome(history, "pruned", f"pruned after epoch {epoch}")
     return FitOutcome(history, "complete")

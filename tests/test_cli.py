@@ -84,8 +84,10 @@ def test_basic_multirun_gives_each_job_its_own_folder(tmp_path):
     assert channels == {1, 2}
 
 
-def test_two_runs_started_in_the_same_instant_never_share_a_folder(tmp_path):
-    command = [sys.executable, "-m", "linesweep.train", *TINY]
+def test_two_runs_with_the_same_time_stamp_never_share_a_folder(tmp_path):
+    """The folder name ends in the process id: even an identical clock reading gives two folders."""
+    same_time = "hydra.run.dir=outputs/runs/2026-01-01/00-00-00-000000_${linesweep.pid:}"
+    command = [sys.executable, "-m", "linesweep.train", *TINY, same_time]
     procs = [
         subprocess.Popen(
             command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -95,8 +97,9 @@ def test_two_runs_started_in_the_same_instant_never_share_a_folder(tmp_path):
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     folders = run_folders(tmp_path)
     assert len(folders) == 2
-    pids = {json.loads((f / "summary.json").read_text())["pid"] for f in folders}
-    assert len(pids) == 2
+    for folder in folders:  # each folder holds one whole run, not a mix of two
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["status"] == "complete" and folder.name.endswith(f"_{summary['pid']}")
 
 
 def test_plan_command_prints_the_plan_or_refuses(tmp_path):

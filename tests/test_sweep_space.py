@@ -17,7 +17,7 @@ from optuna.samplers import (
 )
 
 from linesweep.errors import ConfigError
-from linesweep.sweep.space import format_value, parse_search_space
+from linesweep.sweep.space import override_value, parse_search_space
 from linesweep.sweep.study import check_directions, make_pruner, make_sampler, open_storage
 
 
@@ -39,6 +39,7 @@ def dist(expression: str):
         ("tag(log,interval(1e-4,1e-1))", FloatDistribution(1e-4, 1e-1, log=True)),
         ("tag(log,int(interval(1,64)))", IntDistribution(1, 64, log=True)),
         ("tag(log,range(1,9))", IntDistribution(1, 8, log=True)),
+        ("range(5,2,-1)", IntDistribution(3, 5)),  # the same values, counted down
     ],
 )
 def test_every_sweep_form_becomes_an_optuna_distribution(expression, expected):
@@ -70,7 +71,7 @@ def test_sampled_values_round_trip_through_the_override_grammar():
         o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(overrides)
     }
     assert parsed == {"a": "two words", "b": 1.2345e-05, "c": False}
-    assert format_value(None) == "null"
+    assert override_value(None) == "null"
 
 
 def test_grid_enumerates_ranges_and_choices_and_refuses_continuous_values():
@@ -167,3 +168,12 @@ def test_a_storage_that_cannot_be_opened_is_a_one_line_error(tmp_path):
         match=r"^hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/none .*it failed with",
     ):
         open_storage("postgresql://nobody@127.0.0.1:1/none", attempts=1)
+
+
+def test_the_config_groups_offer_exactly_the_samplers_and_pruners_the_sweeper_builds():
+    # Listed twice on purpose: Hydra imports the plugin's config at every start, without Optuna.
+    from hydra_plugins.linesweep_optuna_sweeper import config as plugin
+    from linesweep.sweep import study
+
+    assert set(plugin.SAMPLERS) == set(study.SAMPLERS)
+    assert set(plugin.PRUNERS) == set(study.PRUNERS)

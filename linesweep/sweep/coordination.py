@@ -19,11 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -31,6 +28,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from linesweep.processes import alive_here
 from linesweep.sweep.study import database_url, is_database_url
 
 try:  # POSIX file locks: released by the kernel when the holder dies, so never stale
@@ -48,37 +46,13 @@ FOLDER = "linesweep.folder"
 RETRY_OF = "linesweep.retry_of"
 
 
-def process_start_time(pid: int) -> str | None:
-    """When `pid` started (Linux: clock ticks since boot), to tell a reused pid from its owner."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the name
-
-
-def this_process() -> dict[str, Any]:
-    return {
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "start": process_start_time(os.getpid()),
-    }
-
-
 def owner_alive(
     owner: dict[str, Any] | None, heartbeat: float | None, stale_after_s: float
 ) -> bool:
     """Whether the process that owns a RUNNING trial is still there."""
-    if owner and owner.get("host") == socket.gethostname():
-        pid = int(owner["pid"])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # alive, owned by another user
-        start = owner.get("start")
-        return start is None or process_start_time(pid) in (None, start)
+    here = alive_here(owner) if owner else None
+    if here is not None:
+        return here
     return heartbeat is not None and time.time() - heartbeat <= stale_after_s
 
 

@@ -11,7 +11,8 @@
 
 Both speak the same small interface (`submit`, `wait`, `interrupt`), so an executor that trains
 several trials inside one process, as one batched model, can be added without touching the
-sweeper.
+sweeper. `wait` hands each finished job to the sweeper's callback inside `deferred()`: a signal
+cannot fall between collecting a trial and recording it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.basecontainer import BaseContainer
+
+from linesweep.sweep.interrupts import deferred, reset_in_child
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,9 @@ class JobOutcome:
     traceback: str | None = None  # of the exception the job raised, if any
 
 
+OutcomeHandler = Callable[[JobOutcome], None]
+
+
 class TrialExecutor(abc.ABC):
     """Runs trial jobs; `capacity` of them may be in flight at once."""
 
@@ -72,8 +79,8 @@ class TrialExecutor(abc.ABC):
         """Numbers of the submitted jobs without an outcome yet."""
 
     @abc.abstractmethod
-    def wait(self, timeout: float) -> list[JobOutcome]:
-        """Outcomes that arrive within `timeout` seconds (possibly none)."""
+    def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
+        """Pass every job that finishes within `timeout` seconds to `on_outcome`."""
 
     @abc.abstractmethod
     def interrupt(self) -> list[JobOutcome]:
@@ -94,10 +101,17 @@ def output_dir_of(job_return: JobReturn | None) -> Path | None:
 
 
 class LauncherExecutor(TrialExecutor):
-    """Batches of up to `capacity` jobs through Hydra's launcher (blocking per batch)."""
+    """Batches of up to `capacity` jobs through Hydra's launcher (blocking per batch).
 
-    def __init__(self, launcher: Launcher, capacity: int) -> None:
+    A batch may run for a long time (a SLURM queue): `heartbeat` is called from a helper thread
+    every `heartbeat_s` meanwhile, so that other workers do not take its trials for dead.
+    """
+
+    def __init__(
+        self, launcher: Launcher, capacity: int, heartbeat: Callable[[], None], heartbeat_s: float
+    ) -> None:
         self.launcher, self.capacity = launcher, capacity
+        self._heartbeat, self._heartbeat_s = heartbeat, heartbeat_s
         self._pending: list[TrialJob] = []
 
     def submit(self, job: TrialJob) -> None:
@@ -106,30 +120,34 @@ class LauncherExecutor(TrialExecutor):
     def running(self) -> list[int]:
         return [job.number for job in self._pending]
 
-    def wait(self, timeout: float) -> list[JobOutcome]:
-        batch, self._pending = self._pending, []
+    def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
+        batch = self._pending
         if not batch:
-            return []
+            return
         start = time.perf_counter()
-        returns = self.launcher.launch(
-            [list(j.overrides) for j in batch], initial_job_idx=batch[0].number
-        )
-        duration = (time.perf_counter() - start) / len(batch)
-        outcomes = []
-        for job, ret in zip(batch, returns, strict=True):
-            error = ret._return_value if ret.status == JobStatus.FAILED else None
-            outcomes.append(
-                JobOutcome(
-                    number=job.number,
-                    job_return=ret,
-                    output_dir=output_dir_of(ret),
-                    duration_s=duration,
-                    traceback=_format_exception(error)
-                    if isinstance(error, BaseException)
-                    else None,
-                )
+        done = threading.Event()
+        beating = threading.Thread(target=self._beat_until, args=(done,), daemon=True)
+        beating.start()
+        try:
+            returns = self.launcher.launch(
+                [list(j.overrides) for j in batch], initial_job_idx=batch[0].number
             )
-        return outcomes
+        finally:
+            done.set()
+            beating.join()
+        duration = (time.perf_counter() - start) / len(batch)
+        with deferred():
+            self._pending = []
+            for job, ret in zip(batch, returns, strict=True):
+                error = ret._return_value if ret.status == JobStatus.FAILED else None
+                trace = _format_exception(error) if isinstance(error, BaseException) else None
+                on_outcome(
+                    JobOutcome(job.number, ret, output_dir_of(ret), duration, traceback=trace)
+                )
+
+    def _beat_until(self, done: threading.Event) -> None:
+        while not done.wait(self._heartbeat_s):
+            self._heartbeat()
 
     def interrupt(self) -> list[JobOutcome]:
         interrupted = [
@@ -198,8 +216,7 @@ def _worker_main(
     job: tuple[HydraContext, DictConfig, TaskFunction | TaskReference, dict, int],
 ) -> None:
     """Body of a trial process: run one Hydra job, send back its JobReturn."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the sweep process decides about interrupts
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    reset_in_child()  # the sweep process decides about interrupts
     hydra_context, config, task, singletons, parent = job
     threading.Thread(target=_exit_with_parent, args=(alive, parent), daemon=True).start()
     setup_globals()
@@ -337,18 +354,17 @@ class ProcessExecutor(TrialExecutor):
     def running(self) -> list[int]:
         return list(self._running)
 
-    def wait(self, timeout: float) -> list[JobOutcome]:
+    def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
         if not self._running:
-            return []
+            return
         by_handle: dict[Any, _Running] = {}
         for run in self._running.values():
             by_handle[run.results] = run
             by_handle[run.process.sentinel] = run
         ready = multiprocessing.connection.wait(list(by_handle), timeout=timeout)
-        outcomes = []
         for run in {id(by_handle[h]): by_handle[h] for h in ready}.values():
-            outcomes.append(self._collect(run))
-        return outcomes
+            with deferred():  # collected and recorded as one step
+                on_outcome(self._collect(run))
 
     def _collect(self, run: _Running) -> JobOutcome:
         job_return, trace, died = None, None, None
@@ -358,10 +374,10 @@ class ProcessExecutor(TrialExecutor):
         except (EOFError, OSError):
             pass
         run.process.join(timeout=10 if job_return is not None else 1)
+        if run.process.is_alive():  # reported and hung, or silent and hung: it is done either way
+            run.process.kill()
+            run.process.join()
         if job_return is None:
-            if run.process.is_alive():
-                run.process.kill()
-                run.process.join()
             died = _signal_name(run.process.exitcode)
         self._finish(run)
         return JobOutcome(

@@ -12,6 +12,7 @@ Both are checked before a sweep touches the study:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shutil
@@ -19,7 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+from optuna.storages.journal import JournalFileSymlinkLock
+
 from linesweep.errors import LinesweepError
+from linesweep.records import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +70,11 @@ def repair(path: Path) -> str | None:
 
 def keep_records(path: Path, count: int) -> Path:
     """Keep only the first `count` records of the journal; returns the backup's path."""
+    records = [line for line in path.read_bytes().split(b"\n") if line]
+    if not 0 <= count <= len(records):
+        raise CorruptJournal(f"--keep {count}: {path} holds {len(records)} records")
     backup = _backup(path)
-    lines = path.read_bytes().split(b"\n")
-    path.write_bytes(b"".join(line + b"\n" for line in lines[:count]))
+    atomic_write_bytes(path, b"".join(record + b"\n" for record in records[:count]))
     return backup
 
 
@@ -80,13 +86,34 @@ def clear_stale_lock(path: Path, grace_s: float) -> str | None:
     """
     lock = Path(f"{path}.lock")
     try:
-        age = time.time() - lock.lstat().st_mtime
+        seen = lock.lstat()
     except FileNotFoundError:
         return None
+    age = time.time() - seen.st_mtime
     if age < grace_s:
         return None
-    lock.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if lock.lstat().st_ino == seen.st_ino:  # still the lock judged stale, not a new one
+            lock.unlink()
     return f"{lock}: removed a stale lock, {age:.0f} s old (a writer died holding it)"
+
+
+def check_journal(path: Path, grace_s: float = 30) -> list[str]:
+    """Before a sweep uses the journal: break a stale lock, then cut a torn last record.
+
+    The repair runs while holding the journal's own lock, so no live writer is mid-append.
+    """
+    notes = [note for note in (clear_stale_lock(path, grace_s),) if note]
+    if path.exists():
+        lock = JournalFileSymlinkLock(str(path), grace_period=int(grace_s))
+        lock.acquire()
+        try:
+            note = repair(path)
+        finally:
+            lock.release()
+        if note:
+            notes.append(note)
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:

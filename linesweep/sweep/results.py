@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.records import write_csv, write_yaml
 from linesweep.sweep.coordination import ERROR, FOLDER, RETRY_OF, STATE
+from linesweep.sweep.study import shown_url
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
@@ -71,7 +72,7 @@ def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, A
     result: dict[str, Any] = {
         "name": "optuna",
         "study_name": study.study_name,
-        "storage": storage_url,
+        "storage": shown_url(storage_url),
         "directions": [d.name.lower() for d in study.directions],
         "n_trials": n_trials,
         "counts": counts(study),

@@ -47,7 +47,10 @@ class SearchSpace:
 
     def overrides(self, params: Mapping[str, Any]) -> list[str]:
         """The command-line overrides that give one trial its sampled values."""
-        return [*self.fixed, *(f"{key}={format_value(params[key])}" for key in self.distributions)]
+        return [
+            *self.fixed,
+            *(f"{key}={override_value(params[key])}" for key in self.distributions),
+        ]
 
     def grid(self) -> dict[str, list[Any]]:
         """Every value of every parameter, for Optuna's grid sampler (continuous: refused)."""
@@ -68,7 +71,7 @@ class SearchSpace:
         return grid
 
 
-def format_value(value: Any) -> str:
+def override_value(value: Any) -> str:
     """A sampled value written in Hydra's override grammar."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -136,15 +139,15 @@ def to_distribution(override: Override, origin: str) -> BaseDistribution:
         values = list(override.sweep_iterator())
         if not values:
             raise refuse("a range with at least one value (start < stop for a positive step)")
-        step = sweep.step
+        step, low, high = abs(sweep.step), min(values), max(values)  # range(5,2,-1) is 3, 4, 5
         if all(isinstance(v, int) for v in (sweep.start, sweep.stop, step)):
             if log and step != 1:
                 raise refuse("a log-scale integer range with step 1")
-            _check_log(log, values[0], refuse)
-            return IntDistribution(values[0], values[-1], log=log, step=1 if log else step)
+            _check_log(log, low, refuse)
+            return IntDistribution(low, high, log=log, step=1 if log else step)
         if log:
             raise refuse("tag(log, ...) on an integer range or an interval, not a float range")
-        return FloatDistribution(float(values[0]), float(values[-1]), step=float(step))
+        return FloatDistribution(float(low), float(high), step=float(step))
     if isinstance(sweep, IntervalSweep):
         low, high = sweep.start, sweep.end
         if low is None or high is None or not all(map(math.isfinite, (low, high))):

@@ -111,6 +111,18 @@ def is_database_url(url: str) -> bool:
     return "://" in url
 
 
+def shown_url(url: str) -> str:
+    """The storage URL with its password masked, for logs and result files."""
+    if not is_database_url(url):
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show it as given
+        return url
+
+
 def resolve_storage_url(storage: str | None, sweep_dir: Path) -> str:
     """The configured URL, or the default journal file in the sweep folder (absolute)."""
     if storage is None:

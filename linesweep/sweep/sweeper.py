@@ -36,7 +36,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from linesweep.errors import ConfigError, LinesweepError
-from linesweep.records import ensure_writable_folder, read_json, write_json
+from linesweep.processes import this_process
+from linesweep.records import atomic_write_text, ensure_writable_folder, read_json, write_json
 from linesweep.sweep import coordination as co
 from linesweep.sweep.executors import (
     JobOutcome,
@@ -45,7 +46,8 @@ from linesweep.sweep.executors import (
     TrialExecutor,
     TrialJob,
 )
-from linesweep.sweep.journal import clear_stale_lock, repair
+from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signals, interruptible
+from linesweep.sweep.journal import check_journal
 from linesweep.sweep.results import counts, finite, write_sweep_results
 from linesweep.sweep.space import SearchSpace, parse_search_space
 from linesweep.sweep.study import (
@@ -56,20 +58,13 @@ from linesweep.sweep.study import (
     make_sampler,
     open_storage,
     resolve_storage_url,
+    shown_url,
 )
 from linesweep.sweep.trial_link import ENV_VAR, TrialContext
 
 log = logging.getLogger(__name__)
 
 FAILED_LABELS = ("failed", "diverged", "killed")  # count against max_failure_rate; infeasible not
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM reached the sweep: stop, record what finished, exit non-zero."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -153,6 +148,7 @@ class Sweep:
         self.running: dict[int, optuna.Trial] = {}
         self.returns: list[list[JobReturn]] = []  # Hydra's convention: one list per batch
         self.grid_done = False  # the grid sampler has run every point
+        self.last_reap = -math.inf
 
     # ------------------------------------------------------------------ set-up
     def prepare(self, arguments: list[str]) -> None:
@@ -179,12 +175,8 @@ class Sweep:
         self.storage_url = resolve_storage_url(s.storage, self.sweep_dir)
         if not is_database_url(self.storage_url):
             ensure_writable_folder(Path(self.storage_url).parent, "hydra.sweeper.storage")
-            for note in (
-                clear_stale_lock(Path(self.storage_url), 30),
-                repair(Path(self.storage_url)),
-            ):
-                if note:
-                    log.warning("%s", note)
+            for note in check_journal(Path(self.storage_url)):
+                log.warning("%s", note)
         elif self.storage_url.startswith("sqlite") and s.n_jobs > 1:
             log.warning(
                 "SQLite locks the whole database on every write: with hydra.sweeper.n_jobs=%d "
@@ -197,7 +189,7 @@ class Sweep:
             self.storage, s.study_name, s.directions, self.sampler, self.pruner
         )
         self.slots = co.SlotLock(self.storage_url, s.study_name)
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        atomic_write_text(self.sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
         self.executor = self._make_executor()
 
     def _make_executor(self) -> TrialExecutor:
@@ -212,40 +204,35 @@ class Sweep:
                 log.info("running trials through Hydra's launcher: %s", err)
         elif s.executor == "process":
             log.info("running trials through the configured Hydra launcher (%s)", launcher_name)
-        return LauncherExecutor(self.launcher, s.n_jobs)
+        return LauncherExecutor(self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[list[JobReturn]]:
         s = self.settings
         with self.slots.hold():
-            for trial in co.reap_abandoned(self.storage, self.study, s.stale_after_s):
-                log.warning(
-                    "trial %d was left RUNNING by a killed sweep: failed, its slot re-runs",
-                    trial.number,
-                )
-                _mark_folder(
-                    trial.user_attrs.get(co.FOLDER),
-                    "interrupted",
-                    "the sweep process running it died",
-                )
-        done = self._slots_taken()
+            self._reap()
         log.info(
             "study %r in %s: %d of %d trials done; up to %d at a time",
-            s.study_name, self.storage_url, done, self.n_trials, s.n_jobs,
+            s.study_name, shown_url(self.storage_url), self._slots_taken(), self.n_trials, s.n_jobs,
         )  # fmt: skip
         last_beat = time.monotonic()
-        stopping: str | None = None
+        stopping: list[str] = []
+
+        def on_outcome(outcome: JobOutcome) -> None:
+            problem = self._record(outcome) or self._failure_budget_exceeded()
+            if problem and not stopping:
+                stopping.append(problem)
+            if outcome.job_return is not None:
+                batch.append(outcome.job_return)
+
         while True:
-            while stopping is None and len(self.executor.running()) < self.executor.capacity:
+            while not stopping and len(self.executor.running()) < self.executor.capacity:
                 if not self._launch_next():
                     break
             if not self.executor.running():
                 break
-            outcomes = self.executor.wait(timeout=s.heartbeat_s)
-            for outcome in outcomes:
-                mismatch = self._record(outcome)
-                stopping = stopping or mismatch or self._failure_budget_exceeded()
-            batch = [o.job_return for o in outcomes if o.job_return is not None]
+            batch: list[JobReturn] = []
+            self.executor.wait(s.heartbeat_s, on_outcome)
             if batch:
                 self.returns.append(batch)
             if time.monotonic() - last_beat >= s.heartbeat_s:
@@ -253,20 +240,38 @@ class Sweep:
                 last_beat = time.monotonic()
         self._write_results()
         if stopping:
-            raise LinesweepError(stopping)
+            raise LinesweepError(stopping[0])
         return self.returns
+
+    def _reap(self) -> None:
+        """Fail the trials whose sweep process died (call under the slot lock); re-run them."""
+        self.last_reap = time.monotonic()
+        for trial in co.reap_abandoned(self.storage, self.study, self.settings.stale_after_s):
+            log.warning(
+                "trial %d was left RUNNING by a sweep process that died: failed, its slot re-runs",
+                trial.number,
+            )
+            _mark_folder(
+                trial.user_attrs.get(co.FOLDER), "interrupted", "the sweep process running it died"
+            )
 
     def _slots_taken(self) -> int:
         return sum(co.holds_slot(t) for t in self.study.get_trials(deepcopy=False))
 
     def _launch_next(self) -> bool:
         """Ask for a trial if a slot is free (under the lock all workers share) and start it."""
+        with deferred():  # asked and registered as one step
+            return self._ask_and_start()
+
+    def _ask_and_start(self) -> bool:
         with self.slots.hold():
+            if time.monotonic() - self.last_reap >= self.settings.heartbeat_s:
+                self._reap()  # a worker that died elsewhere frees its slots for this one
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             if not waiting and (self.grid_done or self._slots_taken() >= self.n_trials):
                 return False
             trial = self.study.ask(fixed_distributions=self.space.distributions)
-            trial.set_user_attr(co.OWNER, co.this_process())
+            trial.set_user_attr(co.OWNER, this_process())
             trial.set_user_attr(co.HEARTBEAT, time.time())
         folder = self.sweep_dir / str(trial.number)
         if folder.exists() and any(folder.iterdir()):
@@ -303,8 +308,9 @@ class Sweep:
             *self.space.overrides(trial.params),
             f"hydra.sweep.subdir={trial.number}",
             f"++hydra.job.env_set.{ENV_VAR}={_quoted(context.to_env())}",
-            # A fair share of the cores per trial in flight, for libraries that read it (linesweep's
-            # trainer itself runs one thread unless trainer.num_threads says otherwise).
+            # A fair share of the cores per trial in flight, for the processes a launcher starts
+            # fresh (joblib, SLURM). Forked trials inherit the sweep process's libraries; the
+            # trainer itself runs one thread unless trainer.num_threads says otherwise.
             f"++hydra.job.env_set.OMP_NUM_THREADS={threads}",
         ]
 
@@ -404,8 +410,13 @@ class Sweep:
         )
 
     def close(self) -> None:
-        self.executor.close()
-        self.slots.close()
+        """Release everything; trials still running (after an unexpected error) are recorded."""
+        try:
+            for outcome in self.executor.interrupt():
+                self._record(outcome)
+        finally:
+            self.executor.close()
+            self.slots.close()
 
 
 def judge(
@@ -508,35 +519,21 @@ def run_sweep(
     arguments: list[str],
 ) -> list[list[JobReturn]]:
     """Prepare and run a sweep; bad input exits 2 with one line, a signal exits 128 + signum."""
-    previous: dict[int, Any] = {}
     sweep: Sweep | None = None
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        raise SweepInterrupted(signum)
-
     try:
-        sweep = Sweep(
-            SweepSettings.from_config(conf), hydra_context, task_function, config, launcher
-        )
+        settings = SweepSettings.from_config(conf)
+        sweep = Sweep(settings, hydra_context, task_function, config, launcher)
         sweep.prepare(arguments)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, on_signal)
-        try:
-            return sweep.run()
-        except SweepInterrupted as stop:
-            signal.signal(
-                signal.SIGINT, signal.SIG_IGN
-            )  # a second Ctrl-C must not cut the clean-up
-            sweep.interrupt(stop.signum)
-            sys.exit(128 + stop.signum)
-        except KeyboardInterrupt:
-            sweep.interrupt(signal.SIGINT)
-            sys.exit(128 + signal.SIGINT)
+        with interruptible():
+            try:
+                return sweep.run()
+            except SweepInterrupted as stop:
+                ignore_signals()  # a second Ctrl-C or SIGTERM must not cut the clean-up short
+                sweep.interrupt(stop.signum)
+                sys.exit(128 + stop.signum)
     except LinesweepError as err:
         log.error("%s", err)
         sys.exit(2)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         if sweep is not None and hasattr(sweep, "executor"):
             sweep.close()

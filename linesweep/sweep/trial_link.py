@@ -9,6 +9,7 @@ epoch, and stops as soon as the study's pruner says so.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -70,7 +71,7 @@ class TrialLink:
 
     def report(self, step: int, value: float) -> bool:
         """Record `value` at `step` (the epoch); True if the pruner wants the trial stopped."""
-        if not self.context.report:
+        if not (self.context.report and math.isfinite(value)):  # a diverged epoch: no verdict
             return False
         trial = self._connect()
         trial.report(value, step)

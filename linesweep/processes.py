@@ -1,0 +1,46 @@
+"""Is the process that wrote a record still running? Sweeps ask it of a trial's owner, compare
+of a run whose summary still says `running`.
+
+A pid alone is not enough: pids are reused. On Linux the process's start time (from /proc) is
+recorded with it, and a live pid with another start time is a different process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+
+def process_start_time(pid: int) -> str | None:
+    """When `pid` started (Linux: clock ticks since boot), or None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the name
+
+
+def this_process() -> dict[str, Any]:
+    """Host, pid and pid start time of this process, to be written next to what it owns."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "pid_start": process_start_time(os.getpid()),
+    }
+
+
+def alive_here(record: dict[str, Any]) -> bool | None:
+    """Whether the process in `record` (host, pid, pid_start) still runs; None if elsewhere."""
+    pid = record.get("pid")
+    if record.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, and another user's
+    start = record.get("pid_start")
+    return start is None or process_start_time(pid) in (None, start)

@@ -1,0 +1,75 @@
+"""How a sweep stops on Ctrl-C or SIGTERM without tearing any trial's record.
+
+SIGINT and SIGTERM raise `SweepInterrupted` in the sweep process, so that a trial training in
+this process (Hydra's basic launcher) stops at once too. The few steps that must happen
+together (ask a trial and register it; collect a finished trial and tell the study) run inside
+`deferred()`, which holds both signals until the step is complete: an interrupted sweep never
+leaves a trial asked but unregistered, or finished but untold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the sweep: stop, record what finished, exit non-zero."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise(signum: int, _frame: Any) -> None:
+    raise SweepInterrupted(signum)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into SweepInterrupted for the duration of the sweep."""
+    previous = {signum: signal.signal(signum, _raise) for signum in HANDLED}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def ignore_signals() -> None:
+    """While a sweep cleans up after a signal, a second one must not cut the clean-up short."""
+    for signum in HANDLED:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done; they are delivered right after it."""
+    if (
+        not hasattr(signal, "pthread_sigmask")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield  # Windows, or a helper thread: no signal reaches this code anyway
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def reset_in_child() -> None:
+    """A trial process takes its interrupts from the sweep, not from the terminal.
+
+    Forked while the signals were held, it would keep them held: unblock them, ignore SIGINT
+    (Ctrl-C reaches the whole process group; the sweep decides) and let SIGTERM kill it.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
