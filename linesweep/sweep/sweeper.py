@@ -216,7 +216,8 @@ class Sweep:
             s.study_name, shown_url(self.storage_url), self._slots_taken(), self.n_trials, s.n_jobs,
         )  # fmt: skip
         last_beat = time.monotonic()
-        stopping: list[str] = []
+        stopping: list[str] = []  # the first reason to stop launching, if any
+        batch: list[JobReturn] = []  # the jobs one wait() finished, for Hydra's return value
 
         def on_outcome(outcome: JobOutcome) -> None:
             problem = self._record(outcome) or self._failure_budget_exceeded()
@@ -231,10 +232,10 @@ class Sweep:
                     break
             if not self.executor.running():
                 break
-            batch: list[JobReturn] = []
             self.executor.wait(s.heartbeat_s, on_outcome)
             if batch:
-                self.returns.append(batch)
+                self.returns.append(batch.copy())
+                batch.clear()
             if time.monotonic() - last_beat >= s.heartbeat_s:
                 self._heartbeat()
                 last_beat = time.monotonic()
