@@ -58,7 +58,6 @@ class JobOutcome:
     number: int
     job_return: JobReturn | None  # None when the job's process died before returning
     output_dir: Path | None
-    duration_s: float
     died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
     traceback: str | None = None  # of the exception the job raised, if any
 
@@ -124,7 +123,6 @@ class LauncherExecutor(TrialExecutor):
         batch = self._pending
         if not batch:
             return
-        start = time.perf_counter()
         done = threading.Event()
         beating = threading.Thread(target=self._beat_until, args=(done,), daemon=True)
         beating.start()
@@ -135,24 +133,19 @@ class LauncherExecutor(TrialExecutor):
         finally:
             done.set()
             beating.join()
-        duration = (time.perf_counter() - start) / len(batch)
         with deferred():
             self._pending = []
             for job, ret in zip(batch, returns, strict=True):
                 error = ret._return_value if ret.status == JobStatus.FAILED else None
                 trace = _format_exception(error) if isinstance(error, BaseException) else None
-                on_outcome(
-                    JobOutcome(job.number, ret, output_dir_of(ret), duration, traceback=trace)
-                )
+                on_outcome(JobOutcome(job.number, ret, output_dir_of(ret), traceback=trace))
 
     def _beat_until(self, done: threading.Event) -> None:
         while not done.wait(self._heartbeat_s):
             self._heartbeat()
 
     def interrupt(self) -> list[JobOutcome]:
-        interrupted = [
-            JobOutcome(j.number, None, None, 0.0, died="interrupted") for j in self._pending
-        ]
+        interrupted = [JobOutcome(j.number, None, None, died="interrupted") for j in self._pending]
         self._pending = []
         return interrupted
 
@@ -304,7 +297,6 @@ class _Running:
     results: multiprocessing.connection.Connection
     alive: multiprocessing.connection.Connection
     output_dir: Path
-    started: float
 
 
 class ProcessExecutor(TrialExecutor):
@@ -347,9 +339,7 @@ class ProcessExecutor(TrialExecutor):
         process.start()
         results_send.close()
         alive_recv.close()
-        self._running[job.number] = _Running(
-            job, process, results_recv, alive_send, output_dir, time.perf_counter()
-        )
+        self._running[job.number] = _Running(job, process, results_recv, alive_send, output_dir)
 
     def running(self) -> list[int]:
         return list(self._running)
@@ -384,7 +374,6 @@ class ProcessExecutor(TrialExecutor):
             number=run.job.number,
             job_return=job_return,
             output_dir=output_dir_of(job_return) or run.output_dir,
-            duration_s=time.perf_counter() - run.started,
             died=died,
             traceback=trace,
         )
@@ -407,15 +396,7 @@ class ProcessExecutor(TrialExecutor):
         outcomes = []
         for run in runs:
             self._finish(run)
-            outcomes.append(
-                JobOutcome(
-                    run.job.number,
-                    None,
-                    run.output_dir,
-                    time.perf_counter() - run.started,
-                    died="interrupted",
-                )
-            )
+            outcomes.append(JobOutcome(run.job.number, None, run.output_dir, died="interrupted"))
         return outcomes
 
     def close(self) -> None:

@@ -400,9 +400,7 @@ class Sweep:
         for outcome in self.executor.interrupt():
             self._record(outcome)
         for number in list(self.running):  # jobs cut short inside this process
-            self._record(
-                JobOutcome(number, None, self.sweep_dir / str(number), 0.0, died="interrupted")
-            )
+            self._record(JobOutcome(number, None, self.sweep_dir / str(number), died="interrupted"))
         self._write_results()
         log.error(
             "sweep interrupted by %s: %s; run the same command again to resume",
