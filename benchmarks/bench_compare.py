@@ -45,8 +45,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from linesweep.compare import Selection, compare, text_table, write_tables  # noqa: E402
-from linesweep.runs import find_runs  # noqa: E402
+from linesweep.compare.cli import write_tables  # noqa: E402
+from linesweep.compare.runs import find_runs  # noqa: E402
+from linesweep.compare.table import Selection, compare, text_table  # noqa: E402
 
 METRICS = ["epoch", "train_cost", "train_loss", "val_loss", "val_accuracy", "epoch_s", "elapsed_s"]
 
@@ -56,7 +57,7 @@ def base_config() -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from linesweep.config import register_configs
+    from linesweep.run.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -70,8 +71,8 @@ def write_yaml(path: Path, data: object) -> None:
 
 def synthetic_run(folder: Path, config: dict, overrides: list[str], rng: random.Random) -> dict:
     """One run folder with believable files; returns what a study needs to know of it."""
-    from linesweep.config import ModelConfig, WindowConfig
-    from linesweep.shapes import plan_cnn
+    from linesweep.run.config import ModelConfig, WindowConfig
+    from linesweep.run.shapes import plan_cnn
 
     folder.mkdir(parents=True)
     (folder / ".hydra").mkdir()
@@ -264,7 +265,8 @@ def main() -> None:
         write_tables(out, comparison)
 
     results["table"] = median_time(table, args.repeats)
-    from linesweep import compare_plots, report
+    from linesweep.compare import plots as compare_plots
+    from linesweep.compare import report
 
     drawn: dict = {}
 

@@ -112,12 +112,12 @@ def notebook_run() -> dict:
 
 # ---------------------------------------------------------------- (b) and (c) linesweep
 def linesweep_trainer_run() -> dict:
-    from linesweep.config import AdamConfig, DataConfig, ModelConfig, TrainerConfig
-    from linesweep.data import make_splits
-    from linesweep.model import build_model
-    from linesweep.seeds import derive_seeds
-    from linesweep.shapes import plan_cnn
-    from linesweep.trainer import cpu_settings, fit, resolve_threads
+    from linesweep.run.config import AdamConfig, DataConfig, ModelConfig, TrainerConfig
+    from linesweep.run.data import make_splits
+    from linesweep.run.model import build_model
+    from linesweep.run.seeds import derive_seeds
+    from linesweep.run.shapes import plan_cnn
+    from linesweep.run.trainer import cpu_settings, fit, resolve_threads
 
     start = time.perf_counter()
     seeds = derive_seeds(4)
@@ -146,7 +146,7 @@ def linesweep_trainer_run() -> dict:
 def linesweep_full_run() -> dict:
     from hydra import compose, initialize_config_dir
 
-    from linesweep.config import register_configs
+    from linesweep.run.config import register_configs
     from linesweep.train import run
 
     register_configs()
@@ -179,10 +179,10 @@ ABLATION = (  # each row adds one of linesweep's changes to the rows above it
 
 def ablation_step_us(epochs: int = 3, **change: bool) -> float:
     """Microseconds per training step of the notebook's model with some of linesweep's changes."""
-    from linesweep.config import ModelConfig
-    from linesweep.model import build_model
-    from linesweep.shapes import plan_cnn
-    from linesweep.trainer import flatten_parameters
+    from linesweep.run.config import ModelConfig
+    from linesweep.run.model import build_model
+    from linesweep.run.shapes import plan_cnn
+    from linesweep.run.trainer import flatten_parameters
 
     threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     if change.get("one_thread"):

@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from linesweep.config import register_configs, to_train_config
-from linesweep.errors import LinesweepError
-from linesweep.model import build_model, check_plan
-from linesweep.seeds import derive_seeds
-from linesweep.shapes import plan_cnn
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from linesweep.core.errors import LinesweepError
+from linesweep.run.config import register_configs
+from linesweep.run.model import build_model, check_plan
+from linesweep.run.seeds import derive_seeds
+from linesweep.run.shapes import plan_cnn
+from linesweep.run.validation import to_train_config
 
 
 def describe(overrides: Sequence[str]) -> tuple[str, bool]:
     """The plan and its check for a composed config, as text, and whether torch agrees."""
     register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="plan"):
+    with initialize_config_module("linesweep.conf", version_base="1.3", job_name="plan"):
         cfg = to_train_config(compose(config_name="train", overrides=list(overrides)))
     plan = plan_cnn(cfg.model, cfg.data.image_size)
     check = check_plan(build_model(cfg.model, plan, derive_seeds(cfg.seed).model_init), plan)

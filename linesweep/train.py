@@ -36,17 +36,18 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from linesweep.config import TrainConfig, register_configs, to_train_config
-from linesweep.data import make_splits
-from linesweep.errors import InfeasibleArchitecture, LinesweepError
-from linesweep.model import build_model, check_plan
-from linesweep.objective import EpochMetrics, best_epoch, directions, objective_values
-from linesweep.processes import this_process
-from linesweep.records import atomic_write_bytes, write_csv, write_json, write_yaml
-from linesweep.seeds import derive_seeds
-from linesweep.shapes import plan_cnn
+from linesweep.core.errors import InfeasibleArchitecture, LinesweepError
+from linesweep.core.files import atomic_write_bytes, write_csv, write_json, write_yaml
+from linesweep.core.metrics import EpochMetrics, best_epoch, directions, objective_values
+from linesweep.core.processes import this_process
+from linesweep.run.config import TrainConfig, register_configs
+from linesweep.run.data import make_splits
+from linesweep.run.model import build_model, check_plan
+from linesweep.run.seeds import derive_seeds
+from linesweep.run.shapes import plan_cnn
+from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_threads
+from linesweep.run.validation import to_train_config
 from linesweep.sweep.trial_link import TrialLink
-from linesweep.trainer import cpu_settings, fit, resolve_device, resolve_threads
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def train(
             after_epoch,
         )
         atomic_write_bytes(run_dir / "model.pt", _serialise(model.state_dict()))
-        from linesweep.plots import save_run_plots  # matplotlib loads only when a run plots
+        from linesweep.run.plots import save_run_plots  # matplotlib loads only when a run plots
 
         plots = save_run_plots(
             run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split
@@ -222,7 +223,7 @@ def run(
 register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://linesweep.conf", config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
     hydra_cfg = HydraConfig.get()

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from linesweep.config import register_configs
+from linesweep.run.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
 TINY = ["experiment=smoke", "plots=none"]  # a run of well under a second
 
 
@@ -25,7 +24,7 @@ def compose_config() -> Callable[..., DictConfig]:
     register_configs()
 
     def _compose(*overrides: str, with_hydra: bool = False) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module("linesweep.conf", version_base="1.3"):
             return compose("train", overrides=list(overrides), return_hydra_config=with_hydra)
 
     return _compose
@@ -67,7 +66,7 @@ def sweep_in_process(hydra_restore_singletons):
         hydra_app = Hydra.create_main_hydra_file_or_module(
             calling_file=str(ROOT / "linesweep" / "train.py"),
             calling_module=None,
-            config_path="../conf",
+            config_path="pkg://linesweep.conf",
             job_name="train",
         )
         try:

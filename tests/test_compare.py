@@ -14,17 +14,17 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from linesweep.compare import (
+from linesweep.compare.cli import main
+from linesweep.compare.plots import frontier, save_comparison_plots, short_names, wants_log_axis
+from linesweep.compare.runs import find_runs, flatten, read_run, reproduce_command, unflatten
+from linesweep.compare.table import (
     FIXED_COLUMNS,
     Filter,
     Selection,
     UsageError,
     compare,
-    main,
     text_table,
 )
-from linesweep.compare_plots import frontier, save_comparison_plots, short_names, wants_log_axis
-from linesweep.runs import find_runs, flatten, read_run, reproduce_command, unflatten
 from linesweep.train import run
 from tests.conftest import TINY, run_cli
 

@@ -7,8 +7,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from linesweep.config import AdamConfig, SGDConfig, TrainConfig, to_train_config
-from linesweep.errors import ConfigError
+from linesweep.core.errors import ConfigError
+from linesweep.run.config import AdamConfig, SGDConfig, TrainConfig
+from linesweep.run.validation import to_train_config
 
 
 def test_defaults_are_the_notebook_setup(compose_config):

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from linesweep.config import DataConfig, ModelConfig, TrainerConfig
-from linesweep.data import make_splits
-from linesweep.errors import ConfigError
-from linesweep.model import build_model, check_plan, layer_outputs
-from linesweep.shapes import plan_cnn
-from linesweep.trainer import (
+from linesweep.core.errors import ConfigError
+from linesweep.run.config import DataConfig, ModelConfig, TrainerConfig
+from linesweep.run.data import make_splits
+from linesweep.run.model import build_model, check_plan, layer_outputs
+from linesweep.run.shapes import plan_cnn
+from linesweep.run.trainer import (
     cpu_settings,
     evaluate,
     fit,

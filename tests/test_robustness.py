@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from linesweep.errors import LinesweepError
-from linesweep.records import write_json
+from linesweep.core.errors import LinesweepError
+from linesweep.core.files import write_json
 from linesweep.sweep.study import JOURNAL_NAME, open_storage
 from linesweep.train import run
 from tests.conftest import TINY, run_cli

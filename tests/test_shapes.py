@@ -8,10 +8,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from linesweep.config import ModelConfig, WindowConfig
-from linesweep.errors import InfeasibleArchitecture
-from linesweep.model import build_model, check_plan
-from linesweep.shapes import conv_output_shape, plan_cnn
+from linesweep.core.errors import InfeasibleArchitecture
+from linesweep.run.config import ModelConfig, WindowConfig
+from linesweep.run.model import build_model, check_plan
+from linesweep.run.shapes import conv_output_shape, plan_cnn
 
 sizes = st.integers(1, 24)
 kernels = st.integers(1, 7)

@@ -16,7 +16,7 @@ from optuna.samplers import (
     TPESampler,
 )
 
-from linesweep.errors import ConfigError
+from linesweep.core.errors import ConfigError
 from linesweep.sweep.space import override_value, parse_search_space
 from linesweep.sweep.study import check_directions, make_pruner, make_sampler, open_storage
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from linesweep.errors import ConfigError, InfeasibleArchitecture
-from linesweep.model import build_model
-from linesweep.shapes import plan_cnn
+from linesweep.core.errors import ConfigError, InfeasibleArchitecture
+from linesweep.run.model import build_model
+from linesweep.run.shapes import plan_cnn
 from linesweep.train import run
 from tests.conftest import TINY
 
@@ -71,7 +71,7 @@ def test_a_run_leaves_metrics_summary_shapes_weights_and_plots(compose_config, t
 
 
 def result_model_cfg(out_1):
-    from linesweep.config import ModelConfig
+    from linesweep.run.config import ModelConfig
 
     return ModelConfig(out_1=out_1)
 

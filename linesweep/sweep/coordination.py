@@ -28,7 +28,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from linesweep.processes import alive_here
+from linesweep.core.processes import alive_here
 from linesweep.sweep.study import database_url, is_database_url
 
 try:  # POSIX file locks: released by the kernel when the holder dies, so never stale

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from optuna.storages.journal import JournalFileSymlinkLock
 
-from linesweep.errors import LinesweepError
-from linesweep.records import atomic_write_bytes
+from linesweep.core.errors import LinesweepError
+from linesweep.core.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from linesweep.records import write_csv, write_yaml
+from linesweep.core.files import write_csv, write_yaml
 from linesweep.sweep.coordination import ERROR, FOLDER, RETRY_OF, STATE
 from linesweep.sweep.study import shown_url
 

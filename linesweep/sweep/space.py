@@ -35,7 +35,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from linesweep.errors import ConfigError
+from linesweep.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

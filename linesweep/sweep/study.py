@@ -38,7 +38,7 @@ from optuna.samplers import (
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-from linesweep.errors import ConfigError
+from linesweep.core.errors import ConfigError
 from linesweep.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)

@@ -35,9 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from linesweep.errors import ConfigError, LinesweepError
-from linesweep.processes import this_process
-from linesweep.records import atomic_write_text, ensure_writable_folder, read_json, write_json
+from linesweep.core.errors import ConfigError, LinesweepError
+from linesweep.core.files import atomic_write_text, ensure_writable_folder, read_json, write_json
+from linesweep.core.processes import this_process
 from linesweep.sweep import coordination as co
 from linesweep.sweep.executors import (
     JobOutcome,

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from linesweep.config import TrainerConfig
-from linesweep.data import Split
-from linesweep.errors import ConfigError
-from linesweep.objective import EpochMetrics
+from linesweep.core.errors import ConfigError
+from linesweep.core.metrics import EpochMetrics
+from linesweep.run.config import TrainerConfig
+from linesweep.run.data import Split
 
 log = logging.getLogger(__name__)
 

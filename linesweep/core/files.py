@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from linesweep.core.errors import ConfigError
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that the file is either wholly old or wholly new."""
@@ -85,8 +87,6 @@ def ensure_writable_folder(folder: Path, key: str) -> None:
 
     Done before any work, so that a read-only disk or a typo costs nothing but a clear line.
     """
-    from linesweep.errors import ConfigError
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"

@@ -15,11 +15,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
-from linesweep.config import PlotsConfig
-from linesweep.data import CLASS_NAMES, Split
-from linesweep.model import layer_outputs
-from linesweep.objective import EpochMetrics
-from linesweep.records import save_figure
+from linesweep.core.files import save_figure
+from linesweep.core.metrics import EpochMetrics
+from linesweep.run.config import PlotsConfig
+from linesweep.run.data import CLASS_NAMES, Split
+from linesweep.run.model import layer_outputs
 
 MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
 

@@ -15,8 +15,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from linesweep.errors import LinesweepError
-from linesweep.records import ensure_writable_folder
+from linesweep.core.errors import LinesweepError
+from linesweep.core.files import ensure_writable_folder
 
 log = logging.getLogger(__name__)
 

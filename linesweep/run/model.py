@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from linesweep.config import ModelConfig, WindowConfig
-from linesweep.shapes import LayerPlan, Shape, ShapePlan
+from linesweep.run.config import ModelConfig, WindowConfig
+from linesweep.run.shapes import LayerPlan, Shape, ShapePlan
 
 
 def _window(cfg: WindowConfig) -> dict[str, int]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from linesweep.processes import alive_here
+from linesweep.core.processes import alive_here
 
 RUN_MARKERS = frozenset({".hydra", "summary.json", "metrics.csv", "shapes.yaml"})
 STATES = (

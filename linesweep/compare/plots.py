@@ -5,9 +5,9 @@ parameter that varied, how few parameters suffice (accuracy against size), what 
 found (its history, parameter importances and Pareto front), and what the best run learned (its
 kernels and feature maps, drawn from its weights when the run did not save them).
 
-Our own figures use matplotlib's object API, as linesweep.plots does. Optuna's use pyplot: they are
-drawn with the Agg backend inside an rc_context (they switch the global style) and closed once
-saved. A plot that cannot be drawn is a one-line problem for the caller, never an exception.
+Our own figures use matplotlib's object API, as linesweep.run.plots does. Optuna's use pyplot:
+they are drawn with the Agg backend inside an rc_context (they switch the global style) and closed
+once saved. A plot that cannot be drawn is a one-line problem for the caller, never an exception.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 from matplotlib.figure import Figure
 
-from linesweep.compare import format_value, objective_metrics
-from linesweep.objective import METRIC_DIRECTIONS
-from linesweep.records import save_figure
-from linesweep.runs import load_yaml, unflatten
+from linesweep.compare.runs import load_yaml, unflatten
+from linesweep.compare.table import format_value, objective_metrics
+from linesweep.core.files import save_figure
+from linesweep.core.metrics import METRIC_DIRECTIONS
 
 if TYPE_CHECKING:
-    from linesweep.compare import Comparison
-    from linesweep.runs import Run
+    from linesweep.compare.runs import Run
+    from linesweep.compare.table import Comparison
 
 TOP_CURVES = 8  # learning curves overlaid; more than this is a tangle
 MAX_PARAMETER_PANELS = 12
@@ -295,12 +295,12 @@ def _draw_pictures(run: Run, out: Path) -> list[Path]:
     import torch
     from omegaconf import OmegaConf
 
-    from linesweep import plots
-    from linesweep.config import to_train_config
-    from linesweep.data import make_split
-    from linesweep.model import build_model
-    from linesweep.seeds import derive_seeds
-    from linesweep.shapes import plan_cnn
+    from linesweep.run import plots
+    from linesweep.run.data import make_split
+    from linesweep.run.model import build_model
+    from linesweep.run.seeds import derive_seeds
+    from linesweep.run.shapes import plan_cnn
+    from linesweep.run.validation import to_train_config
 
     cfg = to_train_config(OmegaConf.create(unflatten(run.config or {})))
     plan = plan_cnn(cfg.model, cfg.data.image_size)

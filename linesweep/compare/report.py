@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from linesweep.compare import Comparison, format_value, objective_metrics
-from linesweep.records import atomic_write_text
-from linesweep.runs import Run, load_yaml, reproduce_command, unflatten
+from linesweep.compare.runs import Run, load_yaml, reproduce_command, unflatten
+from linesweep.compare.table import Comparison, format_value, objective_metrics
+from linesweep.core.files import atomic_write_text
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px;

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from linesweep.config import ModelConfig, WindowConfig
-from linesweep.errors import InfeasibleArchitecture
+from linesweep.core.errors import InfeasibleArchitecture
+from linesweep.run.config import ModelConfig, WindowConfig
 
 IntOrPair = int | tuple[int, int]
 

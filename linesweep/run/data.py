@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from linesweep.config import DataConfig
+from linesweep.run.config import DataConfig
 
 CLASS_NAMES = ("vertical", "horizontal")
 

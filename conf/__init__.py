@@ -1,0 +1,1 @@
+"""linesweep's Hydra configs; installed as the package linesweep.conf (see pyproject.toml)."""
