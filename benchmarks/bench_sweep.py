@@ -83,7 +83,7 @@ def trial_phase_seconds(folder: Path) -> float:
     """From the first trial's start to the last trial's end, as the study recorded them."""
     import optuna
 
-    from linesweep.sweep.study import JOURNAL_NAME, open_storage
+    from linesweep.core.storage import JOURNAL_NAME, open_storage
 
     study = optuna.load_study(
         study_name="linesweep", storage=open_storage(str(folder / JOURNAL_NAME))

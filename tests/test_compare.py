@@ -25,7 +25,7 @@ from linesweep.compare.table import (
     compare,
     text_table,
 )
-from linesweep.train import run
+from linesweep.run.task import run
 from tests.conftest import TINY, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -199,15 +199,15 @@ def test_odd_folders_are_listed_with_their_state_and_one_warning_each(tmp_path):
         "metrics.csv line 4 is corrupt (could not convert string to float: 'oops'): "
         "kept the 2 epochs before it"
     )
-    assert "no objective (older layout)" in warned["old"][0]
+    assert warned["old"][0] == "summary.json has no objective: not ranked"
     assert warned["no_hydra"][0] == "no .hydra/config.yaml: its config values are unknown"
     assert runs["live"].final["val_accuracy"] == 0.7  # the epochs so far, from metrics.csv
     assert "is gone" in runs["killed"].note
     assert runs["no_summary"].epochs_run == 2 and runs["no_summary"].best["val_accuracy"] == 0.55
-    assert runs["old"].objective == {"val_accuracy": 0.65}  # still ranked
+    assert runs["old"].objective == {}
     assert runs["bad_csv"].history[-1]["epoch"] == 2
     assert comparison.count_line() == "9 runs (6 with warnings)"
-    assert folders(comparison)[:4] == ["ok", "bad_csv", "old", "no_hydra"]  # then the rest
+    assert folders(comparison)[:3] == ["ok", "bad_csv", "no_hydra"]  # then the unranked
 
 
 def test_a_sweep_trial_without_hydra_files_gets_its_config_from_multirun_yaml(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from linesweep.sweep.study import open_storage
+from linesweep.core.storage import open_storage
 from tests.test_faults import FAST
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

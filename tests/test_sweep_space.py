@@ -17,8 +17,9 @@ from optuna.samplers import (
 )
 
 from linesweep.core.errors import ConfigError
+from linesweep.core.storage import open_storage
 from linesweep.sweep.space import override_value, parse_search_space
-from linesweep.sweep.study import check_directions, make_pruner, make_sampler, open_storage
+from linesweep.sweep.study import check_directions, make_pruner, make_sampler
 
 
 def dist(expression: str):

@@ -27,6 +27,7 @@ from linesweep.compare.runs import load_yaml, unflatten
 from linesweep.compare.table import format_value, objective_metrics
 from linesweep.core.files import save_figure
 from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.core.status import Status
 
 if TYPE_CHECKING:
     from linesweep.compare.runs import Run
@@ -36,8 +37,7 @@ TOP_CURVES = 8  # learning curves overlaid; more than this is a tangle
 MAX_PARAMETER_PANELS = 12
 DPI = 100
 RUN_PICTURES = ("kernels_conv1.png", "kernels_conv2.png", "feature_maps.png")
-PICTURES = (*RUN_PICTURES, "flattened_activations.png")  # the best run's, for the report
-STATE_COLOURS = {"complete": "tab:blue", "pruned": "tab:orange"}  # every other state: grey
+STATE_COLOURS = {Status.COMPLETE: "tab:blue", Status.PRUNED: "tab:orange"}  # others: grey
 
 
 def short_names(keys: Sequence[str]) -> dict[str, str]:
@@ -80,7 +80,7 @@ def learning_curves(runs: Sequence[Run], keys: Sequence[str]) -> Figure | None:
     for rank, run in ranked[:TOP_CURVES]:
         epochs = [row["epoch"] for row in run.history]
         label = run_label(rank, run, telling)
-        style = "-" if run.state == "complete" else "--"  # pruned, killed: stopped early
+        style = "-" if run.state == Status.COMPLETE else "--"  # pruned, killed: stopped early
         acc_ax.plot(epochs, [r["val_accuracy"] for r in run.history], style, marker=".")
         loss_ax.plot(epochs, [r["val_loss"] for r in run.history], style, marker=".", label=label)
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(-0.02, 1.02))
@@ -207,7 +207,7 @@ def load_study(sweep: Path) -> Any:
     """The Optuna study of a sweep folder, read-only; falls back to the journal beside it."""
     import optuna
 
-    from linesweep.sweep.study import JOURNAL_NAME, is_database_url, open_storage
+    from linesweep.core.storage import JOURNAL_NAME, is_database_url, open_storage
 
     results = load_yaml(sweep / "optimization_results.yaml")
     url = str(results.get("storage") or sweep / JOURNAL_NAME)

@@ -21,6 +21,7 @@ import yaml
 from linesweep.compare.runs import Run, load_yaml, reproduce_command, unflatten
 from linesweep.compare.table import Comparison, format_value, objective_metrics
 from linesweep.core.files import atomic_write_text
+from linesweep.core.status import Status
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px;
@@ -32,9 +33,8 @@ th { background: #f3f3f3; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafafa; }
 .scroll { overflow-x: auto; max-height: 80vh; overflow-y: auto; border: 1px solid #ddd; }
-.state-complete { color: #1a7f37; } .state-pruned { color: #9a6700; }
-.state-failed, .state-infeasible, .state-diverged, .state-killed, .state-unreadable,
-.state-incomplete, .state-interrupted { color: #cf222e; }
+.state-complete { color: #1a7f37; } .state-pruned, .state-running { color: #9a6700; }
+.state-bad { color: #cf222e; }
 pre { background: #f6f8fa; padding: .7em; overflow-x: auto; border: 1px solid #ddd; }
 pre.config { max-height: 26em; overflow-y: auto; margin: 0; }
 .side { display: grid; grid-template-columns: minmax(18em, 1fr) 2fr; gap: 1.5em;
@@ -75,7 +75,7 @@ def html_table(
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 cells.append(f'<td class="num">{e(value)}</td>')
             elif column == "state":
-                cells.append(f'<td class="state-{e(value)}">{e(value)}</td>')
+                cells.append(f'<td class="{_state_class(value)}">{e(value)}</td>')
             else:
                 cells.append(f"<td>{e(value)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -83,6 +83,13 @@ def html_table(
         f'<div class="scroll"><table class="{css_class}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
+
+
+def _state_class(state: Any) -> str:
+    """A CSS class per status: complete green, pruned and running amber, every other end red."""
+    if state in (Status.COMPLETE, Status.PRUNED, Status.RUNNING):
+        return f"state-{Status(state).value}"
+    return "state-bad"
 
 
 def _caption(path: Path) -> str:

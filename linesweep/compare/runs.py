@@ -2,16 +2,13 @@
 
 A run folder is any folder holding `.hydra/`, `summary.json`, `metrics.csv` or `shapes.yaml`:
 single runs, `-m` multiruns and Optuna sweeps alike. Reading never raises: a folder with a problem
-(no summary, a corrupt file, an older layout) still becomes a Run, with its state and a warning.
+(no summary, a corrupt file) still becomes a Run, with its state and a warning.
 States: complete, pruned, diverged, failed, infeasible, interrupted, running, killed (running,
 but its process is gone), incomplete (no readable summary.json), unreadable (nothing parses).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import re
@@ -24,14 +21,21 @@ from typing import Any
 import yaml
 
 from linesweep.core.processes import alive_here
+from linesweep.core.record import (
+    METRICS,
+    RUN_MARKERS,
+    SHAPES,
+    SUMMARY,
+    CorruptRow,
+    read_metrics,
+    read_summary,
+)
+from linesweep.core.status import Status
 
-RUN_MARKERS = frozenset({".hydra", "summary.json", "metrics.csv", "shapes.yaml"})
-STATES = (
-    "complete", "pruned", "diverged", "failed", "infeasible", "interrupted",
-    "running", "killed", "incomplete", "unreadable",
-)  # fmt: skip
-TRAINED = frozenset({"complete", "pruned", "diverged"})  # states that must have trained epochs
-
+# What a trainer may write into summary.json; compare's own words (incomplete...) are not.
+STATUSES_WRITTEN = frozenset(
+    s.value for s in Status if s not in (Status.INCOMPLETE, Status.UNREADABLE, Status.KILLED)
+)
 # libyaml's parser is ~10x faster than PyYAML's pure-Python one: it matters at 1,000 runs.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -41,7 +45,7 @@ class Run:
     """One run folder as the table sees it; what a folder lacks stays empty."""
 
     folder: Path
-    state: str = "unreadable"
+    state: Status = Status.UNREADABLE
     config: dict[str, Any] | None = None  # flattened: {"model.out_1": 4, "optimizer.lr": 0.01}
     objective: dict[str, float | None] = field(default_factory=dict)  # metric -> value
     final: dict[str, float] = field(default_factory=dict)  # the last epoch's metrics row
@@ -179,7 +183,7 @@ def read_run(folder: Path, sweeps: SweepConfigs | None = None) -> Run:
     if summary is not None:
         _apply_summary(run, summary)
     elif run.history or run.config is not None:
-        run.state = "incomplete"
+        run.state = Status.INCOMPLETE
     if run.history and not run.final:  # no summary yet (running, killed): the epochs so far
         run.final = run.history[-1]
         run.best = max(run.history, key=lambda row: row.get("val_accuracy", -math.inf))
@@ -187,39 +191,35 @@ def read_run(folder: Path, sweeps: SweepConfigs | None = None) -> Run:
         run.epochs_run = len(run.history)
     if run.wall_time_s is None and run.history:
         run.wall_time_s = run.history[-1].get("elapsed_s")
-    if run.n_params is None and run.state in TRAINED | {"running", "killed", "incomplete"}:
+    if run.n_params is None and (
+        run.state.trained or run.state in (Status.RUNNING, Status.KILLED, Status.INCOMPLETE)
+    ):
         run.n_params = _n_params_from_shapes(run)
-    if run.state in TRAINED and not (run.folder / "metrics.csv").exists():
-        run.warnings.append("no metrics.csv: no learning curve")
+    if run.state.trained and not (run.folder / METRICS).exists():
+        run.warnings.append(f"no {METRICS}: no learning curve")
     return run
 
 
 def _read_summary(run: Run) -> dict[str, Any] | None:
-    path = run.folder / "summary.json"
     try:
-        data = json.loads(path.read_bytes())
+        return read_summary(run.folder)
     except FileNotFoundError:
-        run.warnings.append("no summary.json (stopped before its first write, or an older layout)")
-        return None
+        run.warnings.append(f"no {SUMMARY} (stopped before its first write)")
     except (OSError, ValueError) as err:
-        run.warnings.append(f"summary.json is unreadable ({_problem(err)})")
-        return None
-    if not isinstance(data, dict):
-        run.warnings.append("summary.json is not a JSON object")
-        return None
-    return data
+        run.warnings.append(f"{SUMMARY} is unreadable ({_problem(err)})")
+    return None
 
 
 def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
     status = summary.get("status")
-    if not isinstance(status, str):
-        run.warnings.append("summary.json has no status")
-        run.state = "incomplete"
+    if status not in STATUSES_WRITTEN:
+        run.warnings.append(f"{SUMMARY} has no status linesweep writes: {str(status)[:40]!r}")
+        run.state = Status.INCOMPLETE
     else:
-        run.state = status
+        run.state = Status(status)
     run.note = summary.get("error") or summary.get("reason")
-    if run.state == "running" and alive_here(summary) is False:  # other hosts: not knowable
-        run.state = "killed"
+    if run.state == Status.RUNNING and alive_here(summary) is False:  # other hosts: unknowable
+        run.state = Status.KILLED
         run.note = f"process {summary.get('pid')} on {summary.get('host')} is gone"
     if isinstance(summary.get("final"), dict):
         run.final = {k: v for k, v in summary["final"].items() if _finite(v) is not None}
@@ -237,44 +237,21 @@ def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
         metrics = objective.get("metrics") or []
         values = objective.get("values") or [None] * len(metrics)
         run.objective = {str(m): _finite(v) for m, v in zip(metrics, values, strict=False)}
-    elif run.final:  # written before summaries named their objective: rank by what it reports
-        metrics = (run.config or {}).get("objective.metrics") or ["val_accuracy"]
-        run.objective = {
-            m: _finite(run.n_params if m == "n_params" else run.final.get(m)) for m in metrics
-        }
-        run.warnings.append(
-            "summary.json has no objective (older layout): ranked by its last epoch's "
-            + ", ".join(metrics)
-        )
+    elif run.state == Status.COMPLETE:
+        run.warnings.append(f"{SUMMARY} has no objective: not ranked")
 
 
 def _read_metrics(run: Run) -> list[dict[str, float]]:
-    path = run.folder / "metrics.csv"
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_metrics(run.folder)
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as err:
-        run.warnings.append(f"metrics.csv is unreadable ({_problem(err)})")
+    except CorruptRow as err:
+        run.warnings.append(f"{METRICS} {err}")
+        return err.kept
+    except (OSError, ValueError) as err:
+        run.warnings.append(f"{METRICS} is unreadable ({_problem(err)})")
         return []
-    reader = csv.DictReader(io.StringIO(text))
-    missing = {"epoch", "val_accuracy", "val_loss"} - set(reader.fieldnames or ())
-    if missing:
-        run.warnings.append(f"metrics.csv lacks the columns {', '.join(sorted(missing))}")
-        return []
-    history = []
-    for row in reader:
-        try:
-            if None in row or None in row.values():
-                raise ValueError("wrong number of cells")
-            history.append({key: float(value) for key, value in row.items()})
-        except ValueError as err:
-            run.warnings.append(
-                f"metrics.csv line {reader.line_num} is corrupt ({err}): "
-                f"kept the {len(history)} epochs before it"
-            )
-            break
-    return history
 
 
 def _read_config(
@@ -320,7 +297,7 @@ def parse_value(text: str) -> Any:
 
 def _n_params_from_shapes(run: Run) -> int | None:
     try:
-        n_params = load_yaml(run.folder / "shapes.yaml").get("n_params")
+        n_params = load_yaml(run.folder / SHAPES).get("n_params")
     except (OSError, yaml.YAMLError, AttributeError):
         return None
     return n_params if isinstance(n_params, int) else None

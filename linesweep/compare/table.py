@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from linesweep.compare.runs import STATES, Run, SweepConfigs, natural_key, parse_value, read_run
+from linesweep.compare.runs import Run, SweepConfigs, natural_key, parse_value, read_run
 from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.core.status import STATUSES, Status
 
 NOISE_PREFIXES = ("hydra.", "plots.")  # differ between runs without changing what they learn
 NOISE_KEYS = frozenset({"trainer.progress_bar"})
@@ -97,7 +98,7 @@ def best_run(runs: Sequence[Run]) -> Run | None:
     ranked = [
         r for r in rank_by_objective(runs) if any(v is not None for v in r.objective.values())
     ]
-    complete = [r for r in ranked if r.state == "complete"]
+    complete = [r for r in ranked if r.state == Status.COMPLETE]
     return (complete or ranked or [None])[0]
 
 
@@ -152,9 +153,9 @@ def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
     """Filter, sort and cut the runs as the options ask; UsageError names a bad key or state."""
     for condition in selection.where:
         _check_key("--where", condition.key, runs)
-    unknown = [s for s in selection.states if s not in STATES]
+    unknown = [s for s in selection.states if s not in STATUSES]
     if unknown:
-        raise UsageError(f"--state: unknown state {unknown[0]!r}; states: {', '.join(STATES)}")
+        raise UsageError(f"--state: unknown state {unknown[0]!r}; states: {', '.join(STATUSES)}")
     kept = [
         run
         for run in runs

@@ -29,7 +29,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.processes import alive_here
-from linesweep.sweep.study import database_url, is_database_url
+from linesweep.core.storage import database_url, is_database_url
 
 try:  # POSIX file locks: released by the kernel when the holder dies, so never stale
     import fcntl

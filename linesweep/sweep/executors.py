@@ -18,6 +18,7 @@ cannot fall between collecting a trial and recording it.
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -43,6 +44,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.basecontainer import BaseContainer
 
 from linesweep.sweep.interrupts import deferred, reset_in_child
+from linesweep.sweep.outcomes import JobOutcome, as_objective
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +53,6 @@ log = logging.getLogger(__name__)
 class TrialJob:
     number: int  # the Optuna trial number; also the job's number and folder name
     overrides: tuple[str, ...]
-
-
-@dataclass
-class JobOutcome:
-    number: int
-    job_return: JobReturn | None  # None when the job's process died before returning
-    output_dir: Path | None
-    died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
-    traceback: str | None = None  # of the exception the job raised, if any
 
 
 OutcomeHandler = Callable[[JobOutcome], None]
@@ -192,14 +185,18 @@ class TaskReference:
 
 
 def _exit_with_parent(alive: multiprocessing.connection.Connection, parent: int) -> None:
-    """End this trial at once when the sweep process goes away, however it went.
+    """End this trial when the sweep process goes away, however it went.
 
     The sweep process closes its end of `alive` when it stops the trial; if it is killed, the
-    trial notices that its parent changed (forked siblings may still hold that pipe open).
+    trial notices that its parent changed (forked siblings may still hold that pipe open). A
+    SIGTERM first lets the task record `interrupted` in its folder; a task that does not stop
+    within seconds is ended regardless.
     """
     while not alive.poll(0.2):
         if os.getppid() != parent:
             break
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
     os._exit(70)
 
 
@@ -227,9 +224,8 @@ def _worker_main(
         )
     except Exception as err:
         ret = JobReturn(status=JobStatus.FAILED, _return_value=err)
-    if ret.status == JobStatus.FAILED and type(ret._return_value).__name__ != "TrialPruned":
+    if ret.status == JobStatus.FAILED:
         trace = _format_exception(ret._return_value)
-        logging.getLogger("linesweep.trial").error("trial failed:\n%s", trace)
     results.send((_portable(ret), trace))
     results.close()
 
@@ -244,6 +240,12 @@ def _portable(ret: JobReturn) -> JobReturn:
         node = getattr(ret, name)
         if node is not None:
             setattr(ret, name, OmegaConf.create(OmegaConf.to_container(node, resolve=False)))
+    if ret.status == JobStatus.COMPLETED:
+        # Plain floats: a torch tensor would cross the pipe as a handle to shared memory that
+        # dies with this process, and numpy scalars need not be importable on the other side.
+        with contextlib.suppress(TypeError, ValueError):
+            values = as_objective(ret._return_value)
+            ret._return_value = values[0] if len(values) == 1 else tuple(values)
     try:
         pickle.dumps(ret._return_value)
     except Exception:

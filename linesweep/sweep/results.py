@@ -15,8 +15,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.files import write_csv, write_yaml
+from linesweep.core.storage import shown_url
 from linesweep.sweep.coordination import ERROR, FOLDER, RETRY_OF, STATE
-from linesweep.sweep.study import shown_url
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
@@ -44,7 +44,6 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
         row.update({f"values.{name}": v for name, v in zip(value_names, values, strict=True)})
         row.update(
             duration_s=None if duration is None else round(duration, 3),
-            shape_check=t.user_attrs.get("linesweep.shape_check"),
             folder=t.user_attrs.get(FOLDER),
             error=t.user_attrs.get(ERROR),
             retry_of=t.user_attrs.get(RETRY_OF),
@@ -54,7 +53,7 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
         ["number", "state"]
         + [f"params.{n}" for n in param_names]
         + [f"values.{n}" for n in value_names]
-        + ["duration_s", "shape_check", "folder", "error", "retry_of"]
+        + ["duration_s", "folder", "error", "retry_of"]
     )
     return rows, columns
 

@@ -1,18 +1,14 @@
-"""Optuna's side of a sweep: storages, samplers, pruners, and opening a study safely.
+"""Optuna's side of a sweep: samplers, pruners, and opening a study safely.
 
-Storage URLs: a plain path is an Optuna journal file (the default, next to the sweep's folders:
-no server, safe for several processes on one machine); `sqlite:///...`, `postgresql://...` and
-`mysql://...` are relational databases for sweeps that span machines. Every bad name or value
-becomes one ConfigError line that names the `hydra.sweeper` key.
+Every bad name or value becomes one ConfigError line that names the `hydra.sweeper` key.
+Storages are opened by `linesweep.core.storage`, which compare and the trials use too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -35,15 +31,12 @@ from optuna.samplers import (
     RandomSampler,
     TPESampler,
 )
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages import BaseStorage
 
 from linesweep.core.errors import ConfigError
 from linesweep.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)
-
-JOURNAL_NAME = "optuna_journal.log"  # optuna-dashboard and `optuna` open it as a journal file
 
 SAMPLERS: dict[str, type[BaseSampler]] = {
     "tpe": TPESampler,
@@ -97,6 +90,13 @@ def make_pruner(name: str, kwargs: Mapping[str, Any]) -> BasePruner:
         ) from None
 
 
+def pruner_config(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The pruner as a Hydra `_target_` config, for a trial to build the same one."""
+    if name == "none":
+        return {"_target_": "optuna.pruners.NopPruner"}
+    return {"_target_": f"optuna.pruners.{PRUNERS[name].__name__}", **dict(kwargs)}
+
+
 def check_directions(direction: str | Sequence[str]) -> list[str]:
     """`maximize`, `minimize`, or a list of them (one per objective)."""
     directions = [direction] if isinstance(direction, str) else list(direction)
@@ -105,66 +105,6 @@ def check_directions(direction: str | Sequence[str]) -> list[str]:
             "hydra.sweeper.direction", directions, "maximize, minimize, or a list of them"
         )
     return directions
-
-
-def is_database_url(url: str) -> bool:
-    return "://" in url
-
-
-def shown_url(url: str) -> str:
-    """The storage URL with its password masked, for logs and result files."""
-    if not is_database_url(url):
-        return url
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: show it as given
-        return url
-
-
-def resolve_storage_url(storage: str | None, sweep_dir: Path) -> str:
-    """The configured URL, or the default journal file in the sweep folder (absolute)."""
-    if storage is None:
-        return str((sweep_dir / JOURNAL_NAME).resolve())
-    return storage if is_database_url(storage) else str(Path(storage).expanduser().resolve())
-
-
-def database_url(url: str) -> str:
-    """`postgresql://` means psycopg2 to SQLAlchemy; use psycopg 3 when only that is installed."""
-    if (
-        url.startswith("postgresql://")
-        and importlib.util.find_spec("psycopg2") is None
-        and importlib.util.find_spec("psycopg") is not None
-    ):
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
-
-
-def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseStorage:
-    """Open (creating if needed) the storage at `url`; ConfigError if it cannot be opened."""
-    try:
-        if not is_database_url(url):
-            path = Path(url)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = JournalFileSymlinkLock(str(path), grace_period=lock_grace_s)
-            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-        for attempt in range(attempts):
-            try:
-                return RDBStorage(database_url(url), engine_kwargs={"pool_pre_ping": True})
-            except Exception as err:  # several workers creating the tables at the same instant
-                if attempt == attempts - 1 or "already exists" not in str(err):
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-    except Exception as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            "hydra.sweeper.storage",
-            url,
-            "a storage Optuna can open (a journal file path or a database URL)",
-            f"it failed with: {detail}",
-        ) from None
-    raise AssertionError("unreachable")
 
 
 def create_or_load_study(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -29,42 +28,35 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from linesweep.core.errors import ConfigError, LinesweepError
-from linesweep.core.files import atomic_write_text, ensure_writable_folder, read_json, write_json
+from linesweep.core.files import atomic_write_text, ensure_writable_folder
+from linesweep.core.metrics import directions as metric_directions
 from linesweep.core.processes import this_process
+from linesweep.core.status import Status
+from linesweep.core.storage import is_database_url, open_storage, resolve_storage_url, shown_url
+from linesweep.core.trial_link import ENV_VAR, TrialContext
 from linesweep.sweep import coordination as co
-from linesweep.sweep.executors import (
-    JobOutcome,
-    LauncherExecutor,
-    ProcessExecutor,
-    TrialExecutor,
-    TrialJob,
-)
+from linesweep.sweep.executors import LauncherExecutor, ProcessExecutor, TrialExecutor, TrialJob
 from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signals, interruptible
 from linesweep.sweep.journal import check_journal
-from linesweep.sweep.results import counts, finite, write_sweep_results
+from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
+from linesweep.sweep.results import counts, write_sweep_results
 from linesweep.sweep.space import SearchSpace, parse_search_space
 from linesweep.sweep.study import (
     check_directions,
     create_or_load_study,
-    is_database_url,
     make_pruner,
     make_sampler,
-    open_storage,
-    resolve_storage_url,
-    shown_url,
+    pruner_config,
 )
-from linesweep.sweep.trial_link import ENV_VAR, TrialContext
 
 log = logging.getLogger(__name__)
-
-FAILED_LABELS = ("failed", "diverged", "killed")  # count against max_failure_rate; infeasible not
 
 
 @dataclass(frozen=True)
@@ -159,6 +151,7 @@ class Sweep:
             s.sampler["name"], s.sampler.get("seed"), s.sampler.get("kwargs") or {}, self.space
         )
         self.pruner = make_pruner(s.pruner["name"], s.pruner.get("kwargs") or {})
+        self.value_names = self._value_names()
         self.n_trials = s.n_trials
         if s.sampler["name"] == "grid":
             points = math.prod(len(values) for values in self.space.grid().values())
@@ -191,6 +184,27 @@ class Sweep:
         self.slots = co.SlotLock(self.storage_url, s.study_name)
         atomic_write_text(self.sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
         self.executor = self._make_executor()
+
+    def _value_names(self) -> list[str]:
+        """The objective's names; for linesweep's own app, checked against the study's direction.
+
+        linesweep's app names its objective in `objective.metrics`, each with a fixed direction:
+        a sweep told to go the other way is refused here, before any study is touched.
+        """
+        n = len(self.settings.directions)
+        metrics = OmegaConf.select(self.config, "objective.metrics", default=None)
+        if metrics is None:  # another app: its values have no names
+            return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
+        metrics = list(metrics)
+        declared = metric_directions(metrics)
+        if declared != self.settings.directions:
+            raise ConfigError(
+                "hydra.sweeper.direction",
+                self.settings.directions,
+                f"the directions of objective.metrics={metrics}: {declared}",
+                f"set hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
+            )
+        return metrics
 
     def _make_executor(self) -> TrialExecutor:
         s = self.settings
@@ -252,9 +266,6 @@ class Sweep:
                 "trial %d was left RUNNING by a sweep process that died: failed, its slot re-runs",
                 trial.number,
             )
-            _mark_folder(
-                trial.user_attrs.get(co.FOLDER), "interrupted", "the sweep process running it died"
-            )
 
     def _slots_taken(self) -> int:
         return sum(co.holds_slot(t) for t in self.study.get_trials(deepcopy=False))
@@ -294,25 +305,18 @@ class Sweep:
         return True
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
+        s = self.settings
         context = TrialContext(
             storage=self.storage_url,
             study_name=self.settings.study_name,
             number=trial.number,
-            pruner={
-                "name": self.settings.pruner["name"],
-                "kwargs": self.settings.pruner.get("kwargs") or {},
-            },
+            pruner=pruner_config(s.pruner["name"], s.pruner.get("kwargs") or {}),
             report=len(self.settings.directions) == 1,
         )
-        threads = max(1, (os.cpu_count() or 1) // self.settings.n_jobs)
         return [
             *self.space.overrides(trial.params),
             f"hydra.sweep.subdir={trial.number}",
             f"++hydra.job.env_set.{ENV_VAR}={_quoted(context.to_env())}",
-            # A fair share of the cores per trial in flight, for the processes a launcher starts
-            # fresh (joblib, SLURM). Forked trials inherit the sweep process's libraries; the
-            # trainer itself runs one thread unless trainer.num_threads says otherwise.
-            f"++hydra.job.env_set.OMP_NUM_THREADS={threads}",
         ]
 
     def _heartbeat(self) -> None:
@@ -323,33 +327,16 @@ class Sweep:
 
     # ------------------------------------------------------------------ results
     def _record(self, outcome: JobOutcome) -> str | None:
-        """Tell the study how a trial ended; a reason to stop the sweep, if the trial shows one."""
+        """Tell the study how a trial ended, and say so in one line."""
         trial = self.running.pop(outcome.number)
-        summary = _read_summary(outcome.output_dir)
-        state, values, label, error = judge(outcome, summary, len(self.settings.directions))
-        if outcome.died is not None:
-            _append_log(outcome.output_dir, f"trial {outcome.number} {outcome.died}")
-            _mark_folder(
-                str(outcome.output_dir),
-                "interrupted" if label == "interrupted" else "failed",
-                outcome.died,
-            )
-        elif outcome.traceback and label != "pruned":
-            _append_log(outcome.output_dir, f"trial {outcome.number} failed:\n{outcome.traceback}")
+        verdict = judge(outcome, len(self.settings.directions))
+        if outcome.traceback and verdict.status == Status.FAILED:
+            log.debug("trial %d traceback:\n%s", outcome.number, outcome.traceback)
         try:
-            trial.set_user_attr(co.STATE, label)
-            if error:
-                trial.set_user_attr(co.ERROR, error[:2000])
-            shapes = outcome.output_dir / "shapes.yaml" if outcome.output_dir else None
-            trial.set_user_attr(
-                "linesweep.shape_check",
-                "infeasible"
-                if label == "infeasible"
-                else ("agree" if shapes and shapes.exists() else None),
-            )
-            if summary and "objective" in summary:
-                self.study.set_user_attr("linesweep.metrics", summary["objective"]["metrics"])
-            self.study.tell(trial, values=values, state=state)
+            trial.set_user_attr(co.STATE, verdict.status.value)
+            if verdict.reason:
+                trial.set_user_attr(co.ERROR, verdict.reason[:2000])
+            self.study.tell(trial, values=verdict.values, state=verdict.optuna_state)
         except UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another worker", outcome.number)
         except RuntimeError as err:
@@ -358,23 +345,16 @@ class Sweep:
             if "Study.stop" not in str(err):
                 raise
             self.grid_done = True
-        if label == "interrupted":
+        if verdict.status == Status.INTERRUPTED:
             self.study.enqueue_trial(trial.params, user_attrs={co.RETRY_OF: trial.number})
-        shown = values if values is not None else ""
-        log.info(
-            "trial %d %s %s%s",
-            outcome.number,
-            label,
-            shown,
-            f": {error}" if error and label != "pruned" else "",
-        )
+        log.info("%s", _one_line(outcome.number, trial.params, verdict, self.value_names))
         self._write_results()
-        return _direction_mismatch(summary, self.settings.directions)
+        return None
 
     def _failure_budget_exceeded(self) -> str | None:
         failed = [
             t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get(co.STATE) in FAILED_LABELS
+            if t.user_attrs.get(co.STATE) in FAILURES
         ]  # fmt: skip
         limit = self.settings.max_failure_rate * self.n_trials
         if len(failed) > limit:
@@ -386,14 +366,9 @@ class Sweep:
         return None
 
     def _write_results(self) -> None:
-        metrics = self.study.user_attrs.get("linesweep.metrics")
-        n = len(self.settings.directions)
-        names = (
-            metrics
-            if metrics and len(metrics) == n
-            else (["value"] if n == 1 else [f"value_{i}" for i in range(n)])
+        write_sweep_results(
+            self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names
         )
-        write_sweep_results(self.sweep_dir, self.study, self.n_trials, self.storage_url, names)
 
     def interrupt(self, signum: int) -> None:
         """Stop the running trials, mark them interrupted (resume re-runs them), write results."""
@@ -418,95 +393,24 @@ class Sweep:
             self.slots.close()
 
 
-def judge(
-    outcome: JobOutcome, summary: dict | None, n_objectives: int
-) -> tuple[TrialState, list[float] | None, str, str | None]:
-    """Optuna state, values, linesweep label and error for a finished job."""
-    if outcome.died is not None:
-        label = "interrupted" if outcome.died == "interrupted" else "killed"
-        return TrialState.FAIL, None, label, f"trial process {outcome.died}"
-    ret = outcome.job_return
-    status = (summary or {}).get("status")
-    if ret.status == JobStatus.FAILED:
-        error = ret._return_value
-        if isinstance(error, optuna.TrialPruned):
-            return TrialState.PRUNED, None, "pruned", str(error) or None
-        label = "infeasible" if status == "infeasible" else "failed"
-        linesweep_error = isinstance(error, LinesweepError)
-        message = str(error) if linesweep_error else f"{type(error).__name__}: {error}"
-        return TrialState.FAIL, None, label, message
-    value = ret.return_value
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    if len(values) != n_objectives:
-        return (
-            TrialState.FAIL,
-            None,
-            "failed",
-            f"the job returned {len(values)} value(s) for {n_objectives} objective(s)",
-        )
-    if not finite(values):
-        if status == "diverged":
-            return TrialState.FAIL, None, "diverged", (summary or {}).get("error")
-        return (
-            TrialState.FAIL,
-            None,
-            "failed",
-            f"the job returned a non-finite or non-numeric objective: {value!r}",
-        )
-    return TrialState.COMPLETE, [float(v) for v in values], "complete", None
-
-
-def _direction_mismatch(summary: dict | None, directions: list[str]) -> str | None:
-    """A job whose objective runs the other way than the study would be optimised backwards."""
-    objective = (summary or {}).get("objective") or {}
-    declared = objective.get("directions")
-    if declared is None or declared == directions:
-        return None
-    return str(
-        ConfigError(
-            "hydra.sweeper.direction",
-            directions,
-            f"the directions of objective.metrics={objective.get('metrics')}: {declared}",
-            f"set hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
-        )
-    )
-
-
 def _quoted(text: str) -> str:
     """A string as a single-quoted value in Hydra's override grammar."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _read_summary(folder: Path | None) -> dict | None:
-    try:
-        return read_json(folder / "summary.json") if folder is not None else None
-    except (OSError, ValueError):
-        return None
+def _one_line(number: int, params: dict[str, Any], verdict: Verdict, value_names: list[str]) -> str:
+    """`trial 3 complete (model.out_1=4 optimizer.lr=0.01): val_accuracy=0.95`, or its reason."""
+    shown = " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+    if verdict.values is not None:
+        result = ", ".join(f"{n}={v:.4g}" for n, v in zip(value_names, verdict.values, strict=True))
+    else:
+        result = verdict.reason or ""
+    return f"trial {number} {verdict.status} ({shown or 'no parameters'}): {result}"
 
 
-def _append_log(folder: Path | None, text: str) -> None:
-    """Put a trial's failure in its own log file, where someone reading the trial looks."""
-    if folder is None:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        logs = sorted(folder.glob("*.log")) or [folder / "train.log"]
-        with logs[0].open("a", encoding="utf-8") as handle:
-            handle.write(
-                f"[{time.strftime('%H:%M:%S')}][linesweep.sweep][ERROR] - {text.rstrip()}\n"
-            )
-    except OSError:
-        log.warning("could not write to the log of %s", folder)
-
-
-def _mark_folder(folder: str | None, status: str, reason: str) -> None:
-    """A trial folder whose summary still says `running` gets its final status."""
-    if not folder:
-        return
-    summary = _read_summary(Path(folder))
-    if summary is not None and summary.get("status") == "running":
-        summary.update(status=status, error=reason)
-        write_json(Path(folder) / "summary.json", summary)
+FAILURES = frozenset(s.value for s in Status if s.counts_as_failure)
 
 
 def run_sweep(

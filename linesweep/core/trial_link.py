@@ -1,9 +1,10 @@
-"""The job's side of a sweep: report each epoch to its Optuna trial and learn whether to stop.
+"""The protocol between a sweeper and the runs it launches: report each epoch, learn to stop.
 
-The sweeper hands every job its trial through one environment variable (set with Hydra's
+A sweeper hands every job its Optuna trial through one environment variable (set with Hydra's
 `hydra.job.env_set`, so it works the same in-process, in worker processes, under joblib or on a
-SLURM node). The job reconnects to the study's storage, reports its validation metric after every
-epoch, and stops as soon as the study's pruner says so.
+SLURM node). The job reconnects to the study's storage, reports its objective after every epoch,
+and stops as soon as the study's pruner says so. A job launched by any other sweeper finds no
+variable and reports nothing. Optuna is imported only once a job reports.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class TrialContext:
     storage: str
     study_name: str
     number: int
-    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none", "kwargs": {}})
+    # The study's pruner as a Hydra `_target_` config (the job judges itself with it).
+    pruner: dict[str, Any] = field(default_factory=lambda: {"_target_": "optuna.pruners.NopPruner"})
     report: bool = True  # Optuna takes intermediate values from single-objective studies only
 
     def to_env(self) -> str:
@@ -53,14 +55,15 @@ class TrialLink:
     def _connect(self):
         if self._trial is None:
             import optuna
+            from hydra.utils import instantiate
 
-            from linesweep.sweep.study import make_pruner, open_storage
+            from linesweep.core.storage import open_storage
 
             storage = open_storage(self.context.storage)
             study = optuna.load_study(
                 study_name=self.context.study_name,
                 storage=storage,
-                pruner=make_pruner(self.context.pruner["name"], self.context.pruner["kwargs"]),
+                pruner=instantiate(self.context.pruner),
             )
             study_id = storage.get_study_id_from_name(self.context.study_name)
             trial_id = storage.get_trial_id_from_study_id_trial_number(

@@ -1,0 +1,184 @@
+"""One run, start to end: plan, check, train and record, in a folder someone else chose.
+
+`run` is a plain function of a composed config and a folder: it validates, trains, and leaves the
+run record (`linesweep.core.record`) whatever happens. A run that ends other than complete raises
+the typed exception of its status (`linesweep.core.errors`) after recording it, so the caller
+decides what that means: an exit code on the command line, a trial state in a sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from linesweep.core.errors import Diverged, LinesweepError, Pruned
+from linesweep.core.metrics import EpochMetrics, best_epoch, directions, objective_values
+from linesweep.core.record import RunSummary, write_metrics, write_shapes, write_weights
+from linesweep.core.status import Status
+from linesweep.core.trial_link import TrialLink
+from linesweep.run.config import TrainConfig
+from linesweep.run.data import make_splits
+from linesweep.run.model import build_model, check_plan
+from linesweep.run.seeds import derive_seeds
+from linesweep.run.shapes import plan_cnn
+from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_threads
+from linesweep.run.validation import to_train_config
+
+log = logging.getLogger(__name__)
+# Tracebacks of unexpected errors go to the run's train.log only (conf/hydra/job_logging): the
+# console gets one line, the file keeps the detail for whoever reads the run.
+traceback_log = logging.getLogger("linesweep.traceback")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A run that trained every epoch: its objective, one value per objective metric."""
+
+    objective: tuple[float, ...]
+    run_dir: Path
+
+    @property
+    def value(self) -> float | tuple[float, ...]:
+        """What a sweeper receives: one float, or a tuple for several objectives."""
+        return self.objective[0] if len(self.objective) == 1 else self.objective
+
+
+def train(
+    cfg: TrainConfig, run_dir: Path, summary: RunSummary, trial: TrialLink | None = None
+) -> RunResult:
+    """Plan, check, train, and record one run in `run_dir`; raise on any other end than complete."""
+    plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
+    log.info("shape plan (one image):\n%s", plan.table())
+
+    seeds = derive_seeds(cfg.seed)
+    device = resolve_device(cfg.trainer.device)
+    threads = resolve_threads(cfg.trainer.num_threads)
+    summary.data.update(seeds=seeds.as_dict(), device=str(device), num_threads=threads)
+
+    with cpu_settings(threads):
+        train_split, val_split = make_splits(cfg.data, seeds.train_data, seeds.val_data)
+        model = build_model(cfg.model, plan, seeds.model_init).to(device)
+        check = check_plan(model, plan)
+        write_shapes(run_dir, check.to_record())
+        if not check.agrees:  # a bug in the arithmetic, never the user's fault
+            raise RuntimeError("shape plan disagrees with torch: " + "; ".join(check.mismatches()))
+        log.info("shape plan checked against a forward pass: %d parameters", plan.n_params)
+
+        def make_optimizer(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+            return instantiate(asdict(cfg.optimizer), params=params)
+
+        prune_on = cfg.objective.metrics[0]
+
+        def after_epoch(history: Sequence[EpochMetrics]) -> bool:
+            write_metrics(run_dir, history)
+            if trial is None or prune_on == "n_params":
+                return False
+            return trial.report(history[-1].epoch, getattr(history[-1], prune_on))
+
+        outcome = fit(
+            model,
+            make_optimizer,
+            train_split.to(device),
+            val_split.to(device),
+            cfg.trainer,
+            seeds.shuffle,
+            after_epoch,
+        )
+        write_weights(run_dir, model.state_dict())
+        from linesweep.run.plots import save_run_plots  # matplotlib loads only when a run plots
+
+        plots = save_run_plots(
+            run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split
+        )
+
+    status = Status(outcome.status)
+    if status == Status.DIVERGED:  # no trustworthy value
+        values = tuple(math.nan for _ in cfg.objective.metrics)
+    else:
+        values = objective_values(
+            outcome.history, plan.n_params, cfg.objective.metrics, cfg.objective.epoch
+        )
+    summary.finish(
+        status,
+        error=outcome.reason if status == Status.DIVERGED else None,
+        reason=outcome.reason,
+        objective={
+            "metrics": cfg.objective.metrics,
+            "directions": directions(cfg.objective.metrics),
+            "epoch": cfg.objective.epoch,
+            "values": list(values),
+        },
+        epochs_run=len(outcome.history),
+        final=outcome.history[-1].as_row(),
+        best=best_epoch(outcome.history, "val_accuracy").as_row(),
+        n_params=plan.n_params,
+        shape_check="agree",
+        plots=[p.name for p in plots],
+    )
+    log.info("run %s: objective %s, folder %s", status, values, run_dir)
+    epochs = len(outcome.history)
+    if status == Status.DIVERGED:
+        raise Diverged(f"{outcome.reason} (recorded in {summary.path})", epochs)
+    if status == Status.PRUNED:
+        raise Pruned(outcome.reason or f"pruned after epoch {epochs}", epochs)
+    return RunResult(values, run_dir)
+
+
+def run(
+    cfg: DictConfig,
+    run_dir: Path,
+    trial: TrialLink | None = None,
+    overrides: list[str] | None = None,
+) -> RunResult:
+    """Validate a composed config and train, recording how the run ended in summary.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = RunSummary(
+        run_dir,
+        overrides=overrides or [],
+        trial=trial.describe() if trial is not None else None,
+    )
+    try:
+        with _sigterm_interrupts():
+            return train(to_train_config(cfg), run_dir, summary, trial)
+    except (Diverged, Pruned):
+        raise  # recorded by train()
+    except LinesweepError as err:
+        summary.finish(err.status, error=str(err))
+        raise
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, or a sweep stopping
+        summary.finish(Status.INTERRUPTED, error=f"interrupted by {err or 'SIGINT'}")
+        raise
+    except Exception as err:
+        summary.finish(Status.FAILED, error=f"{type(err).__name__}: {err}")
+        traceback_log.error("run failed with an unexpected error", exc_info=True)
+        raise
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C does, so that its record says `interrupted`."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            yield  # someone else handles SIGTERM here (a sweep running trials in-process)
+            return
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (a launcher's thread): signals are not ours
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
