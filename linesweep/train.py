@@ -25,7 +25,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from linesweep.core.errors import LinesweepError, RunStopped
 from linesweep.core.trial_link import TrialLink
@@ -47,7 +47,8 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
             cfg,
             Path(hydra_cfg.runtime.output_dir),
             trial=trial,
-            overrides=list(hydra_cfg.overrides.task),
+            # As typed: an override such as `x=${oc.env:NOPE}` must not be resolved here.
+            overrides=OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False),
         )
     except (LinesweepError, RunStopped) as err:
         log.error("%s: %s", err.status, err)

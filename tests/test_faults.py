@@ -80,8 +80,14 @@ def study_of(folder: Path, name: str = "linesweep") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(str(folder / JOURNAL_NAME)))
 
 
-def assert_consistent(folder: Path, n_trials: int, name: str = "linesweep") -> optuna.Study:
-    """Exactly n_trials hold a slot; every finished trial's folder says what the study says."""
+def assert_consistent(
+    folder: Path, n_trials: int, name: str = "linesweep", lost: tuple[int, ...] = ()
+) -> optuna.Study:
+    """Exactly n_trials hold a slot; every finished trial's folder says what the study says.
+
+    `lost`: trials whose last journal record was cut away on purpose: the study no longer
+    knows they finished (it re-runs them), while their folders still do.
+    """
     study = study_of(folder, name)
     counted = [t for t in study.trials if holds_slot(t)]
     assert len(counted) == n_trials, [(t.number, t.state.name) for t in study.trials]
@@ -91,7 +97,8 @@ def assert_consistent(folder: Path, n_trials: int, name: str = "linesweep") -> o
     for trial in study.trials:
         summary = json.loads((folder / str(trial.number) / "summary.json").read_text())
         # The folder, read as compare reads it, says what the study says.
-        assert read_run(folder / str(trial.number)).state == rows[trial.number]["state"]
+        if trial.number not in lost:
+            assert read_run(folder / str(trial.number)).state == rows[trial.number]["state"]
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert summary["status"] == "complete"
             assert summary["objective"]["values"] == list(trial.values)
@@ -235,4 +242,4 @@ def test_a_corrupt_journal_record_is_refused_with_the_exact_repair_command(tmp_p
     assert repair.returncode == 0, repair.stderr
     done = run(folder, *FAST, "hydra.sweeper.n_trials=3")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert_consistent(folder, 3)
+    assert_consistent(folder, 3, lost=(1,))  # the cut record was trial 1's last

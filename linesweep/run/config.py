@@ -16,7 +16,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 # Caps that keep a typo (an extra zero or three) from eating the machine's memory.
-MAX_PIXELS_PER_SPLIT = 500_000_000
 MAX_CHANNELS = 512
 
 

@@ -25,6 +25,7 @@ from linesweep.core.metrics import EpochMetrics, best_epoch, directions, objecti
 from linesweep.core.record import RunSummary, write_metrics, write_shapes, write_weights
 from linesweep.core.status import Status
 from linesweep.core.trial_link import TrialLink
+from linesweep.run.budget import check_fits, estimate
 from linesweep.run.config import TrainConfig
 from linesweep.run.data import make_splits
 from linesweep.run.model import build_model, check_plan
@@ -57,6 +58,7 @@ def train(
 ) -> RunResult:
     """Plan, check, train, and record one run in `run_dir`; raise on any other end than complete."""
     plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
+    check_fits(estimate(cfg, plan))  # a ConfigError before any large allocation
     log.info("shape plan (one image):\n%s", plan.table())
 
     seeds = derive_seeds(cfg.seed)
