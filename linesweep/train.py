@@ -42,6 +42,7 @@ from linesweep.core.metrics import EpochMetrics, best_epoch, directions, objecti
 from linesweep.core.processes import this_process
 from linesweep.run.config import TrainConfig, register_configs
 from linesweep.run.data import make_splits
+from linesweep.run.loggers import RunLoggers, open_loggers
 from linesweep.run.model import build_model, check_plan
 from linesweep.run.seeds import derive_seeds
 from linesweep.run.shapes import plan_cnn
@@ -109,9 +110,11 @@ def train(
     run_dir: Path,
     summary: RunSummary,
     trial: TrialLink | None = None,
+    loggers: RunLoggers | None = None,
 ) -> RunResult:
     """Plan, check, train, and record one run in `run_dir`; raise LinesweepError on bad input."""
     plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
+    loggers = loggers or RunLoggers()  # none: only the run's own files
     log.info("shape plan (one image):\n%s", plan.table())
 
     seeds = derive_seeds(cfg.seed)
@@ -126,6 +129,7 @@ def train(
         write_yaml(run_dir / "shapes.yaml", check.to_record())
         if not check.agrees:  # a bug in the arithmetic, never the user's fault
             raise RuntimeError("shape plan disagrees with torch: " + "; ".join(check.mismatches()))
+        loggers.log_plan(run_dir / "shapes.yaml")  # the loggers start here: after the plan check
         log.info("shape plan checked against a forward pass: %d parameters", plan.n_params)
 
         def make_optimizer(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -135,6 +139,7 @@ def train(
 
         def after_epoch(history: Sequence[EpochMetrics]) -> bool:
             write_csv(run_dir / "metrics.csv", (row.as_row() for row in history), METRICS_COLUMNS)
+            loggers.log_epoch(history[-1].as_row())
             if trial is None or prune_on == "n_params":
                 return False
             return trial.report(history[-1].epoch, getattr(history[-1], prune_on))
@@ -178,6 +183,7 @@ def train(
         shape_check="agree",
         plots=[p.name for p in plots],
     )
+    loggers.log_result(dict(zip(cfg.objective.metrics, values, strict=True)), plots)
     log.info("run %s: objective %s, folder %s", outcome.status, values, run_dir)
     return RunResult(outcome.status, values, outcome.reason, run_dir)
 
@@ -203,9 +209,11 @@ def run(
         user=_user(),
         versions=versions(),
     )
+    loggers = None
     try:
         typed = to_train_config(cfg)
-        return train(typed, run_dir, summary, trial)
+        loggers = open_loggers(typed, run_dir, trial)  # a missing extra: one line, before training
+        return train(typed, run_dir, summary, trial, loggers)
     except InfeasibleArchitecture as err:
         summary.finish("infeasible", error=str(err))
         raise
@@ -218,6 +226,9 @@ def run(
     except Exception as err:
         summary.finish("failed", error=f"{type(err).__name__}: {err}")
         raise
+    finally:  # every ending passes here, with its final status
+        if loggers is not None:
+            loggers.close(summary.data["status"], summary.data["error"])
 
 
 register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
