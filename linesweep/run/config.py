@@ -116,6 +116,37 @@ class PlotsConfig:
     dpi: int = 100
 
 
+# ---------------------------------------------------------------- loggers (run/loggers.py)
+# conf/logger/<name>.yaml each fill one key of `logger`; `logger=[tensorboard,mlflow]` fills
+# several. A logger left None is off. The run's own files (csv) are always written.
+
+
+@dataclass
+class CsvLoggerConfig:
+    """The run's own files (metrics.csv, summary.json, shapes.yaml, plots/): always written."""
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    subdir: str = "tensorboard"  # event files go to <run folder>/<subdir>/
+
+
+@dataclass
+class MlflowLoggerConfig:
+    # SQLite needs no server; MLflow 3 refuses its old ./mlruns file store. Relative paths are
+    # relative to the launch folder, as outputs/ is.
+    tracking_uri: str = "sqlite:///outputs/mlflow.db"
+    experiment_name: str = "linesweep"
+    artifact_location: str | None = None  # None: mlartifacts/ beside a SQLite file
+
+
+@dataclass
+class LoggerConfig:
+    csv: CsvLoggerConfig = field(default_factory=CsvLoggerConfig)
+    tensorboard: TensorBoardLoggerConfig | None = None
+    mlflow: MlflowLoggerConfig | None = None
+
+
 @dataclass
 class TrainConfig:
     seed: int = (
@@ -127,6 +158,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     plots: PlotsConfig = field(default_factory=PlotsConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 OPTIMIZER_SCHEMAS = {"adam": AdamConfig, "adamw": AdamWConfig, "sgd": SGDConfig}

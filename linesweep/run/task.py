@@ -22,12 +22,13 @@ from omegaconf import DictConfig
 
 from linesweep.core.errors import Diverged, LinesweepError, Pruned
 from linesweep.core.metrics import EpochMetrics, best_epoch, directions, objective_values
-from linesweep.core.record import RunSummary, write_metrics, write_shapes, write_weights
+from linesweep.core.record import SHAPES, RunSummary, write_metrics, write_shapes, write_weights
 from linesweep.core.status import Status
 from linesweep.core.trial_link import TrialLink
 from linesweep.run.budget import check_fits, estimate
 from linesweep.run.config import TrainConfig
 from linesweep.run.data import make_splits
+from linesweep.run.loggers import RunLoggers, open_loggers
 from linesweep.run.model import build_model, check_plan
 from linesweep.run.seeds import derive_seeds
 from linesweep.run.shapes import plan_cnn
@@ -54,9 +55,14 @@ class RunResult:
 
 
 def train(
-    cfg: TrainConfig, run_dir: Path, summary: RunSummary, trial: TrialLink | None = None
+    cfg: TrainConfig,
+    run_dir: Path,
+    summary: RunSummary,
+    trial: TrialLink | None = None,
+    loggers: RunLoggers | None = None,
 ) -> RunResult:
     """Plan, check, train, and record one run in `run_dir`; raise on any other end than complete."""
+    loggers = loggers or RunLoggers()  # none: only the run's own files
     plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
     check_fits(estimate(cfg, plan))  # a ConfigError before any large allocation
     log.info("shape plan (one image):\n%s", plan.table())
@@ -73,6 +79,7 @@ def train(
         write_shapes(run_dir, check.to_record())
         if not check.agrees:  # a bug in the arithmetic, never the user's fault
             raise RuntimeError("shape plan disagrees with torch: " + "; ".join(check.mismatches()))
+        loggers.log_plan(run_dir / SHAPES)  # the loggers start here: after the plan check
         log.info("shape plan checked against a forward pass: %d parameters", plan.n_params)
 
         def make_optimizer(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -82,6 +89,7 @@ def train(
 
         def after_epoch(history: Sequence[EpochMetrics]) -> bool:
             write_metrics(run_dir, history)
+            loggers.log_epoch(history[-1].as_row())
             if trial is None or prune_on == "n_params":
                 return False
             return trial.report(history[-1].epoch, getattr(history[-1], prune_on))
@@ -126,6 +134,7 @@ def train(
         shape_check="agree",
         plots=[p.name for p in plots],
     )
+    loggers.log_result(dict(zip(cfg.objective.metrics, values, strict=True)), plots)
     log.info("run %s: objective %s, folder %s", status, values, run_dir)
     epochs = len(outcome.history)
     if status == Status.DIVERGED:
@@ -148,9 +157,12 @@ def run(
         overrides=overrides or [],
         trial=trial.describe() if trial is not None else None,
     )
+    loggers = None
     try:
         with _sigterm_interrupts():
-            return train(to_train_config(cfg), run_dir, summary, trial)
+            typed = to_train_config(cfg)
+            loggers = open_loggers(typed, run_dir, trial)  # a missing extra: one line, up front
+            return train(typed, run_dir, summary, trial, loggers)
     except (Diverged, Pruned):
         raise  # recorded by train()
     except LinesweepError as err:
@@ -163,6 +175,9 @@ def run(
         summary.finish(Status.FAILED, error=f"{type(err).__name__}: {err}")
         traceback_log.error("run failed with an unexpected error", exc_info=True)
         raise
+    finally:  # every ending passes here, with its final status
+        if loggers is not None:
+            loggers.close(summary.data["status"], summary.data["error"])
 
 
 @contextmanager
