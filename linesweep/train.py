@@ -42,6 +42,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
     hydra_cfg = HydraConfig.get()
     trial = TrialLink.from_environment()  # set by a sweeper that wants typed outcomes
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         result = run(
             cfg,
@@ -49,12 +50,13 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
             trial=trial,
             # As typed: an override such as `x=${oc.env:NOPE}` must not be resolved here.
             overrides=OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False),
+            plans_seen=Path(hydra_cfg.sweep.dir) / ".plans" if multirun else None,
         )
     except (LinesweepError, RunStopped) as err:
         log.error("%s: %s", err.status, err)
         if trial is not None:
             raise
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        if multirun:
             return math.nan
         sys.exit(err.exit_code)
     return result.value

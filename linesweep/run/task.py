@@ -8,8 +8,10 @@ decides what that means: an exit code on the command line, a trial state in a sw
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,9 +38,9 @@ from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_thr
 from linesweep.run.validation import to_train_config
 
 log = logging.getLogger(__name__)
-# Tracebacks of unexpected errors go to the run's train.log only (conf/hydra/job_logging): the
-# console gets one line, the file keeps the detail for whoever reads the run.
-traceback_log = logging.getLogger("linesweep.traceback")
+# Lines for the run's train.log only (conf/hydra/job_logging): the traceback of an unexpected
+# error (the console gets one line), a shape table the console has already shown.
+file_log = logging.getLogger("linesweep.file")
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,16 @@ def train(
     summary: RunSummary,
     trial: TrialLink | None = None,
     loggers: RunLoggers | None = None,
+    plans_seen: Path | None = None,
 ) -> RunResult:
-    """Plan, check, train, and record one run in `run_dir`; raise on any other end than complete."""
+    """Plan, check, train, and record one run in `run_dir`; raise on any other end than complete.
+
+    `plans_seen`: in a sweep, a folder that remembers which shape plans were already printed.
+    """
     loggers = loggers or RunLoggers()  # none: only the run's own files
     plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
     check_fits(estimate(cfg, plan))  # a ConfigError before any large allocation
-    log.info("shape plan (one image):\n%s", plan.table())
+    _log_plan(plan.table(), plans_seen)
 
     seeds = derive_seeds(cfg.seed)
     device = resolve_device(cfg.trainer.device)
@@ -149,6 +155,7 @@ def run(
     run_dir: Path,
     trial: TrialLink | None = None,
     overrides: list[str] | None = None,
+    plans_seen: Path | None = None,
 ) -> RunResult:
     """Validate a composed config and train, recording how the run ended in summary.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -162,7 +169,7 @@ def run(
         with _sigterm_interrupts():
             typed = to_train_config(cfg)
             loggers = open_loggers(typed, run_dir, trial)  # a missing extra: one line, up front
-            return train(typed, run_dir, summary, trial, loggers)
+            return train(typed, run_dir, summary, trial, loggers, plans_seen)
     except (Diverged, Pruned):
         raise  # recorded by train()
     except LinesweepError as err:
@@ -173,11 +180,32 @@ def run(
         raise
     except Exception as err:
         summary.finish(Status.FAILED, error=f"{type(err).__name__}: {err}")
-        traceback_log.error("run failed with an unexpected error", exc_info=True)
+        file_log.error("run failed with an unexpected error", exc_info=True)
         raise
     finally:  # every ending passes here, with its final status
         if loggers is not None:
             loggers.close(summary.data["status"], summary.data["error"])
+
+
+def _log_plan(table: str, plans_seen: Path | None) -> None:
+    """The shape table: in the run's log always, on the console once per architecture.
+
+    A sweep's trials mostly repeat a few architectures: the first trial of each prints its table
+    (it creates a marker named by the table's digest; creation is atomic across processes), the
+    others keep it in their own train.log only.
+    """
+    message = "shape plan (one image):\n%s"
+    if plans_seen is not None:
+        marker = plans_seen / hashlib.sha1(table.encode()).hexdigest()[:16]
+        try:
+            plans_seen.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            file_log.info(message, table)
+            return
+        except OSError:
+            pass  # cannot remember: print it
+    log.info(message, table)
 
 
 @contextmanager

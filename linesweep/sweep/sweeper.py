@@ -423,6 +423,9 @@ def run_sweep(
 ) -> list[list[JobReturn]]:
     """Prepare and run a sweep; bad input exits 2 with one line, a signal exits 128 + signum."""
     sweep: Sweep | None = None
+    # Optuna's lines through Hydra's handlers, in the one format of a run and a sweep.
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
     try:
         settings = SweepSettings.from_config(conf)
         sweep = Sweep(settings, hydra_context, task_function, config, launcher)
