@@ -88,7 +88,6 @@ def test_wrong_type_fails_at_compose_time(compose_config):
         ("data.offset=-1", "data.offset=-1", "an integer in [0, 1]"),
         ("data.line_length=12", "data.line_length=12", "an integer in [1, data.image_size=11]"),
         ("data.line_width=9", "data.line_width=9", "a square bar has no orientation"),
-        ("data.N_images=20000000", "data.N_images=20000000", "pixels per split"),
         ("model.out_1=0", "model.out_1=0", "an integer in [1, 512]"),
         ("model.out_2=-3", "model.out_2=-3", "an integer in [1, 512]"),
         ("model.conv1.kernel_size=0", "model.conv1.kernel_size=0", "an integer >= 1"),
