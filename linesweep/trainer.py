@@ -6,6 +6,11 @@ convolution set-up on 11x11 inputs, an optimizer looping over six tensors, a sec
 only adds synchronisation, and a `loss.item()` per step. Here batches are views sliced from tensors
 that already sit on the device, the loss is summed once per epoch, `cpu_settings` picks one thread
 and the native convolution kernel, and the optimizer steps one flat tensor holding every parameter.
+
+What remained was autograd's own bookkeeping, so for the notebook's family of models (conv,
+ReLU, max-pool, twice, then linear) the step is now written out by hand (`linesweep/run/step.py`):
+`training_step` picks it whenever the model and optimizer are in that family and keeps autograd's
+step for anything else, saying which in one log line.
 """
 
 from __future__ import annotations
@@ -16,23 +21,26 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from linesweep.config import TrainerConfig
+from linesweep.config import OptimizerConfig, TrainerConfig
 from linesweep.data import Split
 from linesweep.errors import ConfigError
 from linesweep.objective import EpochMetrics
+from linesweep.run.step import HandStep, Unsupported, UpdateRule, bind_parameters
 
 log = logging.getLogger(__name__)
 
 # Called with the history so far after each epoch; True stops training there (a pruner's verdict).
 EpochCallback = Callable[[Sequence[EpochMetrics]], bool]
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+# One training step on a batch: images (B, C, H, W) and labels (B,) -> the batch's mean loss.
+TrainStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -87,16 +95,57 @@ def flatten_parameters(model: nn.Module) -> nn.Parameter:
     unchanged (Adam, AdamW and SGD act element by element), and the model keeps its usual
     parameters, state_dict and layers; they now share storage with the returned tensor.
     """
-    params = list(model.parameters())
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
     flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        size = p.numel()
-        p.data = flat.data[offset : offset + size].view_as(p)
-        p.grad = flat.grad[offset : offset + size].view_as(p)  # backward accumulates in place
-        offset += size
+    bind_parameters(model, flat.data, flat.grad)
     return flat
+
+
+# ---------------------------------------------------------------- the step: by hand, or autograd's
+def training_step(model: nn.Module, optimizer: OptimizerFactory | OptimizerConfig) -> TrainStep:
+    """The hand-written step when the model and optimizer are in its family, else autograd's.
+
+    `optimizer` is a factory (torch's optimizer is built, and its class and hyperparameters are
+    read off it) or the run's OptimizerConfig (nothing from torch.optim is built, which spares
+    the process the ~1 s import of torch's compiler stack that building one triggers).
+    """
+    torch_optimizer = None
+    try:
+        if isinstance(optimizer, OptimizerConfig):
+            rule = UpdateRule.of_config(optimizer)
+        else:
+            torch_optimizer = optimizer([flatten_parameters(model)])
+            rule = UpdateRule.of_optimizer(torch_optimizer)
+        step = HandStep.for_models([model], rule)  # the model's parameters now live in step
+    except Unsupported as why:
+        log.info("training step: autograd, not the hand-written one: %s", why)
+        return autograd_step(model, torch_optimizer or optimizer)
+    log.info("training step: hand-written forward, backward and %s update (no autograd)", rule.kind)
+    return lambda x, y: step(x[None], y[None])  # one member: (1, B, C, H, W), (1, B) -> (1,)
+
+
+def autograd_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer | OptimizerFactory | OptimizerConfig
+) -> TrainStep:
+    """torch's way: record the forward, walk it back, let the optimizer update the flat tensor."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        params = flatten_parameters(model)
+        if isinstance(optimizer, OptimizerConfig):
+            from hydra.utils import instantiate  # only this fallback needs it
+
+            optimizer = instantiate(asdict(optimizer), params=[params])
+        else:
+            optimizer = optimizer([params])
+    (params,) = optimizer.param_groups[0]["params"]
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        params.grad.zero_()  # kept, not set to None: the layers' gradients are views of it
+        loss = F.cross_entropy(model(x), y)  # model: (B, 1, S, S) -> (B, 2)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, float]:
@@ -132,7 +181,7 @@ def _progress_bar(enabled: bool | None, total: int) -> Iterator[Any]:
 
 def fit(
     model: nn.Module,
-    make_optimizer: OptimizerFactory,
+    make_optimizer: OptimizerFactory | OptimizerConfig,
     train: Split,
     val: Split,
     cfg: TrainerConfig,
@@ -141,11 +190,11 @@ def fit(
 ) -> FitOutcome:
     """Train for `cfg.epochs` epochs, evaluating after each; stop early on divergence or pruning.
 
-    `make_optimizer` receives the model's parameters as one flat tensor (`flatten_parameters`);
-    `train` and `val` must already be on the model's device.
+    `make_optimizer` is a factory receiving the model's parameters as one flat tensor
+    (`flatten_parameters`), or the run's OptimizerConfig (see `training_step`); `train` and
+    `val` must already be on the model's device. The model trains in place.
     """
-    params = flatten_parameters(model)
-    optimizer = make_optimizer([params])
+    train_step = training_step(model, make_optimizer)
     shuffle = torch.Generator().manual_seed(shuffle_seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     history: list[EpochMetrics] = []
@@ -162,11 +211,8 @@ def fit(
             for x, y in zip(
                 images.split(cfg.batch_size), labels.split(cfg.batch_size), strict=True
             ):
-                params.grad.zero_()  # kept, not set to None: the layers' gradients are views of it
-                loss = F.cross_entropy(model(x), y)  # model: (B, 1, S, S) -> (B, 2)
-                loss.backward()
-                optimizer.step()
-                batch_losses.append(loss.detach())  # summed once per epoch: no sync per step
+                loss = train_step(x, y)  # x: (B, 1, S, S), y: (B,)
+                batch_losses.append(loss)  # summed once per epoch: no sync per step
                 if bar is not None:
                     bar.update()
 
