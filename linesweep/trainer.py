@@ -9,7 +9,7 @@ and the native convolution kernel, and the optimizer steps one flat tensor holdi
 
 What remained was autograd's own bookkeeping, so for the notebook's family of models (conv,
 ReLU, max-pool, twice, then linear) the step is now written out by hand (`linesweep/run/step.py`):
-`training_step` picks it whenever the model and optimizer are in that family and keeps autograd's
+`training_epoch` picks it whenever the model and optimizer are in that family and keeps autograd's
 step for anything else, saying which in one log line.
 """
 
@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 # Called with the history so far after each epoch; True stops training there (a pruner's verdict).
 EpochCallback = Callable[[Sequence[EpochMetrics]], bool]
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
-# One training step on a batch: images (B, C, H, W) and labels (B,) -> the batch's mean loss.
-TrainStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# One epoch: images (N, C, H, W) and labels (N,) in this order, a batch size -> each step's loss.
+TrainEpoch = Callable[[torch.Tensor, torch.Tensor, int], Iterator[torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def flatten_parameters(model: nn.Module) -> nn.Parameter:
 
 
 # ---------------------------------------------------------------- the step: by hand, or autograd's
-def training_step(model: nn.Module, optimizer: OptimizerFactory | OptimizerConfig) -> TrainStep:
+def training_epoch(model: nn.Module, optimizer: OptimizerFactory | OptimizerConfig) -> TrainEpoch:
     """The hand-written step when the model and optimizer are in its family, else autograd's.
 
     `optimizer` is a factory (torch's optimizer is built, and its class and hyperparameters are
@@ -119,14 +119,14 @@ def training_step(model: nn.Module, optimizer: OptimizerFactory | OptimizerConfi
         step = HandStep.for_models([model], rule)  # the model's parameters now live in step
     except Unsupported as why:
         log.info("training step: autograd, not the hand-written one: %s", why)
-        return autograd_step(model, torch_optimizer or optimizer)
+        return autograd_epoch(model, torch_optimizer or optimizer)
     log.info("training step: hand-written forward, backward and %s update (no autograd)", rule.kind)
-    return lambda x, y: step(x[None], y[None])  # one member: (1, B, C, H, W), (1, B) -> (1,)
+    return lambda images, labels, batch: step.epoch(images[None], labels[None], batch)  # R = 1
 
 
-def autograd_step(
+def autograd_epoch(
     model: nn.Module, optimizer: torch.optim.Optimizer | OptimizerFactory | OptimizerConfig
-) -> TrainStep:
+) -> TrainEpoch:
     """torch's way: record the forward, walk it back, let the optimizer update the flat tensor."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         params = flatten_parameters(model)
@@ -138,14 +138,15 @@ def autograd_step(
             optimizer = optimizer([params])
     (params,) = optimizer.param_groups[0]["params"]
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        params.grad.zero_()  # kept, not set to None: the layers' gradients are views of it
-        loss = F.cross_entropy(model(x), y)  # model: (B, 1, S, S) -> (B, 2)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+    def epoch(images: torch.Tensor, labels: torch.Tensor, batch: int) -> Iterator[torch.Tensor]:
+        for x, y in zip(images.split(batch), labels.split(batch), strict=True):
+            params.grad.zero_()  # kept, not set to None: the layers' gradients are views of it
+            loss = F.cross_entropy(model(x), y)  # model: (B, 1, S, S) -> (B, 2)
+            loss.backward()
+            optimizer.step()
+            yield loss.detach()
 
-    return step
+    return epoch
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, float]:
@@ -194,7 +195,7 @@ def fit(
     (`flatten_parameters`), or the run's OptimizerConfig (see `training_step`); `train` and
     `val` must already be on the model's device. The model trains in place.
     """
-    train_step = training_step(model, make_optimizer)
+    train_epoch = training_epoch(model, make_optimizer)
     shuffle = torch.Generator().manual_seed(shuffle_seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     history: list[EpochMetrics] = []
@@ -208,10 +209,7 @@ def fit(
                 images, labels = images[order], labels[order]
 
             batch_losses = []
-            for x, y in zip(
-                images.split(cfg.batch_size), labels.split(cfg.batch_size), strict=True
-            ):
-                loss = train_step(x, y)  # x: (B, 1, S, S), y: (B,)
+            for loss in train_epoch(images, labels, cfg.batch_size):  # one step each
                 batch_losses.append(loss)  # summed once per epoch: no sync per step
                 if bar is not None:
                     bar.update()

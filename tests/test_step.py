@@ -44,7 +44,7 @@ from linesweep.run.step import (
 )
 from linesweep.seeds import derive_seeds
 from linesweep.shapes import plan_cnn
-from linesweep.trainer import cpu_settings, fit, training_step
+from linesweep.trainer import cpu_settings, fit, training_epoch
 
 SMALL = ModelConfig(
     out_1=3,
@@ -223,6 +223,19 @@ def test_members_stepped_together_end_where_separate_runs_end():
     assert torch.equal(together.params, torch.cat([s.params for s in alone]))  # bit for bit
 
 
+@pytest.mark.parametrize("chunk", [1 << 24, 2000])  # the epoch at once, or 1 batch at a time
+def test_an_epoch_is_its_steps_in_order_the_last_batch_smaller(monkeypatch, chunk):
+    monkeypatch.setattr("linesweep.run.step.CHUNK_NUMBERS", chunk)
+    x, y = images(47, 12, 0), labels(47, 0)  # 4 batches of 10, then 7
+    by_steps = HandStep.for_models([model_of(SMALL, 12, 0)], UpdateRule("adam", 0.01))
+    stepped = [
+        by_steps(xb[None], yb[None]) for xb, yb in zip(x.split(10), y.split(10), strict=True)
+    ]
+    by_epoch = HandStep.for_models([model_of(SMALL, 12, 0)], UpdateRule("adam", 0.01))
+    assert torch.equal(torch.cat(list(by_epoch.epoch(x[None], y[None], 10))), torch.cat(stepped))
+    assert torch.equal(by_epoch.params, by_steps.params)
+
+
 def test_the_buffer_holds_build_models_weights_and_member_rows_load_into_a_lines_cnn():
     models = [model_of(SMALL, 12, seed) for seed in (0, 1)]
     initial = [m.state_dict() for m in models]
@@ -258,7 +271,7 @@ class Outside(LinesCNN):
 
 def choice_logged(caplog, model, optimizer) -> str:
     with caplog.at_level(logging.INFO, logger="linesweep.trainer"):
-        training_step(model, optimizer)
+        training_epoch(model, optimizer)
     lines = [r.getMessage() for r in caplog.records if r.message.startswith("training step")]
     assert len(lines) == 1, lines
     return lines[0]
@@ -283,10 +296,10 @@ def test_outside_the_family_autograd_trains_and_one_line_says_why(caplog, model,
     net = Outside.of(inside) if model is Outside else inside
     line = choice_logged(caplog, net, optimizer)
     assert line.startswith("training step: autograd") and why in line
-    step = training_step(net, optimizer)
+    epoch = training_epoch(net, optimizer)
     before = net.fc.weight.detach().clone()
-    step(images(10, 12, 0, torch.float32), labels(10, 0))
-    assert not torch.equal(net.fc.weight, before)
+    losses = list(epoch(images(25, 12, 0, torch.float32), labels(25, 0), 10))
+    assert len(losses) == 3 and not torch.equal(net.fc.weight, before)
 
 
 def test_the_config_and_a_factory_of_the_same_optimizer_take_the_same_steps():

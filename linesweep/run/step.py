@@ -1,39 +1,54 @@
 """The training step of the lines CNN written out by hand: forward, backward and update.
 
-    python benchmarks/bench_train.py --rounds 5      # this step against autograd's, side by side
+    python benchmarks/bench_train.py --part steps    # this step against autograd's, side by side
 
 Why by hand: a step of the notebook's model is well under 1 MFLOP, yet autograd spends about
 115 µs recording the graph, 155 µs walking it back and 80 µs in `Optimizer.step` around the
 arithmetic (benchmarks/README.md). Here each layer's forward keeps what its backward needs, the
-backward is a few matmuls and scatters in reverse order, and the update is a handful of
-element-wise operations over one flat parameter tensor: no graph, no hooks, no per-tensor loop.
-`tests/test_step.py` checks every gradient against autograd's.
+backward is a few matmuls and scatters in reverse order, and the update is torch's fused kernel
+over one flat parameter buffer: no graph, no hooks, no per-tensor loop. `tests/test_step.py`
+checks every gradient against autograd's.
+
+The whole step, for R members, batch B, L = Ho*Wo output pixels of a layer, K classes:
+
+    forward                                   backward, in reverse
+    cols1 = unfold(x)       (R, C0*k*k, L1*B)
+    z1 = W1 @ cols1 + b1    (R, C1, H1, W1, B)   dW1 = dz1 @ cols1^T, db1 = sum dz1
+    a1 = relu(z1)                                dz1 = da1 * sign(a1)
+    p1, i1 = maxpool(a1)    (R, C1, P1h, P1w, B) da1 = scatter dp1 to the maxima i1
+    cols2 = unfold(p1)      (R, C1*k*k, L2*B)    dp1 = fold(W2^T @ dz2)
+    z2 = W2 @ cols2 + b2    (R, C2, H2, W2, B)   dW2 = dz2 @ cols2^T, db2 = sum dz2
+    a2 = relu(z2)                                dz2 = da2 * sign(a2)
+    p2, i2 = maxpool(a2)    (R, C2, P2h, P2w, B) da2 = scatter df to the maxima i2
+    f = flatten(p2)         (R, F, B)            df = Wfc^T @ dlogits
+    logits = Wfc @ f + bfc  (R, K, B)            dWfc = dlogits @ f^T, dbfc = sum dlogits
+    loss = cross-entropy    (R,)                 dlogits = (softmax - onehot) / B
 
 A population from the start: every parameter carries a leading member dimension R (R = 1 for a
-single run), members may see different batches (x: (R, B, C, H, W), y: (R, B)), and the update
-keeps its state and learning rate per member. All parameters live in one buffer (R, P); each
-layer's weight is a view of it in torch's layout, so member r's row loads into a `LinesCNN`.
+single run), members may see different batches (x: (R, B, C0, H, W), y: (R, B)), and the
+update keeps its state and learning rate per member. All parameters live in one buffer (R, P);
+each layer's weight is a view of it in torch's layout, so member r's row loads into a LinesCNN.
 
 Activations are laid out (R, C, H, W, B), the images innermost. A convolution is then one
 matmul per member, weights (R, O, C*kh*kw) times columns (R, C*kh*kw, Ho*Wo*B), and its output
-is already in that layout; max-pooling sees (R*C) planes of B "channels" stored channels-last,
-torch's vectorised kernel (2-4x faster here than the plain one); the linear layer's input is a
-view, (R, C*H*W, B) in torch's flatten order.
+is already in that layout; max-pooling sees R*C planes of B "channels" stored channels-last,
+torch's vectorised kernel (2-4x faster here than its plain one); the linear layer's input is a
+view, (R, C*H*W, B) in torch's flatten order. conv1's columns depend on the images alone, so
+an epoch's are unfolded at once (`HandStep.epoch`).
 
-Measured on the project's 2-core machine, batch 10, the notebook's second convolution widened to
-2 -> 3 channels, per forward: R=1: grouped `conv2d` 16 µs, unfold + a matmul per image 31-36 µs;
-R=8: 113 µs against 147-175 µs. Grouped conv2d wins those, yet this step uses unfold + one bmm
-per member: the backward needs the columns anyway (the weight's gradient is a product with
-them), so building them in the forward pays once for both passes, and one matmul per member
-instead of one per image leaves the forward of both convolutions at about 20 µs each.
+Unfold + one bmm per member, or grouped conv2d? One convolution's forward (2 -> 3 channels,
+9x9, batch 10), `python benchmarks/bench_train.py --part conv`: CONV_FIGURES. The backward needs
+the columns anyway (the weight's gradient is a product with them), so the step builds them
+once in the forward for both passes.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -223,6 +238,14 @@ class Matrices:
     fc_w: Tensor  # (R, K, F)
     fc_b: Tensor  # (R, K, 1)
 
+    @cached_property
+    def conv2_wt(self) -> Tensor:  # (R, C1*k2*k2, C2), for the backward
+        return self.conv2_w.transpose(1, 2)
+
+    @cached_property
+    def fc_wt(self) -> Tensor:  # (R, F, K), for the backward
+        return self.fc_w.transpose(1, 2)
+
     @classmethod
     def of(cls, arch: Architecture, flat: Tensor) -> Matrices:
         views = [v.reshape(len(flat), v.shape[1], -1) for v in parameter_views(arch, flat).values()]
@@ -275,13 +298,10 @@ def fold(columns: Tensor, window: Window, index: Tensor, c: int, size: Pair) -> 
     return padded[:, :, ph : ph + size[0], pw : pw + size[1]] if ph or pw else padded
 
 
-def conv_forward(
-    x: Tensor, weight: Tensor, bias: Tensor, window: Window, out: Pair
-) -> tuple[Tensor, Tensor]:
-    """(R, C, H, W, B) -> output (R, O, Ho, Wo, B), and the columns its backward needs."""
-    columns = unfold(x, window, out)  # (R, C*kh*kw, Ho*Wo*B)
+def conv_forward(columns: Tensor, weight: Tensor, bias: Tensor, out: Pair) -> Tensor:
+    """A convolution from its input's columns (R, C*kh*kw, Ho*Wo*B) -> (R, O, Ho, Wo, B)."""
     z = torch.baddbmm(bias, weight, columns)  # (R, O, Ho*Wo*B) = W @ columns + b
-    return z.view(*weight.shape[:2], *out, x.shape[4]), columns
+    return z.view(*z.shape[:2], *out, -1)
 
 
 def conv_weight_backward(dz: Tensor, columns: Tensor, grads: tuple[Tensor, Tensor]) -> Tensor:
@@ -323,8 +343,8 @@ def pool_forward(x: Tensor, window: Window, out: Pair) -> tuple[Tensor, Tensor]:
     """
     r, c, h, w, b = x.shape
     planes = x.view(r * c, h, w, b).permute(0, 3, 1, 2)  # (R*C, B, H, W), channels-last
-    y, index = F.max_pool2d(
-        planes, window.kernel, window.stride, window.padding, window.dilation, return_indices=True
+    y, index = F.max_pool2d_with_indices(
+        planes, window.kernel, window.stride, window.padding, window.dilation
     )  # (R*C, B, Ho, Wo) each, channels-last
     y = y.permute(0, 2, 3, 1).reshape(r, c, *out, b)  # (R, C, Ho, Wo, B)
     return y, index.permute(0, 2, 3, 1).reshape(r * c, -1, b)  # (R*C, Ho*Wo, B)
@@ -370,9 +390,8 @@ def cross_entropy(logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     return loss, d_logits
 
 
-@dataclass(frozen=True)
-class Tape:
-    """What the forward keeps for the backward."""
+class Tape(NamedTuple):
+    """What the forward keeps for the backward (a tuple: built on every step, it must be cheap)."""
 
     columns1: Tensor  # (R, C0*k*k, H1*W1*B)
     relu1: Tensor  # (R, C1, H1, W1, B)
@@ -383,13 +402,22 @@ class Tape:
     features: Tensor  # (R, F, B), F = C2*P2h*P2w in torch's flatten order
 
 
-def forward(arch: Architecture, sizes: Sizes, m: Matrices, x: Tensor) -> tuple[Tensor, Tape]:
-    """Logits (R, K, B) for images (R, B, C0, H, W), and the tape for `backward`."""
+def image_columns(arch: Architecture, sizes: Sizes, x: Tensor) -> Tensor:
+    """conv1's columns for images (R, B, C0, H, W): (R, C0*k*k, H1*W1*B).
+
+    They depend on the images alone, so a whole epoch's can be unfolded at once (`HandStep.epoch`).
+    """
     x = x.permute(0, 2, 3, 4, 1)  # (R, C0, H, W, B), a view: the images innermost from here on
-    z1, columns1 = conv_forward(x, m.conv1_w, m.conv1_b, arch.conv1, sizes.conv1)
+    return unfold(x, arch.conv1, sizes.conv1)  # (R, C0*k*k, H1*W1*B)
+
+
+def forward(arch: Architecture, sizes: Sizes, m: Matrices, columns1: Tensor) -> tuple[Tensor, Tape]:
+    """Logits (R, K, B) from conv1's columns (R, C0*k*k, H1*W1*B), and the tape for `backward`."""
+    z1 = conv_forward(columns1, m.conv1_w, m.conv1_b, sizes.conv1)  # (R, C1, H1, W1, B)
     a1 = torch.relu(z1)  # (R, C1, H1, W1, B)
     p1, index1 = pool_forward(a1, arch.pool1, sizes.pool1)  # (R, C1, P1h, P1w, B)
-    z2, columns2 = conv_forward(p1, m.conv2_w, m.conv2_b, arch.conv2, sizes.conv2)
+    columns2 = unfold(p1, arch.conv2, sizes.conv2)  # (R, C1*k*k, H2*W2*B)
+    z2 = conv_forward(columns2, m.conv2_w, m.conv2_b, sizes.conv2)  # (R, C2, H2, W2, B)
     a2 = torch.relu(z2)  # (R, C2, H2, W2, B)
     p2, index2 = pool_forward(a2, arch.pool2, sizes.pool2)  # (R, C2, P2h, P2w, B)
     features = p2.view(p2.shape[0], -1, p2.shape[4])  # (R, C2*P2h*P2w, B): torch's flatten
@@ -403,13 +431,11 @@ def backward(
     """Every parameter's gradient, from dL/dlogits (R, K, B), written into `g`."""
     torch.bmm(d_logits, tape.features.transpose(1, 2), out=g.fc_w)  # (R, K, F)
     torch.sum(d_logits, dim=2, keepdim=True, out=g.fc_b)  # (R, K, 1)
-    d_features = torch.bmm(m.fc_w.transpose(1, 2), d_logits)  # (R, F, B)
+    d_features = torch.bmm(m.fc_wt, d_logits)  # (R, F, B)
     d_a2 = pool_backward(d_features, tape.index2, tape.relu2.shape)  # (R, C2, H2, W2, B)
     d_z2 = relu_backward(d_a2, tape.relu2)  # (R, C2, H2, W2, B)
     d_z2 = conv_weight_backward(d_z2, tape.columns2, (g.conv2_w, g.conv2_b))  # (R, C2, H2*W2*B)
-    d_p1 = conv_input_backward(
-        d_z2, m.conv2_w.transpose(1, 2), arch.conv2, sizes.fold2, sizes.pool1
-    )
+    d_p1 = conv_input_backward(d_z2, m.conv2_wt, arch.conv2, sizes.fold2, sizes.pool1)
     d_a1 = pool_backward(d_p1, tape.index1, tape.relu1.shape)  # (R, C1, H1, W1, B)
     d_z1 = relu_backward(d_a1, tape.relu1)  # (R, C1, H1, W1, B)
     conv_weight_backward(d_z1, tape.columns1, (g.conv1_w, g.conv1_b))
@@ -466,67 +492,77 @@ class UpdateRule:
 _KINDS = {"torch.optim.Adam": "adam", "torch.optim.AdamW": "adamw", "torch.optim.SGD": "sgd"}
 
 
-class Adam:
-    """torch.optim.Adam / AdamW on a (R, P) buffer, one step counter and learning rate per member.
+class FusedUpdate:
+    """An optimizer's update of a (R, P) buffer with torch's fused kernel, one pass per call.
 
-    torch's single-tensor formula (torch/optim/adam.py) line for line, except that the step size
-    lr / (1 - beta1^t) and sqrt(1 - beta2^t) are (R, 1) tensors, one value per member broadcast
-    over its row, computed in the parameters' dtype as torch's `capturable` branch does (its
-    default branch uses Python floats, its fused kernel doubles: a difference in rounding only).
-    Set a member's learning rate in place: `update.lr[r] = 0.01`.
+    This is the arithmetic torch.optim runs with `fused=True` (the config's default), on the
+    members' rows as its tensors. Each member has its own state and step counter, and its own
+    learning rate in `lr`, a Python float per member as torch keeps one per parameter group:
+    `update.lr[r] = 0.003`. Members sharing a learning rate share one kernel call.
+
+    Why the fused kernel rather than the update written out: torch's single-tensor Adam with
+    a per-member learning rate broadcast as an (R, 1) tensor is 13 element-wise operations,
+    about 28 µs a step at R=1 on the project's machine; the kernel is one, 5-6 µs, and about
+    10 µs for 8 members sharing a learning rate (46 µs for 8 different ones, one call each).
     """
 
-    def __init__(self, params: Tensor, rule: UpdateRule) -> None:
-        self.params, self.rule = params, rule  # (R, P)
-        self.lr = torch.full((len(params),), rule.lr, dtype=params.dtype, device=params.device)
-        self.step = params.new_zeros(len(params), 1)  # (R, 1)
-        self.exp_avg = torch.zeros_like(params)  # (R, P)
-        self.exp_avg_sq = torch.zeros_like(params)  # (R, P)
-        self._lr = self.lr.view(-1, 1)  # (R, 1), follows in-place changes to `lr`
-        # Constants as tensors: an operation wraps a Python number into one anew on every call.
-        as_tensor = functools.partial(torch.tensor, dtype=params.dtype, device=params.device)
-        self._betas, self._one = as_tensor(rule.betas), as_tensor(1.0)  # (2,), ()
-        self._beta2, self._eps = as_tensor(rule.betas[1]), as_tensor(rule.eps)  # (), ()
+    def __init__(self, params: Tensor, grad: Tensor, rule: UpdateRule, state: list[Tensor]) -> None:
+        self.rule, self.lr = rule, [rule.lr] * len(params)
+        # Every tensor the kernel reads or writes, as one list of member rows each: (P,) views.
+        self._rows = [list(t.unbind()) for t in (params, grad, *state)]
+        self._calls: tuple[tuple[float, list[list[Tensor]]], ...] = ()
+        self._calls_lr: tuple[float, ...] = ()
 
-    def __call__(self, grad: Tensor) -> None:
-        p, m, v, lr = self.params, self.exp_avg, self.exp_avg_sq, self._lr  # (R, P) x3, (R, 1)
-        (beta1, beta2), decay = self.rule.betas, self.rule.weight_decay
-        self.step.add_(self._one)  # (R, 1)
-        if decay and self.rule.kind == "adamw":
-            p.mul_(torch.rsub(lr * decay, 1))  # (R, P): decoupled decay, times 1 - lr*decay
-        elif decay:
-            grad = grad.add(p, alpha=decay)  # (R, P): the L2 penalty's gradient added
-        m.lerp_(grad, 1 - beta1)  # (R, P)
-        v.mul_(self._beta2).addcmul_(grad, grad, value=1 - beta2)  # (R, P)
-        bias1, bias2 = torch.rsub(torch.pow(self._betas, self.step), 1).split(1, dim=1)  # (R, 1) x2
-        step_size = torch.div(lr, bias1)  # (R, 1): lr / (1 - beta1^t)
-        denom = (
-            v.sqrt().div_(bias2.sqrt_()).add_(self._eps)
-        )  # (R, P): sqrt(v / (1 - beta2^t)) + eps
-        p.addcdiv_(m * step_size, denom, value=-1)  # (R, P): p - step_size * m / denom
+    def calls(self) -> tuple[tuple[float, list[list[Tensor]]], ...]:
+        """(learning rate, the rows of its members) for each distinct learning rate."""
+        if tuple(self.lr) != self._calls_lr:
+            self._calls_lr = tuple(self.lr)
+            members = {lr: [r for r, mine in enumerate(self.lr) if mine == lr] for lr in self.lr}
+            self._calls = tuple(
+                (lr, [[rows[r] for r in rs] for rows in self._rows]) for lr, rs in members.items()
+            )
+        return self._calls
 
 
-class SGD:
-    """torch.optim.SGD (momentum, dampening, nesterov, weight decay) on a (R, P) buffer."""
+class Adam(FusedUpdate):
+    """torch.optim.Adam and AdamW (weight decay, not amsgrad): torch's fused kernel."""
 
-    def __init__(self, params: Tensor, rule: UpdateRule) -> None:
-        self.params, self.rule = params, rule  # (R, P)
-        self.lr = torch.full((len(params),), rule.lr, dtype=params.dtype, device=params.device)
-        self.momentum_buffer: Tensor | None = None  # (R, P) after the first step
-        self._lr = self.lr.view(-1, 1)  # (R, 1)
+    def __init__(self, params: Tensor, grad: Tensor, rule: UpdateRule) -> None:
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)
+        self.step = torch.zeros(len(params), device=params.device)  # (R,) float32, as torch's
+        state = [self.exp_avg, self.exp_avg_sq, self.step]  # (R, P), (R, P), (R,)
+        super().__init__(params, grad, rule, state)
+        self._kernel = torch._fused_adamw_ if rule.kind == "adamw" else torch._fused_adam_
 
-    def __call__(self, grad: Tensor) -> None:
+    def __call__(self) -> None:
         rule = self.rule
-        if rule.weight_decay:
-            grad = grad.add(self.params, alpha=rule.weight_decay)  # (R, P)
-        if rule.momentum:
-            if self.momentum_buffer is None:
-                self.momentum_buffer = grad.clone()  # (R, P): no dampening on the first step
-            else:
-                self.momentum_buffer.mul_(rule.momentum).add_(grad, alpha=1 - rule.dampening)
-            buf = self.momentum_buffer
-            grad = grad.add(buf, alpha=rule.momentum) if rule.nesterov else buf  # (R, P)
-        self.params.addcmul_(grad, self._lr, value=-1)  # (R, P): p - lr * grad
+        self.step.add_(1)  # (R,)
+        for lr, (params, grads, exp_avgs, exp_avg_sqs, steps) in self.calls():
+            self._kernel(
+                params, grads, exp_avgs, exp_avg_sqs, [], steps,
+                lr=lr, beta1=rule.betas[0], beta2=rule.betas[1], weight_decay=rule.weight_decay,
+                eps=rule.eps, amsgrad=False, maximize=False,
+            )  # fmt: skip
+
+
+class SGD(FusedUpdate):
+    """torch.optim.SGD (momentum, dampening, nesterov, weight decay): torch's fused kernel."""
+
+    def __init__(self, params: Tensor, grad: Tensor, rule: UpdateRule) -> None:
+        self.momentum_buffer = torch.zeros_like(params)  # (R, P), set to the gradient at first
+        super().__init__(params, grad, rule, [self.momentum_buffer])
+        self._first = True
+
+    def __call__(self) -> None:
+        rule = self.rule
+        for lr, (params, grads, buffers) in self.calls():
+            torch._fused_sgd_(
+                params, grads, buffers if rule.momentum else [],
+                weight_decay=rule.weight_decay, momentum=rule.momentum, lr=lr,
+                dampening=rule.dampening, nesterov=rule.nesterov, maximize=False,
+                is_first_step=self._first and rule.momentum != 0,
+            )  # fmt: skip
+        self._first = False
 
 
 # ---------------------------------------------------------------- the step
@@ -539,7 +575,7 @@ class HandStep:
     def __init__(self, arch: Architecture, params: Tensor, rule: UpdateRule) -> None:
         self.arch, self.params = arch, params  # (R, P)
         self.grad = torch.zeros_like(params)  # (R, P), rewritten by every backward
-        self.update = SGD(params, rule) if rule.kind == "sgd" else Adam(params, rule)
+        self.update = (SGD if rule.kind == "sgd" else Adam)(params, self.grad, rule)
         self._params, self._grads = Matrices.of(arch, params), Matrices.of(arch, self.grad)
         self._sizes: dict[torch.Size, Sizes] = {}
 
@@ -558,7 +594,8 @@ class HandStep:
         return cls(arch, params, rule)
 
     def sizes(self, x: Tensor) -> Sizes:
-        image = x.shape[3:]
+        """The layer sizes for images x (..., C0, H, W), worked out once per image size."""
+        image = x.shape[-2:]
         if image not in self._sizes:
             self._sizes[image] = self.arch.sizes(tuple(image), x.device)  # type: ignore[arg-type]
         return self._sizes[image]
@@ -566,24 +603,65 @@ class HandStep:
     @torch.inference_mode()
     def logits(self, x: Tensor) -> Tensor:
         """(R, B, C0, H, W) -> (R, B, K)."""
-        return forward(self.arch, self.sizes(x), self._params, x)[0].transpose(1, 2)
+        sizes = self.sizes(x)
+        return forward(self.arch, sizes, self._params, image_columns(self.arch, sizes, x))[0].mT
 
     @torch.inference_mode()
     def gradient(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Loss (R,) and gradient (R, P) at the current parameters; `self.grad` holds the latter."""
-        return self._gradient(x, y)
-
-    def _gradient(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         sizes = self.sizes(x)
-        logits, tape = forward(self.arch, sizes, self._params, x)  # (R, K, B)
+        return self._gradient(sizes, image_columns(self.arch, sizes, x), y)
+
+    @torch.inference_mode()
+    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        """One step on images (R, B, C0, H, W) and labels (R, B): each member's mean loss (R,).
+
+        Inference mode: no autograd bookkeeping at all, not even the per-operation checks it
+        makes on tensors that need no gradient (a fifth of the step's time).
+        """
+        sizes = self.sizes(x)
+        return self._step(sizes, image_columns(self.arch, sizes, x), y)
+
+    @torch.inference_mode()
+    def epoch(self, images: Tensor, labels: Tensor, batch_size: int) -> Iterator[Tensor]:
+        """Step through images (R, N, C0, H, W) and labels (R, N) in order, `batch_size` at a
+        time (the last batch may be smaller); yield each step's loss (R,).
+
+        conv1's columns depend on the images alone, so they are unfolded for many batches in
+        one operation (at most `CHUNK_NUMBERS` numbers at a time) instead of once per step.
+        """
+        r, n = labels.shape
+        sizes = self.sizes(images)
+        rows = self.arch.shapes[0][1:].numel()  # C0*k*k: conv1's weight is (C1, C0, k, k)
+        per_image = rows * math.prod(sizes.conv1)  # numbers in one image's columns
+        per_chunk = max(1, CHUNK_NUMBERS // (r * batch_size * per_image))
+        for start, count, size in _chunks(n, batch_size, per_chunk):
+            stop = start + count * size
+            x = images[:, start:stop].reshape(r * count, size, *images.shape[2:])  # (R*n, b, ...)
+            columns = image_columns(self.arch, sizes, x).view(r, count, rows, -1)  # (R, n, ...)
+            y = labels[:, start:stop].reshape(r, count, size)  # (R, n, b)
+            for i in range(count):
+                yield self._step(sizes, columns[:, i], y[:, i])  # (R, C0*k*k, H1*W1*b), (R, b)
+
+    def _gradient(self, sizes: Sizes, columns1: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        logits, tape = forward(self.arch, sizes, self._params, columns1)  # (R, K, B)
         loss, d_logits = cross_entropy(logits, y)  # (R,), (R, K, B)
         backward(self.arch, sizes, self._params, self._grads, tape, d_logits)
         return loss, self.grad
 
-    @torch.inference_mode()
-    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
-        """Inference mode: no autograd bookkeeping at all, not even the per-operation checks it
-        makes on tensors that need no gradient (a fifth of the step's time)."""
-        loss, grad = self._gradient(x, y)  # (R,), (R, P)
-        self.update(grad)
+    def _step(self, sizes: Sizes, columns1: Tensor, y: Tensor) -> Tensor:
+        loss, _ = self._gradient(sizes, columns1, y)  # (R,), (R, P) in self.grad
+        self.update()
         return loss
+
+
+CHUNK_NUMBERS = 1 << 24  # conv1 columns unfolded at once by `HandStep.epoch`: 64 MB in float32
+
+
+def _chunks(n: int, batch: int, per_chunk: int) -> Iterator[tuple[int, int, int]]:
+    """(first image, batches, batch size) blocks covering n images: full batches, then the rest."""
+    full = n // batch
+    for first in range(0, full, per_chunk):
+        yield first * batch, min(per_chunk, full - first), batch
+    if n % batch:
+        yield full * batch, 1, n % batch
