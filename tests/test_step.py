@@ -39,7 +39,6 @@ from linesweep.run.step import (
     HandStep,
     Unsupported,
     UpdateRule,
-    parameter_views,
     stack_parameters,
 )
 from linesweep.seeds import derive_seeds
@@ -242,9 +241,8 @@ def test_the_buffer_holds_build_models_weights_and_member_rows_load_into_a_lines
     step = HandStep.for_models(models, UpdateRule("adam", 0.01))
     assert torch.equal(step.params, stack_parameters(models))  # (2, P): build_model's weights
     step(torch.stack([images(10, 12, 0)] * 2), torch.stack([labels(10, 0)] * 2))
-    views = parameter_views(step.arch, step.params)  # (R, *torch's shape) each
     fresh = model_of(SMALL, 12, seed=5)
-    fresh.load_state_dict({name: view[1] for name, view in views.items()})
+    fresh.load_state_dict(step.state_dict(member=1))
     assert not torch.equal(fresh.conv1.weight, initial[1]["conv1.weight"])  # it trained
     x = images(4, 12, 3)
     torch.testing.assert_close(fresh(x), step.logits(torch.stack([x] * 2))[1])

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from linesweep.config import AdamConfig, OptimizerConfig, SGDConfig
 from linesweep.errors import InfeasibleArchitecture
 from linesweep.model import LinesCNN
-from linesweep.shapes import _pair, conv_output_shape
+from linesweep.shapes import conv_output_shape
 
 Pair = tuple[int, int]
 
@@ -78,9 +78,9 @@ class Window:
 
     @classmethod
     def of(cls, layer: nn.Conv2d | nn.MaxPool2d) -> Window:
-        pairs = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
-        kernel, stride, padding, dilation = (_pair(v) for v in pairs)
-        return cls(kernel, stride, padding, dilation)
+        values = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+        pairs = ((v, v) if isinstance(v, int) else (int(v[0]), int(v[1])) for v in values)
+        return cls(*pairs)
 
     def output_size(self, size: Pair) -> Pair:
         return conv_output_shape(size, self.kernel, self.stride, self.padding, self.dilation)
@@ -126,10 +126,6 @@ class Architecture:
     pool2: Window
     names: tuple[str, ...]  # parameter names, in the flat buffer's order
     shapes: tuple[torch.Size, ...]  # their shapes, torch's layout
-
-    @property
-    def n_params(self) -> int:
-        return sum(math.prod(shape) for shape in self.shapes)
 
     @classmethod
     def of(cls, model: nn.Module) -> Architecture:
@@ -500,10 +496,11 @@ class FusedUpdate:
     learning rate in `lr`, a Python float per member as torch keeps one per parameter group:
     `update.lr[r] = 0.003`. Members sharing a learning rate share one kernel call.
 
-    Why the fused kernel rather than the update written out: torch's single-tensor Adam with
-    a per-member learning rate broadcast as an (R, 1) tensor is 13 element-wise operations,
-    about 28 µs a step at R=1 on the project's machine; the kernel is one, 5-6 µs, and about
-    10 µs for 8 members sharing a learning rate (46 µs for 8 different ones, one call each).
+    Why the fused kernel rather than the update written out with a per-member learning rate
+    broadcast as an (R, 1) tensor (commit 07c5e21): that is torch's single-tensor Adam in 13
+    element-wise operations, 28 µs a step at R=1 on the project's machine against 5-6 µs for
+    the kernel; 33 µs at R=8 against 10 µs for one call when the members share a learning rate
+    (46 µs with 8 different ones, one call each).
     """
 
     def __init__(self, params: Tensor, grad: Tensor, rule: UpdateRule, state: list[Tensor]) -> None:
@@ -529,7 +526,7 @@ class Adam(FusedUpdate):
 
     def __init__(self, params: Tensor, grad: Tensor, rule: UpdateRule) -> None:
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)
-        self.step = torch.zeros(len(params), device=params.device)  # (R,) float32, as torch's
+        self.step = torch.zeros(len(params), device=params.device, dtype=torch.float32)  # (R,)
         state = [self.exp_avg, self.exp_avg_sq, self.step]  # (R, P), (R, P), (R,)
         super().__init__(params, grad, rule, state)
         self._kernel = torch._fused_adamw_ if rule.kind == "adamw" else torch._fused_adam_
@@ -592,6 +589,11 @@ class HandStep:
         if len(models) == 1:
             bind_parameters(models[0], params[0])
         return cls(arch, params, rule)
+
+    def state_dict(self, member: int) -> dict[str, Tensor]:
+        """A member's parameters as a LinesCNN's state_dict: views of its row of the buffer."""
+        views = parameter_views(self.arch, self.params)  # (R, *torch's shape) each
+        return {name: view[member] for name, view in views.items()}
 
     def sizes(self, x: Tensor) -> Sizes:
         """The layer sizes for images x (..., C0, H, W), worked out once per image size."""
