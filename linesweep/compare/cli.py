@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from linesweep.compare.question import chosen_keys
 from linesweep.compare.runs import find_runs, is_sweep, reproduce_command
 from linesweep.compare.table import (
     Comparison,
@@ -182,7 +183,8 @@ def run_command(argv: Sequence[str]) -> int:
     if not comparison.shown:
         raise UsageError(f"no run matches the filters ({len(comparison.runs)} runs found)")
 
-    print(text_table(comparison.rows, comparison.columns))
+    chosen = chosen_keys(comparison.shown, comparison.varying)  # report branch: key columns
+    print(text_table(comparison.rows, comparison.columns, first=chosen))
     print(comparison.count_line())
     if comparison.best is not None:
         print(f"best: {comparison.best.folder}")

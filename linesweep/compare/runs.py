@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.processes import alive_here
 from linesweep.core.record import (
     METRICS,
@@ -68,7 +69,24 @@ class Run:
         return None if self.config is None else self.config.get(column)
 
 
+def objective_epoch(run: Run) -> int | None:
+    """The epoch the objective was measured at: the last trained (objective.epoch=last; a pruned
+    run's is the epoch it stopped at), or the first metric's best epoch (objective.epoch=best)."""
+    if all(value is None for value in run.objective.values()):
+        return None
+    metric = next((m for m in run.objective if m != "n_params"), None)
+    if metric is None:
+        return None  # the parameter count is not measured at an epoch
+    if (run.config or {}).get("objective.epoch") == "best":
+        sign = 1.0 if METRIC_DIRECTIONS.get(metric) == "maximize" else -1.0
+        scored = [row for row in run.history if _finite(row.get(metric)) is not None]
+        best = max(scored, key=lambda row: sign * row[metric], default=None)
+        return None if best is None else int(best["epoch"])
+    return run.epochs_run
+
+
 _CELLS = {
+    "obj_epoch": objective_epoch,
     "val_acc": lambda run: run.final.get("val_accuracy"),
     "best_acc": lambda run: run.best.get("val_accuracy"),
     "val_loss": lambda run: run.final.get("val_loss"),

@@ -60,3 +60,25 @@ def objective_values(
         row = history[-1] if epoch == "last" else best_epoch(history, metric)
         values.append(float(getattr(row, metric)))
     return tuple(values)
+
+
+def pareto_ranks(points: Sequence[Sequence[float]], metrics: Sequence[str]) -> list[int]:
+    """Each point's non-dominated front (1: the Pareto set), each metric in its own direction."""
+    import numpy as np  # only multi-objective comparisons need it
+
+    if not points:
+        return []
+    signs = np.array([1.0 if METRIC_DIRECTIONS[m] == "maximize" else -1.0 for m in metrics])
+    scores = np.asarray(points, dtype=float) * signs  # (n, m): higher is better everywhere
+    at_least = (scores[:, None, :] >= scores[None, :, :]).all(axis=2)  # (n, n)
+    better = (scores[:, None, :] > scores[None, :, :]).any(axis=2)
+    dominates = at_least & better  # [i, j]: i dominates j
+    beaten_by = dominates.sum(axis=0)  # how many points dominate each point
+    ranks = np.zeros(len(points), dtype=int)
+    front, rank = np.flatnonzero(beaten_by == 0), 1
+    while front.size:
+        ranks[front] = rank
+        beaten_by = beaten_by - dominates[front].sum(axis=0)
+        beaten_by[ranks > 0] = -1  # placed already
+        front, rank = np.flatnonzero(beaten_by == 0), rank + 1
+    return ranks.tolist()

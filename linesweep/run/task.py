@@ -110,10 +110,11 @@ def train(
             after_epoch,
         )
         write_weights(run_dir, model.state_dict())
-        from linesweep.run.plots import save_run_plots  # matplotlib loads only when a run plots
+        from linesweep.run.plots import run_caption, save_run_plots  # matplotlib: only to plot
 
+        caption = run_caption(run_dir, summary.data.get("overrides"))
         plots = save_run_plots(
-            run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split
+            run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split, caption
         )
 
     status = Status(outcome.status)
