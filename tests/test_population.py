@@ -188,6 +188,7 @@ def test_a_population_too_large_for_memory_names_replicates(compose_config):
         ("replicate.success_threshold=1.5", "replicate.success_threshold=1.5 is not allowed"),
         ("replicate.statistic=mode", "replicate.statistic=mode is not allowed: one of mean"),
         ("replicates=100000000000", "replicates=100000000000 is not allowed: at most"),
+        ("replicates=2 optimizer.amsgrad=true", "replicates=2 is not allowed: 1 here"),
         (
             "replicate.statistic=success_rate objective.metrics=[val_loss]",
             "replicate.statistic=success_rate is not allowed",

@@ -48,18 +48,23 @@ class PopulationOutcome:
     reasons: list[str | None]
 
 
-def population_step(models: list[nn.Module], optimizer: OptimizerConfig) -> HandStep:
-    """The hand-written step over `models`, each model's parameters bound to its row.
+def population_rule(optimizer: OptimizerConfig, replicates: int) -> UpdateRule:
+    """The hand step's update for `optimizer`, or a ConfigError on `replicates`.
 
-    A population has no autograd fallback (torch's optimizers keep one state for all rows): an
-    optimizer or model outside the step's family is a ConfigError on `replicates`.
+    A population has no autograd fallback (torch's optimizers keep one state for all rows), so
+    an optimizer outside the step's family (amsgrad) is refused before anything is built.
     """
     try:
-        step = HandStep.for_models(models, UpdateRule.of_config(optimizer))
+        return UpdateRule.of_config(optimizer)
     except Unsupported as why:
         raise ConfigError(
-            "replicates", len(models), f"1 here: replicates train through the hand step ({why})"
+            "replicates", replicates, f"1 here: replicates train through the hand step ({why})"
         ) from None
+
+
+def population_step(models: list[nn.Module], optimizer: OptimizerConfig) -> HandStep:
+    """The hand-written step over `models`, each model's parameters bound to its row."""
+    step = HandStep.for_models(models, population_rule(optimizer, len(models)))
     for r, model in enumerate(models):  # the models show the weights as they train
         bind_parameters(model, step.params[r])
     return step

@@ -39,7 +39,7 @@ from linesweep.run.config import TrainConfig
 from linesweep.run.data import make_splits
 from linesweep.run.loggers import RunLoggers, open_loggers
 from linesweep.run.model import build_model, check_plan
-from linesweep.run.population import fit_population
+from linesweep.run.population import fit_population, population_rule
 from linesweep.run.seeds import derive_seeds
 from linesweep.run.shapes import ShapePlan, plan_cnn
 from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_threads
@@ -171,6 +171,7 @@ def train_population(
     """`train` for `cfg.replicates` > 1: the replicates train as one population, the record
     holds each one's numbers and their spread, and the objective is `replicate.statistic`."""
     count, rep, metrics = cfg.replicates, cfg.replicate, cfg.objective.metrics
+    population_rule(cfg.optimizer, count)  # an optimizer the population cannot run: refused now
     seeds = [derive_seeds(cfg.seed, r) for r in range(count)]  # same data seeds for all
     device = resolve_device(cfg.trainer.device)
     threads = resolve_threads(cfg.trainer.num_threads)
