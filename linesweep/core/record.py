@@ -3,9 +3,11 @@
 A run folder holds Hydra's `.hydra/` and `train.log`, and linesweep's own files, named here:
 
     summary.json   how the run ended (`Status`), its objective, final and best metrics, seeds...
-    metrics.csv    one row per epoch (`EpochMetrics`)
+    metrics.csv    one row per epoch (`EpochMetrics`); with replicates, one per replicate and
+                   epoch, the `replicate` column first
     shapes.yaml    the shape plan and what a real forward pass produced
-    model.pt       the trained weights (a `state_dict`)
+    model.pt       the trained weights (a `state_dict`); replicate 0's with replicates
+    replicates/    model_<r>.pt: replicate r's weights, r >= 1
     plots/         the run's figures
 
 The trainer writes these files (through `RunSummary`, `write_metrics`, `write_shapes`,
@@ -40,7 +42,9 @@ WEIGHTS = "model.pt"
 PLOTS = "plots"
 LOG = "train.log"
 RUN_MARKERS = frozenset({".hydra", SUMMARY, METRICS, SHAPES})  # any of them makes a run folder
+REPLICATES = "replicates"
 METRICS_COLUMNS = list(EpochMetrics.__dataclass_fields__)
+REPLICATE_COLUMN = "replicate"
 
 
 class RunSummary:
@@ -74,12 +78,28 @@ def read_summary(folder: Path) -> dict[str, Any]:
     return data
 
 
-def write_metrics(folder: Path, history: Sequence[EpochMetrics]) -> None:
-    write_csv(folder / METRICS, (row.as_row() for row in history), METRICS_COLUMNS)
+def write_metrics(folder: Path, *histories: Sequence[EpochMetrics]) -> None:
+    """One history: a row per epoch, as a plain run always wrote. Several (a population): a row
+    per epoch and replicate, epoch by epoch, the replicate's number in the first column."""
+    if len(histories) == 1:
+        write_csv(folder / METRICS, (row.as_row() for row in histories[0]), METRICS_COLUMNS)
+        return
+    epochs = max(len(h) for h in histories)
+    rows = (
+        {REPLICATE_COLUMN: r, **history[e].as_row()}
+        for e in range(epochs)
+        for r, history in enumerate(histories)
+        if e < len(history)  # a diverged replicate's rows end at its last epoch
+    )
+    write_csv(folder / METRICS, rows, [REPLICATE_COLUMN, *METRICS_COLUMNS])
 
 
-def read_metrics(folder: Path) -> list[dict[str, float]]:
-    """metrics.csv as rows of floats; ValueError names the first line that is not one."""
+def read_metrics(folder: Path, replicate: int | None = 0) -> list[dict[str, float]]:
+    """metrics.csv as rows of floats; ValueError names the first line that is not one.
+
+    A population's file holds every replicate's rows: `replicate` picks one (0, the plain run's
+    seeds, by default, so a reader of plain runs sees one history), None keeps them all.
+    """
     text = (folder / METRICS).read_text(encoding="utf-8")
     reader = csv.DictReader(io.StringIO(text))
     missing = {"epoch", "val_accuracy", "val_loss"} - set(reader.fieldnames or ())
@@ -90,9 +110,11 @@ def read_metrics(folder: Path) -> list[dict[str, float]]:
         if None in row or None in row.values():
             raise CorruptRow(reader.line_num, "wrong number of cells", history)
         try:
-            history.append({key: float(value) for key, value in row.items()})
+            values = {key: float(value) for key, value in row.items()}
         except ValueError as err:
             raise CorruptRow(reader.line_num, str(err), history) from None
+        if replicate is None or values.get(REPLICATE_COLUMN, 0) == replicate:
+            history.append(values)
     return history
 
 
@@ -110,20 +132,27 @@ def write_shapes(folder: Path, record: dict[str, Any]) -> None:
     write_yaml(folder / SHAPES, record)
 
 
-def write_weights(folder: Path, state: dict[str, Any]) -> None:
+def weights_path(folder: Path, replicate: int = 0) -> Path:
+    """model.pt for replicate 0 (a plain run), replicates/model_<r>.pt for the others."""
+    return folder / WEIGHTS if replicate == 0 else folder / REPLICATES / f"model_{replicate}.pt"
+
+
+def write_weights(folder: Path, state: dict[str, Any], replicate: int = 0) -> None:
     """The weights as torch.save writes them, every tensor on the CPU."""
     import torch  # only a run that trained has weights to write
 
     buffer = io.BytesIO()
     torch.save({name: tensor.detach().cpu() for name, tensor in state.items()}, buffer)
-    atomic_write_bytes(folder / WEIGHTS, buffer.getvalue())
+    path = weights_path(folder, replicate)
+    path.parent.mkdir(exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_weights(folder: Path) -> dict[str, Any]:
+def read_weights(folder: Path, replicate: int = 0) -> dict[str, Any]:
     """A state_dict, loaded with weights_only=True: a shared folder cannot run code through it."""
     import torch
 
-    return torch.load(folder / WEIGHTS, weights_only=True, map_location="cpu")
+    return torch.load(weights_path(folder, replicate), weights_only=True, map_location="cpu")
 
 
 def versions() -> dict[str, str]:

@@ -44,7 +44,9 @@ def estimate(cfg: TrainConfig, plan: ShapePlan, replicates: int = 1) -> list[Nee
     data, trainer = cfg.data, cfg.trainer
     pixels = data.image_size**2
     largest_split = max(data.N_images, data.N_val_images)
-    resident = (data.N_images * (1 + trainer.shuffle) + data.N_val_images) * pixels * FLOAT
+    # A shuffled epoch holds a reordered copy of the training images per replicate.
+    copies = 1 + trainer.shuffle * replicates
+    resident = (data.N_images * copies + data.N_val_images) * pixels * FLOAT
     generation = largest_split * pixels * GENERATION_BYTES_PER_PIXEL
     activation_numel = sum(math.prod(layer.output_shape) for layer in plan.layers)
     training = trainer.batch_size * activation_numel * FLOAT * TRAINING_COPIES * replicates
@@ -136,3 +138,30 @@ def check_fits(needs: list[Need], available: int | None = None) -> None:
 
 def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**27 else f"{nbytes / 2**20:.0f} MiB"
+
+
+def check_population_fits(cfg: TrainConfig, plan: ShapePlan, available: int | None = None) -> None:
+    """`check_fits` for `cfg.replicates` members; a population that fits only when smaller is a
+    ConfigError on `replicates`, naming the most that fit."""
+    available = available_bytes() if available is None else available
+    replicates = cfg.replicates
+    if replicates == 1:
+        check_fits(estimate(cfg, plan), available)
+        return
+
+    def fits(r: int) -> bool:
+        return sum(need.nbytes for need in estimate(cfg, plan, r)) <= available
+
+    if fits(replicates):
+        return
+    check_fits(estimate(cfg, plan), available)  # not even one fits: blame that run's own key
+    low, high = 1, replicates  # fits(low), not fits(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    raise ConfigError(
+        "replicates",
+        replicates,
+        f"at most {low} replicates of this configuration fit in {_gib(available)} of memory",
+        f"use replicates={low} or fewer",
+    )

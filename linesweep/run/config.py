@@ -107,6 +107,16 @@ class ObjectiveConfig:
 
 
 @dataclass
+class ReplicateConfig:
+    """How the replicates of one configuration (`replicates` > 1) are summed up into one value."""
+
+    # A replicate succeeds when the objective's first metric reaches this (>= for a maximised
+    # metric, <= for a minimised one): with out_2=1 a dead-ReLU seed stays at 0.5 accuracy.
+    success_threshold: float = 0.9
+    statistic: str = "mean"  # what a sweeper sees: mean, median, min or success_rate
+
+
+@dataclass
 class PlotsConfig:
     learning_curve: bool = True
     kernels: bool = True
@@ -152,6 +162,10 @@ class TrainConfig:
     seed: int = (
         4  # the notebook's; the seeds of the splits, the init and the shuffling derive from it
     )
+    # Copies of this configuration trained together as one population, each from its own initial
+    # weights and shuffling (linesweep/run/population.py); 1 is a plain run.
+    replicates: int = 1
+    replicate: ReplicateConfig = field(default_factory=ReplicateConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = MISSING

@@ -23,17 +23,25 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from linesweep.core.errors import Diverged, LinesweepError, Pruned
-from linesweep.core.metrics import EpochMetrics, best_epoch, directions, objective_values
+from linesweep.core.metrics import (
+    EpochMetrics,
+    best_epoch,
+    directions,
+    objective_values,
+    population_objective,
+    spread,
+)
 from linesweep.core.record import SHAPES, RunSummary, write_metrics, write_shapes, write_weights
 from linesweep.core.status import Status
 from linesweep.core.trial_link import TrialLink
-from linesweep.run.budget import check_fits, estimate
+from linesweep.run.budget import check_population_fits
 from linesweep.run.config import TrainConfig
 from linesweep.run.data import make_splits
 from linesweep.run.loggers import RunLoggers, open_loggers
 from linesweep.run.model import build_model, check_plan
+from linesweep.run.population import fit_population, population_rule
 from linesweep.run.seeds import derive_seeds
-from linesweep.run.shapes import plan_cnn
+from linesweep.run.shapes import ShapePlan, plan_cnn
 from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_threads
 from linesweep.run.validation import to_train_config
 
@@ -70,8 +78,10 @@ def train(
     """
     loggers = loggers or RunLoggers()  # none: only the run's own files
     plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
-    check_fits(estimate(cfg, plan))  # a ConfigError before any large allocation
+    check_population_fits(cfg, plan)  # a ConfigError before any large allocation
     _log_plan(plan.table(), plans_seen)
+    if cfg.replicates > 1:
+        return train_population(cfg, run_dir, summary, plan, trial, loggers)
 
     seeds = derive_seeds(cfg.seed)
     device = resolve_device(cfg.trainer.device)
@@ -148,6 +158,143 @@ def train(
         raise Diverged(f"{outcome.reason} (recorded in {summary.path})", epochs)
     if status == Status.PRUNED:
         raise Pruned(outcome.reason or f"pruned after epoch {epochs}", epochs)
+    return RunResult(values, run_dir)
+
+
+def train_population(
+    cfg: TrainConfig,
+    run_dir: Path,
+    summary: RunSummary,
+    plan: ShapePlan,
+    trial: TrialLink | None,
+    loggers: RunLoggers,
+) -> RunResult:
+    """`train` for `cfg.replicates` > 1: the replicates train as one population, the record
+    holds each one's numbers and their spread, and the objective is `replicate.statistic`."""
+    count, rep, metrics = cfg.replicates, cfg.replicate, cfg.objective.metrics
+    population_rule(cfg.optimizer, count)  # an optimizer the population cannot run: refused now
+    seeds = [derive_seeds(cfg.seed, r) for r in range(count)]  # same data seeds for all
+    device = resolve_device(cfg.trainer.device)
+    threads = resolve_threads(cfg.trainer.num_threads)
+    summary.data.update(seeds=seeds[0].as_dict(), device=str(device), num_threads=threads)
+
+    with cpu_settings(threads):
+        train_split, val_split = make_splits(cfg.data, seeds[0].train_data, seeds[0].val_data)
+        models = [build_model(cfg.model, plan, s.model_init).to(device) for s in seeds]
+        check = check_plan(models[0], plan)
+        write_shapes(run_dir, check.to_record())
+        if not check.agrees:  # a bug in the arithmetic, never the user's fault
+            raise RuntimeError("shape plan disagrees with torch: " + "; ".join(check.mismatches()))
+        loggers.log_plan(run_dir / SHAPES)
+        log.info(
+            "shape plan checked against a forward pass: %d parameters; %d replicates train as "
+            "one population", plan.n_params, count,
+        )  # fmt: skip
+
+        prune_on = metrics[0]
+
+        def after_epoch(histories: Sequence[Sequence[EpochMetrics]]) -> bool:
+            write_metrics(run_dir, *histories)
+            epoch = max(len(h) for h in histories)
+            if len(histories[0]) == epoch:
+                loggers.log_epoch(histories[0][-1].as_row())  # replicate 0: the plain run
+            if trial is None or prune_on == "n_params":
+                return False
+            # The pruner judges the population by the statistic the sweeper will see.
+            now = [getattr(h[-1], prune_on) if len(h) == epoch else math.nan for h in histories]
+            return trial.report(epoch, spread(now, prune_on, rep.success_threshold)[rep.statistic])
+
+        outcome = fit_population(
+            models,
+            cfg.optimizer,
+            train_split.to(device),
+            val_split.to(device),
+            cfg.trainer,
+            [s.shuffle for s in seeds],
+            after_epoch,
+        )
+        for r, model in enumerate(models):
+            write_weights(run_dir, model.state_dict(), r)
+        from linesweep.run.plots import save_run_plots  # matplotlib loads only when a run plots
+
+        first = outcome.histories[0]  # replicate 0's figures: the plain run's
+        plots = save_run_plots(run_dir / "plots", cfg.plots, first, models[0].cpu(), train_split)
+
+    per_replicate = [
+        tuple(math.nan for _ in metrics)
+        if status == Status.DIVERGED.value
+        else objective_values(history, plan.n_params, metrics, cfg.objective.epoch)
+        for history, status in zip(outcome.histories, outcome.statuses, strict=True)
+    ]
+    values = population_objective(per_replicate, metrics, rep.statistic, rep.success_threshold)
+    stats = {
+        metric: spread([row[i] for row in per_replicate], metric, rep.success_threshold)
+        for i, metric in enumerate(metrics)
+    }
+    members = [
+        {
+            "replicate": r,
+            "status": outcome.statuses[r],
+            "reason": outcome.reasons[r],
+            "seeds": {"model_init": seeds[r].model_init, "shuffle": seeds[r].shuffle},
+            "epochs_run": len(outcome.histories[r]),
+            "final": outcome.histories[r][-1].as_row(),
+            "values": list(per_replicate[r]),
+        }
+        for r in range(count)
+    ]
+    if all(s == Status.DIVERGED.value for s in outcome.statuses):
+        status, reason = Status.DIVERGED, f"every replicate diverged ({outcome.reasons[0]}, ...)"
+    elif Status.PRUNED.value in outcome.statuses:
+        status, reason = Status.PRUNED, outcome.reasons[outcome.statuses.index("pruned")]
+    else:
+        status, reason = Status.COMPLETE, None
+    summary.finish(
+        status,
+        error=reason if status == Status.DIVERGED else None,
+        reason=reason,
+        objective={
+            "metrics": metrics,
+            "directions": directions(metrics),
+            "epoch": cfg.objective.epoch,
+            "statistic": rep.statistic,
+            "values": list(values),
+        },
+        epochs_run=len(first),
+        final=first[-1].as_row(),
+        best=best_epoch(first, "val_accuracy").as_row(),
+        n_params=plan.n_params,
+        shape_check="agree",
+        plots=[p.name for p in plots],
+        replicates={
+            "count": count,
+            "statistic": rep.statistic,
+            "success_threshold": rep.success_threshold,
+            "diverged": outcome.statuses.count(Status.DIVERGED.value),
+            "members": members,
+            "stats": stats,
+        },
+    )
+    for member in members:
+        final = member["final"]
+        log.info(
+            "replicate %d: %s after %d epochs  val_loss %.4f  val_acc %.4f",
+            member["replicate"], member["status"], member["epochs_run"],
+            final["val_loss"], final["val_accuracy"],
+        )  # fmt: skip
+    for metric, st in stats.items():
+        log.info(
+            "%s over %d of %d replicates: mean %.4f  std %.4f  min %.4f  max %.4f  "
+            "success rate %.2f (threshold %g)",
+            metric, st["count"], count, st["mean"], st["std"], st["min"], st["max"],
+            st["success_rate"], rep.success_threshold,
+        )  # fmt: skip
+    loggers.log_result(dict(zip(metrics, values, strict=True)), plots)
+    log.info("run %s: objective (%s) %s, folder %s", status, rep.statistic, values, run_dir)
+    if status == Status.DIVERGED:
+        raise Diverged(f"{reason} (recorded in {summary.path})", len(first))
+    if status == Status.PRUNED:
+        raise Pruned(reason or f"pruned after epoch {len(first)}", len(first))
     return RunResult(values, run_dir)
 
 

@@ -120,6 +120,7 @@ def validate(cfg: TrainConfig) -> None:
     _validate_optimizer(cfg.optimizer)
     _validate_trainer(cfg.trainer)
     _validate_objective(cfg.objective)
+    _validate_replicates(cfg)
     _require(cfg.plots.dpi >= 10, "plots.dpi", cfg.plots.dpi, "an integer >= 10")
 
 
@@ -247,4 +248,33 @@ def _validate_objective(objective: ObjectiveConfig) -> None:
     )
     _require(
         objective.epoch in ("last", "best"), "objective.epoch", objective.epoch, "last or best"
+    )
+
+
+STATISTICS = ("mean", "median", "min", "success_rate")
+
+
+def _validate_replicates(cfg: TrainConfig) -> None:
+    _require(cfg.replicates >= 1, "replicates", cfg.replicates, "an integer >= 1 (1: a plain run)")
+    rep = cfg.replicate
+    _require(
+        math.isfinite(rep.success_threshold) and 0.0 <= rep.success_threshold <= 1.0,
+        "replicate.success_threshold",
+        rep.success_threshold,
+        "a number in [0, 1]",
+    )
+    _require(
+        rep.statistic in STATISTICS,
+        "replicate.statistic",
+        rep.statistic,
+        "one of " + ", ".join(STATISTICS),
+    )
+    first = cfg.objective.metrics[0]
+    _require(
+        rep.statistic != "success_rate" or METRIC_DIRECTIONS[first] == "maximize",
+        "replicate.statistic",
+        rep.statistic,
+        f"mean, median or min with objective.metrics[0]={first}: a success rate is maximised, "
+        f"{first} is minimised",
+        "put val_accuracy first in objective.metrics",
     )
