@@ -18,9 +18,11 @@ from typing import Any
 
 import yaml
 
-from linesweep.compare.runs import Run, load_yaml, reproduce_command, unflatten
+from linesweep.compare.runs import Run, reproduce_command, unflatten
 from linesweep.compare.table import Comparison, format_value, objective_metrics
 from linesweep.core.files import atomic_write_text
+from linesweep.core.record import PICTURE_CAP
+from linesweep.core.safe_read import Unreadable, read_png
 from linesweep.core.status import Status
 
 STYLE = """
@@ -55,7 +57,10 @@ def e(value: Any) -> str:
 
 def image(path: Path, caption: str) -> str:
     """A figure with the PNG embedded, so that the page needs no file beside it."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    try:  # a regular PNG file only: a link or a FIFO put there since it was checked is not read
+        data = base64.b64encode(read_png(path, path.parent, PICTURE_CAP)).decode("ascii")
+    except (OSError, Unreadable) as err:
+        return f"<p>{e(caption)}: not shown ({e(str(err))})</p>"
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{e(caption)}">'
         f"<figcaption>{e(caption)}</figcaption></figure>"
@@ -97,18 +102,17 @@ def _caption(path: Path) -> str:
 
 
 def _config_text(run: Run) -> str:
-    try:
-        return (run.folder / ".hydra" / "config.yaml").read_text(encoding="utf-8")
-    except OSError:  # an older layout: the config rebuilt from the sweep's multirun.yaml
-        return yaml.safe_dump(unflatten(run.config or {}), sort_keys=False)
+    if run.config_text is not None:  # .hydra/config.yaml, as read_run read it
+        return run.config_text
+    # an older layout: the config rebuilt from the sweep's multirun.yaml
+    return yaml.safe_dump(unflatten(run.config or {}), sort_keys=False)
 
 
 def shape_plan(run: Run) -> str:
     """The best run's shapes.yaml as a table: each layer's input, output and parameters."""
-    try:
-        shapes = load_yaml(run.folder / "shapes.yaml")
-        plan = shapes["plan"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    shapes = run.shapes or {}  # type-checked by read_run: plan is a list of layer mappings
+    plan = shapes.get("plan")
+    if plan is None:
         return "<p>No readable shapes.yaml in the run folder.</p>"
 
     def dims(shape: Any) -> str:
