@@ -423,7 +423,9 @@ def test_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "2 shown of 3 runs (0 with warnings)" in done.stdout
     (written,) = (tmp_path / "outputs" / "compare").iterdir()  # outputs/compare/<time>/
-    assert {p.name for p in written.iterdir()} == {"table.csv", "table.md", "report.html"}
+    assert {p.name for p in written.iterdir()} == {
+        "table.csv", "table.md", "report.html", ".linesweep-compare.json",
+    }  # fmt: skip
     done = run_cli("linesweep.compare", "nowhere", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == "error: no such folder: nowhere\n"
 

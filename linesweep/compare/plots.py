@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 from matplotlib.figure import Figure
 
 from linesweep.compare.question import chosen_keys
-from linesweep.compare.runs import load_yaml, objective_epoch, unflatten
+from linesweep.compare.runs import config_tree, objective_epoch
 from linesweep.compare.table import format_value, objective_metrics
 from linesweep.core.files import save_figure
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.plotting import add_note, legend_row, log_scale_if_wide, set_log, tex_safe
+from linesweep.core.record import PICTURE_CAP, WEIGHTS, WEIGHTS_CAP, read_weights
+from linesweep.core.safe_read import is_regular
 from linesweep.core.status import Status
 
 if TYPE_CHECKING:
@@ -276,20 +278,11 @@ def accuracy_by_size(runs: Sequence[Run]) -> Figure | None:
 # ---------------------------------------------------------------- an Optuna study's plots
 
 
-def load_study(sweep: Path) -> Any:
-    """The Optuna study of a sweep folder, read-only; falls back to the journal beside it."""
-    import optuna
+def load_study(sweep: Path, storage: str | None = None) -> Any:
+    """The Optuna study of a sweep folder: its own journal file, or the user's --storage."""
+    from linesweep.compare.studies import open_study  # never a URL a results file names
 
-    from linesweep.core.storage import JOURNAL_NAME, is_database_url, open_storage
-
-    results = load_yaml(sweep / "optimization_results.yaml")
-    url = str(results.get("storage") or sweep / JOURNAL_NAME)
-    if not is_database_url(url) and not Path(url).is_file():
-        url = str(sweep / JOURNAL_NAME)  # the sweep folder was moved or copied
-        if not Path(url).is_file():
-            raise FileNotFoundError(f"no study storage {results.get('storage')} nor {url}")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=results["study_name"], storage=open_storage(url))
+    return open_study(sweep, storage)
 
 
 def _trial_value(trial: Any, index: int) -> float | None:
@@ -452,12 +445,12 @@ def pareto_plot(study: Any, names: Sequence[str], title: str) -> Figure:
 
 
 def study_plots(
-    sweep: Path, out: Path, metrics: Sequence[str], stem: str
+    sweep: Path, out: Path, metrics: Sequence[str], stem: str, storage: str | None = None
 ) -> tuple[list[Path], list[str]]:
     """An Optuna study's optimization history, parameter importances and (two objectives) Pareto
     front, drawn from the study's trials."""
     try:
-        study = load_study(sweep)
+        study = load_study(sweep, storage)
     except Exception as err:
         return [], [f"{sweep}: no study plots: cannot open the study ({_one_line(err)})"]
     import optuna
@@ -501,10 +494,10 @@ def _one_line(err: Exception | Warning) -> str:
 def best_run_pictures(run: Run, out: Path) -> tuple[list[Path], list[str]]:
     """The best run's kernels and feature maps: its own PNGs, or drawn from model.pt into `out`."""
     own = [run.folder / "plots" / name for name in RUN_PICTURES]
-    if all(path.is_file() for path in own):
+    if all(is_regular(path, run.folder, PICTURE_CAP) for path in own):  # no link out, no FIFO
         extra = run.folder / "plots" / "flattened_activations.png"
-        return own + ([extra] if extra.is_file() else []), []
-    if run.config is None or not (run.folder / "model.pt").is_file():
+        return own + ([extra] if is_regular(extra, run.folder, PICTURE_CAP) else []), []
+    if run.config is None or not is_regular(run.folder / WEIGHTS, run.folder, WEIGHTS_CAP):
         return [], [f"{run.folder}: no kernel or feature-map pictures (needs model.pt and config)"]
     try:
         return _draw_pictures(run, out), []
@@ -525,10 +518,10 @@ def _draw_pictures(run: Run, out: Path) -> list[Path]:
     from linesweep.run.shapes import plan_cnn
     from linesweep.run.validation import to_train_config
 
-    cfg = to_train_config(OmegaConf.create(unflatten(run.config or {})))
+    cfg = to_train_config(OmegaConf.create(config_tree(run)))  # no ${oc.env:...} resolved
     plan = plan_cnn(cfg.model, cfg.data.image_size)
     model = build_model(cfg.model, plan, seed=0)
-    model.load_state_dict(torch.load(run.folder / "model.pt", weights_only=True))
+    model.load_state_dict(read_weights(run.folder))  # weights_only, size-capped, no link
     model.eval()
     images = make_split(cfg.data, 8, derive_seeds(cfg.seed).train_data)  # 4 of each class
     with torch.no_grad():
@@ -572,7 +565,9 @@ def save_comparison_plots(
                 stem += "_"
             stems.add(stem)
             in_sweep = [run for run in runs if run.sweep == sweep]
-            paths, trouble = study_plots(sweep, out, objective_metrics(in_sweep), stem)
+            paths, trouble = study_plots(
+                sweep, out, objective_metrics(in_sweep), stem, comparison.storage
+            )
             written += paths
             problems += trouble
     pictures: list[Path] = []

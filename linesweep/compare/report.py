@@ -26,7 +26,7 @@ from urllib.parse import quote
 import yaml
 
 from linesweep.compare.question import Question, chosen_keys, read_question
-from linesweep.compare.runs import Run, load_yaml, objective_epoch, reproduce_command, unflatten
+from linesweep.compare.runs import Run, objective_epoch, reproduce_command, unflatten
 from linesweep.compare.table import (
     Comparison,
     format_value,
@@ -37,6 +37,8 @@ from linesweep.compare.table import (
 )
 from linesweep.core.files import atomic_write_text
 from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.core.record import PICTURE_CAP
+from linesweep.core.safe_read import Unreadable, read_png
 from linesweep.core.status import Status
 
 STYLE = """
@@ -88,7 +90,10 @@ def e(value: Any) -> str:
 
 def image(path: Path, caption: str) -> str:
     """A figure with the PNG embedded, so that the page needs no file beside it."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    try:  # a regular PNG file only: a link or a FIFO put there since it was checked is not read
+        data = base64.b64encode(read_png(path, path.parent, PICTURE_CAP)).decode("ascii")
+    except (OSError, Unreadable) as err:
+        return f"<p>{e(caption)}: not shown ({e(str(err))})</p>"
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{e(caption)}">'
         f"<figcaption>{e(caption)}</figcaption></figure>"
@@ -315,18 +320,17 @@ def answer_card(comparison: Comparison, chosen: Sequence[str], links: Links) -> 
 
 
 def _config_text(run: Run) -> str:
-    try:
-        return (run.folder / ".hydra" / "config.yaml").read_text(encoding="utf-8")
-    except OSError:  # an older layout: the config rebuilt from the sweep's multirun.yaml
-        return yaml.safe_dump(unflatten(run.config or {}), sort_keys=False)
+    if run.config_text is not None:  # .hydra/config.yaml, as read_run read it
+        return run.config_text
+    # an older layout: the config rebuilt from the sweep's multirun.yaml
+    return yaml.safe_dump(unflatten(run.config or {}), sort_keys=False)
 
 
 def shape_plan(run: Run) -> str:
     """The best run's shapes.yaml as a table: each layer's input, output and parameters."""
-    try:
-        shapes = load_yaml(run.folder / "shapes.yaml")
-        plan = shapes["plan"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
+    shapes = run.shapes or {}  # type-checked by read_run: plan is a list of layer mappings
+    plan = shapes.get("plan")
+    if plan is None:
         return "<p>No readable shapes.yaml in the run folder.</p>"
 
     def dims(shape: Any) -> str:

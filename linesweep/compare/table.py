@@ -193,6 +193,15 @@ class Selection:
     top: int | None = None
 
 
+def shown_by_state(run: Run, states: Sequence[str]) -> bool:
+    """Whether `--state` keeps the run; without it, every run but those refused by validation.
+
+    A refused run is a config linesweep would not train (a typo on the command line, say): it
+    has nothing to compare, and a bare `compare` would otherwise show only that.
+    """
+    return run.state in states if states else run.state != Status.REFUSED
+
+
 def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
     """Filter, sort and cut the runs as the options ask; UsageError names a bad key or state."""
     for condition in selection.where:
@@ -203,8 +212,7 @@ def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
     kept = [
         run
         for run in runs
-        if all(c.matches(run) for c in selection.where)
-        and (not selection.states or run.state in selection.states)
+        if all(c.matches(run) for c in selection.where) and shown_by_state(run, selection.states)
     ]
     if selection.sort is None:
         columns = [f"obj.{m}" for m in objective_metrics(kept)]
@@ -411,6 +419,8 @@ class Comparison:
     rows: list[dict[str, Any]]
     varying: list[str]
     best: Run | None
+    refused_hidden: int = 0  # refused runs left out because no --state asked for them
+    storage: str | None = None  # --storage: where the sweeps' studies are (else their journals)
 
     @property
     def with_warnings(self) -> int:
@@ -422,15 +432,26 @@ class Comparison:
             return found
         return f"{len(self.shown)} shown of {found}"
 
+    def hidden_line(self) -> str | None:
+        """One line on the refused runs left out by default, or None when there are none."""
+        if not self.refused_hidden:
+            return None
+        runs = "run" if self.refused_hidden == 1 else "runs"
+        return f"{self.refused_hidden} refused {runs} not shown; --state refused shows them"
+
     def state_counts(self) -> dict[str, int]:
         return dict(Counter(run.state for run in self.runs).most_common())
 
 
-def compare(folders: Sequence[Path], selection: Selection = Selection()) -> Comparison:
+def compare(
+    folders: Sequence[Path], selection: Selection = Selection(), storage: str | None = None
+) -> Comparison:
     """Read every run folder and build the table the options ask for."""
     sweeps = SweepConfigs()
     runs = [read_run(folder, sweeps) for folder in folders]
     shown = select(runs, selection)
     varying = varying_keys(shown)
     columns = columns_for(shown, varying)
-    return Comparison(runs, shown, columns, table_rows(shown, columns), varying, best_run(shown))
+    hidden = 0 if selection.states else sum(run.state == Status.REFUSED for run in runs)
+    rows = table_rows(shown, columns)
+    return Comparison(runs, shown, columns, rows, varying, best_run(shown), hidden, storage)

@@ -14,6 +14,11 @@ The trainer writes these files (through `RunSummary`, `write_metrics`, `write_sh
 `write_weights`); compare reads them (through `read_summary`, `read_metrics`, `read_shapes`,
 `read_weights`); a sweeper reads none of them: it learns a trial's outcome from the task's return
 value and exceptions (see `linesweep.core.errors`).
+
+The readers take folders someone else may have written (a colleague's outputs, an archive), so
+they read through `linesweep.core.safe_read`: regular files below `root` only (default: the run
+folder), each at most its cap, parsed into plain data. A cap is far above what a real run
+writes (a summary is ~2 KiB, a metrics row ~100 bytes) and far below what would hurt.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import csv
 import getpass
 import importlib.metadata
 import io
-import json
 import platform
 import time
 from collections.abc import Sequence
@@ -33,6 +37,7 @@ from typing import Any
 from linesweep.core.files import atomic_write_bytes, write_csv, write_json, write_yaml
 from linesweep.core.metrics import EpochMetrics
 from linesweep.core.processes import this_process
+from linesweep.core.safe_read import MiB, Unreadable, load_json, load_yaml, read_bytes, read_text
 from linesweep.core.status import Status
 
 SUMMARY = "summary.json"
@@ -45,6 +50,11 @@ RUN_MARKERS = frozenset({".hydra", SUMMARY, METRICS, SHAPES})  # any of them mak
 REPLICATES = "replicates"
 METRICS_COLUMNS = list(EpochMetrics.__dataclass_fields__)
 REPLICATE_COLUMN = "replicate"
+SUMMARY_CAP = 1 * MiB
+METRICS_CAP = 16 * MiB  # ~160,000 epochs
+YAML_CAP = 1 * MiB  # shapes.yaml and Hydra's .hydra/*.yaml and multirun.yaml
+WEIGHTS_CAP = 64 * MiB  # the usual models weigh KiBs; compare draws no larger one
+PICTURE_CAP = 20 * MiB
 
 
 class RunSummary:
@@ -70,11 +80,11 @@ class RunSummary:
         write_json(self.path, self.data)
 
 
-def read_summary(folder: Path) -> dict[str, Any]:
-    """summary.json as a dict; OSError or ValueError when it is missing or not a JSON object."""
-    data = json.loads((folder / SUMMARY).read_bytes())
+def read_summary(folder: Path, root: Path | None = None) -> dict[str, Any]:
+    """summary.json as plain data; FileNotFoundError, or Unreadable (a ValueError) saying why."""
+    data = load_json(read_text(folder / SUMMARY, root or folder, SUMMARY_CAP))
     if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
+        raise Unreadable("not a JSON object")
     return data
 
 
@@ -94,28 +104,42 @@ def write_metrics(folder: Path, *histories: Sequence[EpochMetrics]) -> None:
     write_csv(folder / METRICS, rows, [REPLICATE_COLUMN, *METRICS_COLUMNS])
 
 
-def read_metrics(folder: Path, replicate: int | None = 0) -> list[dict[str, float]]:
+def read_metrics(
+    folder: Path, replicate: int | None = 0, root: Path | None = None
+) -> list[dict[str, float]]:
     """metrics.csv as rows of floats; ValueError names the first line that is not one.
 
     A population's file holds every replicate's rows: `replicate` picks one (0, the plain run's
     seeds, by default, so a reader of plain runs sees one history), None keeps them all.
+    A cell over csv's field limit (128 KiB, never a number) is a corrupt line like any other:
+    the limit is left as it is, for this reader and every other user of the csv module.
     """
-    text = (folder / METRICS).read_text(encoding="utf-8")
+    text = read_text(folder / METRICS, root or folder, METRICS_CAP)
     reader = csv.DictReader(io.StringIO(text))
-    missing = {"epoch", "val_accuracy", "val_loss"} - set(reader.fieldnames or ())
-    if missing:
-        raise ValueError(f"lacks the columns {', '.join(sorted(missing))}")
-    history = []
-    for row in reader:
-        if None in row or None in row.values():
-            raise CorruptRow(reader.line_num, "wrong number of cells", history)
-        try:
-            values = {key: float(value) for key, value in row.items()}
-        except ValueError as err:
-            raise CorruptRow(reader.line_num, str(err), history) from None
-        if replicate is None or values.get(REPLICATE_COLUMN, 0) == replicate:
-            history.append(values)
+    history: list[dict[str, float]] = []
+    try:
+        missing = {"epoch", "val_accuracy", "val_loss"} - set(reader.fieldnames or ())
+        if missing:
+            raise Unreadable(f"lacks the columns {', '.join(sorted(missing))}")
+        for row in reader:
+            if None in row or None in row.values():
+                raise CorruptRow(reader.line_num, "wrong number of cells", history)
+            try:
+                values = {key: float(value) for key, value in row.items()}
+            except ValueError as err:
+                raise CorruptRow(reader.line_num, _clip(str(err)), history) from None
+            if replicate is None or values.get(REPLICATE_COLUMN, 0) == replicate:
+                history.append(values)
+    except csv.Error as err:
+        if reader.fieldnames is None or reader.line_num <= 1:
+            raise Unreadable(f"its header does not parse ({_clip(str(err))})") from None
+        raise CorruptRow(reader.line_num, _clip(str(err)), history) from None
     return history
+
+
+def _clip(text: str, most: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 class CorruptRow(ValueError):
@@ -130,6 +154,14 @@ class CorruptRow(ValueError):
 
 def write_shapes(folder: Path, record: dict[str, Any]) -> None:
     write_yaml(folder / SHAPES, record)
+
+
+def read_shapes(folder: Path, root: Path | None = None) -> dict[str, Any]:
+    """shapes.yaml as plain data; FileNotFoundError, or Unreadable saying why."""
+    data = load_yaml(read_text(folder / SHAPES, root or folder, YAML_CAP))
+    if not isinstance(data, dict):
+        raise Unreadable("not a mapping")
+    return data
 
 
 def weights_path(folder: Path, replicate: int = 0) -> Path:
@@ -148,11 +180,12 @@ def write_weights(folder: Path, state: dict[str, Any], replicate: int = 0) -> No
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_weights(folder: Path, replicate: int = 0) -> dict[str, Any]:
+def read_weights(folder: Path, replicate: int = 0, root: Path | None = None) -> dict[str, Any]:
     """A state_dict, loaded with weights_only=True: a shared folder cannot run code through it."""
     import torch
 
-    return torch.load(weights_path(folder, replicate), weights_only=True, map_location="cpu")
+    data = read_bytes(weights_path(folder, replicate), root or folder, WEIGHTS_CAP)
+    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
 
 
 def versions() -> dict[str, str]:
