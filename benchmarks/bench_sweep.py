@@ -4,7 +4,7 @@
     python benchmarks/bench_sweep.py --part pruning  # or: parallel, whole
 
 pruning   30-trial TPE study of `hparams_search=channels_lr` (the harder experiment), with its
-          median pruner and with `hydra.sweeper.pruner.name=none`: epochs trained, best accuracy.
+          median pruner and with `hydra/sweeper/pruner=none`: epochs trained, best accuracy.
 parallel  8 identical trials of the notebook's experiment with n_jobs=2 and with n_jobs=1.
 whole     20 trials of the notebook's experiment searching out_1, out_2 and lr, end to end:
           (a) the way Hydra's published Optuna plugin runs them, written out as a plain loop: TPE
@@ -63,7 +63,7 @@ def part_pruning(scratch: Path, seed: int = 0) -> None:
         f"hydra.sweeper.sampler.seed={seed}",
     ]
     results = {}
-    for name, extra in (("no pruning", ["hydra.sweeper.pruner.name=none"]), ("median pruner", [])):
+    for name, extra in (("no pruning", ["hydra/sweeper/pruner=none"]), ("median pruner", [])):
         seconds, summaries = linesweep_sweep(scratch / name.replace(" ", "_"), *common, *extra)
         epochs = sum(s["epochs_run"] for s in summaries)
         pruned = sum(s["status"] == "pruned" for s in summaries)
@@ -99,7 +99,7 @@ def part_parallel(scratch: Path) -> None:
         "hydra/sweeper=linesweep",
         "plots=none",
         "hydra.sweeper.n_trials=8",
-        "hydra.sweeper.pruner.name=none",
+        "hydra/sweeper/pruner=none",
     ]
     times: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
     for round_ in range(2):

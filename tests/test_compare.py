@@ -380,7 +380,7 @@ def test_real_runs_and_a_real_sweep_give_plots_and_a_self_contained_report(
     sweep_in_process(
         sweep,
         "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.sampler.name=grid",
+        "hydra/sweeper/sampler=grid",
         "model.out_1=choice(1,4)",
         "optimizer.lr=choice(0.001,0.05)",
     )

@@ -69,8 +69,9 @@ def sweep_on(postgres_url: str, folder: Path, n_trials: int, lr: str) -> list[st
         f"hydra.sweeper.n_trials={n_trials}",
         "hydra.sweeper.study_name=shared",
         f"hydra.sweeper.storage='{postgres_url}'",  # quoted: the URL holds '?' and '='
-        "hydra.sweeper.pruner.kwargs.n_startup_trials=2",
-        "hydra.sweeper.pruner.kwargs.n_warmup_steps=0",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=2",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
         "model.out_1=int(interval(2,4))",
         f"optimizer.lr={lr}",
         f"hydra.sweep.dir={folder}",

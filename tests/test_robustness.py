@@ -63,6 +63,7 @@ def test_nan_inf_none_or_wrong_arity_objectives_fail_with_a_reason(hydra_sweep_r
             "hydra/sweeper/pruner=none",
             "hydra.sweeper.n_trials=7",
             "hydra.sweeper.max_failure_rate=1.0",
+            "hydra.sweeper.direction=maximize",  # an app without objective.metrics minimizes
             "value=choice(" + ",".join(RETURNS) + ")",
         ],
         temp_dir=tmp_path,

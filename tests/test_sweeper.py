@@ -71,7 +71,7 @@ def test_failed_infeasible_and_diverged_trials_are_recorded_and_the_sweep_goes_o
     sweep_in_process(
         tmp_path,
         "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.sampler.name=grid",
+        "hydra/sweeper/sampler=grid",
         "hydra.sweeper.max_failure_rate=1.0",
         "optimizer=sgd",
         "model.conv2.kernel_size=choice(2,12)",  # 12 cannot fit: infeasible
@@ -98,7 +98,7 @@ def test_a_refused_trial_gets_its_one_line_reason_and_no_traceback(sweep_in_proc
     sweep_in_process(
         tmp_path,
         "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.sampler.name=grid",
+        "hydra/sweeper/sampler=grid",
         "hydra.sweeper.max_failure_rate=1.0",
         "data.p=choice(0.9,1.5)",
     )
@@ -134,9 +134,9 @@ def test_pruning_stops_a_bad_trial_early_and_records_it(sweep_in_process, tmp_pa
         tmp_path,
         "hydra.sweeper.n_trials=6",
         "trainer.epochs=6",
-        "hydra.sweeper.pruner.name=median",
-        "hydra.sweeper.pruner.kwargs.n_startup_trials=1",
-        "hydra.sweeper.pruner.kwargs.n_warmup_steps=0",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
         "optimizer.lr=choice(0.03,0.000001)",
         "model.out_1=choice(4)",
     )
@@ -160,8 +160,8 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path)
         "hydra.sweeper.n_trials=4",
         "objective.metrics=[val_accuracy,n_params]",
         "hydra.sweeper.direction=[maximize,minimize]",
-        "hydra.sweeper.pruner.name=none",
-        "hydra.sweeper.sampler.name=nsgaii",
+        "hydra/sweeper/pruner=none",
+        "hydra/sweeper/sampler=nsgaii",
         "model.out_1=int(interval(1,6))",
     )
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
@@ -174,19 +174,25 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path)
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("overrides", "message"),
     [
         (
-            "hydra.sweeper.sampler.name=tpee",
-            "hydra.sweeper.sampler.name=tpee is not allowed: one of tpe",
+            "hydra.sweeper.sampler._target_=optuna.samplers.TPESamplr",
+            "hydra.sweeper.sampler._target_=optuna.samplers.TPESamplr is not allowed: an Optuna "
+            "sampler class",
         ),
-        ("hydra.sweeper.pruner.name=nope", "hydra.sweeper.pruner.name=nope is not allowed"),
+        (
+            "hydra/sweeper/pruner=percentile hydra.sweeper.pruner.percentile=150",
+            "hydra.sweeper.pruner={'n_startup_trials': 3, 'n_warmup_steps': 1, 'percentile': "
+            "150.0} is not allowed: arguments PercentilePruner accepts (ValueError: ",
+        ),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is not allowed: an integer >= 1"),
         ("model.out_1=int(interval(5,2))", "model.out_1=int(interval(5,2)) is not allowed"),
         ("optimizer.lr=tag(log,interval(0,1))", "a log scale needs low > 0"),
         (
-            "hydra.sweeper.direction=[maximize,minimize]",
-            "hydra.sweeper.pruner.name=median is not allowed: none for a study with 2 objectives",
+            "objective.metrics=[val_accuracy,n_params] hydra/sweeper/pruner=median",
+            "hydra.sweeper.pruner=optuna.pruners.MedianPruner is not allowed: none for a study "
+            "with 2 objectives",
         ),
         (
             "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/none",
@@ -195,10 +201,10 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path)
     ],
 )
 def test_bad_sweeper_input_exits_2_with_one_line_before_any_trial(
-    sweep_in_process, tmp_path, caplog, override, message
+    sweep_in_process, tmp_path, caplog, overrides, message
 ):
     with pytest.raises(SystemExit) as stop:
-        sweep_in_process(tmp_path, override)
+        sweep_in_process(tmp_path, *overrides.split())
     assert stop.value.code == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0]
@@ -222,11 +228,17 @@ def test_an_objective_running_against_the_study_direction_is_refused_before_any_
     sweep_in_process, tmp_path, capfd
 ):
     with pytest.raises(SystemExit) as stop:
-        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=3", "objective.metrics=[val_loss]")
+        sweep_in_process(
+            tmp_path,
+            "hydra.sweeper.n_trials=3",
+            "objective.metrics=[val_loss]",
+            "hydra.sweeper.direction=maximize",
+        )
     assert stop.value.code == 2
     output = "".join(capfd.readouterr())
     assert (
         "hydra.sweeper.direction=[maximize] is not allowed: the directions of "
-        "objective.metrics=['val_loss']: ['minimize']; set hydra.sweeper.direction=minimize"
+        "objective.metrics=['val_loss']: ['minimize']; leave hydra.sweeper.direction unset (it "
+        "follows objective.metrics), or set hydra.sweeper.direction=minimize"
     ) in output
     assert not (tmp_path / JOURNAL_NAME).exists() and not list(tmp_path.glob("[0-9]*"))

@@ -193,12 +193,13 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("linesweep.sweep_dir", sweep_dir)
 
 
-def sweep_dir(sweeper: str, study_name: str, stamp: str) -> str:
+def sweep_dir(sweeper: str, study_name: str | None, stamp: str, job_name: str = "train") -> str:
     """Where a -m run goes: an Optuna study's own folder, or a new folder for a basic multirun.
 
     A study's folder is named after it, so that re-running the same command finds the study
-    again (resume), and several workers started with the same command share it.
+    again (resume), and several workers started with the same command share it. A null
+    study_name names the study after the app, as the sweeper does.
     """
     if sweeper.endswith("LinesweepOptunaSweeper"):
-        return f"outputs/sweeps/{study_name}"
+        return f"outputs/sweeps/{study_name or job_name}"
     return f"outputs/multirun/{stamp}"

@@ -46,11 +46,19 @@ class SearchSpace:
     fixed: tuple[str, ...]
 
     def overrides(self, params: Mapping[str, Any]) -> list[str]:
-        """The command-line overrides that give one trial its sampled values."""
+        """The command-line overrides that give one trial its sampled values.
+
+        `params` may hold more than the distributions: those a custom search space suggested.
+        """
+        extra = [key for key in params if key not in self.distributions]
         return [
             *self.fixed,
-            *(f"{key}={override_value(params[key])}" for key in self.distributions),
+            *(f"{key}={override_value(params[key])}" for key in [*self.distributions, *extra]),
         ]
+
+    def fixed_keys(self) -> set[str]:
+        """The keys the fixed overrides set or delete (`+key=1`, `~key`: `key`)."""
+        return {_bare_key(override.partition("=")[0]) for override in self.fixed}
 
     def grid(self) -> dict[str, list[Any]]:
         """Every value of every parameter, for Optuna's grid sampler (continuous: refused)."""
@@ -63,7 +71,7 @@ class SearchSpace:
                 grid[key] = [dist.low + i * dist.step for i in range(count)]
             else:
                 raise ConfigError(
-                    "hydra.sweeper.sampler.name",
+                    "hydra/sweeper/sampler",
                     "grid",
                     f"finite values for every parameter, and {key} is continuous",
                     "give it choice(...) or range(...), or use another sampler",
@@ -102,6 +110,8 @@ def parse_search_space(params: Mapping[str, Any] | None, arguments: Sequence[str
     for override, origin in parsed.values():
         if override.is_sweep_override():
             distributions[override.get_key_element()] = to_distribution(override, origin)
+        elif override.is_delete() and override.value_type is None:  # `~key`: delete, any value
+            fixed.append(override.get_key_element())
         else:
             fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
     return SearchSpace(distributions, tuple(fixed))

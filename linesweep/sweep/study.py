@@ -1,36 +1,26 @@
-"""Optuna's side of a sweep: samplers, pruners, and opening a study safely.
+"""Optuna's side of a sweep: samplers and pruners from their `_target_` configs, opening a study.
 
-Every bad name or value becomes one ConfigError line that names the `hydra.sweeper` key.
-Storages are opened by `linesweep.core.storage`, which compare and the trials use too.
+Samplers and pruners are Hydra `_target_` configs (hydra/sweeper/sampler=<name> and
+hydra/sweeper/pruner=<name> choose one, hydra_plugins/linesweep_optuna_sweeper/config.py lists
+them), built with Hydra's `instantiate`; any Optuna sampler or pruner class works by its
+`_target_`. Every bad name or argument becomes one ConfigError line that names the
+`hydra.sweeper` key. Storages are opened by `linesweep.core.storage`, which compare and the trials
+use too.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
+from hydra.utils import instantiate
 from optuna.exceptions import DuplicatedStudyError
-from optuna.pruners import (
-    BasePruner,
-    HyperbandPruner,
-    MedianPruner,
-    NopPruner,
-    PercentilePruner,
-    SuccessiveHalvingPruner,
-)
-from optuna.samplers import (
-    BaseSampler,
-    CmaEsSampler,
-    GPSampler,
-    GridSampler,
-    NSGAIISampler,
-    QMCSampler,
-    RandomSampler,
-    TPESampler,
-)
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler, GridSampler
 from optuna.storages import BaseStorage
 
 from linesweep.core.errors import ConfigError
@@ -38,63 +28,94 @@ from linesweep.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
-SAMPLERS: dict[str, type[BaseSampler]] = {
-    "tpe": TPESampler,
-    "random": RandomSampler,
-    "grid": GridSampler,
-    "cmaes": CmaEsSampler,
-    "gp": GPSampler,
-    "nsgaii": NSGAIISampler,
-    "qmc": QMCSampler,
-}
-PRUNERS: dict[str, type[BasePruner]] = {
-    "median": MedianPruner,
-    "percentile": PercentilePruner,
-    "successive_halving": SuccessiveHalvingPruner,
-    "hyperband": HyperbandPruner,
-    "none": NopPruner,
-}
 DIRECTIONS = ("minimize", "maximize")
 
 
-def make_sampler(
-    name: str, seed: int | None, kwargs: Mapping[str, Any], space: SearchSpace
-) -> BaseSampler:
-    """An Optuna sampler by name; the grid sampler gets its grid from the search space."""
-    if name not in SAMPLERS:
-        raise ConfigError("hydra.sweeper.sampler.name", name, "one of " + ", ".join(SAMPLERS))
-    arguments = dict(kwargs)
-    if name == "grid":
-        arguments["search_space"] = space.grid()
-    if seed is not None:
-        arguments["seed"] = seed
+def target_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A `_target_` config as plain data without its null arguments, so Optuna's defaults apply.
+
+    (A null in a sampler's or pruner's config means "Optuna's default for the installed version";
+    nested `_target_` configs, such as an independent sampler, are cleaned the same way.)
+    """
+    return {
+        key: target_config(value) if isinstance(value, Mapping) and "_target_" in value else value
+        for key, value in config.items()
+        if value is not None
+    }
+
+
+def locate(path: str) -> Any:
+    """The object a dotted path `module.name` names (a module name may hold hyphens).
+
+    Hydra's `get_class` and `get_method` would do, but they log an error of their own before
+    raising, and a wrong name deserves one line.
+    """
+    module_name, _, name = str(path).rpartition(".")
     try:
-        return SAMPLERS[name](**arguments)
-    except (TypeError, ValueError, ImportError) as err:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise LookupError(f"{type(err).__name__}: {err}") from None
+
+
+def _target_class(config: Mapping[str, Any], key: str, base: type, example: str) -> type:
+    """The class a `_target_` config names, if it is a `base`; else a ConfigError."""
+    target = config.get("_target_")
+    try:
+        cls = locate(target)
+    except LookupError:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        kind = base.__name__.removeprefix("Base").lower()
         raise ConfigError(
-            "hydra.sweeper.sampler.kwargs", dict(kwargs), f"arguments {name} accepts ({err})"
+            f"{key}._target_",
+            target,
+            f"an Optuna {kind} class such as {example}",
+            f"or choose one by name with hydra/sweeper/{kind}=<name>",
+        )
+    return cls
+
+
+def _build(config: Mapping[str, Any], key: str, cls: type, **extra: Any) -> Any:
+    """Instantiate a `_target_` config with Hydra; a ConfigError naming `key` if that fails."""
+    try:
+        return instantiate({**config, **extra}, _convert_="all")
+    except Exception as err:
+        cause = err.__cause__ or err
+        detail = (str(cause).strip().splitlines() or [""])[0]
+        arguments = {k: v for k, v in config.items() if k != "_target_"}
+        raise ConfigError(
+            key, arguments, f"arguments {cls.__name__} accepts ({type(cause).__name__}: {detail})"
         ) from None
 
 
-def make_pruner(name: str, kwargs: Mapping[str, Any]) -> BasePruner:
-    """An Optuna pruner by name (`none` never prunes, and ignores any kwargs)."""
-    if name not in PRUNERS:
-        raise ConfigError("hydra.sweeper.pruner.name", name, "one of " + ", ".join(PRUNERS))
-    if name == "none":
-        return NopPruner()
+def make_sampler(config: Mapping[str, Any], space: SearchSpace) -> BaseSampler:
+    """The sampler of `hydra.sweeper.sampler`; a grid sampler gets its grid from the space."""
+    key, conf = "hydra.sweeper.sampler", target_config(config)
+    cls = _target_class(conf, key, BaseSampler, "optuna.samplers.TPESampler")
+    extra = {"search_space": space.grid()} if issubclass(cls, GridSampler) else {}
+    return _build(conf, key, cls, **extra)
+
+
+def make_pruner(config: Mapping[str, Any]) -> BasePruner:
+    """The pruner of `hydra.sweeper.pruner` (a `_target_` config)."""
+    key, conf = "hydra.sweeper.pruner", target_config(config)
+    return _build(conf, key, _target_class(conf, key, BasePruner, "optuna.pruners.MedianPruner"))
+
+
+def pruner_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The pruner as a plain Hydra `_target_` config, for a trial to build the same one."""
+    return target_config(config)
+
+
+def load_function(path: str, key: str) -> Callable[..., Any]:
+    """The function a dotted path `module.function` names; else a ConfigError naming `key`."""
     try:
-        return PRUNERS[name](**dict(kwargs))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(
-            "hydra.sweeper.pruner.kwargs", dict(kwargs), f"arguments {name} accepts ({err})"
-        ) from None
-
-
-def pruner_config(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The pruner as a Hydra `_target_` config, for a trial to build the same one."""
-    if name == "none":
-        return {"_target_": "optuna.pruners.NopPruner"}
-    return {"_target_": f"optuna.pruners.{PRUNERS[name].__name__}", **dict(kwargs)}
+        function = locate(path)
+    except LookupError as err:
+        raise ConfigError(key, path, f"an importable module.function ({err})") from None
+    if not callable(function):
+        raise ConfigError(key, path, "a function, called as function(cfg, trial)")
+    return function
 
 
 def check_directions(direction: str | Sequence[str]) -> list[str]:

@@ -32,10 +32,14 @@ from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.pruners import NopPruner
+from optuna.samplers import GridSampler
 from optuna.trial import TrialState
 
+from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig, NopPrunerConfig
 from linesweep.core.errors import ConfigError, LinesweepError
 from linesweep.core.files import atomic_write_text, ensure_writable_folder
+from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.metrics import directions as metric_directions
 from linesweep.core.processes import this_process
 from linesweep.core.status import Status
@@ -51,6 +55,7 @@ from linesweep.sweep.space import SearchSpace, parse_search_space
 from linesweep.sweep.study import (
     check_directions,
     create_or_load_study,
+    load_function,
     make_pruner,
     make_sampler,
     pruner_config,
@@ -61,16 +66,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """hydra.sweeper.*, checked (see hydra_plugins/linesweep_optuna_sweeper/config.py)."""
+    """hydra.sweeper.*, checked, with its nulls resolved against the app's config.
+
+    See hydra_plugins/linesweep_optuna_sweeper/config.py for the keys and their defaults.
+    """
 
     directions: list[str]
     study_name: str
     storage: str | None
     n_trials: int
     n_jobs: int
-    sampler: dict[str, Any]
-    pruner: dict[str, Any]
+    sampler: dict[str, Any]  # a `_target_` config
+    pruner: dict[str, Any]  # a `_target_` config
     params: dict[str, Any]
+    custom_search_space: str | None
     max_failure_rate: float
     executor: str
     heartbeat_s: float
@@ -78,11 +87,34 @@ class SweepSettings:
     preload: list[str]
 
     @classmethod
-    def from_config(cls, conf: dict[str, Any]) -> SweepSettings:
+    def from_config(cls, conf: dict[str, Any], app_config: DictConfig) -> SweepSettings:
         plain = {
-            k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in conf.items()
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in conf.items()
         }
-        directions = check_directions(plain.pop("direction"))
+        search_space = plain.pop("search_space", None)
+        if search_space is not None:
+            raise ConfigError(
+                "hydra.sweeper.search_space",
+                search_space,
+                "hydra.sweeper.params (search_space was deprecated by hydra-optuna-sweeper 1.2)",
+                "write each parameter under hydra.sweeper.params as key: sweep expression, "
+                "e.g. x: interval(-5,5)",
+            )
+        direction = plain.pop("direction")
+        metrics = app_metrics(app_config)
+        if direction is not None:
+            directions = check_directions(direction)
+        else:  # linesweep's app: one direction per metric; any other app: Optuna's default
+            directions = metric_directions(metrics) if metrics else ["minimize"]
+        if plain["study_name"] is None:  # as conf/train.yaml names the sweep folder
+            plain["study_name"] = str(OmegaConf.select(app_config, "hydra.job.name"))
+        if plain["pruner"] is None:  # Optuna prunes single-objective studies only
+            default = MedianPrunerConfig if len(directions) == 1 else NopPrunerConfig
+            plain["pruner"] = OmegaConf.to_container(OmegaConf.structured(default))
+        if plain["preload"] is None:  # only what the app's own imports say it needs
+            plain["preload"] = ["torch._dynamo"] if "torch" in sys.modules else []
+        plain["params"] = plain["params"] or {}
         settings = cls(directions=directions, **plain)
         settings.check()
         return settings
@@ -114,13 +146,14 @@ class SweepSettings:
             self.stale_after_s,
             f"more than twice hydra.sweeper.heartbeat_s={self.heartbeat_s}",
         )
-        if len(self.directions) > 1 and self.pruner["name"] != "none":
-            raise ConfigError(
-                "hydra.sweeper.pruner.name",
-                self.pruner["name"],
-                f"none for a study with {len(self.directions)} objectives "
-                "(Optuna prunes single-objective studies only)",
-            )
+
+
+def app_metrics(config: DictConfig) -> list[str] | None:
+    """linesweep's app names its objective values in `objective.metrics`; another app does not."""
+    metrics = OmegaConf.select(config, "objective.metrics", default=None)
+    if not OmegaConf.is_list(metrics) or not all(m in METRIC_DIRECTIONS for m in metrics):
+        return None
+    return list(metrics)
 
 
 class Sweep:
@@ -147,13 +180,24 @@ class Sweep:
         """Everything that can refuse the sweep, done before any trial starts."""
         s = self.settings
         self.space: SearchSpace = parse_search_space(s.params, arguments)
-        self.sampler = make_sampler(
-            s.sampler["name"], s.sampler.get("seed"), s.sampler.get("kwargs") or {}, self.space
+        self.sampler = make_sampler(s.sampler, self.space)
+        self.pruner = make_pruner(s.pruner)
+        if len(s.directions) > 1 and not isinstance(self.pruner, NopPruner):
+            raise ConfigError(
+                "hydra.sweeper.pruner",
+                s.pruner["_target_"],
+                f"none for a study with {len(s.directions)} objectives (Optuna prunes "
+                "single-objective studies only)",
+                "leave hydra/sweeper/pruner unset, or set it to none",
+            )
+        self.extend_trial = (
+            load_function(s.custom_search_space, "hydra.sweeper.custom_search_space")
+            if s.custom_search_space
+            else None
         )
-        self.pruner = make_pruner(s.pruner["name"], s.pruner.get("kwargs") or {})
         self.value_names = self._value_names()
         self.n_trials = s.n_trials
-        if s.sampler["name"] == "grid":
+        if isinstance(self.sampler, GridSampler):
             points = math.prod(len(values) for values in self.space.grid().values())
             if points < s.n_trials:
                 log.info(
@@ -186,25 +230,48 @@ class Sweep:
         self.executor = self._make_executor()
 
     def _value_names(self) -> list[str]:
-        """The objective's names; for linesweep's own app, checked against the study's direction.
+        """The objective's names; for linesweep's app, checked against the study's direction.
 
-        linesweep's app names its objective in `objective.metrics`, each with a fixed direction:
-        a sweep told to go the other way is refused here, before any study is touched.
+        linesweep's app names its objective in `objective.metrics`, each with a fixed direction
+        (the default direction follows them): a sweep told to go the other way is refused here,
+        before any study is touched.
         """
         n = len(self.settings.directions)
-        metrics = OmegaConf.select(self.config, "objective.metrics", default=None)
+        metrics = app_metrics(self.config)
         if metrics is None:  # another app: its values have no names
             return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
-        metrics = list(metrics)
         declared = metric_directions(metrics)
         if declared != self.settings.directions:
             raise ConfigError(
                 "hydra.sweeper.direction",
                 self.settings.directions,
                 f"the directions of objective.metrics={metrics}: {declared}",
-                f"set hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
+                "leave hydra.sweeper.direction unset (it follows objective.metrics), or set "
+                f"hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
             )
         return metrics
+
+    def _extend(self, trial: optuna.Trial) -> None:
+        """Let hydra.sweeper.custom_search_space suggest more parameters for a new trial.
+
+        It is called as function(cfg, trial) with the sweep's config, after `params` are
+        sampled; what it suggests becomes overrides too. A function that raises, or that
+        suggests a key a fixed override sets, stops the sweep (the trial is failed first).
+        """
+        if self.extend_trial is None:
+            return
+        key, path = "hydra.sweeper.custom_search_space", self.settings.custom_search_space
+        try:
+            self.extend_trial(self.config, trial)
+            problem = None
+        except Exception as err:
+            problem = f"a function(cfg, trial) that runs; it raised {type(err).__name__}: {err}"
+        clash = sorted(self.space.fixed_keys() & {k.lstrip("+~") for k in trial.params})
+        if problem is None and clash:
+            problem = f"a function that suggests no key an override fixes, but it suggests {clash}"
+        if problem is not None:
+            co.fail_trial(self.storage, self.study, trial.number, "failed", f"{key}: {problem}")
+            raise ConfigError(key, path, problem)
 
     def _make_executor(self) -> TrialExecutor:
         s = self.settings
@@ -297,6 +364,7 @@ class Sweep:
                 f"and study {self.settings.study_name!r} has no record of it",
                 "use a new hydra.sweep.dir or hydra.sweeper.study_name, or restore the storage",
             )
+        self._extend(trial)
         trial.set_user_attr(co.FOLDER, str(folder))
         self.running[trial.number] = trial
         self.executor.submit(TrialJob(trial.number, tuple(self._job_overrides(trial))))
@@ -310,7 +378,7 @@ class Sweep:
             storage=self.storage_url,
             study_name=self.settings.study_name,
             number=trial.number,
-            pruner=pruner_config(s.pruner["name"], s.pruner.get("kwargs") or {}),
+            pruner=pruner_config(s.pruner),
             report=len(self.settings.directions) == 1,
         )
         return [
@@ -427,7 +495,7 @@ def run_sweep(
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     try:
-        settings = SweepSettings.from_config(conf)
+        settings = SweepSettings.from_config(conf, config)
         sweep = Sweep(settings, hydra_context, task_function, config, launcher)
         sweep.prepare(arguments)
         with interruptible():
