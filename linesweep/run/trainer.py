@@ -192,7 +192,7 @@ def fit(
     """Train for `cfg.epochs` epochs, evaluating after each; stop early on divergence or pruning.
 
     `make_optimizer` is a factory receiving the model's parameters as one flat tensor
-    (`flatten_parameters`), or the run's OptimizerConfig (see `training_step`); `train` and
+    (`flatten_parameters`), or the run's OptimizerConfig (see `training_epoch`); `train` and
     `val` must already be on the model's device. The model trains in place.
     """
     train_epoch = training_epoch(model, make_optimizer)
