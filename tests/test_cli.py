@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -141,7 +142,8 @@ def test_plan_command_prints_the_plan_or_refuses(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_the_module_docstrings_name_their_commands():
-    for module in ("train", "plan"):
-        text = (ROOT / "linesweep" / f"{module}.py").read_text()
-        assert f"python -m linesweep.{module}" in text
+@pytest.mark.parametrize("script", ["linesweep-train", "linesweep-plan", "linesweep-compare"])
+def test_the_console_scripts_answer_help(script, tmp_path):
+    binary = Path(sys.executable).parent / script
+    done = subprocess.run([binary, "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and "linesweep" in done.stdout

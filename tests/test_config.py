@@ -39,10 +39,15 @@ def test_each_optimizer_composes_to_its_typed_schema(compose_config, name):
     assert cfg.optimizer._target_.lower().endswith(name)
 
 
-@pytest.mark.parametrize("experiment", ["notebook", "hard", "smoke"])
-def test_each_experiment_preset_composes_and_validates(compose_config, experiment):
+@pytest.mark.parametrize(
+    ("experiment", "images", "epochs"),
+    [("notebook", 10_000, 10), ("hard", 2_000, 10), ("smoke", 200, 2)],
+)
+def test_each_experiment_preset_sets_what_its_comment_promises(
+    compose_config, experiment, images, epochs
+):
     cfg = to_train_config(compose_config(f"experiment={experiment}"))
-    assert cfg.trainer.epochs >= 1
+    assert (cfg.data.N_images, cfg.trainer.epochs) == (images, epochs)
 
 
 def test_notebook_preset_keeps_the_notebooks_unshuffled_order(compose_config):

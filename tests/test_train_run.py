@@ -45,7 +45,8 @@ def test_a_run_leaves_metrics_summary_shapes_weights_and_plots(compose_config, t
         "values": [float(rows[-1]["val_accuracy"])],
     }  # fmt: skip
     assert result.objective == (float(rows[-1]["val_accuracy"]),)
-    assert summary["n_params"] == plan_cnn(result_model_cfg(3), 11).n_params
+    # 3 conv1 kernels 2x2 + bias, 1 conv2 kernel 3x2x2 + bias, a linear layer 49 -> 2
+    assert summary["n_params"] == (3 * 4 + 3) + (3 * 4 + 1) + (49 * 2 + 2)
     assert set(summary["seeds"]) == {"base", "train_data", "val_data", "model_init", "shuffle"}
     assert summary["device"] == "cpu" and summary["num_threads"] >= 1
     assert {"python", "torch", "optuna", "hydra-core"} <= set(summary["versions"])
