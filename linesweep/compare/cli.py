@@ -30,6 +30,9 @@ a file names. It writes only into a new or empty folder, or one holding its own 
 
 Exit status 0: compared; 2: no runs found, no run matches the filters, a bad argument, or an
 output folder compare may not write into.
+
+Why one module over 300 lines: the options, their checks and the command's one-line errors
+belong together; the work itself is in table.py, plots.py, report.py and output.py.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ states as grey crosses; frontiers and "best" lines use complete runs only; what 
 is written under it. Parameter plots are drawn only for the keys the runs' overrides set (the
 search space, the command line), not for every key that differs between experiments. A plot that
 cannot be drawn is a one-line problem for the caller, never an exception.
+
+Why one module over 300 lines: one function per picture, sharing the run labels, the state
+colours and the notes that say what a picture leaves out; split, those would be passed around.
 """
 
 from __future__ import annotations

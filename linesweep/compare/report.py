@@ -10,6 +10,9 @@ shape plan, kernels and feature maps, the plots, and the warnings.
 Images are embedded as base64 `data:` URIs and the CSS is inline; there is no JavaScript and no
 external URL, so the file can be mailed or archived and still shows everything. Every piece of text
 (paths, config values, errors, the sweep's settings) is escaped.
+
+Why one module over 300 lines: the page is one HTML document whose sections share its escaping
+and its style sheet; each section is one short function.
 """
 
 from __future__ import annotations

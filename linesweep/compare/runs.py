@@ -14,6 +14,10 @@ the sweep's own files), size-capped, parsed into plain data. Each value the tabl
 type-checked: a malformed one is left out, and each file with any is one warning line. After
 `read_run`, a Run holds everything the views show of the folder except pictures and weights, so
 the views read no run file themselves.
+
+Why one module over 300 lines: each file of a run folder has one reading function here, each
+with its type checks; they share the `Run` record they fill, and a reader of compare finds every
+rule about what a hostile folder may contain in this one place.
 """
 
 from __future__ import annotations

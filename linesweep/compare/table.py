@@ -2,6 +2,9 @@
 
 The model behind every view of a comparison (terminal, CSV, Markdown, plots, report): `compare()`
 reads the folders and returns a `Comparison`; the views only render it.
+
+Why one module over 300 lines: selecting, ordering and rendering rows share the column model
+(which columns, their directions, their formatting); the views import this one model.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ Why it looks the way it does:
 - TensorBoard gets a session-start record (the HParams plugin's) per run and no experiment
   record, so TensorBoard builds the HParams table from all the runs below its --logdir, even when
   trials differ in their keys (optimizer=choice(adam,sgd)).
+
+Why one module over 300 lines: the composite and its two backends share one small interface;
+each backend is a class of a few methods, and MLflow's parent-run lookup is the longest part.
 """
 
 from __future__ import annotations

@@ -40,6 +40,10 @@ Unfold + one bmm per member, or grouped conv2d? One convolution's forward (2 -> 
 9x9, batch 10), `python benchmarks/bench_train.py --part conv`: CONV_FIGURES. The backward needs
 the columns anyway (the weight's gradient is a product with them), so the step builds them
 once in the forward for both passes.
+
+Why one module of ~650 lines: the forward and backward passes of each layer read best side by
+side (each backward undoes its forward), as nanoGPT keeps its model in one file; splitting the
+layers from the update would scatter one lesson over several files.
 """
 
 from __future__ import annotations

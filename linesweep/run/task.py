@@ -4,6 +4,9 @@
 run record (`linesweep.core.record`) whatever happens. A run that ends other than complete raises
 the typed exception of its status (`linesweep.core.errors`) after recording it, so the caller
 decides what that means: an exit code on the command line, a trial state in a sweep.
+
+Why one module over 300 lines: a run's whole story, from config to record, single or a
+population of replicates, reads top to bottom here; each step is a function of its own.
 """
 
 from __future__ import annotations
