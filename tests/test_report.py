@@ -29,8 +29,8 @@ from tests.test_compare import BASE_CONFIG, PNG, fake_run
 
 SWEEPER = {
     "_target_": "hydra_plugins.linesweep_optuna_sweeper.optuna_sweeper.LinesweepOptunaSweeper",
-    "sampler": {"name": "tpe", "seed": 0, "kwargs": {}},
-    "pruner": {"name": "median", "kwargs": {"n_warmup_steps": 1}},
+    "sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 0, "n_startup_trials": None},
+    "pruner": {"_target_": "optuna.pruners.MedianPruner", "n_warmup_steps": 1},
     "direction": "maximize",
     "study_name": "channels_lr",
     "n_trials": 6,
@@ -337,7 +337,7 @@ def test_a_real_sweeps_question_and_its_plots(sweep_in_process, tmp_path, capsys
     sweep_in_process(sweep, "hydra.sweeper.n_trials=3", "model.out_1=choice(1,2,4)")
     question = read_question(sweep)
     assert question.space == {"model.out_1": "choice(1,2,4)"}
-    assert question.sampler.startswith("tpe, seed=0") and question.pruner.startswith("median")
+    assert question.sampler.startswith("tpe, seed=0") and question.pruner.startswith("default")
     assert sum(question.counts.values()) == 3 and question.n_trials == 3
     out = tmp_path / "out"
     assert main([str(sweep), "--out", str(out)]) == 0

@@ -61,13 +61,23 @@ def _sampler(sweeper: Mapping[str, Any]) -> str | None:
     if not sampler:
         target = str(sweeper.get("_target_", ""))
         return "every combination (Hydra's basic sweeper)" if "BasicSweeper" in target else None
-    extra = {"seed": sampler.get("seed"), **_mapping(sampler.get("kwargs"))}
-    return _settings(sampler.get("name", "?"), extra)
+    return _settings(*_named(sampler))
 
 
 def _pruner(sweeper: Mapping[str, Any]) -> str | None:
     pruner = _mapping(sweeper.get("pruner"))
-    return _settings(pruner.get("name", "?"), _mapping(pruner.get("kwargs"))) if pruner else None
+    if not pruner and "sampler" in sweeper:  # linesweep's sweeper, its pruner left unnamed
+        return "default (median for one objective, none for several)"
+    return _settings(*_named(pruner)) if pruner else None
+
+
+def _named(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A sampler's or pruner's short name and its arguments, from its `_target_` config
+    (`optuna.samplers.TPESampler` -> tpe); arguments left at Optuna's default are not shown."""
+    target = str(config.get("_target_") or "?")
+    name = target.rpartition(".")[2].removesuffix("Sampler").removesuffix("Pruner").lower()
+    arguments = {k: v for k, v in config.items() if not k.startswith("_") and v is not None}
+    return name or "?", arguments
 
 
 def split_overrides(overrides: Sequence[str]) -> tuple[dict[str, str], list[str]]:
