@@ -75,8 +75,11 @@ def test_proposals_replace_a_repeat_by_an_unvisited_point_drawn_from_the_trial_s
     space = parse_search_space({}, ["a=int(interval(1,2))", "b=choice(x,y)"])
     storage = open_storage(str(tmp_path / JOURNAL_NAME))
     study = optuna.create_study(storage=storage, study_name="finite")
-    sampler = make_sampler("random", 0, {}, space)
-    proposals = Proposals(space, 0, lambda seed: make_sampler("random", seed, {}, space), sampler)
+    random = {"_target_": "optuna.samplers.RandomSampler"}
+    sampler = make_sampler({**random, "seed": 0}, space)
+    proposals = Proposals(
+        space, 0, lambda seed: make_sampler({**random, "seed": seed}, space), sampler
+    )
     first = study.ask(space.distributions)
     study.tell(first, 1.0)
     study.enqueue_trial(first.params)
@@ -143,8 +146,9 @@ def test_trials_csv_gives_the_epoch_each_value_was_measured_at(sweep_in_process,
         tmp_path,
         "hydra.sweeper.n_trials=6",
         "trainer.epochs=6",
-        "hydra.sweeper.pruner.kwargs.n_startup_trials=1",
-        "hydra.sweeper.pruner.kwargs.n_warmup_steps=0",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
         "optimizer.lr=choice(0.03,0.000001)",
     )
     study = load_study(tmp_path)
