@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from linesweep.core.errors import LinesweepError, RunStopped
 from linesweep.core.trial_link import TrialLink
 from linesweep.run.config import register_configs
-from linesweep.run.task import run
+from linesweep.run.task import file_log, run
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,10 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
             plans_seen=Path(hydra_cfg.sweep.dir) / ".plans" if multirun else None,
         )
     except (LinesweepError, RunStopped) as err:
-        log.error("%s: %s", err.status, err)
-        if trial is not None:
+        if trial is not None:  # the sweep says it in its one line for the trial; the file keeps it
+            file_log.error("%s: %s", err.status, err)
             raise
+        log.error("%s: %s", err.status, err)
         if multirun:
             return math.nan
         sys.exit(err.exit_code)

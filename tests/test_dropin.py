@@ -335,7 +335,7 @@ def test_the_direction_follows_objective_metrics_for_linesweeps_app(sweep_in_pro
         "model.out_1=choice(1,2)",
     )
     found = results(tmp_path / "pareto")
-    assert found["directions"] == ["maximize", "minimize"] and found["counts"] == {"complete": 2}
+    assert found["directions"] == ["maximize", "minimize"] and found["counts"]["complete"] == 2
 
 
 def test_the_sweepers_nulls_resolve_against_linesweeps_app(compose_config):

@@ -237,10 +237,12 @@ def test_a_study_is_one_mlflow_parent_with_a_child_per_trial_and_one_hparams_tab
     sweep_in_process, tmp_path, store
 ):
     sweep = tmp_path / "sweep"
+    # The grid sampler: three trials, three points, none proposed twice (so none replaced).
     args = ("logger=[tensorboard,mlflow]", store, "hydra.sweeper.study_name=lines")
-    sweep_in_process(sweep, "hydra.sweeper.n_trials=2", "model.out_1=choice(1,3)", *args)
+    space = ("hydra/sweeper/sampler=grid", "model.out_1=choice(1,2,3)")
+    sweep_in_process(sweep, "hydra.sweeper.n_trials=2", *space, *args)
     # Resuming the study (same name) adds its new trial to the same parent: found by its tag.
-    sweep_in_process(sweep, "hydra.sweeper.n_trials=3", "model.out_1=choice(1,3)", *args)
+    sweep_in_process(sweep, "hydra.sweeper.n_trials=3", *space, *args)
 
     runs = all_runs(tmp_path)
     [parent] = [r for r in runs if r.data.tags.get("linesweep.role") == "study"]
@@ -393,6 +395,7 @@ def test_optuna_dashboard_serves_a_sweeps_journal(sweep_in_process, tmp_path):
         sweep,
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.study_name=board",
+        "hydra/sweeper/sampler=grid",  # two trials, both points: none proposed twice
         "model.out_1=choice(1,3)",
     )
     command = Path(sys.executable).with_name("optuna-dashboard")  # the extra's console script

@@ -208,12 +208,18 @@ def test_a_run_is_reproduced_from_its_folder_alone(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_seeded_sweep_proposes_the_same_parameters_twice(sweep_in_process, tmp_path):
-    args = [
-        "hydra.sweeper.n_trials=5",
-        "model.out_1=int(interval(1,6))",
-        "optimizer.lr=tag(log,interval(1e-3,1e-1))",
-    ]
+@pytest.mark.parametrize(
+    "space",
+    [
+        ["model.out_1=int(interval(1,6))", "optimizer.lr=tag(log,interval(1e-3,1e-1))"],
+        # 4 points in 5 trials: repeats replaced, then the space exhausted
+        ["model.out_1=int(interval(1,2))", "model.out_2=choice(1,2)"],
+    ],
+    ids=["continuous", "finite"],
+)
+def test_a_seeded_sweep_proposes_the_same_parameters_twice(sweep_in_process, tmp_path, space):
+    """A seed per trial (see linesweep/sweep/proposals.py) repeats a fresh sweep exactly."""
+    args = ["hydra.sweeper.n_trials=5", *space]
     sweep_in_process(tmp_path / "a", *args)
     sweep_in_process(tmp_path / "b", *args)
     a, b = (
@@ -224,6 +230,9 @@ def test_a_seeded_sweep_proposes_the_same_parameters_twice(sweep_in_process, tmp
     )
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
     assert [t.values for t in a.trials] == [t.values for t in b.trials]
+    assert [t.user_attrs.get("linesweep.state") for t in a.trials] == [
+        t.user_attrs.get("linesweep.state") for t in b.trials
+    ]
 
 
 # ------------------------------------------------------------ any config: runs, or one clear line

@@ -126,7 +126,9 @@ def test_the_sweep_stops_past_the_failure_rate_with_a_clear_message(
         "sweep stopped: 2 of 6 trials failed, more than hydra.sweeper.max_failure_rate=0.3 allows"
         in output
     )
-    assert len(trials_csv(tmp_path)) == 2  # results written for what ran
+    ran = [r for r in trials_csv(tmp_path) if r["state"] != "duplicate"]
+    assert [r["state"] for r in ran] == ["refused", "refused"]  # results written for what ran
+    assert "2 of 6 trials finished" in output  # the answer so far, before the reason to stop
 
 
 def test_pruning_stops_a_bad_trial_early_and_records_it(sweep_in_process, tmp_path):
@@ -154,7 +156,7 @@ def test_pruning_stops_a_bad_trial_early_and_records_it(sweep_in_process, tmp_pa
         assert trial.params["optimizer.lr"] == 0.000001
 
 
-def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path):
+def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path, capfd):
     sweep_in_process(
         tmp_path,
         "hydra.sweeper.n_trials=4",
@@ -171,6 +173,11 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path)
         "values.val_accuracy" in trials_csv(tmp_path)[0]
         and "values.n_params" in trials_csv(tmp_path)[0]
     )
+    assert {r["epoch"] for r in trials_csv(tmp_path) if r["state"] == "complete"} == {"2"}
+    assert (
+        f"Pareto set: {len(study.best_trials)} trials, listed under `solutions` in "
+        f"{tmp_path / 'optimization_results.yaml'}"
+    ) in "".join(capfd.readouterr())
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ class Status(str, enum.Enum):
     """How a run ended: the one vocabulary of summary.json, trials.csv, compare and the report.
 
     The trainer writes the first seven into summary.json. A sweeper says the same words of its
-    trials. `killed` is also what compare calls a `running` record whose process is gone; the
-    last two are compare's words for folders it could not read in full.
+    trials (and `duplicate` of a proposal it replaced before running it, which has no folder).
+    `killed` is also what compare calls a `running` record whose process is gone; the last two are
+    compare's words for folders it could not read in full.
     """
 
     RUNNING = "running"  # training now (or its process died without a word: see KILLED)
@@ -22,6 +23,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"  # an error while running: a bug, a full disk, a lost database
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM; a sweep re-runs it when resumed
     KILLED = "killed"  # its process died without recording an end (SIGKILL, out of memory)
+    DUPLICATE = "duplicate"  # a sweep's proposal that repeated a trial's parameters: never run
     INCOMPLETE = "incomplete"  # compare: no readable summary.json, but other files
     UNREADABLE = "unreadable"  # compare: nothing in the folder could be read
 

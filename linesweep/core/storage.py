@@ -2,16 +2,22 @@
 
 A plain path is an Optuna journal file (the default, next to the sweep's folders: no server, safe
 for several processes on one machine); `sqlite:///...`, `postgresql://...` and `mysql://...` are
-relational databases for sweeps that span machines. A URL may hold a password: it is shown only
-through `shown_url`, which masks it, in every log line, error and file.
+relational databases for sweeps that span machines.
+
+A URL may hold a password. It never reaches a file, a log line or an error: URLs are shown
+through `shown_url`; error texts pass through `mask_secrets`; `redact_logs` masks it in every log
+record of the process; and a trial learns the URL without its password (which Hydra saves in the
+trial's `.hydra/` files), taking the password from the `LINESWEEP_STORAGE_PASSWORD` variable
+that the sweep process sets in its own environment, which every trial process inherits.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from linesweep.core.errors import ConfigError
 
@@ -19,6 +25,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
 JOURNAL_NAME = "optuna_journal.log"  # optuna-dashboard and `optuna` open it as a journal file
+PASSWORD_VAR = "LINESWEEP_STORAGE_PASSWORD"
 
 
 def is_database_url(url: str) -> bool:
@@ -56,15 +63,21 @@ def database_url(url: str) -> str:
 
 
 def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseStorage:
-    """Open (creating if needed) the storage at `url`; ConfigError if it cannot be opened."""
+    """Open (creating if needed) the storage at `url`; ConfigError if it cannot be opened.
+
+    A journal file is locked with `OwnedSymlinkLock`: a lock its dead writer left is broken at
+    once; one of another host or of another program, after `lock_grace_s` seconds.
+    """
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+    from optuna.storages.journal import JournalFileBackend
+
+    from linesweep.core.journal_lock import OwnedSymlinkLock
 
     try:
         if not is_database_url(url):
             path = Path(url)
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock = JournalFileSymlinkLock(str(path), grace_period=lock_grace_s)
+            lock = OwnedSymlinkLock(str(path), grace_period=lock_grace_s)
             return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
         for attempt in range(attempts):
             try:
@@ -84,14 +97,98 @@ def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseSto
     raise AssertionError("unreachable")
 
 
-def mask_secrets(text: str, url: str) -> str:
-    """`text` with the password of `url` (if any) replaced by ***, wherever it appears."""
-    if not is_database_url(url):
-        return text
+def _parsed(url: str) -> Any:
     from sqlalchemy.engine import make_url
 
     try:
-        password = make_url(url).password
-    except Exception:
-        return text
-    return text.replace(str(password), "***") if password else text
+        return make_url(url) if is_database_url(url) else None
+    except Exception:  # not a URL SQLAlchemy reads
+        return None
+
+
+def password_of(url: str) -> str | None:
+    """The URL's password, decoded; None if it has none."""
+    parsed = _parsed(url)
+    return str(parsed.password) if parsed is not None and parsed.password else None
+
+
+def secrets_of(url: str) -> list[str]:
+    """The URL's password as written in it (percent-encoded) and as decoded; longest first."""
+    password = password_of(url)
+    if password is None:
+        return []
+    found = {password}
+    credentials = url.split("://", 1)[1].rpartition("@")[0]
+    if ":" in credentials:
+        found.add(credentials.split(":", 1)[1])
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """`text` with the password of `url` (if any) replaced by ***, wherever it appears."""
+    for secret in secrets_of(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def without_password(url: str) -> str:
+    """The URL without its password (a trial adds it back from PASSWORD_VAR)."""
+    parsed = _parsed(url)
+    if parsed is None or not parsed.password:
+        return url
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
+def with_password(url: str, password: str | None) -> str:
+    """The URL with `password` put in, if it has none."""
+    parsed = _parsed(url)
+    if not password or parsed is None or parsed.password:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
+_redacted: set[str] = set()
+
+
+def redact_logs(url: str) -> None:
+    """From now on, mask the password of `url` in every log record this process makes.
+
+    Messages, arguments and tracebacks alike, whichever library logs them: a record factory sees
+    every record before any handler does.
+    """
+    new = set(secrets_of(url)) - _redacted
+    if not new:
+        return
+    _redacted.update(new)
+    secrets = sorted(_redacted, key=len, reverse=True)
+    make_record = logging.getLogRecordFactory()
+
+    def masked(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: leave it to logging to report
+            return record
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        for secret in secrets:
+            message = message.replace(secret, "***")
+            if record.exc_text:
+                record.exc_text = record.exc_text.replace(secret, "***")
+        record.msg, record.args = message, None
+        return record
+
+    logging.setLogRecordFactory(masked)
+
+
+def check_study_name(name: Any) -> None:
+    """A study name is a folder name under outputs/sweeps/: no path, nothing hidden."""
+    text = "" if name is None else str(name)
+    if not text or text.startswith(".") or any(c in text for c in "/\\\0") or ".." in text:
+        raise ConfigError(
+            "hydra.sweeper.study_name",
+            text,
+            "a plain name (not empty, no '/', '\\' or '..', not starting with '.'): it names "
+            "the study's folder under outputs/sweeps/",
+            "e.g. hydra.sweeper.study_name=channels_lr_2",
+        )

@@ -5,6 +5,10 @@ A sweeper hands every job its Optuna trial through one environment variable (set
 SLURM node). The job reconnects to the study's storage, reports its objective after every epoch,
 and stops as soon as the study's pruner says so. A job launched by any other sweeper finds no
 variable and reports nothing. Optuna is imported only once a job reports.
+
+The variable is saved with the job's config (Hydra's `.hydra/`), so it holds the storage URL
+without its password; the password comes from the process environment
+(`linesweep.core.storage.PASSWORD_VAR`), and is masked in the job's log records and errors.
 """
 
 from __future__ import annotations
@@ -15,6 +19,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from linesweep.core.errors import LinesweepError
+from linesweep.core.storage import (
+    PASSWORD_VAR,
+    mask_secrets,
+    open_storage,
+    redact_logs,
+    with_password,
+)
+
 ENV_VAR = "LINESWEEP_TRIAL"
 
 
@@ -22,7 +35,7 @@ ENV_VAR = "LINESWEEP_TRIAL"
 class TrialContext:
     """Everything a job needs to find its trial again."""
 
-    storage: str
+    storage: str  # without its password
     study_name: str
     number: int
     # The study's pruner as a Hydra `_target_` config (the job judges itself with it).
@@ -47,7 +60,20 @@ class TrialLink:
     @classmethod
     def from_environment(cls) -> TrialLink | None:
         text = os.environ.get(ENV_VAR)
-        return cls(TrialContext.from_env(text)) if text else None
+        if not text:
+            return None
+        link = cls(TrialContext.from_env(text))
+        redact_logs(link.storage_url)
+        return link
+
+    @property
+    def storage_url(self) -> str:
+        """The study's storage, password included (never to be shown: see `redact`)."""
+        return with_password(self.context.storage, os.environ.get(PASSWORD_VAR))
+
+    def redact(self, text: str) -> str:
+        """`text` with the storage's password masked."""
+        return mask_secrets(text, self.storage_url)
 
     def describe(self) -> dict[str, Any]:
         return {"number": self.context.number, "study_name": self.context.study_name}
@@ -57,9 +83,7 @@ class TrialLink:
             import optuna
             from hydra.utils import instantiate
 
-            from linesweep.core.storage import open_storage
-
-            storage = open_storage(self.context.storage)
+            storage = open_storage(self.storage_url)
             study = optuna.load_study(
                 study_name=self.context.study_name,
                 storage=storage,
@@ -73,9 +97,21 @@ class TrialLink:
         return self._trial
 
     def report(self, step: int, value: float) -> bool:
-        """Record `value` at `step` (the epoch); True if the pruner wants the trial stopped."""
+        """Record `value` at `step` (the epoch); True if the pruner wants the trial stopped.
+
+        A storage that fails (a database gone mid-trial, a full disk under the journal) fails
+        the run with one line, its password masked: no bug of the run, so no traceback.
+        """
         if not (self.context.report and math.isfinite(value)):  # a diverged epoch: no verdict
             return False
-        trial = self._connect()
-        trial.report(value, step)
-        return trial.should_prune()
+        try:
+            trial = self._connect()
+            trial.report(value, step)
+            return trial.should_prune()
+        except Exception as err:
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise LinesweepError(
+                self.redact(
+                    f"the study's storage failed at epoch {step}: {type(err).__name__}: {detail}"
+                )
+            ) from None

@@ -3,7 +3,8 @@
 Registered in conf/train.yaml under `hydra.callbacks`. Hydra makes the output folder before
 any task code runs, so a folder that cannot be written would otherwise end in a traceback, and
 an empty one would scatter a run's files in the current directory; here each ends in one line
-and exit status 2, before any training.
+and exit status 2, before any training. An Optuna study's folder is named after the study: a
+name that would put it outside outputs/sweeps/ is refused before the folder exists.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linesweep.core.errors import ConfigError, LinesweepError
 from linesweep.core.files import ensure_writable_folder
+from linesweep.core.storage import check_study_name
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ class OutputFolderCheck(Callback):
         _refuse_on_error(lambda: _check_folder(config.hydra.run.dir, "hydra.run.dir"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweeper = config.hydra.sweeper
+        if str(sweeper.get("_target_", "")).endswith("LinesweepOptunaSweeper"):
+            _refuse_on_error(lambda: check_study_name(sweeper.get("study_name")))
         _refuse_on_error(lambda: _check_folder(config.hydra.sweep.dir, "hydra.sweep.dir"))
 
 

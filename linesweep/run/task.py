@@ -11,11 +11,14 @@ population of replicates, reads top to bottom here; each step is a function of i
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import logging
 import math
 import os
 import signal
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -52,6 +55,8 @@ log = logging.getLogger(__name__)
 # Lines for the run's train.log only (conf/hydra/job_logging): the traceback of an unexpected
 # error (the console gets one line), a shape table the console has already shown.
 file_log = logging.getLogger("linesweep.file")
+# A full or read-only disk is no bug: the reason names the file, no traceback is needed.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,10 @@ def train(
         plots=[p.name for p in plots],
     )
     loggers.log_result(dict(zip(cfg.objective.metrics, values, strict=True)), plots)
-    log.info("run %s: objective %s, folder %s", status, values, run_dir)
+    # In a sweep, the sweep's line for the trial says this: the console gets it once.
+    (log if trial is None else file_log).info(
+        "run %s: objective %s, folder %s", status, values, run_dir
+    )
     epochs = len(outcome.history)
     if status == Status.DIVERGED:
         raise Diverged(f"{outcome.reason} (recorded in {summary.path})", epochs)
@@ -324,14 +332,17 @@ def run(
     except (Diverged, Pruned):
         raise  # recorded by train()
     except LinesweepError as err:
-        summary.finish(err.status, error=str(err))
+        summary.finish(err.status, error=_shown(trial, str(err)))
         raise
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, or a sweep stopping
         summary.finish(Status.INTERRUPTED, error=f"interrupted by {err or 'SIGINT'}")
         raise
     except Exception as err:
-        summary.finish(Status.FAILED, error=f"{type(err).__name__}: {err}")
-        file_log.error("run failed with an unexpected error", exc_info=True)
+        with contextlib.suppress(OSError):  # the disk that failed the run may refuse this too
+            summary.finish(Status.FAILED, error=_shown(trial, f"{type(err).__name__}: {err}"))
+        if not (isinstance(err, OSError) and err.errno in NO_ROOM):
+            trace = _shown(trial, traceback.format_exc())
+            file_log.error("run failed with an unexpected error:\n%s", trace.rstrip())
         raise
     finally:  # every ending passes here, with its final status
         if loggers is not None:
@@ -357,6 +368,11 @@ def _log_plan(table: str, plans_seen: Path | None) -> None:
         except OSError:
             pass  # cannot remember: print it
     log.info(message, table)
+
+
+def _shown(trial: TrialLink | None, text: str) -> str:
+    """An error's text as it may be written: the sweep storage's password masked."""
+    return trial.redact(text) if trial is not None else text
 
 
 @contextmanager

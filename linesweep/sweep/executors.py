@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import importlib
+import importlib.util
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -29,7 +30,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +37,13 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.basecontainer import BaseContainer
 
+from linesweep.core.errors import ConfigError
 from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import JobOutcome, as_objective
 
@@ -82,8 +83,20 @@ class TrialExecutor(abc.ABC):
         """Release resources."""
 
 
-def _format_exception(error: BaseException) -> str:
-    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+def check_preload(modules: list[str]) -> None:
+    """Refuse, in one line, a `hydra.sweeper.preload` module that cannot be found."""
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a parent package is missing, or an empty name
+            found = False
+        if not found:
+            raise ConfigError(
+                "hydra.sweeper.preload",
+                list(modules),
+                f"modules this Python can import, and {name!r} is not one",
+                "fix or remove it (hydra.sweeper.preload=[] preloads nothing)",
+            )
 
 
 def output_dir_of(job_return: JobReturn | None) -> Path | None:
@@ -96,14 +109,22 @@ class LauncherExecutor(TrialExecutor):
     """Batches of up to `capacity` jobs through Hydra's launcher (blocking per batch).
 
     A batch may run for a long time (a SLURM queue): `heartbeat` is called from a helper thread
-    every `heartbeat_s` meanwhile, so that other workers do not take its trials for dead.
+    every `heartbeat_s` meanwhile, so that other workers do not take its trials for dead. Hydra's
+    basic launcher runs jobs in this process, and leaves the logging set up for the last one:
+    the sweep's own logging (`hydra` holds its config) is restored after every batch.
     """
 
     def __init__(
-        self, launcher: Launcher, capacity: int, heartbeat: Callable[[], None], heartbeat_s: float
+        self,
+        launcher: Launcher,
+        capacity: int,
+        heartbeat: Callable[[], None],
+        heartbeat_s: float,
+        hydra: DictConfig,
     ) -> None:
         self.launcher, self.capacity = launcher, capacity
         self._heartbeat, self._heartbeat_s = heartbeat, heartbeat_s
+        self._hydra = hydra
         self._pending: list[TrialJob] = []
 
     def submit(self, job: TrialJob) -> None:
@@ -126,12 +147,11 @@ class LauncherExecutor(TrialExecutor):
         finally:
             done.set()
             beating.join()
+            configure_log(self._hydra.hydra_logging, self._hydra.verbose)
         with deferred():
             self._pending = []
             for job, ret in zip(batch, returns, strict=True):
-                error = ret._return_value if ret.status == JobStatus.FAILED else None
-                trace = _format_exception(error) if isinstance(error, BaseException) else None
-                on_outcome(JobOutcome(job.number, ret, output_dir_of(ret), traceback=trace))
+                on_outcome(JobOutcome(job.number, ret, output_dir_of(ret)))
 
     def _beat_until(self, done: threading.Event) -> None:
         while not done.wait(self._heartbeat_s):
@@ -213,7 +233,6 @@ def _worker_main(
     # Resolvers are functions and do not pickle: this process has those its imports registered.
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
     HydraConfig.instance().set_config(config)
-    trace = None
     try:
         ret = run_job(
             hydra_context=hydra_context,
@@ -224,9 +243,7 @@ def _worker_main(
         )
     except Exception as err:
         ret = JobReturn(status=JobStatus.FAILED, _return_value=err)
-    if ret.status == JobStatus.FAILED:
-        trace = _format_exception(ret._return_value)
-    results.send((_portable(ret), trace))
+    results.send(_portable(ret))
     results.close()
 
 
@@ -359,10 +376,10 @@ class ProcessExecutor(TrialExecutor):
                 on_outcome(self._collect(run))
 
     def _collect(self, run: _Running) -> JobOutcome:
-        job_return, trace, died = None, None, None
+        job_return, died = None, None
         try:
             if run.results.poll():
-                job_return, trace = run.results.recv()
+                job_return = run.results.recv()
         except (EOFError, OSError):
             pass
         run.process.join(timeout=10 if job_return is not None else 1)
@@ -377,7 +394,6 @@ class ProcessExecutor(TrialExecutor):
             job_return=job_return,
             output_dir=output_dir_of(job_return) or run.output_dir,
             died=died,
-            traceback=trace,
         )
 
     def _finish(self, run: _Running) -> None:

@@ -28,7 +28,6 @@ class JobOutcome:
     job_return: JobReturn | None  # None when the job's process died before returning
     output_dir: Path | None
     died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
-    traceback: str | None = None  # of the exception the job raised, if any
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ its trial through the LINESWEEP_TRIAL environment variable and reports every epo
 pruned job raises `optuna.TrialPruned`. Whatever a trial does (finish, diverge, raise, get
 killed), it is told to the study with its reason, and the sweep goes on, until more than
 `max_failure_rate * n_trials` trials have failed.
+
+Every sweep ends, however it ends, with its answer: the counts by state, the best trial (or the
+size of the Pareto set), where the results are and the command that compares the trials. How a
+trial ended is one console line, the sweep's; the detail (a traceback) is in its `train.log`.
 """
 
 from __future__ import annotations
@@ -20,21 +24,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
-from optuna.exceptions import UpdateFinishedTrialError
+from omegaconf import DictConfig, OmegaConf, read_write
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.pruners import NopPruner
-from optuna.samplers import GridSampler
+from optuna.samplers import BaseSampler, GridSampler
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig, NopPrunerConfig
 from linesweep.core.errors import ConfigError, LinesweepError
@@ -43,15 +49,33 @@ from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.metrics import directions as metric_directions
 from linesweep.core.processes import this_process
 from linesweep.core.status import Status
-from linesweep.core.storage import is_database_url, open_storage, resolve_storage_url, shown_url
+from linesweep.core.storage import (
+    PASSWORD_VAR,
+    check_study_name,
+    is_database_url,
+    mask_secrets,
+    open_storage,
+    password_of,
+    redact_logs,
+    resolve_storage_url,
+    shown_url,
+    without_password,
+)
 from linesweep.core.trial_link import ENV_VAR, TrialContext
 from linesweep.sweep import coordination as co
-from linesweep.sweep.executors import LauncherExecutor, ProcessExecutor, TrialExecutor, TrialJob
+from linesweep.sweep.executors import (
+    LauncherExecutor,
+    ProcessExecutor,
+    TrialExecutor,
+    TrialJob,
+    check_preload,
+)
 from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signals, interruptible
 from linesweep.sweep.journal import check_journal
 from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
-from linesweep.sweep.results import counts, write_sweep_results
-from linesweep.sweep.space import SearchSpace, parse_search_space
+from linesweep.sweep.proposals import Proposals
+from linesweep.sweep.results import answer, format_params, write_sweep_results
+from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
 from linesweep.sweep.study import (
     check_directions,
     create_or_load_study,
@@ -174,12 +198,19 @@ class Sweep:
         self.returns: list[list[JobReturn]] = []  # Hydra's convention: one list per batch
         self.grid_done = False  # the grid sampler has run every point
         self.last_reap = -math.inf
+        self.job_overrides: list[str] = []  # every trial's (the storage URL masked)
+        self.unwritten: str | None = None  # why the results files could not be written, if so
+        self.password_before: str | None = None
 
     # ------------------------------------------------------------------ set-up
     def prepare(self, arguments: list[str]) -> None:
         """Everything that can refuse the sweep, done before any trial starts."""
         s = self.settings
+        check_study_name(s.study_name)
         self.space: SearchSpace = parse_search_space(s.params, arguments)
+        check_keys(self.space, self.config)
+        if s.executor == "process":
+            check_preload(s.preload)
         self.sampler = make_sampler(s.sampler, self.space)
         self.pruner = make_pruner(s.pruner)
         if len(s.directions) > 1 and not isinstance(self.pruner, NopPruner):
@@ -221,13 +252,53 @@ class Sweep:
                 "hydra.sweeper.storage) on one machine, or PostgreSQL across machines.",
                 s.n_jobs,
             )
+        self._keep_password_out()
         self.storage = open_storage(self.storage_url)
         self.study = create_or_load_study(
             self.storage, s.study_name, s.directions, self.sampler, self.pruner
         )
+        self.proposals = Proposals(
+            self.space,
+            s.sampler.get("seed"),
+            self._sampler_with_seed,
+            self.sampler,
+            whole_space=self.extend_trial is None,
+        )
         self.slots = co.SlotLock(self.storage_url, s.study_name)
-        atomic_write_text(self.sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
+        atomic_write_text(
+            self.sweep_dir / "multirun.yaml",
+            mask_secrets(OmegaConf.to_yaml(self.config), self.storage_url),
+        )
         self.executor = self._make_executor()
+
+    def _sampler_with_seed(self, seed: int | None) -> BaseSampler:
+        """The configured sampler, with another seed (see proposals.py)."""
+        return make_sampler({**self.settings.sampler, "seed": seed}, self.space)
+
+    def _keep_password_out(self) -> None:
+        """A storage password reaches the trials through the environment, never a saved file.
+
+        Hydra saves each trial's config unresolved in its `.hydra/` folder: a URL typed on the
+        command line or in a YAML file would be saved with its password, so the trials are given
+        the masked URL (they reconnect through their TrialContext); `${oc.env:...}` is saved as
+        written, and needs nothing.
+        """
+        password = password_of(self.storage_url)
+        if password is None:
+            return
+        self.password_before = os.environ.get(PASSWORD_VAR)  # put back by close()
+        os.environ[PASSWORD_VAR] = password
+        redact_logs(self.storage_url)
+        overrides = self.config.hydra.overrides.hydra
+        with read_write(overrides):  # as typed: `${oc.env:...}` stays unresolved
+            for index, text in enumerate(OmegaConf.to_container(overrides, resolve=False)):
+                if mask_secrets(text, self.storage_url) != text:
+                    overrides[index] = mask_secrets(text, self.storage_url)
+        raw = OmegaConf.to_container(self.config.hydra.sweeper, resolve=False).get("storage")
+        if isinstance(raw, str) and mask_secrets(raw, self.storage_url) != raw:
+            self.job_overrides.append(
+                f"hydra.sweeper.storage={_quoted(mask_secrets(raw, self.storage_url))}"
+            )
 
     def _value_names(self) -> list[str]:
         """The objective's names; for linesweep's app, checked against the study's direction.
@@ -285,16 +356,21 @@ class Sweep:
                 log.info("running trials through Hydra's launcher: %s", err)
         elif s.executor == "process":
             log.info("running trials through the configured Hydra launcher (%s)", launcher_name)
-        return LauncherExecutor(self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s)
+        return LauncherExecutor(
+            self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s, self.config.hydra
+        )
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[list[JobReturn]]:
         s = self.settings
         with self.slots.hold():
             self._reap()
+        held = [t for t in self.study.get_trials(deepcopy=False) if co.holds_slot(t)]
+        running = sum(t.state == TrialState.RUNNING for t in held)
         log.info(
-            "study %r in %s: %d of %d trials done; up to %d at a time",
-            s.study_name, shown_url(self.storage_url), self._slots_taken(), self.n_trials, s.n_jobs,
+            "study %r in %s: %d of %d trials finished%s; up to %d at a time",
+            s.study_name, shown_url(self.storage_url), len(held) - running, self.n_trials,
+            f", {running} running in other workers" if running else "", s.n_jobs,
         )  # fmt: skip
         last_beat = time.monotonic()
         stopping: list[str] = []  # the first reason to stop launching, if any
@@ -321,14 +397,22 @@ class Sweep:
                 self._heartbeat()
                 last_beat = time.monotonic()
         self._write_results()
+        self.tell_answer()
         if stopping:
             raise LinesweepError(stopping[0])
         return self.returns
 
+    def tell_answer(self) -> None:
+        """The sweep's answer so far, in a few lines (see results.answer)."""
+        for line in answer(self.sweep_dir, self.study, self.n_trials, self.value_names):
+            log.info("%s", line)
+
     def _reap(self) -> None:
         """Fail the trials whose sweep process died (call under the slot lock); re-run them."""
         self.last_reap = time.monotonic()
-        for trial in co.reap_abandoned(self.storage, self.study, self.settings.stale_after_s):
+        for trial in co.reap_abandoned(
+            self.storage, self.study, self.settings.stale_after_s, locked=self.slots.exclusive
+        ):
             log.warning(
                 "trial %d was left RUNNING by a sweep process that died: failed, its slot re-runs",
                 trial.number,
@@ -349,7 +433,7 @@ class Sweep:
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             if not waiting and (self.grid_done or self._slots_taken() >= self.n_trials):
                 return False
-            trial = self.study.ask(fixed_distributions=self.space.distributions)
+            trial = self._ask(queued=bool(waiting))
             trial.set_user_attr(co.OWNER, this_process())
             trial.set_user_attr(co.HEARTBEAT, time.time())
         folder = self.sweep_dir / str(trial.number)
@@ -372,10 +456,39 @@ class Sweep:
         log.info("trial %d started: %s", trial.number, params or "(no parameters)")
         return True
 
+    def _ask(self, queued: bool) -> optuna.Trial:
+        """A new trial (call under the slot lock), from its own seed, at a point not yet taken.
+
+        A queued trial (an interrupted one's re-run) keeps its parameters. A fresh proposal that
+        repeats a trial's point in a finite space is recorded as `duplicate` and replaced by an
+        unvisited point (see proposals.py).
+        """
+        number = len(self.study.get_trials(deepcopy=False))  # the number a new trial gets
+        self.study.sampler = self.proposals.sampler_for(number)
+        trial = self.study.ask(fixed_distributions=self.space.distributions)
+        twin = None if queued else self.proposals.repeated(self.study, trial)
+        point = None if twin is None else self.proposals.unvisited(self.study, trial.number)
+        if point is None:
+            return trial
+        replacement = trial.number + 1  # enqueued next, under the same lock
+        trial.set_user_attr(co.STATE, Status.DUPLICATE.value)
+        trial.set_user_attr(
+            co.ERROR,
+            f"the sampler proposed the parameters of trial {twin} again: not run, replaced by "
+            f"trial {replacement}, at a point no trial has taken",
+        )
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.enqueue_trial(point)
+        log.info(
+            "trial %d would repeat trial %d (%s): replaced by trial %d",
+            trial.number, twin, format_params(trial.params), replacement,
+        )  # fmt: skip
+        return self.study.ask(fixed_distributions=self.space.distributions)
+
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
         s = self.settings
         context = TrialContext(
-            storage=self.storage_url,
+            storage=without_password(self.storage_url),
             study_name=self.settings.study_name,
             number=trial.number,
             pruner=pruner_config(s.pruner),
@@ -385,6 +498,7 @@ class Sweep:
             *self.space.overrides(trial.params),
             f"hydra.sweep.subdir={trial.number}",
             f"++hydra.job.env_set.{ENV_VAR}={_quoted(context.to_env())}",
+            *self.job_overrides,
         ]
 
     def _heartbeat(self) -> None:
@@ -398,12 +512,15 @@ class Sweep:
         """Tell the study how a trial ended, and say so in one line."""
         trial = self.running.pop(outcome.number)
         verdict = judge(outcome, len(self.settings.directions))
-        if outcome.traceback and verdict.status == Status.FAILED:
-            log.debug("trial %d traceback:\n%s", outcome.number, outcome.traceback)
+        if verdict.reason:  # a driver's error may quote the storage URL
+            verdict = replace(verdict, reason=mask_secrets(verdict.reason, self.storage_url))
         try:
             trial.set_user_attr(co.STATE, verdict.status.value)
             if verdict.reason:
                 trial.set_user_attr(co.ERROR, verdict.reason[:2000])
+            epoch = self._measured_epoch(outcome, verdict)
+            if epoch is not None:
+                trial.set_user_attr(co.EPOCH, epoch)
             self.study.tell(trial, values=verdict.values, state=verdict.optuna_state)
         except UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another worker", outcome.number)
@@ -413,11 +530,36 @@ class Sweep:
             if "Study.stop" not in str(err):
                 raise
             self.grid_done = True
+        except KeyError as err:
+            # ...and near the end it looks up the grid point of a queued re-run, which has none
+            # (Optuna's GridSampler.after_trial); the trial is recorded all the same.
+            if err.args != ("grid_id",):
+                raise
         if verdict.status == Status.INTERRUPTED:
             self.study.enqueue_trial(trial.params, user_attrs={co.RETRY_OF: trial.number})
         log.info("%s", _one_line(outcome.number, trial.params, verdict, self.value_names))
         self._write_results()
         return None
+
+    def _measured_epoch(self, outcome: JobOutcome, verdict: Verdict) -> int | None:
+        """The epoch the trial's values were measured at, if it says or its reports show it.
+
+        A stopped trial says (its typed exception). A complete one reported its first objective
+        after every epoch: the value is one of those reports (the last epoch's, or with
+        `objective.epoch=best` the earliest best one). A study that takes no reports (several
+        objectives) has the app's `trainer.epochs`, when every epoch counts.
+        """
+        if verdict.epoch is not None or verdict.values is None:
+            return verdict.epoch
+        tid = co.trial_id(self.storage, self.study, outcome.number)
+        reports = self.storage.get_trial(tid).intermediate_values
+        best = OmegaConf.select(self.config, "objective.epoch", default="last") == "best"
+        if reports:
+            steps = [step for step, v in sorted(reports.items()) if v == verdict.values[0]]
+            return (steps[0] if best else steps[-1]) if steps else max(reports)
+        cfg = outcome.job_return.cfg if outcome.job_return is not None else None
+        epochs = OmegaConf.select(cfg, "trainer.epochs", default=None) if cfg else None
+        return epochs if isinstance(epochs, int) and not best else None
 
     def _failure_budget_exceeded(self) -> str | None:
         failed = [
@@ -434,9 +576,26 @@ class Sweep:
         return None
 
     def _write_results(self) -> None:
-        write_sweep_results(
-            self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names
-        )
+        """Rewrite trials.csv and optimization_results.yaml; a full disk is said once, not fatal.
+
+        Both are rebuilt from the study after every trial, so a moment without room loses
+        nothing: the next write (or the next run) catches up.
+        """
+        try:
+            write_sweep_results(
+                self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names
+            )
+        except OSError as err:
+            problem = f"{err.strerror or err} ({err.filename or self.sweep_dir})"
+            if problem != self.unwritten:
+                log.warning(
+                    "could not write the sweep's results: %s; they are written again after the "
+                    "next trial, or by running the same command",
+                    problem,
+                )
+            self.unwritten = problem
+        else:
+            self.unwritten = None
 
     def interrupt(self, signum: int) -> None:
         """Stop the running trials, mark them interrupted (resume re-runs them), write results."""
@@ -445,20 +604,41 @@ class Sweep:
         for number in list(self.running):  # jobs cut short inside this process
             self._record(JobOutcome(number, None, self.sweep_dir / str(number), died="interrupted"))
         self._write_results()
+        self.tell_answer()
         log.error(
-            "sweep interrupted by %s: %s; run the same command again to resume",
+            "sweep interrupted by %s; run the same command again to resume",
             signal.Signals(signum).name,
-            ", ".join(f"{k} {v}" for k, v in counts(self.study).items()),
         )
 
     def close(self) -> None:
-        """Release everything; trials still running (after an unexpected error) are recorded."""
+        """Release everything; trials still running (after an unexpected error) are recorded.
+
+        After the storage itself failed, recording may fail too: the next run reaps them.
+        """
+        try:
+            if hasattr(self, "executor"):
+                self._stop_running()
+        finally:
+            if hasattr(self, "slots"):
+                self.slots.close()
+            if self.password_before is not None:
+                os.environ[PASSWORD_VAR] = self.password_before
+            elif password_of(getattr(self, "storage_url", "")) is not None:
+                os.environ.pop(PASSWORD_VAR, None)
+
+    def _stop_running(self) -> None:
         try:
             for outcome in self.executor.interrupt():
-                self._record(outcome)
+                try:
+                    self._record(outcome)
+                except STORAGE_ERRORS:
+                    log.warning(
+                        "trial %d: could not record it as interrupted; the next run of the same "
+                        "command does",
+                        outcome.number,
+                    )
         finally:
             self.executor.close()
-            self.slots.close()
 
 
 def _quoted(text: str) -> str:
@@ -468,17 +648,16 @@ def _quoted(text: str) -> str:
 
 def _one_line(number: int, params: dict[str, Any], verdict: Verdict, value_names: list[str]) -> str:
     """`trial 3 complete (model.out_1=4 optimizer.lr=0.01): val_accuracy=0.95`, or its reason."""
-    shown = " ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-    )
     if verdict.values is not None:
         result = ", ".join(f"{n}={v:.4g}" for n, v in zip(value_names, verdict.values, strict=True))
     else:
         result = verdict.reason or ""
-    return f"trial {number} {verdict.status} ({shown or 'no parameters'}): {result}"
+    return f"trial {number} {verdict.status} ({format_params(params)}): {result}"
 
 
 FAILURES = frozenset(s.value for s in Status if s.counts_as_failure)
+# A storage or disk that fails mid-sweep: the sweep stops with one line, the next run resumes.
+STORAGE_ERRORS = (OSError, SQLAlchemyError, StorageInternalError)
 
 
 def run_sweep(
@@ -489,7 +668,11 @@ def run_sweep(
     launcher: Any,
     arguments: list[str],
 ) -> list[list[JobReturn]]:
-    """Prepare and run a sweep; bad input exits 2 with one line, a signal exits 128 + signum."""
+    """Prepare and run a sweep; bad input exits 2 with one line, a signal exits 128 + signum.
+
+    A storage or a disk that fails mid-sweep stops it with one line and exit status 1: what was
+    recorded stays, and the same command resumes once the fault is gone.
+    """
     sweep: Sweep | None = None
     # Optuna's lines through Hydra's handlers, in the one format of a run and a sweep.
     optuna.logging.disable_default_handler()
@@ -508,6 +691,18 @@ def run_sweep(
     except LinesweepError as err:
         log.error("%s", err)
         sys.exit(2)
+    except STORAGE_ERRORS as err:
+        if sweep is not None and hasattr(sweep, "study"):
+            with contextlib.suppress(*STORAGE_ERRORS):  # what the study can still tell
+                sweep.tell_answer()
+        url = sweep.storage_url if sweep is not None and hasattr(sweep, "storage_url") else ""
+        detail = mask_secrets(str(err).strip().splitlines()[0] if str(err).strip() else "", url)
+        log.error(
+            "sweep stopped: the storage or the disk failed (%s: %s); what was recorded is kept: "
+            "run the same command again to resume once it is fixed",
+            type(err).__name__, detail,
+        )  # fmt: skip
+        sys.exit(1)
     finally:
-        if sweep is not None and hasattr(sweep, "executor"):
+        if sweep is not None:
             sweep.close()
