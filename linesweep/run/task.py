@@ -21,11 +21,9 @@ import signal
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from linesweep.core.errors import Diverged, LinesweepError, Pruned
@@ -106,9 +104,6 @@ def train(
         loggers.log_plan(run_dir / SHAPES)  # the loggers start here: after the plan check
         log.info("shape plan checked against a forward pass: %d parameters", plan.n_params)
 
-        def make_optimizer(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-            return instantiate(asdict(cfg.optimizer), params=params)
-
         prune_on = cfg.objective.metrics[0]
 
         def after_epoch(history: Sequence[EpochMetrics]) -> bool:
@@ -120,7 +115,7 @@ def train(
 
         outcome = fit(
             model,
-            make_optimizer,
+            cfg.optimizer,  # the config, not a torch optimizer: the hand-written step needs none
             train_split.to(device),
             val_split.to(device),
             cfg.trainer,
