@@ -59,6 +59,11 @@ def dominates(a: list[float], b: list[float]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
+def run_counts(found: dict) -> dict[str, int]:
+    """Trials by state, without the proposals replaced as duplicates (they never ran)."""
+    return {state: n for state, n in found["counts"].items() if state != "duplicate"}
+
+
 # ------------------------------------------------------------------ the published examples
 
 
@@ -106,7 +111,7 @@ def test_the_grid_example_runs_each_point_once(tmp_path, n_trials):
     assert done.returncode == 0, done.stderr[-3000:]
     found = results(tmp_path)
     # x: choice(-1, 1); y: range(-1.0, 1.0, step=1) is -1.0 and 0.0 (the stop excluded); z: 2.
-    assert found["counts"] == {"complete": min(n_trials, 8)}
+    assert run_counts(found) == {"complete": min(n_trials, 8)}
     best = found["best_params"]
     assert best["x"] in (-1, 1) and best["y"] in (-1.0, 0.0) and best["z"] in ("foo", "bar")
     if n_trials >= 8:  # the whole grid ran: the best point is known
@@ -131,7 +136,7 @@ def test_the_multi_objective_example_runs_unpruned_and_finds_a_pareto_set(
     )
     assert done.returncode == 0, done.stderr[-3000:]  # no pruner was named: none is used
     found = results(tmp_path)
-    assert found["directions"] == ["minimize", "minimize"] and found["counts"] == {"complete": 10}
+    assert found["directions"] == ["minimize", "minimize"] and run_counts(found) == {"complete": 10}
     solutions = found["solutions"]
     assert solutions
     for a in solutions:
@@ -185,7 +190,7 @@ def test_an_app_that_always_raises_stops_past_the_failure_rate(tmp_path, max_fai
         assert 5 < found["counts"]["failed"] < 10  # stopped once more than 5 had failed
     else:
         assert done.returncode == 0, done.stderr[-3000:]
-        assert found["counts"] == {"failed": 10}
+        assert run_counts(found) == {"failed": 10}
 
 
 def test_the_example_configs_use_only_keys_hydra_optuna_sweeper_knows():

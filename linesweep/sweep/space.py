@@ -134,7 +134,8 @@ def check_keys(space: SearchSpace, config: DictConfig) -> None:
     """Refuse a search-space key that is neither in the composed config nor a config group.
 
     Hydra would refuse it too, but only when the first trial's config is composed: after the
-    study exists and the trial is asked. A key added with `+` is new by intent, and not checked.
+    study exists and the trial is asked. A key added with `+` is new by intent, and one deleted
+    with `~` may already be gone from the composed config: neither is checked.
     """
     known = set(_paths(OmegaConf.to_container(config, resolve=False)))
     known = {k for k in known if k != "hydra" and not k.startswith("hydra.")}
@@ -142,7 +143,7 @@ def check_keys(space: SearchSpace, config: DictConfig) -> None:
     keys = [*space.distributions, *(fixed.split("=", 1)[0] for fixed in space.fixed)]
     for key in keys:
         bare = key.lstrip("~").split("@", 1)[0]
-        if key.startswith("+") or bare.startswith(("hydra.", "hydra/")):
+        if key.startswith(("+", "~")) or bare.startswith(("hydra.", "hydra/")):
             continue
         if bare in known or bare in groups:
             continue
