@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from linesweep.compare.cli import main
 from linesweep.compare.plots import frontier, save_comparison_plots, short_names, wants_log_axis
-from linesweep.compare.runs import find_runs, flatten, read_run, reproduce_command, unflatten
+from linesweep.compare.runs import find_runs, read_run, reproduce_command
 from linesweep.compare.table import (
     FIXED_COLUMNS,
     Filter,
@@ -25,6 +25,7 @@ from linesweep.compare.table import (
     compare,
     text_table,
 )
+from linesweep.core.flat import flatten, unflatten
 from linesweep.run.task import run
 from tests.conftest import TINY, run_cli
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import yaml
 
 from linesweep.compare.question import Question, chosen_keys, read_question
-from linesweep.compare.runs import Run, objective_epoch, reproduce_command, unflatten
+from linesweep.compare.runs import Run, objective_epoch, reproduce_command
 from linesweep.compare.table import (
     Comparison,
     format_value,
@@ -39,6 +39,7 @@ from linesweep.compare.table import (
     varying_keys,
 )
 from linesweep.core.files import atomic_write_text
+from linesweep.core.flat import unflatten
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.record import PICTURE_CAP
 from linesweep.core.safe_read import Unreadable, read_png

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from linesweep.core.flat import flatten, unflatten
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.processes import alive_here
 from linesweep.core.record import (
@@ -190,32 +191,6 @@ def load_yaml(path: Path, root: Path | None = None, cap: int = YAML_CAP) -> Any:
     ValueError) for a link, a FIFO, a file over `cap` or YAML compare will not parse.
     """
     return parse_yaml(read_text(path, root or path.parent, cap))
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"model": {"out_1": 4}} -> {"model.out_1": 4}; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """The inverse of `flatten`; a key below a value ({"a": 1, "a.b": 2}) keeps its dotted name."""
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split(".")
-        node = tree
-        for n, part in enumerate(parents):
-            if not isinstance(node.setdefault(part, {}), dict):
-                leaf = ".".join([*parents[n:], leaf])
-                break
-            node = node[part]
-        node[leaf] = value
-    return tree
 
 
 def config_tree(run: Run) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from linesweep.core.errors import ConfigError
+from linesweep.core.flat import flatten
 from linesweep.run.config import MlflowLoggerConfig, TensorBoardLoggerConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -166,17 +167,6 @@ def open_loggers(cfg: TrainConfig, run_dir: Path, trial: TrialLink | None = None
                 f"pip install 'linesweep[{extra}]'",
             )
     return RunLoggers(factories)
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"model": {"out_1": 4}} -> {"model.out_1": 4}: the names users type as overrides."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def as_text(value: Any) -> str:
