@@ -72,7 +72,7 @@ class Proposals:
     def _key(self, params: dict[str, Any]) -> tuple[Hashable, ...] | None:
         if any(name not in params for name in self._names):
             return None
-        return tuple(_comparable(params[name]) for name in self._names)
+        return _point_key(tuple(params[name] for name in self._names))
 
     def _taken(self, trials: Iterable[FrozenTrial], besides: int) -> dict[tuple, int]:
         """Points of the trials that ran, run, or will run, by point: their trial number."""
@@ -107,20 +107,15 @@ class Proposals:
         rng = random.Random(None if self.seed is None else trial_seed(self.seed, number))
         columns = [self._values[name] for name in self._names]
         if self.size <= ENUMERATE_UP_TO:
-            free = [p for p in itertools.product(*columns) if self._key(_named(self._names, p))
-                    not in taken]  # fmt: skip
-            return _named(self._names, rng.choice(free)) if free else None
+            free = [p for p in itertools.product(*columns) if _point_key(p) not in taken]
+            return dict(zip(self._names, rng.choice(free), strict=True)) if free else None
         for _ in range(10_000):  # a large space with few trials: almost every draw is new
             point = tuple(rng.choice(column) for column in columns)
-            if self._key(_named(self._names, point)) not in taken:
-                return _named(self._names, point)
+            if _point_key(point) not in taken:
+                return dict(zip(self._names, point, strict=True))
         return None
 
 
-def _named(names: list[str], point: tuple) -> dict[str, Any]:
-    return dict(zip(names, point, strict=True))
-
-
-def _comparable(value: Any) -> Hashable:
+def _point_key(values: tuple) -> tuple[Hashable, ...]:
     """Floats compared to 12 significant digits: a stepped range's points, however computed."""
-    return float(f"{value:.12g}") if isinstance(value, float) else value
+    return tuple(float(f"{v:.12g}") if isinstance(v, float) else v for v in values)

@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.files import write_csv, write_yaml
+from linesweep.core.status import Status
 from linesweep.core.storage import shown_url
 from linesweep.sweep.coordination import EPOCH, ERROR, FOLDER, RETRY_OF, STATE, holds_slot
 
@@ -68,11 +69,18 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state; not the proposals replaced as duplicates, which never ran."""
     tally: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
         state = state_of(trial)
-        tally[state] = tally.get(state, 0) + 1
+        if state != Status.DUPLICATE:
+            tally[state] = tally.get(state, 0) + 1
     return dict(sorted(tally.items()))
+
+
+def duplicates(study: optuna.Study) -> int:
+    """How many proposals repeated a trial's parameters and were replaced (see proposals.py)."""
+    return sum(state_of(t) == Status.DUPLICATE for t in study.get_trials(deepcopy=False))
 
 
 def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, Any]:
@@ -85,6 +93,8 @@ def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, A
         "n_trials": n_trials,
         "counts": counts(study),
     }
+    if duplicates(study):
+        result["duplicates_replaced"] = duplicates(study)
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
         return result
@@ -142,6 +152,9 @@ def answer(
     if running:
         head += f", {running} still running"
     tally = ", ".join(f"{n} {state}" for state, n in counts(study).items())
+    replaced = duplicates(study)
+    if replaced:
+        tally += f"; {replaced} repeated proposal{'s' * (replaced > 1)} replaced"
     lines = [f"{head} ({tally or 'no trials'})"]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:

@@ -134,17 +134,17 @@ def check_keys(space: SearchSpace, config: DictConfig) -> None:
     """Refuse a search-space key that is neither in the composed config nor a config group.
 
     Hydra would refuse it too, but only when the first trial's config is composed: after the
-    study exists and the trial is asked. A key added with `+` is new by intent, and one deleted
-    with `~` may already be gone from the composed config: neither is checked.
+    study exists and the trial is asked. A key added with `+` is new by intent, and not checked;
+    nor is one deleted with `~` (Hydra has deleted it from `config` already, or will refuse).
     """
     known = set(_paths(OmegaConf.to_container(config, resolve=False)))
     known = {k for k in known if k != "hydra" and not k.startswith("hydra.")}
     groups = set(OmegaConf.select(config, "hydra.runtime.choices", default=None) or {})
     keys = [*space.distributions, *(fixed.split("=", 1)[0] for fixed in space.fixed)]
     for key in keys:
-        bare = key.lstrip("~").split("@", 1)[0]
+        bare = key.split("@", 1)[0]
         if key.startswith(("+", "~")) or bare.startswith(("hydra.", "hydra/")):
-            continue
+            continue  # added by intent; or deleted, which Hydra checks as it composes
         if bare in known or bare in groups:
             continue
         near = difflib.get_close_matches(bare, sorted(known | groups), n=3, cutoff=0.6)
