@@ -140,7 +140,7 @@ def real_best_run(folder: Path, base: dict) -> None:
     """A real tiny training run, with val_accuracy forced to the top so that the report uses it."""
     from hydra import compose, initialize_config_dir
 
-    from linesweep.train import run
+    from linesweep.run.task import run
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "plots=none"])
@@ -158,7 +158,7 @@ def generate(outputs: Path, n_runs: int, seed: int = 0) -> None:
     import optuna
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    from linesweep.sweep.study import open_storage
+    from linesweep.core.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng, base = random.Random(seed), base_config()

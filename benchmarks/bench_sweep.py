@@ -28,6 +28,7 @@ the same DIR, the pruning part reuses the studies and re-trained trials already 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -100,8 +101,8 @@ class PrunerCandidate:
             key, value = key.strip(), value.strip()
             if key == "pruner":  # another config of hydra/sweeper/pruner, with its own defaults
                 overrides.insert(0, f"hydra/sweeper/pruner={value}")
-            else:  # ++: a keyword the group's defaults lack (n_min_trials) is added, not refused
-                overrides.append(f"++hydra.sweeper.pruner.kwargs.{key}={value}")
+            else:
+                overrides.append(f"hydra.sweeper.pruner.{key}={value}")
         return cls(text, tuple(overrides))
 
 
@@ -157,6 +158,7 @@ def curve(trial: Run) -> list[float]:
 def retrain(pruned: Run, folder: Path, curves: dict[str, list[float]]) -> tuple[float, bool]:
     """Train a pruned trial's config to the end: its final accuracy, and whether its first epochs
     replay the study's (they should: data, weights and shuffling all derive from the seed)."""
+    from linesweep.core.errors import Diverged
     from linesweep.train import run as train_run
 
     cfg = trial_config(pruned)
@@ -166,7 +168,8 @@ def retrain(pruned: Run, folder: Path, curves: dict[str, list[float]]) -> tuple[
         curves[key] = curve(read_run(run_dir))
     if key not in curves:  # else the unpruned study or an earlier candidate trained it to the end
         cfg.trainer.progress_bar = False
-        train_run(cfg, run_dir)
+        with contextlib.suppress(Diverged):  # recorded in its folder: a NaN final accuracy
+            train_run(cfg, run_dir)
         (run_dir / ".hydra").mkdir(exist_ok=True)  # the config where Hydra leaves it, for compare
         OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
         curves[key] = curve(read_run(run_dir))
@@ -175,10 +178,11 @@ def retrain(pruned: Run, folder: Path, curves: dict[str, list[float]]) -> tuple[
 
 
 def composed_pruner(search: str, candidate: PrunerCandidate) -> str:
-    """The pruner a candidate's study will run with, as `name k=v ...`: the preset's composed with
-    the candidate's overrides (a typo fails here, before any study runs)."""
+    """The pruner a candidate's study will run with, as `Class arg=value ...`: the preset's
+    composed with the candidate's overrides (a typo fails here, before any study runs)."""
     from hydra import compose, initialize_config_module
 
+    from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig
     from linesweep.run.config import register_configs
     from linesweep.sweep.study import make_pruner
 
@@ -186,8 +190,11 @@ def composed_pruner(search: str, candidate: PrunerCandidate) -> str:
     with initialize_config_module("linesweep.conf", version_base="1.3"):
         overrides = [f"hparams_search={search}", *candidate.overrides]
         pruner = compose("train", overrides, return_hydra_config=True).hydra.sweeper.pruner
-    make_pruner(pruner.name, pruner.kwargs)
-    return " ".join([pruner.name, *(f"{k}={v}" for k, v in pruner.kwargs.items())])
+    if pruner is None:  # the sweeper's choice for a single objective
+        pruner = OmegaConf.structured(MedianPrunerConfig)
+    make_pruner(pruner)
+    arguments = [f"{k}={v}" for k, v in pruner.items() if k != "_target_" and v is not None]
+    return " ".join([pruner._target_.rsplit(".", 1)[-1], *arguments])
 
 
 def warn_if_presets_elsewhere() -> None:
@@ -311,7 +318,7 @@ def trial_phase_seconds(folder: Path) -> float:
     """From the first trial's start to the last trial's end, as the study recorded them."""
     import optuna
 
-    from linesweep.sweep.study import JOURNAL_NAME, open_storage
+    from linesweep.core.storage import JOURNAL_NAME, open_storage
 
     study = optuna.load_study(
         study_name="linesweep", storage=open_storage(str(folder / JOURNAL_NAME))
@@ -327,7 +334,7 @@ def part_parallel(scratch: Path) -> None:
         "hydra/sweeper=linesweep",
         "plots=none",
         "hydra.sweeper.n_trials=8",
-        "hydra.sweeper.pruner.name=none",
+        "hydra/sweeper/pruner=none",
     ]
     times: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
     for round_ in range(2):

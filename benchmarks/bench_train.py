@@ -1,34 +1,52 @@
-"""Seconds per run: the notebook's training loop against linesweep's, in one process.
+"""Training speed: linesweep's step and command against the notebook's, each in one invocation.
 
-    python benchmarks/bench_train.py            # 3 rounds of each, alternating; prints medians
-    python benchmarks/bench_train.py --rounds 5
-    python benchmarks/bench_train.py --ablation     # what each of linesweep's changes buys
+    python benchmarks/bench_train.py                # steps, whole commands, profile (~3 minutes)
+    python benchmarks/bench_train.py --rounds 5     # more rounds of each, interleaved; medians
+    python benchmarks/bench_train.py --part steps   # or: commands, profile, conv, runs
+    python benchmarks/bench_train.py --ablation     # what each change to the autograd loop buys
 
-(a) `notebook`: the notebook's code as written: a Python loop generating the images, a per-item
-    Dataset and DataLoader (batch 10, validation batch 20), torch's default thread count, the
-    default (oneDNN) convolution and Adam's default implementation.
-(b) `linesweep`: the same experiment (`experiment=notebook`: the notebook's data, model, Adam
-    lr 0.001, batch 10, 10 epochs, images in class order) through linesweep's data generator
-    and trainer.
-(c) `linesweep run`: (b) plus everything a run writes (summary, metrics, shapes, weights), plots
-    off, through `linesweep.train.run`.
-A "run" is data generation + training + per-epoch validation. The printed ratio is the median
-seconds of (a) over the median seconds of (b); both must end at the same validation accuracy.
+steps     microseconds per training step of the notebook's experiment (10,000 images in class
+          order, batch 10, Adam lr 0.001, the notebook's model), one epoch per round: the
+          autograd step the trainer used before (`linesweep.run.trainer.autograd_epoch`: flat
+          parameters, fused Adam, one thread, native convolution) against the hand-written step
+          (`linesweep/run/step.py`), alternating, same process.
+commands  whole-process wall time, Python start-up and imports included: the default command
+          `python -m linesweep.train` (shuffled images, plots, every file a run writes) against
+          the notebook's loop run as a script (`--notebook`: its Dataset, DataLoader, model and
+          Adam, default threads, oneDNN), alternating.
+profile   what remains in the hand-written step: each group of its operations timed alone on
+          one batch of the notebook's experiment, medians over rounds.
+conv      one convolution's forward for R = 1 and 8 members: grouped conv2d against the step's
+          unfold + one bmm per member.
+runs      (not in the default) the notebook's run in-process against linesweep's trainer and
+          `linesweep.run.task.run`, data generation and validation included, as before.
+The machine is noisy (2 shared cores): every figure is a median of interleaved rounds, and
+ratios are taken within this one invocation.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+if TYPE_CHECKING:  # `--notebook` runs the notebook's loop alone: no linesweep import
+    from linesweep.run.data import Split
+
+ROOT = Path(__file__).resolve().parents[1]
 
 N_TRAIN, N_VAL, EPOCHS, BATCH = 10_000, 1_000, 10, 10
 
@@ -110,7 +128,199 @@ def notebook_run() -> dict:
     return {"seconds": time.perf_counter() - start, "steps": steps, "val_accuracy": accuracy}
 
 
-# ---------------------------------------------------------------- (b) and (c) linesweep
+# ---------------------------------------------------------------- per step: autograd and by hand
+def notebook_images() -> Split:
+    """The notebook experiment's training images, in class order (experiment=notebook)."""
+    from linesweep.run.config import DataConfig
+    from linesweep.run.data import make_split
+    from linesweep.run.seeds import derive_seeds
+
+    return make_split(DataConfig(), N_TRAIN, derive_seeds(4).train_data)
+
+
+def step_us(kind: str, train: Split) -> float:
+    """Microseconds per step over one epoch of `train` in order, the model built as a run does."""
+    from linesweep.run.config import ModelConfig
+    from linesweep.run.model import build_model
+    from linesweep.run.seeds import derive_seeds
+    from linesweep.run.shapes import plan_cnn
+    from linesweep.run.trainer import autograd_epoch, training_epoch
+
+    model = build_model(ModelConfig(), plan_cnn(ModelConfig(), 11), derive_seeds(4).model_init)
+
+    def adam(params):
+        return torch.optim.Adam(params, lr=0.001, fused=True)
+
+    epoch = autograd_epoch(model, adam) if kind == "autograd" else training_epoch(model, adam)
+    start, steps = time.perf_counter(), 0
+    for _ in epoch(train.images, train.labels, BATCH):
+        steps += 1
+    return (time.perf_counter() - start) / steps * 1e6
+
+
+def compare_steps(rounds: int) -> None:
+    from linesweep.run.trainer import cpu_settings
+
+    train = notebook_images()
+    results: dict[str, list[float]] = {"autograd": [], "hand-written": []}
+    with cpu_settings(1):
+        for round_ in range(rounds):
+            for kind, found in results.items():  # alternating: load spikes hit both
+                found.append(step_us(kind, train))
+            line = "  ".join(f"{k} {v[-1]:5.0f}" for k, v in results.items())
+            print(f"round {round_ + 1}  us/step  {line}", flush=True)
+    auto, hand = (statistics.median(v) for v in results.values())
+    print(f"\nsteps, medians of {rounds} rounds of {N_TRAIN // BATCH} steps (batch {BATCH}):")
+    print(f"  autograd step (the trainer before)  {auto:6.0f} us/step")
+    print(f"  hand-written step                   {hand:6.0f} us/step   {auto / hand:4.2f}x faster")
+
+
+# ---------------------------------------------------------------- whole commands
+def timed(command: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return seconds
+
+
+def compare_commands(rounds: int) -> None:
+    notebook = [sys.executable, str(Path(__file__).resolve()), "--notebook"]
+    default = [sys.executable, "-m", "linesweep.train"]
+    results: dict[str, list[float]] = {"notebook loop": [], "python -m linesweep.train": []}
+    env_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env_path) if p)
+    with tempfile.TemporaryDirectory() as folder:  # outputs/ of the default command lands here
+        for round_ in range(rounds):
+            for found, command in zip(results.values(), (notebook, default), strict=True):
+                found.append(timed(command, Path(folder)))
+            line = "  ".join(f"{k} {v[-1]:5.2f} s" for k, v in results.items())
+            print(f"round {round_ + 1}  {line}", flush=True)
+    base, ours = (statistics.median(v) for v in results.values())
+    print(f"\nwhole commands, wall time, medians of {rounds} rounds:")
+    print(f"  notebook loop as a script          {base:6.2f} s")
+    print(f"  python -m linesweep.train          {ours:6.2f} s   {base / ours:4.2f}x faster")
+
+
+# ---------------------------------------------------------------- what remains in the step
+def step_profile(rounds: int, calls: int = 400) -> None:
+    """Each group of the hand-written step's operations timed alone, on one batch."""
+    from linesweep.run import step as hand
+    from linesweep.run.config import ModelConfig
+    from linesweep.run.model import build_model
+    from linesweep.run.shapes import plan_cnn
+    from linesweep.run.trainer import cpu_settings
+
+    model = build_model(ModelConfig(), plan_cnn(ModelConfig(), 11), seed=0)
+    step = hand.HandStep.for_models([model], hand.UpdateRule("adam", 0.001))
+    train = notebook_images()
+    x, y = train.images[None, 5000:5010], train.labels[None, 5000:5010]  # (1, 10, ...), (1, 10)
+    arch, m, g, sizes = step.arch, step._params, step._grads, step.sizes(x)
+    with cpu_settings(1), torch.inference_mode():
+        columns1 = hand.image_columns(arch, sizes, x)
+        logits, tape = hand.forward(arch, sizes, m, columns1)
+        z1, z2, p1_shape = tape.relu1, tape.relu2, (1, 2, *sizes.pool1, BATCH)
+        p1 = hand.pool_forward(z1, arch.pool1, sizes.pool1)[0]
+        _, d_logits = hand.cross_entropy(logits.clone(), y)
+        d_features = torch.bmm(m.fc_w.transpose(1, 2), d_logits)
+        d_z2 = hand.relu_backward(hand.pool_backward(d_features, tape.index2, z2.shape), z2)
+        d_p1 = torch.zeros(p1_shape)
+        groups: dict[str, Callable[[], object]] = {
+            "conv1 forward: unfold the images": lambda: hand.image_columns(arch, sizes, x),
+            "conv1 forward: one matmul": lambda: hand.conv_forward(
+                columns1, m.conv1_w, m.conv1_b, sizes.conv1
+            ),
+            "relu1, pool1 forward": lambda: hand.pool_forward(
+                torch.relu(z1), arch.pool1, sizes.pool1
+            ),
+            "conv2 forward: unfold, one matmul": lambda: hand.conv_forward(
+                hand.unfold(p1, arch.conv2, sizes.conv2), m.conv2_w, m.conv2_b, sizes.conv2
+            ),
+            "relu2, pool2 forward": lambda: hand.pool_forward(
+                torch.relu(z2), arch.pool2, sizes.pool2
+            ),
+            "linear forward": lambda: torch.baddbmm(m.fc_b, m.fc_w, tape.features),
+            "cross-entropy and its gradient": lambda: hand.cross_entropy(logits.clone(), y),
+            "linear backward": lambda: (
+                torch.bmm(d_logits, tape.features.transpose(1, 2), out=g.fc_w),
+                torch.sum(d_logits, dim=2, keepdim=True, out=g.fc_b),
+                torch.bmm(m.fc_w.transpose(1, 2), d_logits),
+            ),
+            "pool2, relu2 backward: scatter, mask": lambda: hand.relu_backward(
+                hand.pool_backward(d_features, tape.index2, z2.shape), z2
+            ),
+            "conv2 backward: weights, then fold": lambda: hand.conv_input_backward(
+                hand.conv_weight_backward(d_z2, tape.columns2, (g.conv2_w, g.conv2_b)),
+                m.conv2_w.transpose(1, 2),
+                arch.conv2,
+                sizes.fold2,
+                sizes.pool1,
+            ),
+            "pool1, relu1 backward: scatter, mask": lambda: hand.relu_backward(
+                hand.pool_backward(d_p1, tape.index1, z1.shape), z1
+            ),
+            "conv1 backward: weights": lambda: hand.conv_weight_backward(
+                z1, columns1, (g.conv1_w, g.conv1_b)
+            ),
+            "Adam update of the flat (1, P) buffer": step.update,
+            "the whole step": lambda: step(x, y),
+        }
+        found: dict[str, list[float]] = {name: [] for name in groups}
+        for _ in range(rounds * 5):
+            for name, fn in groups.items():
+                start = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                found[name].append((time.perf_counter() - start) / calls * 1e6)
+    medians = {name: statistics.median(v) for name, v in found.items()}
+    whole = medians.pop("the whole step")
+    print(f"\nthe hand-written step, us per call, medians of {rounds * 5} rounds of {calls}:")
+    for name, us in medians.items():
+        print(f"  {name:44s} {us:6.1f}")
+    rest = whole - sum(medians.values())
+    print(f"  {'the rest: Python, views, the tape':44s} {rest:6.1f}")
+    print(f"  {'the whole step (one batch: images, labels)':44s} {whole:6.1f}")
+
+
+# ---------------------------------------------------------------- one convolution, two ways
+def compare_convolutions(rounds: int, calls: int = 400) -> None:
+    """Grouped conv2d against unfold + one bmm per member, for R = 1 and 8 members.
+
+    The notebook's second convolution widened to 2 -> 3 channels, 9x9 -> 8x8, batch 10, each in
+    its own layout: conv2d on (B, R*C, H, W) with groups=R, the step's on (R, C, H, W, B).
+    """
+    import torch.nn.functional as F
+
+    from linesweep.run.step import Window, conv_forward, unfold
+    from linesweep.run.trainer import cpu_settings
+
+    window = Window((2, 2), (1, 1), (0, 0), (1, 1))
+    print(f"\none convolution's forward, us, medians of {rounds * 5} rounds of {calls}:")
+    with cpu_settings(1), torch.inference_mode():
+        for r in (1, 8):
+            x = torch.rand(BATCH, r * 2, 9, 9)  # (B, R*C, H, W)
+            w, b = torch.rand(r * 3, 2, 2, 2), torch.rand(r * 3)  # (R*O, C, k, k), (R*O,)
+            xs = torch.rand(r, 2, 9, 9, BATCH)  # (R, C, H, W, B)
+            ws, bs = w.view(r, 3, 8), b.view(r, 3, 1)  # (R, O, C*k*k), (R, O, 1)
+            ways = {
+                "grouped conv2d": lambda x=x, w=w, b=b, r=r: F.conv2d(x, w, b, groups=r),
+                "unfold + bmm": lambda xs=xs, ws=ws, bs=bs: conv_forward(
+                    unfold(xs, window, (8, 8)), ws, bs, (8, 8)
+                ),
+            }
+            found: dict[str, list[float]] = {name: [] for name in ways}
+            for _ in range(rounds * 5):
+                for name, fn in ways.items():
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        fn()
+                    found[name].append((time.perf_counter() - start) / calls * 1e6)
+            line = "   ".join(f"{n} {statistics.median(v):5.1f}" for n, v in found.items())
+            print(f"  R={r}:  {line}")
+
+
+# ---------------------------------------------------------------- whole runs in-process
 def linesweep_trainer_run() -> dict:
     from linesweep.run.config import AdamConfig, DataConfig, ModelConfig, TrainerConfig
     from linesweep.run.data import make_splits
@@ -147,7 +357,7 @@ def linesweep_full_run() -> dict:
     from hydra import compose, initialize_config_dir
 
     from linesweep.run.config import register_configs
-    from linesweep.train import run
+    from linesweep.run.task import run
 
     register_configs()
     conf = Path(__file__).resolve().parents[1] / "conf"
@@ -234,16 +444,7 @@ def ablation(rounds: int) -> None:
         previous = us
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each variant (default 3)")
-    parser.add_argument("--ablation", action="store_true", help="one change at a time, µs/step")
-    args = parser.parse_args()
-    logging.disable(logging.INFO)
-    if args.ablation:
-        ablation(args.rounds)
-        return
-
+def compare_runs(rounds: int) -> None:
     # Warm-up: torch imports its compiler stack the first time any optimizer is built (~1 s).
     torch.optim.Adam(nn.Linear(1, 1).parameters())
     variants = {
@@ -252,7 +453,7 @@ def main() -> None:
         "linesweep run": linesweep_full_run,
     }
     results: dict[str, list[dict]] = {name: [] for name in variants}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for name, fn in variants.items():  # interleaved, so load spikes hit every variant
             threads = torch.get_num_threads()
             results[name].append(fn())
@@ -263,20 +464,45 @@ def main() -> None:
                 f"round {round_ + 1} {name:14s} {seconds:6.2f} s  val_acc {accuracy:.4f}",
                 flush=True,
             )
-
-    threads = torch.get_num_threads()
-    print(
-        f"\nmedians of {args.rounds} rounds (torch {torch.__version__}, {threads} default threads)"
-    )
+    print(f"\nmedians of {rounds} rounds (torch {torch.__version__})")
     base = statistics.median(r["seconds"] for r in results["notebook"])
-    for name, runs in results.items():
-        seconds = statistics.median(r["seconds"] for r in runs)
-        us_per_step = seconds / runs[0]["steps"] * 1e6
-        accs = sorted({round(r["val_accuracy"], 4) for r in runs})
+    for name, found in results.items():
+        seconds = statistics.median(r["seconds"] for r in found)
+        us_per_step = seconds / found[0]["steps"] * 1e6
+        accs = sorted({round(r["val_accuracy"], 4) for r in found})
         print(
             f"{name:14s} {seconds:6.2f} s/run  {us_per_step:6.0f} us/step  "
             f"x{base / seconds:4.2f} vs notebook  final val_acc {accs}"
         )
+
+
+PARTS = {
+    "steps": compare_steps,
+    "commands": compare_commands,
+    "profile": step_profile,
+    "conv": compare_convolutions,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each (default 3)")
+    parser.add_argument("--part", choices=[*PARTS, "runs"], help="one part only")
+    parser.add_argument("--ablation", action="store_true", help="one change at a time, µs/step")
+    parser.add_argument("--notebook", action="store_true", help="run the notebook's loop, once")
+    args = parser.parse_args()
+    logging.disable(logging.INFO)
+    if args.notebook:
+        notebook_run()
+    elif args.ablation:
+        ablation(args.rounds)
+    elif args.part == "runs":
+        compare_runs(args.rounds)
+    else:
+        for name, part in PARTS.items():
+            if args.part in (None, name):
+                print(f"---- {name}", flush=True)
+                part(args.rounds)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,14 +32,36 @@ def test_train_runs_and_leaves_one_folder_under_outputs(tmp_path):
     [
         ("data.p=1.5", "data.p=1.5 is not allowed: a probability in [0, 1]"),
         ("model.conv2.kernel_size=9", "conv2: input 4x4 is smaller than the kernel 9x9"),
+        ("+model.out_3=4", "model.out_3=4 is not allowed: a key linesweep knows"),
+        ("trainer.device=${oc.env:LINESWEEP_NO_SUCH_VARIABLE}", "trainer.device=${oc.env:"),
+        ("model.conv1.padding=100000", "model.conv1.padding=100000 is not allowed: a run that"),
+        ("plots=all plots.dpi=100000", "plots.dpi=100000 is not allowed: a run that fits in"),
+        ("seed=-1", "seed=-1 is not allowed: an integer >= 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, override, message):
-    done = run_cli("linesweep.train", *TINY, override, "model.conv1.stride=2", cwd=tmp_path)
-    assert done.returncode == 2
+    done = run_cli(
+        "linesweep.train", *TINY, *override.split(), "model.conv1.stride=2", cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "[ERROR]" in line]
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in done.stderr + done.stdout
+    (folder,) = run_folders(tmp_path)  # the refused run says so in its own folder
+    assert json.loads((folder / "summary.json").read_text())["status"] in ("refused", "infeasible")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hydra.run.dir=", "hydra.run.dir= is not allowed: a folder for the run's files"),
+        ("hparams_search=channels_lr", "add -m: python -m linesweep.train -m hparams_search="),
+    ],
+)
+def test_refused_before_hydra_makes_a_folder(tmp_path, override, message):
+    done = run_cli("linesweep.train", *TINY, override, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no folder, no file: not even in the current one
 
 
 def test_wrong_type_is_refused_by_hydra_before_any_folder_exists(tmp_path):
@@ -119,7 +142,8 @@ def test_plan_command_prints_the_plan_or_refuses(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_the_module_docstrings_name_their_commands():
-    for module in ("train", "plan"):
-        text = (ROOT / "linesweep" / f"{module}.py").read_text()
-        assert f"python -m linesweep.{module}" in text
+@pytest.mark.parametrize("script", ["linesweep-train", "linesweep-plan", "linesweep-compare"])
+def test_the_console_scripts_answer_help(script, tmp_path):
+    binary = Path(sys.executable).parent / script
+    done = subprocess.run([binary, "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and "linesweep" in done.stdout

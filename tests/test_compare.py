@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from linesweep.compare.cli import main
 from linesweep.compare.plots import frontier, save_comparison_plots, short_names, wants_log_axis
-from linesweep.compare.runs import find_runs, flatten, read_run, reproduce_command, unflatten
+from linesweep.compare.runs import find_runs, read_run, reproduce_command
 from linesweep.compare.table import (
     FIXED_COLUMNS,
     Filter,
@@ -25,7 +25,8 @@ from linesweep.compare.table import (
     compare,
     text_table,
 )
-from linesweep.train import run
+from linesweep.core.flat import flatten, unflatten
+from linesweep.run.task import run
 from tests.conftest import TINY, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -101,10 +102,12 @@ def test_one_row_per_run_best_objective_first_with_only_the_config_values_that_d
     assert folders(comparison) == ["b", "c", "a"]
     assert comparison.varying == ["model.out_1", "optimizer.lr"]  # not plots.*, progress_bar
     assert comparison.columns == [
-        "rank", "model.out_1", "optimizer.lr", "obj.val_accuracy", *FIXED_COLUMNS, "folder", "note",
+        "rank", "model.out_1", "optimizer.lr", "obj.val_accuracy", "obj_epoch", *FIXED_COLUMNS,
+        "folder", "note",
     ]  # fmt: skip
     first = comparison.rows[0]
     assert first["rank"] == 1 and first["model.out_1"] == 2 and first["obj.val_accuracy"] == 0.9
+    assert first["obj_epoch"] == 2  # the epoch the objective was measured at
     assert (first["val_acc"], first["best_acc"], first["n_params"], first["epochs"]) == (
         0.9, 0.9, 119, 2,
     )  # fmt: skip
@@ -199,15 +202,15 @@ def test_odd_folders_are_listed_with_their_state_and_one_warning_each(tmp_path):
         "metrics.csv line 4 is corrupt (could not convert string to float: 'oops'): "
         "kept the 2 epochs before it"
     )
-    assert "no objective (older layout)" in warned["old"][0]
+    assert warned["old"][0] == "summary.json has no objective: not ranked"
     assert warned["no_hydra"][0] == "no .hydra/config.yaml: its config values are unknown"
     assert runs["live"].final["val_accuracy"] == 0.7  # the epochs so far, from metrics.csv
     assert "is gone" in runs["killed"].note
     assert runs["no_summary"].epochs_run == 2 and runs["no_summary"].best["val_accuracy"] == 0.55
-    assert runs["old"].objective == {"val_accuracy": 0.65}  # still ranked
+    assert runs["old"].objective == {}
     assert runs["bad_csv"].history[-1]["epoch"] == 2
     assert comparison.count_line() == "9 runs (6 with warnings)"
-    assert folders(comparison)[:4] == ["ok", "bad_csv", "old", "no_hydra"]  # then the rest
+    assert folders(comparison)[:3] == ["ok", "bad_csv", "no_hydra"]  # then the unranked
 
 
 def test_a_sweep_trial_without_hydra_files_gets_its_config_from_multirun_yaml(tmp_path):
@@ -238,16 +241,20 @@ def test_the_command_prints_a_warning_line_per_problem_and_counts_every_run(tmp_
     assert f"best: {tmp_path / 'runs' / 'ok'}" in out
 
 
-def test_tables_are_aligned_and_written_as_csv_and_markdown(tmp_path, capsys):
+def test_tables_are_aligned_and_written_as_csv_and_markdown(tmp_path, capsys, monkeypatch):
     three_runs(tmp_path / "runs")
+    monkeypatch.setenv("COLUMNS", "300")  # a wide terminal: every column, headers on one line
     assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--no-plots"]) == 0
     printed = capsys.readouterr().out.splitlines()
     header = printed[0]
-    assert header.split() == ["rank", "model.out_1", "optimizer.lr", "obj.val_accuracy",
-                              *FIXED_COLUMNS, "folder", "note"]  # fmt: skip
+    assert header.split() == [
+        "rank", "model.out_1", "optimizer.lr", "obj.val_accuracy", "obj_epoch", "state", "folder",
+        "val_acc", "best_acc", "val_loss", "n_params", "epochs", "wall_s", "note",
+    ]  # fmt: skip
+    assert set(printed[1]) == {"─"}  # the rule under the header
     # numbers right-aligned under their header: the column ends where the header ends
     end = header.index("obj.val_accuracy") + len("obj.val_accuracy")
-    assert [line[:end].split()[-1] for line in printed[1:4]] == ["0.9", "0.8", "0.7"]
+    assert [line[:end].split()[-1] for line in printed[2:5]] == ["0.9", "0.8", "0.7"]
     rows = list(csv.DictReader((tmp_path / "out" / "table.csv").open()))
     assert [Path(r["folder"]).name for r in rows] == ["b", "c", "a"]
     assert rows[1]["optimizer.lr"] == "0.01" and rows[0]["note"] == ""
@@ -260,9 +267,9 @@ def test_tables_are_aligned_and_written_as_csv_and_markdown(tmp_path, capsys):
 
 def test_text_table_clips_long_notes_and_shows_missing_values_as_dashes():
     rows = [{"n": 1, "note": "x" * 100}, {"n": None, "note": None}]
-    lines = text_table(rows, ["n", "note"]).splitlines()
-    assert lines[1].endswith("…") and len(lines[1]) < 60
-    assert lines[2].split() == ["-", "-"]
+    lines = text_table(rows, ["n", "note"], width=60).splitlines()
+    assert lines[2].endswith("…") and len(lines[2]) == 60
+    assert lines[3].split() == ["-", "-"]
 
 
 def test_no_runs_a_missing_folder_and_bad_options_exit_2_with_one_line(
@@ -374,7 +381,7 @@ def test_real_runs_and_a_real_sweep_give_plots_and_a_self_contained_report(
     sweep_in_process(
         sweep,
         "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.sampler.name=grid",
+        "hydra/sweeper/sampler=grid",
         "model.out_1=choice(1,4)",
         "optimizer.lr=choice(0.001,0.05)",
     )
@@ -401,7 +408,8 @@ def test_real_runs_and_a_real_sweep_give_plots_and_a_self_contained_report(
     assert page.count('<img src="data:image/png;base64,') == len(names)
     assert "http://" not in page and "https://" not in page and "<script" not in page
     best = next(r for r in rows if r["rank"] == "1")
-    assert f"<td>{best['folder']}</td>" in page
+    relative = os.path.relpath(best["folder"], out)  # folders are relative links
+    assert f'<a href="{relative}/" title="{best["folder"]}">' in page
     reproduce = next(line for line in printed.out.splitlines() if "reproduce:" in line)
     command = reproduce.split("reproduce: ", 1)[1]
     assert command.startswith("python -m linesweep.train ") and command in page
@@ -416,7 +424,9 @@ def test_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "2 shown of 3 runs (0 with warnings)" in done.stdout
     (written,) = (tmp_path / "outputs" / "compare").iterdir()  # outputs/compare/<time>/
-    assert {p.name for p in written.iterdir()} == {"table.csv", "table.md", "report.html"}
+    assert {p.name for p in written.iterdir()} == {
+        "table.csv", "table.md", "report.html", ".linesweep-compare.json",
+    }  # fmt: skip
     done = run_cli("linesweep.compare", "nowhere", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == "error: no such folder: nowhere\n"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from linesweep.compare.runs import read_run
+from linesweep.core.storage import JOURNAL_NAME, open_storage
 from linesweep.sweep.coordination import RETRY_OF, holds_slot
-from linesweep.sweep.study import JOURNAL_NAME, open_storage
 
 pytestmark = pytest.mark.slow
 
@@ -79,8 +81,14 @@ def study_of(folder: Path, name: str = "linesweep") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(str(folder / JOURNAL_NAME)))
 
 
-def assert_consistent(folder: Path, n_trials: int, name: str = "linesweep") -> optuna.Study:
-    """Exactly n_trials hold a slot; every finished trial's folder says what the study says."""
+def assert_consistent(
+    folder: Path, n_trials: int, name: str = "linesweep", lost: tuple[int, ...] = ()
+) -> optuna.Study:
+    """Exactly n_trials hold a slot; every finished trial's folder says what the study says.
+
+    `lost`: trials whose last journal record was cut away on purpose: the study no longer
+    knows they finished (it re-runs them), while their folders still do.
+    """
     study = study_of(folder, name)
     counted = [t for t in study.trials if holds_slot(t)]
     assert len(counted) == n_trials, [(t.number, t.state.name) for t in study.trials]
@@ -88,13 +96,27 @@ def assert_consistent(folder: Path, n_trials: int, name: str = "linesweep") -> o
     rows = {int(r["number"]): r for r in csv.DictReader((folder / "trials.csv").open())}
     assert set(rows) == {t.number for t in study.trials}
     for trial in study.trials:
+        if trial.user_attrs.get("linesweep.state") == "duplicate":  # replaced before it ran
+            assert not (folder / str(trial.number)).exists()
+            continue
+        if not (folder / str(trial.number)).exists():  # asked, then its sweep died: never ran
+            assert trial.user_attrs.get("linesweep.state") == "interrupted"
+            continue
         summary = json.loads((folder / str(trial.number) / "summary.json").read_text())
-        assert summary["status"] != "running", trial.number
+        # The folder, read as compare reads it, says what the study says.
+        if trial.number not in lost:
+            assert read_run(folder / str(trial.number)).state == rows[trial.number]["state"]
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert summary["status"] == "complete"
             assert summary["objective"]["values"] == list(trial.values)
             assert summary["trial"]["number"] == trial.number
     return study
+
+
+def repeats(study: optuna.Study) -> int:
+    """How many trials that ran (or run) repeat the parameters of an earlier one."""
+    ran = [tuple(sorted(t.params.items())) for t in study.trials if holds_slot(t)]
+    return len(ran) - len(set(ran))
 
 
 def process_gone(pid: int) -> bool:
@@ -142,6 +164,7 @@ def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path, sign
     assert sweep.returncode == code
     assert time.monotonic() - sent < 20  # prompt: the trial is not allowed to finish first
     assert f"sweep interrupted by {signal.Signals(signum).name}" in output
+    assert "study 'linesweep': 1 of 3 trials finished (1 complete, 1 interrupted" in output
     rows = {r["number"]: r for r in csv.DictReader((folder / "trials.csv").open())}
     assert rows["0"]["state"] == "complete" and rows["1"]["state"] == "interrupted"
     assert (folder / "optimization_results.yaml").exists()
@@ -150,7 +173,7 @@ def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path, sign
 
     done = run(folder, *args)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert_consistent(folder, 3)
+    assert repeats(assert_consistent(folder, 3)) == 0  # the re-run of trial 1 is no repeat
 
 
 @pytest.mark.parametrize(("workers", "n_trials"), [(2, 8), (4, 12)])
@@ -169,6 +192,27 @@ def test_workers_started_in_the_same_instant_share_a_new_study_exactly(tmp_path,
     assert len(study.trials) == n_trials  # none lost, none duplicated, none extra
 
 
+@pytest.mark.parametrize(
+    "space",
+    [
+        ["model.out_1=int(interval(1,4))", "optimizer.lr=tag(log,interval(1e-3,1e-1))"],
+        ["model.out_1=int(interval(1,4))", "model.out_2=choice(1,2,3)"],  # 12 points
+    ],
+    ids=["continuous", "discrete"],
+)
+def test_three_workers_with_one_seed_never_run_the_same_parameters_twice(tmp_path, space):
+    """All three presets set a seed: each worker used to draw the same parameters."""
+    folder = tmp_path / "sweep"
+    args = [*FAST, *space, "hydra.sweeper.n_trials=9"]
+    sweeps = [start(folder, *args) for _ in range(3)]
+    outputs = [s.communicate(timeout=300)[0] for s in sweeps]
+    assert [s.returncode for s in sweeps] == [0] * 3, outputs
+    study = assert_consistent(folder, 9)
+    replaced = sum(t.user_attrs.get("linesweep.state") == "duplicate" for t in study.trials)
+    print(f"{space}: {repeats(study)} repeats in 9 trials, {replaced} proposals replaced")
+    assert repeats(study) == 0
+
+
 def test_a_trial_process_killed_on_its_own_is_failed_and_the_sweep_goes_on(tmp_path):
     folder = tmp_path / "sweep"
     sweep = start(folder, *SLOW, *SPACE, "hydra.sweeper.n_trials=3")
@@ -182,7 +226,7 @@ def test_a_trial_process_killed_on_its_own_is_failed_and_the_sweep_goes_on(tmp_p
     assert killed.state == optuna.trial.TrialState.FAIL
     assert killed.user_attrs["linesweep.state"] == "killed"
     assert "killed by SIGKILL" in killed.user_attrs["linesweep.error"]
-    assert "killed by SIGKILL" in (folder / "0" / "train.log").read_text()  # in the trial's own log
+    assert read_run(folder / "0").note.endswith("is gone")  # compare sees the same death
     assert [t.state.name for t in study.trials[1:]] == ["COMPLETE", "COMPLETE"]
 
 
@@ -199,6 +243,90 @@ def test_a_stale_journal_lock_is_broken_with_a_warning(tmp_path):
     assert time.monotonic() - started < 25  # not Optuna's 30 s wait for a stale lock
     assert "removed a stale lock" in done.stdout + done.stderr
     assert len(study_of(folder).trials) == 2
+
+
+def test_a_lock_left_by_a_killed_writer_does_not_stall_the_resume(tmp_path):
+    folder = tmp_path / "sweep"
+    assert run(folder, *FAST, "hydra.sweeper.n_trials=1").returncode == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(folder / JOURNAL_NAME)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()  # dies holding the lock: a fresh lock, that age alone would respect for 30 s
+    holder.wait()
+    assert (folder / f"{JOURNAL_NAME}.lock").is_symlink()
+    began = time.monotonic()
+    done = run(folder, *FAST, "hydra.sweeper.n_trials=2", timeout=120)
+    print(f"resume with a dead writer's lock: {time.monotonic() - began:.1f} s")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"its writer, pid {holder.pid} on this host, is gone" in done.stdout + done.stderr
+    assert len(study_of(folder).trials) == 2
+
+
+HOLD_LOCK = """
+import sys, time
+from linesweep.core.journal_lock import OwnedSymlinkLock
+OwnedSymlinkLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def file_size_limit(size: int):
+    """For preexec_fn: no file this process (or its trials) writes may grow past `size` bytes.
+
+    A full disk, for one process tree: a write past the limit fails with EFBIG (Python ignores
+    the SIGXFSZ that would otherwise kill it), after writing what fits, as on a full disk.
+    """
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
+    folder = tmp_path / "sweep"
+    args = [*FAST, *SPACE, "hydra.sweeper.max_failure_rate=1.0"]
+
+    # 1. A trial's figures (about 28 KB) no longer fit; the study's records (1.6 KB a trial) do.
+    full = subprocess.run(
+        sweep_command(folder, *args, "plots=light", "hydra.sweeper.n_trials=2"),
+        cwd=tmp_path, capture_output=True, text=True, preexec_fn=file_size_limit(16_000),
+    )  # fmt: skip
+    output = full.stdout + full.stderr
+    assert full.returncode == 0, output
+    assert "Traceback" not in output and "Logging error" not in output
+    study = study_of(folder)
+    for trial in study.trials:
+        reason = trial.user_attrs["linesweep.error"]
+        assert trial.user_attrs["linesweep.state"] == "failed" and "File too large" in reason
+        assert sum(f"trial {trial.number} failed (" in line for line in output.splitlines()) == 1
+        summary = json.loads((folder / str(trial.number) / "summary.json").read_text())
+        assert summary["status"] == "failed" and summary["error"] == reason  # in its folder too
+        assert "Traceback" not in (folder / str(trial.number) / "train.log").read_text()
+
+    # 2. Then the journal itself fills up: the sweep stops with one line, keeping what it has.
+    # Room for the files written once (multirun.yaml is the largest), and about one more trial.
+    largest = max((folder / name).stat().st_size for name in (JOURNAL_NAME, "multirun.yaml"))
+    limit = largest + 2_000
+    stopped = subprocess.run(
+        sweep_command(folder, *args, "plots=none", "hydra.sweeper.n_trials=6"),
+        cwd=tmp_path, capture_output=True, text=True, preexec_fn=file_size_limit(limit),
+    )  # fmt: skip
+    output = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 1, output
+    assert "Traceback" not in output and "Logging error" not in output
+    assert "sweep stopped: the storage or the disk failed" in output
+
+    # 3. Room again: the same command finishes the study, exactly.
+    done = run(folder, *args, "plots=none", "hydra.sweeper.n_trials=6")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "6 of 6 trials finished" in done.stdout + done.stderr
+    study = study_of(folder)
+    cut_short = tuple(
+        t.number for t in study.trials if t.user_attrs.get("linesweep.state") == "interrupted"
+    )  # running when the journal filled up: their folders say why they failed, the study that
+    # their sweep died before it could record them; their parameters ran again
+    assert_consistent(folder, 6, lost=cut_short)
 
 
 def test_a_torn_last_journal_record_is_cut_after_a_backup(tmp_path):
@@ -233,4 +361,4 @@ def test_a_corrupt_journal_record_is_refused_with_the_exact_repair_command(tmp_p
     assert repair.returncode == 0, repair.stderr
     done = run(folder, *FAST, "hydra.sweeper.n_trials=3")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert_consistent(folder, 3)
+    assert_consistent(folder, 3, lost=(1,))  # the cut record was trial 1's last

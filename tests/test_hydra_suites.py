@@ -25,7 +25,7 @@ from hydra_plugins.linesweep_optuna_sweeper.optuna_sweeper import LinesweepOptun
 SUITE_OVERRIDES = [
     "hydra/sweeper=linesweep",
     "hydra.sweeper.n_trials=1",
-    "hydra.sweeper.pruner.name=none",
+    "hydra/sweeper/pruner=none",
     "hydra.sweeper.max_failure_rate=1.0",  # test tasks return strings: failed trials, not errors
 ]
 
@@ -53,7 +53,7 @@ def run_grid(runner, tmpdir, config_name, sweep_overrides, n_values):
         overrides=[
             *SUITE_OVERRIDES,
             "hydra/launcher=basic",
-            "hydra.sweeper.sampler.name=grid",
+            "hydra/sweeper/sampler=grid",
             f"hydra.sweeper.n_trials={n_values}",
             *sweep_overrides,
         ],

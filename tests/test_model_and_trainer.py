@@ -139,8 +139,7 @@ def test_cpu_settings_restore_threads_and_onednn():
     assert (torch.get_num_threads(), torch.backends.mkldnn.enabled) == before
 
 
-def test_thread_count_is_the_configs_or_one(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+def test_thread_count_is_the_configs_or_one():
     assert resolve_threads(2) == 2
     assert resolve_threads(None) == 1
 

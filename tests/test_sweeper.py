@@ -9,7 +9,7 @@ import optuna
 import pytest
 import yaml
 
-from linesweep.sweep.study import JOURNAL_NAME, open_storage
+from linesweep.core.storage import JOURNAL_NAME, open_storage
 
 
 def load_study(folder, name="linesweep"):
@@ -44,7 +44,7 @@ def test_a_sweep_records_every_trial_in_its_folder_the_csv_and_the_study(
         assert float(row["values.val_accuracy"]) == trial.value == job["objective"]["values"][0]
         assert int(row["params.model.out_1"]) == trial.params["model.out_1"]
         assert f"model.out_1={trial.params['model.out_1']}" in job["overrides"]
-        assert row["folder"] == str(tmp_path / str(trial.number)) and row["shape_check"] == "agree"
+        assert row["folder"] == str(tmp_path / str(trial.number))
         assert (tmp_path / str(trial.number) / ".hydra" / "config.yaml").exists()
         assert (tmp_path / str(trial.number) / "shapes.yaml").exists()
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
@@ -71,7 +71,7 @@ def test_failed_infeasible_and_diverged_trials_are_recorded_and_the_sweep_goes_o
     sweep_in_process(
         tmp_path,
         "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.sampler.name=grid",
+        "hydra/sweeper/sampler=grid",
         "hydra.sweeper.max_failure_rate=1.0",
         "optimizer=sgd",
         "model.conv2.kernel_size=choice(2,12)",  # 12 cannot fit: infeasible
@@ -86,7 +86,7 @@ def test_failed_infeasible_and_diverged_trials_are_recorded_and_the_sweep_goes_o
     assert "loss became" in rows[("2", "1e+30")]["error"]
     for lr in ("0.01", "1e+30"):
         infeasible = rows[("12", lr)]
-        assert infeasible["state"] == "infeasible" and infeasible["shape_check"] == "infeasible"
+        assert infeasible["state"] == "infeasible"
         assert infeasible["error"].startswith("conv2: input 9x9 is smaller than the kernel 12x12")
         assert summary(tmp_path, infeasible["number"])["status"] == "infeasible"
         assert not (tmp_path / infeasible["number"] / "metrics.csv").exists()  # no training at all
@@ -94,22 +94,20 @@ def test_failed_infeasible_and_diverged_trials_are_recorded_and_the_sweep_goes_o
     assert [t.state.name for t in study.trials].count("COMPLETE") == 1
 
 
-def test_a_trial_that_raises_is_failed_with_its_message_and_the_traceback_in_its_log(
-    sweep_in_process, tmp_path
-):
+def test_a_refused_trial_gets_its_one_line_reason_and_no_traceback(sweep_in_process, tmp_path):
     sweep_in_process(
         tmp_path,
         "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.sampler.name=grid",
+        "hydra/sweeper/sampler=grid",
         "hydra.sweeper.max_failure_rate=1.0",
         "data.p=choice(0.9,1.5)",
     )
     rows = {r["params.data.p"]: r for r in trials_csv(tmp_path)}
     assert rows["0.9"]["state"] == "complete"
-    assert rows["1.5"]["state"] == "failed"
+    assert rows["1.5"]["state"] == "refused"
     assert rows["1.5"]["error"] == "data.p=1.5 is not allowed: a probability in [0, 1]"
     log = (tmp_path / rows["1.5"]["number"] / "train.log").read_text()
-    assert "Traceback" in log and "ConfigError" in log
+    assert "data.p=1.5 is not allowed" in log and "Traceback" not in log  # the user's, not a bug
 
 
 def test_the_sweep_stops_past_the_failure_rate_with_a_clear_message(
@@ -128,7 +126,9 @@ def test_the_sweep_stops_past_the_failure_rate_with_a_clear_message(
         "sweep stopped: 2 of 6 trials failed, more than hydra.sweeper.max_failure_rate=0.3 allows"
         in output
     )
-    assert len(trials_csv(tmp_path)) == 2  # results written for what ran
+    ran = [r for r in trials_csv(tmp_path) if r["state"] != "duplicate"]
+    assert [r["state"] for r in ran] == ["refused", "refused"]  # results written for what ran
+    assert "2 of 6 trials finished" in output  # the answer so far, before the reason to stop
 
 
 def test_pruning_stops_a_bad_trial_early_and_records_it(sweep_in_process, tmp_path):
@@ -136,9 +136,9 @@ def test_pruning_stops_a_bad_trial_early_and_records_it(sweep_in_process, tmp_pa
         tmp_path,
         "hydra.sweeper.n_trials=6",
         "trainer.epochs=6",
-        "hydra.sweeper.pruner.name=median",
-        "hydra.sweeper.pruner.kwargs.n_startup_trials=1",
-        "hydra.sweeper.pruner.kwargs.n_warmup_steps=0",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
         "optimizer.lr=choice(0.03,0.000001)",
         "model.out_1=choice(4)",
     )
@@ -156,14 +156,14 @@ def test_pruning_stops_a_bad_trial_early_and_records_it(sweep_in_process, tmp_pa
         assert trial.params["optimizer.lr"] == 0.000001
 
 
-def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path):
+def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path, capfd):
     sweep_in_process(
         tmp_path,
         "hydra.sweeper.n_trials=4",
         "objective.metrics=[val_accuracy,n_params]",
         "hydra.sweeper.direction=[maximize,minimize]",
-        "hydra.sweeper.pruner.name=none",
-        "hydra.sweeper.sampler.name=nsgaii",
+        "hydra/sweeper/pruner=none",
+        "hydra/sweeper/sampler=nsgaii",
         "model.out_1=int(interval(1,6))",
     )
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
@@ -173,22 +173,33 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path)
         "values.val_accuracy" in trials_csv(tmp_path)[0]
         and "values.n_params" in trials_csv(tmp_path)[0]
     )
+    assert {r["epoch"] for r in trials_csv(tmp_path) if r["state"] == "complete"} == {"2"}
+    assert (
+        f"Pareto set: {len(study.best_trials)} trials, listed under `solutions` in "
+        f"{tmp_path / 'optimization_results.yaml'}"
+    ) in "".join(capfd.readouterr())
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("overrides", "message"),
     [
         (
-            "hydra.sweeper.sampler.name=tpee",
-            "hydra.sweeper.sampler.name=tpee is not allowed: one of tpe",
+            "hydra.sweeper.sampler._target_=optuna.samplers.TPESamplr",
+            "hydra.sweeper.sampler._target_=optuna.samplers.TPESamplr is not allowed: an Optuna "
+            "sampler class",
         ),
-        ("hydra.sweeper.pruner.name=nope", "hydra.sweeper.pruner.name=nope is not allowed"),
+        (
+            "hydra/sweeper/pruner=percentile hydra.sweeper.pruner.percentile=150",
+            "hydra.sweeper.pruner={'n_startup_trials': 5, 'n_warmup_steps': 2, 'percentile': "
+            "150.0} is not allowed: arguments PercentilePruner accepts (ValueError: ",
+        ),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is not allowed: an integer >= 1"),
         ("model.out_1=int(interval(5,2))", "model.out_1=int(interval(5,2)) is not allowed"),
         ("optimizer.lr=tag(log,interval(0,1))", "a log scale needs low > 0"),
         (
-            "hydra.sweeper.direction=[maximize,minimize]",
-            "hydra.sweeper.pruner.name=median is not allowed: none for a study with 2 objectives",
+            "objective.metrics=[val_accuracy,n_params] hydra/sweeper/pruner=median",
+            "hydra.sweeper.pruner=optuna.pruners.MedianPruner is not allowed: none for a study "
+            "with 2 objectives",
         ),
         (
             "hydra.sweeper.storage=postgresql://nobody@127.0.0.1:1/none",
@@ -197,10 +208,10 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path)
     ],
 )
 def test_bad_sweeper_input_exits_2_with_one_line_before_any_trial(
-    sweep_in_process, tmp_path, caplog, override, message
+    sweep_in_process, tmp_path, caplog, overrides, message
 ):
     with pytest.raises(SystemExit) as stop:
-        sweep_in_process(tmp_path, override)
+        sweep_in_process(tmp_path, *overrides.split())
     assert stop.value.code == 2
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0]
@@ -210,20 +221,31 @@ def test_bad_sweeper_input_exits_2_with_one_line_before_any_trial(
 def test_directions_must_match_an_existing_study(sweep_in_process, tmp_path, capfd):
     sweep_in_process(tmp_path, "hydra.sweeper.n_trials=1")
     with pytest.raises(SystemExit):
-        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=minimize")
+        sweep_in_process(
+            tmp_path,
+            "hydra.sweeper.n_trials=2",
+            "objective.metrics=[val_loss]",
+            "hydra.sweeper.direction=minimize",
+        )
     output = "".join(capfd.readouterr())  # after a job, Hydra's logging owns the root logger
     assert "the directions of the existing study 'linesweep': ['maximize']" in output
 
 
-def test_an_objective_running_against_the_study_direction_stops_the_sweep(
+def test_an_objective_running_against_the_study_direction_is_refused_before_any_trial(
     sweep_in_process, tmp_path, capfd
 ):
     with pytest.raises(SystemExit) as stop:
-        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=3", "objective.metrics=[val_loss]")
+        sweep_in_process(
+            tmp_path,
+            "hydra.sweeper.n_trials=3",
+            "objective.metrics=[val_loss]",
+            "hydra.sweeper.direction=maximize",
+        )
     assert stop.value.code == 2
     output = "".join(capfd.readouterr())
     assert (
         "hydra.sweeper.direction=[maximize] is not allowed: the directions of "
-        "objective.metrics=['val_loss']: ['minimize']; set hydra.sweeper.direction=minimize"
-    ) in (output)
-    assert len(load_study(tmp_path).trials) == 1  # stopped after the first trial said so
+        "objective.metrics=['val_loss']: ['minimize']; leave hydra.sweeper.direction unset (it "
+        "follows objective.metrics), or set hydra.sweeper.direction=minimize"
+    ) in output
+    assert not (tmp_path / JOURNAL_NAME).exists() and not list(tmp_path.glob("[0-9]*"))

@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from linesweep.core.errors import ConfigError, InfeasibleArchitecture
+from linesweep.core.errors import ConfigError, Diverged, InfeasibleArchitecture
 from linesweep.run.model import build_model
 from linesweep.run.shapes import plan_cnn
-from linesweep.train import run
+from linesweep.run.task import run
 from tests.conftest import TINY
 
 
@@ -45,7 +45,8 @@ def test_a_run_leaves_metrics_summary_shapes_weights_and_plots(compose_config, t
         "values": [float(rows[-1]["val_accuracy"])],
     }  # fmt: skip
     assert result.objective == (float(rows[-1]["val_accuracy"]),)
-    assert summary["n_params"] == plan_cnn(result_model_cfg(3), 11).n_params
+    # 3 conv1 kernels 2x2 + bias, 1 conv2 kernel 3x2x2 + bias, a linear layer 49 -> 2
+    assert summary["n_params"] == (3 * 4 + 3) + (3 * 4 + 1) + (49 * 2 + 2)
     assert set(summary["seeds"]) == {"base", "train_data", "val_data", "model_init", "shuffle"}
     assert summary["device"] == "cpu" and summary["num_threads"] >= 1
     assert {"python", "torch", "optuna", "hydra-core"} <= set(summary["versions"])
@@ -116,25 +117,24 @@ def test_impossible_architecture_is_refused_before_training_and_recorded(compose
     assert not (tmp_path / "metrics.csv").exists() and not (tmp_path / "model.pt").exists()
 
 
-def test_invalid_value_is_recorded_as_failed_without_results(compose_config, tmp_path):
+def test_invalid_value_is_recorded_as_refused_without_results(compose_config, tmp_path):
     with pytest.raises(ConfigError, match=r"^data.p=1.5"):
         run(compose_config(*TINY, "data.p=1.5"), tmp_path)
     summary = read_summary(tmp_path)
-    assert summary["status"] == "failed" and summary["error"].startswith("data.p=1.5")
+    assert summary["status"] == "refused" and summary["error"].startswith("data.p=1.5")
     assert {p.name for p in tmp_path.iterdir()} == {"summary.json"}
 
 
-def test_divergence_is_recorded_not_crashed(compose_config, tmp_path):
-    result = run(
-        compose_config(*TINY, "optimizer=sgd", "optimizer.lr=1e30", "trainer.epochs=4"), tmp_path
-    )
-    assert result.status == "diverged"
+def test_divergence_is_recorded_then_raised(compose_config, tmp_path):
+    with pytest.raises(Diverged, match="loss became nan at epoch 1") as stopped:
+        run(
+            compose_config(*TINY, "optimizer=sgd", "optimizer.lr=1e30", "trainer.epochs=4"),
+            tmp_path,
+        )
+    assert stopped.value.epoch == 1 and stopped.value.status == "diverged"
     summary = read_summary(tmp_path)
     assert summary["status"] == "diverged" and "loss became" in summary["error"]
-    assert summary["objective"]["values"] == [
-        None
-    ]  # JSON has no NaN; nothing pretends to be a score
-    assert all(v != v for v in result.objective)  # NaN, so any sweeper fails the trial
+    assert summary["objective"]["values"] == [None]  # JSON has no NaN: nothing pretends to score
     assert "NaN" not in (tmp_path / "summary.json").read_text()
 
 

@@ -1,10 +1,14 @@
 """The sweeper's config schema, stored in Hydra's ConfigStore as hydra/sweeper=linesweep.
 
-Keys follow Hydra's Optuna sweeper (n_trials, n_jobs, direction, study_name, storage, sampler,
-params) and add a pruner, an executor, and the knobs that keep several workers honest. Samplers
-and pruners are config groups, as in Hydra's plugin: `hydra/sweeper/sampler=random`,
-`hydra/sweeper/pruner=hyperband`, then `hydra.sweeper.sampler.seed=7` or
-`hydra.sweeper.pruner.kwargs.n_warmup_steps=3` to adjust one.
+The keys are those of Hydra's Optuna sweeper (hydra-optuna-sweeper): a config written for it
+works with only its defaults line changed to `override hydra/sweeper: linesweep`. linesweep adds
+a pruner, an executor and the knobs that keep several workers honest.
+
+Samplers and pruners are Hydra `_target_` configs, their constructor's keyword arguments flat:
+`hydra/sweeper/sampler=random`, then `hydra.sweeper.sampler.seed=7`; `hydra/sweeper/pruner=
+hyperband`, then `hydra.sweeper.pruner.reduction_factor=2`. A null argument is Optuna's default
+for the installed version (it is not passed). Any other sampler or pruner is a `_target_` away:
+`hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler`.
 (No `from __future__ import annotations` here: Hydra loads plugin modules in a way that breaks
 dataclasses with string annotations.)
 """
@@ -15,85 +19,236 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsgaii", "qmc")
-# Optuna's percentile pruners (the median is percentile 50) judge a trial once n_startup_trials
-# trials have completed (pruned ones do not count), at every step >= n_warmup_steps. A trial's step
-# is its epoch, counted from 1, so n_warmup_steps: 2 first judges a trial after its second epoch
-# (0 and 1 both judge after the first). A trial stops when its best accuracy so far is below the
-# `percentile`-th best of the completed trials' accuracies at the same epoch: 75 stops the bottom
-# quarter, the median the bottom half.
-# Measured (benchmarks/README.md, 3 TPE seeds, each pruned trial re-trained to the end):
-# percentile 75 after epoch 2 with 5 trials complete is the setting of the channels_lr and kernels
-# presets: the same best accuracy as an unpruned study, every pruned trial would have ended more
-# than 0.01 below the best, 27% (channels_lr) and 10% (kernels) fewer epochs. The median, which
-# hydra/sweeper=linesweep uses unless told otherwise, stopped trials that would have ended among
-# the best unless it waited for 10 trials and 5 epochs (channels_lr: 13% fewer epochs).
-PRUNERS: dict[str, dict[str, Any]] = {
-    "median": {"n_startup_trials": 10, "n_warmup_steps": 5},
-    "percentile": {"percentile": 75.0, "n_startup_trials": 5, "n_warmup_steps": 2},
-    "successive_halving": {},
-    "hyperband": {},
-    "none": {},
-}
+
+@dataclass
+class SamplerConfig:
+    _target_: str = MISSING
 
 
 @dataclass
-class SamplerConf:
-    name: str = "tpe"  # an Optuna sampler: tpe, random, grid, cmaes, gp, nsgaii, qmc
+class TPESamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.TPESampler"
     seed: int | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the sampler's constructor
+    consider_prior: bool | None = None
+    prior_weight: float | None = None
+    consider_magic_clip: bool | None = None
+    consider_endpoints: bool | None = None
+    n_startup_trials: int | None = None
+    n_ei_candidates: int | None = None
+    multivariate: bool | None = None
+    group: bool | None = None
+    warn_independent_sampling: bool | None = None
+    constant_liar: bool | None = None
 
 
 @dataclass
-class PrunerConf:
-    name: str = (
-        "median"  # an Optuna pruner: median, percentile, successive_halving, hyperband, none
-    )
-    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the pruner's constructor
+class RandomSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: int | None = None
+
+
+@dataclass
+class GridSamplerConfig(SamplerConfig):
+    # The grid comes from hydra.sweeper.params: choice(...) and range(...) values.
+    _target_: str = "optuna.samplers.GridSampler"
+    seed: int | None = None
+
+
+@dataclass
+class CmaEsSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.CmaEsSampler"
+    seed: int | None = None
+    x0: dict[str, Any] | None = None
+    sigma0: float | None = None
+    n_startup_trials: int | None = None
+    independent_sampler: Any | None = None  # a sampler's _target_ config
+    warn_independent_sampling: bool | None = None
+    consider_pruned_trials: bool | None = None
+    restart_strategy: str | None = None
+    popsize: int | None = None
+    inc_popsize: int | None = None
+    use_separable_cma: bool | None = None
+    with_margin: bool | None = None
+    lr_adapt: bool | None = None
+    source_trials: Any | None = None
+
+
+@dataclass
+class NSGAIISamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    seed: int | None = None
+    population_size: int | None = None
+    mutation_prob: float | None = None
+    crossover: Any | None = None  # e.g. {_target_: optuna.samplers.nsgaii.SBXCrossover}
+    crossover_prob: float | None = None
+    swapping_prob: float | None = None
+    constraints_func: Any | None = None
+
+
+@dataclass
+class NSGAIIISamplerConfig(NSGAIISamplerConfig):
+    _target_: str = "optuna.samplers.NSGAIIISampler"
+    dividing_parameter: int | None = None
+
+
+@dataclass
+class GPSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.GPSampler"
+    seed: int | None = None
+    independent_sampler: Any | None = None
+    n_startup_trials: int | None = None
+    deterministic_objective: bool | None = None
+    constraints_func: Any | None = None
+    warn_independent_sampling: bool | None = None
+
+
+@dataclass
+class QMCSamplerConfig(SamplerConfig):
+    _target_: str = "optuna.samplers.QMCSampler"
+    seed: int | None = None
+    qmc_type: str | None = None
+    scramble: bool | None = None
+    independent_sampler: Any | None = None
+    warn_asynchronous_seeding: bool | None = None
+    warn_independent_sampling: bool | None = None
+
+
+@dataclass
+class PrunerConfig:
+    _target_: str = MISSING
+
+
+# Optuna's percentile pruners (the median is percentile 50) judge a trial once n_startup_trials
+# trials have completed (pruned ones do not count), at every step >= n_warmup_steps. A trial's
+# step is its epoch, counted from 1, so n_warmup_steps: 2 first judges a trial after its second
+# epoch (0 and 1 both after the first). A trial stops when its best value so far is worse than
+# the `percentile`-th best of the completed trials' values at the same epoch: 75 stops the bottom
+# quarter, the median the bottom half.
+# Measured (benchmarks/README.md, 3 TPE seeds, every pruned trial re-trained to the end): the
+# percentile pruner's defaults, which the channels_lr and kernels presets use, keep the unpruned
+# study's best and every trial that would have ended within 0.01 of it, and train 27%
+# (channels_lr) and 10% (kernels) fewer epochs. The median, the pruner of a single-objective
+# study unless told otherwise, stopped such trials unless it waited for 10 trials and 5 epochs
+# (then 13% and 4% fewer epochs). The other arguments are Optuna's defaults.
+@dataclass
+class MedianPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int | None = 10
+    n_warmup_steps: int | None = 5
+    interval_steps: int | None = None
+    n_min_trials: int | None = None
+
+
+@dataclass
+class PercentilePrunerConfig(MedianPrunerConfig):
+    _target_: str = "optuna.pruners.PercentilePruner"
+    n_startup_trials: int | None = 5
+    n_warmup_steps: int | None = 2
+    percentile: float = 75.0
+
+
+@dataclass
+class SuccessiveHalvingPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any | None = None  # an epoch count, or "auto"
+    reduction_factor: int | None = None
+    min_early_stopping_rate: int | None = None
+    bootstrap_count: int | None = None
+
+
+@dataclass
+class HyperbandPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int | None = None
+    max_resource: Any | None = None  # the epoch count, or "auto"
+    reduction_factor: int | None = None
+    bootstrap_count: int | None = None
+
+
+@dataclass
+class ThresholdPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.ThresholdPruner"
+    lower: float | None = None
+    upper: float | None = None
+    n_warmup_steps: int | None = None
+    interval_steps: int | None = None
+
+
+@dataclass
+class NopPrunerConfig(PrunerConfig):
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+SAMPLER_OPTIONS = {
+    "tpe": TPESamplerConfig,
+    "random": RandomSamplerConfig,
+    "grid": GridSamplerConfig,
+    "cmaes": CmaEsSamplerConfig,
+    "nsgaii": NSGAIISamplerConfig,
+    "nsgaiii": NSGAIIISamplerConfig,
+    "gp": GPSamplerConfig,
+    "qmc": QMCSamplerConfig,
+}
+PRUNER_OPTIONS = {
+    "median": MedianPrunerConfig,
+    "percentile": PercentilePrunerConfig,
+    "successive_halving": SuccessiveHalvingPrunerConfig,
+    "hyperband": HyperbandPrunerConfig,
+    "threshold": ThresholdPrunerConfig,
+    "none": NopPrunerConfig,
+}
 
 
 @dataclass
 class LinesweepOptunaSweeperConf:
     _target_: str = "hydra_plugins.linesweep_optuna_sweeper.optuna_sweeper.LinesweepOptunaSweeper"
-    defaults: list[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "median"}])
-    # maximize or minimize, or a list with one per objective (a Pareto search)
-    direction: Any = "maximize"
-    study_name: str = "linesweep"
+    # The sampler and pruner reach the sweeper as configs, built later: the trials need the
+    # pruner's config, and a bad argument deserves one line naming its key, not a traceback.
+    _recursive_: bool = False
+    # _self_ first, so that a chosen pruner replaces `pruner: null` below; none is chosen by
+    # default (median for a single objective, none for several).
+    defaults: list[Any] = field(
+        default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": None}]
+    )
+    sampler: Any = MISSING  # a sampler's _target_ config (hydra/sweeper/sampler=<name>)
+    # null: linesweep's app takes it from objective.metrics; any other app minimizes.
+    # Or maximize, minimize, or a list with one per objective (a Pareto search).
+    direction: Any = None
+    # The study, and linesweep's folder outputs/sweeps/<study_name>: the same name resumes it.
+    # null: the app's name (hydra.job.name).
+    study_name: str | None = "linesweep"
     # null: an Optuna journal file in the sweep folder; a path: a journal file there;
     # sqlite:///..., postgresql://user@host/db: a database (PostgreSQL for many machines)
     storage: str | None = None
     n_trials: int = 20  # in total: re-running the same command resumes up to this many
     n_jobs: int = 1  # trials in flight at once (on one machine)
-    sampler: SamplerConf = MISSING
-    pruner: PrunerConf = MISSING
+    # null: median (MedianPrunerConfig) for a single objective, none for several;
+    # or a pruner's _target_ config (hydra/sweeper/pruner=<name>)
+    pruner: Any = None
     # key: sweep expression, e.g. {model.out_1: "int(interval(1,8))"}; the command line adds more
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] | None = field(default_factory=dict)
+    # module.function(cfg, trial), called on every trial after `params` are sampled: the values
+    # it suggests (trial.suggest_float("z", ...)) become overrides too
+    custom_search_space: str | None = None
+    # hydra-optuna-sweeper 1.2's deprecated search space; refused with the fix (use params)
+    search_space: Any = None
     # stop once more than this fraction of n_trials has failed (refused configs do not count)
     max_failure_rate: float = 0.5
     # process: a process per trial, n_jobs at a time; launcher: batches through hydra/launcher
     executor: str = "process"
     heartbeat_s: float = 10.0  # how often a worker marks its running trials as alive
     stale_after_s: float = 120.0  # a trial of another host without a heartbeat this long is dead
-    # imported once before trials start (torch builds its compiler stack the first time an
-    # optimizer is made: ~1 s that no trial should pay)
-    preload: list[str] = field(default_factory=lambda: ["torch._dynamo"])
+    # Modules imported once before trials fork, so that no trial pays for them. null: what the
+    # app has loaded decides: torch._dynamo if it imported torch (torch builds its compiler
+    # stack the first time an optimizer is made, ~1 s a trial), nothing otherwise.
+    preload: list[str] | None = None
 
 
 store = ConfigStore.instance()
 store.store(
     group="hydra/sweeper", name="linesweep", node=LinesweepOptunaSweeperConf, provider="linesweep"
 )
-for _name in SAMPLERS:
-    store.store(
-        group="hydra/sweeper/sampler",
-        name=_name,
-        node=SamplerConf(name=_name),
-        provider="linesweep",
-    )
-for _name, _kwargs in PRUNERS.items():
-    store.store(
-        group="hydra/sweeper/pruner",
-        name=_name,
-        node=PrunerConf(name=_name, kwargs=dict(_kwargs)),
-        provider="linesweep",
-    )
+for _name, _node in SAMPLER_OPTIONS.items():
+    store.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="linesweep")
+for _name, _node in PRUNER_OPTIONS.items():
+    store.store(group="hydra/sweeper/pruner", name=_name, node=_node, provider="linesweep")

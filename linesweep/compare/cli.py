@@ -6,6 +6,7 @@
     python -m linesweep.compare 'outputs/multirun/*/*' outputs/runs/2026-11-27/10-27-12-963291_10781
     python -m linesweep.compare outputs/ --state complete,pruned --where model.out_2=4 --top 10
     python -m linesweep.compare outputs/ --sort n_params --no-plots --out /tmp/comparison
+    python -m linesweep.compare outputs/sweeps/s --storage postgresql://user@db-host/linesweep
 
 A run folder is any folder holding `.hydra/`, `summary.json`, `metrics.csv` or `shapes.yaml`:
 single runs, `-m` multiruns and Optuna sweeps alike (globs are expanded here too, so quote them or
@@ -15,11 +16,23 @@ epoch's accuracy (`best_acc`), parameters, epochs, wall time, state and folder. 
 objective, best first, printed, and written as table.csv and table.md next to plots/ and
 report.html (default folder: `<sweep>/compare/` for one sweep or multirun, else
 `outputs/compare/<timestamp>/`). A folder with a problem (no summary, a corrupt file, an older
-layout) gets one warning line on stderr and still its row, with its state; none is dropped.
-States: complete, pruned, diverged, failed, infeasible, interrupted, running, killed (running, but
-its process is gone), incomplete (no readable summary.json), unreadable (nothing parses).
+layout) gets one warning line on stderr and still its row, with its state; only runs refused
+by validation are left out, counted in one line, unless --state asks for them.
+States: complete, pruned, diverged, failed, infeasible, refused, interrupted, running, killed
+(running, but its process is gone), incomplete (no readable summary.json), unreadable (nothing
+parses).
 
-Exit status 0: compared; 2: no runs found, no run matches the filters, or a bad argument.
+Folders may come from anyone: compare reads only regular files inside the folders it is given
+(no symbolic link is followed, no FIFO or device opened), each within a size cap, and opens a
+sweep's study only from the journal file in the sweep folder or from --storage, never from a URL
+a file names. It writes only into a new or empty folder, or one holding its own manifest
+(.linesweep-compare.json), and replaces only the files that manifest lists.
+
+Exit status 0: compared; 2: no runs found, no run matches the filters, a bad argument, or an
+output folder compare may not write into.
+
+Why one module over 300 lines: the options, their checks and the command's one-line errors
+belong together; the work itself is in table.py, plots.py, report.py and output.py.
 """
 
 from __future__ import annotations
@@ -27,11 +40,14 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from linesweep.compare.output import OutputFolder
+from linesweep.compare.question import chosen_keys
 from linesweep.compare.runs import find_runs, is_sweep, reproduce_command
 from linesweep.compare.table import (
     Comparison,
@@ -44,34 +60,61 @@ from linesweep.compare.table import (
     text_table,
 )
 from linesweep.core.files import atomic_write_text, write_csv
+from linesweep.core.record import SUMMARY, read_summary
+from linesweep.core.safe_read import below
+from linesweep.core.status import Status
 
 # ---------------------------------------------------------------- arguments
 
 
-def expand(arguments: Sequence[str]) -> list[Path]:
-    """The folders the arguments name, globs expanded; UsageError for one that names nothing."""
+def expand(arguments: Sequence[str], problems: list[str] | None = None) -> list[Path]:
+    """The folders the arguments name, globs expanded; UsageError for one that names nothing.
+
+    A path the user typed is followed even if it is a link (their choice); a glob match reached
+    through a link below the glob's fixed part is not (the folder's owner made that link), and
+    gets a line in `problems`.
+    """
     paths = []
     for argument in arguments:
         path = Path(argument).expanduser()
         if path.exists():
             paths.append(path)
         elif any(c in argument for c in "*?["):
-            matches = sorted(glob.glob(os.path.expanduser(argument), recursive=True))
+            pattern = os.path.expanduser(argument)
+            try:
+                matches = sorted(glob.glob(pattern, recursive=True))
+            except RecursionError:  # `**` on a tree thousands of levels deep
+                raise UsageError(f"{argument!r} reaches too deep; name the folders") from None
             if not matches:
                 raise UsageError(f"no folder matches {argument!r}")
-            paths += [Path(m) for m in matches]
+            fixed = _fixed_part(pattern)
+            for match in map(Path, matches):
+                if below(match, fixed):
+                    paths.append(match)
+                elif problems is not None:
+                    problems.append(f"{match}: a symbolic link, not followed")
         else:
             raise UsageError(f"no such folder: {argument}")
     return paths
 
 
+def _fixed_part(pattern: str) -> Path:
+    """The folder a glob starts from: its components before the first wildcard."""
+    parts = Path(pattern).parts
+    n = next(i for i, part in enumerate(parts) if re.search(r"[*?\[]", part))
+    return Path(*parts[:n]) if n else Path(".")
+
+
 def latest(outputs: Path) -> Path:
-    """The most recently modified sweep, multirun or single run under `outputs`."""
+    """The most recently modified sweep, multirun or single run under `outputs`.
+
+    A single run refused by validation is skipped: it has nothing to compare.
+    """
     candidates = [
         p
         for pattern in ("runs/*/*", "multirun/*/*", "sweeps/*")
         for p in outputs.glob(pattern)
-        if p.is_dir()
+        if below(p, outputs) and p.is_dir() and not _refused(p)
     ]
     if not candidates:
         raise UsageError(
@@ -90,15 +133,13 @@ def default_out(paths: Sequence[Path]) -> Path:
     return Path("outputs", "compare", f"{stamp}_{os.getpid()}")
 
 
-OUTPUT_FILES = ("table.csv", "table.md", "report.html")
-
-
-def clear_previous(out: Path) -> None:
-    """Remove what an earlier comparison left in `out`, so no file describes other runs."""
-    for name in OUTPUT_FILES:
-        (out / name).unlink(missing_ok=True)
-    for picture in (out / "plots").glob("*.png"):
-        picture.unlink()
+def _refused(folder: Path) -> bool:
+    if not os.path.lexists(folder / SUMMARY):
+        return False
+    try:
+        return read_summary(folder).get("status") == Status.REFUSED
+    except (OSError, ValueError):
+        return False
 
 
 def write_tables(out: Path, comparison: Comparison) -> list[Path]:
@@ -141,7 +182,15 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         "--out", type=Path, metavar="DIR",
         help="where the files go (default: <sweep>/compare or outputs/compare/<time>)",
     )  # fmt: skip
-    parser.add_argument("--no-plots", action="store_true", help="tables and report only")
+    parser.add_argument(
+        "--storage", metavar="URL",
+        help="where the sweeps' Optuna studies are, for their plots (default: the journal file "
+        "in each sweep folder; a URL in a sweep's files is never opened)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-plots", action="store_true",
+        help="tables and report only; plots/ is left as it is",
+    )  # fmt: skip
     parser.add_argument("--no-report", action="store_true", help="no report.html")
     args = parser.parse_args(list(argv))
     if args.top is not None and args.top < 1:
@@ -160,57 +209,112 @@ def _selection(args: argparse.Namespace) -> Selection:
     return Selection(tuple(where), states, args.sort, args.descending, args.top)
 
 
+def warn(text: str) -> None:
+    """One warning line on stderr, its control characters escaped: folder names and values
+    come from files anyone may have written, and must not drive the terminal."""
+    print(f"warning: {printable(text)}", file=sys.stderr)
+
+
+def printable(text: str) -> str:
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def run_command(argv: Sequence[str]) -> int:
     """The command, minus the top-level error handling: print the table, write the files."""
     args = parse_arguments(argv)
+    problems: list[str] = []
     if args.paths:
-        paths = expand(args.paths)
+        paths = expand(args.paths, problems)
     else:
         paths = [latest(Path("outputs"))]
         print(f"comparing {paths[0]} (the latest under outputs/)", file=sys.stderr)
-    folders = find_runs(paths)
+    folders = find_runs(paths, problems)
+    for problem in problems:
+        warn(problem)
     if not folders:
         names = ", ".join(str(p) for p in paths)
         raise UsageError(
             f"no runs under {names} (a run folder holds .hydra/, summary.json, metrics.csv "
             "or shapes.yaml)"
         )
-    comparison = compare(folders, _selection(args))
+    out = args.out if args.out is not None else default_out(paths)
+    folder = OutputFolder.claim(
+        out, folders, given=args.out is not None, plots=not args.no_plots, report=not args.no_report
+    )  # before any reading: a refused folder costs nothing
+
+    comparison = compare(folders, _selection(args), storage=args.storage)
     for run in comparison.runs:
         for warning in run.warnings:
-            print(f"warning: {run.folder}: {warning}", file=sys.stderr)
+            warn(f"{run.folder}: {warning}")
+    hidden = comparison.hidden_line()
     if not comparison.shown:
-        raise UsageError(f"no run matches the filters ({len(comparison.runs)} runs found)")
+        found = f"{len(comparison.runs)} runs found" + (f"; {hidden}" if hidden else "")
+        raise UsageError(f"no run matches the filters ({found})")
 
-    print(text_table(comparison.rows, comparison.columns))
+    chosen = chosen_keys(comparison.shown, comparison.varying)  # report branch: key columns
+    print(text_table(comparison.rows, comparison.columns, first=chosen))
     print(comparison.count_line())
+    if hidden:
+        print(hidden)
     if comparison.best is not None:
-        print(f"best: {comparison.best.folder}")
-        print(f"  reproduce: {reproduce_command(comparison.best)}")
-
-    out = args.out if args.out is not None else default_out(paths)
-    try:
-        clear_previous(out)
-        written = write_tables(out, comparison)
-    except OSError as err:
-        raise UsageError(f"cannot write the comparison into {out}: {err.strerror}") from None
-    plots: list[Path] = []
-    pictures: list[Path] = []
-    if not args.no_plots:
-        from linesweep.compare import (
-            plots as compare_plots,  # matplotlib (and Optuna, torch) only when plotting
-        )
-
-        plots, pictures, problems = compare_plots.save_comparison_plots(comparison, out / "plots")
-        for problem in problems:
-            print(f"warning: {problem}", file=sys.stderr)
-        written += plots + [p for p in pictures if p.is_relative_to(out)]  # not the run's own
-    if not args.no_report:
-        from linesweep.compare import report
-
-        written.append(report.write_report(out / "report.html", comparison, plots, pictures))
+        print(printable(f"best: {comparison.best.folder}"))
+        print(printable(f"  reproduce: {reproduce_command(comparison.best)}"))
+    written = write_comparison(folder, comparison, args)
     print(f"wrote {out}/: " + ", ".join(str(p.relative_to(out)) for p in written))
     return 0
+
+
+def write_comparison(
+    folder: OutputFolder, comparison: Comparison, args: argparse.Namespace
+) -> list[Path]:
+    """Tables, plots and report into the claimed folder, listed in its manifest as they go."""
+    out = folder.path
+    try:
+        kept = folder.clear(keep_plots=args.no_plots)
+        # Listed before they are written: an interrupted comparison leaves no file unlisted
+        # but its plots (a later one then refuses the folder, naming them).
+        folder.record(
+            [*kept, "table.csv", "table.md", *([] if args.no_report else ["report.html"])]
+        )
+        written = write_tables(out, comparison)
+        plots: list[Path] = []
+        pictures: list[Path] = []
+        if not args.no_plots:
+            plots, pictures = _draw(comparison, out / "plots")
+            written += plots + [p for p in pictures if p.is_relative_to(out)]  # not the run's
+        if not args.no_report:
+            from linesweep.compare import report
+
+            written.append(report.write_report(out / "report.html", comparison, plots, pictures))
+        folder.record([*kept, *(str(p.relative_to(out)) for p in written)])
+    except OSError as err:
+        raise UsageError(f"cannot write the comparison into {out}: {err.strerror}") from None
+    return written
+
+
+def _draw(comparison: Comparison, out: Path) -> tuple[list[Path], list[Path]]:
+    """The comparison's plots; a figure that fails is a warning line, never a traceback.
+
+    Config values and metric names come from run files: with mathtext off, a value like
+    `$\\foo$` in a label is drawn as the text it is instead of failing the whole figure.
+    """
+    import matplotlib  # with Optuna and torch, only when plotting
+
+    from linesweep.compare import plots as compare_plots
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        try:
+            plots, pictures, problems = compare_plots.save_comparison_plots(comparison, out)
+        except Exception as err:  # a value in a run file no plot expected: say so, go on
+            text = " ".join(str(err).split())[:160]
+            warn(f"no comparison plots ({type(err).__name__}: {text})")
+            return [], []
+    for problem in problems:
+        warn(problem)
+    return plots, pictures
 
 
 def main(argv: Sequence[str] | None = None) -> int:

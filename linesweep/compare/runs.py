@@ -2,55 +2,82 @@
 
 A run folder is any folder holding `.hydra/`, `summary.json`, `metrics.csv` or `shapes.yaml`:
 single runs, `-m` multiruns and Optuna sweeps alike. Reading never raises: a folder with a problem
-(no summary, a corrupt file, an older layout) still becomes a Run, with its state and a warning.
-States: complete, pruned, diverged, failed, infeasible, interrupted, running, killed (running,
-but its process is gone), incomplete (no readable summary.json), unreadable (nothing parses).
+(no summary, a corrupt file) still becomes a Run, with its state and a warning.
+States: complete, pruned, diverged, failed, infeasible, refused, interrupted, running, killed
+(running, but its process is gone), incomplete (no readable summary.json), unreadable (nothing
+parses).
+
+Folders may come from anyone (a colleague's outputs, an archive), so discovery walks iteratively,
+never through a symbolic link and at most MAX_SEARCH_DEPTH levels down, and every file is read
+through `linesweep.core.safe_read`: regular files inside the run folder only (the sweep folder for
+the sweep's own files), size-capped, parsed into plain data. Each value the table uses is then
+type-checked: a malformed one is left out, and each file with any is one warning line. After
+`read_run`, a Run holds everything the views show of the folder except pictures and weights, so
+the views read no run file themselves.
+
+Why one module over 300 lines: each file of a run folder has one reading function here, each
+with its type checks; they share the `Run` record they fill, and a reader of compare finds every
+rule about what a hostile folder may contain in this one place.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from linesweep.core.flat import flatten, unflatten
+from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.processes import alive_here
+from linesweep.core.record import (
+    METRICS,
+    RUN_MARKERS,
+    SHAPES,
+    SUMMARY,
+    YAML_CAP,
+    CorruptRow,
+    read_metrics,
+    read_shapes,
+    read_summary,
+)
+from linesweep.core.safe_read import MAX_INT, Unreadable, is_regular, read_text
+from linesweep.core.safe_read import load_yaml as parse_yaml
+from linesweep.core.status import Status
 
-RUN_MARKERS = frozenset({".hydra", "summary.json", "metrics.csv", "shapes.yaml"})
-STATES = (
-    "complete", "pruned", "diverged", "failed", "infeasible", "interrupted",
-    "running", "killed", "incomplete", "unreadable",
-)  # fmt: skip
-TRAINED = frozenset({"complete", "pruned", "diverged"})  # states that must have trained epochs
-
-# libyaml's parser is ~10x faster than PyYAML's pure-Python one: it matters at 1,000 runs.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# What a trainer may write into summary.json; compare's own words (incomplete...) are not.
+STATUSES_WRITTEN = frozenset(
+    s.value for s in Status if s not in (Status.INCOMPLETE, Status.UNREADABLE, Status.KILLED)
+)
+MAX_SEARCH_DEPTH = 32  # outputs/sweeps/<study>/<trial> is 3 levels; a deeper tree is not searched
+CONFIG = Path(".hydra", "config.yaml")
+OVERRIDES = Path(".hydra", "overrides.yaml")
+MULTIRUN = "multirun.yaml"
+_METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # no `$`: names reach plot titles
 
 
 @dataclass
 class Run:
-    """One run folder as the table sees it; what a folder lacks stays empty."""
+    """One run folder as the table sees it; what a folder lacks stays empty. Plain data only."""
 
     folder: Path
-    state: str = "unreadable"
+    state: Status = Status.UNREADABLE
     config: dict[str, Any] | None = None  # flattened: {"model.out_1": 4, "optimizer.lr": 0.01}
+    config_text: str | None = None  # .hydra/config.yaml as written, for the report
     objective: dict[str, float | None] = field(default_factory=dict)  # metric -> value
     final: dict[str, float] = field(default_factory=dict)  # the last epoch's metrics row
     best: dict[str, float] = field(default_factory=dict)  # the row with the best val_accuracy
     history: list[dict[str, float]] = field(default_factory=list)  # metrics.csv, one per epoch
+    shapes: dict[str, Any] | None = None  # shapes.yaml, the fields it type-checks (`_SHAPES`)
     n_params: int | None = None
     epochs_run: int | None = None
     wall_time_s: float | None = None
-    overrides: list[str] | None = None
+    overrides: list[str] | None = None  # .hydra/overrides.yaml, else summary.json's
     note: str | None = None  # the error, or why the run stopped
     sweep: Path | None = None  # the sweep or multirun folder that holds it
     warnings: list[str] = field(default_factory=list)
@@ -64,7 +91,24 @@ class Run:
         return None if self.config is None else self.config.get(column)
 
 
+def objective_epoch(run: Run) -> int | None:
+    """The epoch the objective was measured at: the last trained (objective.epoch=last; a pruned
+    run's is the epoch it stopped at), or the first metric's best epoch (objective.epoch=best)."""
+    if all(value is None for value in run.objective.values()):
+        return None
+    metric = next((m for m in run.objective if m != "n_params"), None)
+    if metric is None:
+        return None  # the parameter count is not measured at an epoch
+    if (run.config or {}).get("objective.epoch") == "best":
+        sign = 1.0 if METRIC_DIRECTIONS.get(metric) == "maximize" else -1.0
+        scored = [row for row in run.history if _finite(row.get(metric)) is not None]
+        best = max(scored, key=lambda row: sign * row[metric], default=None)
+        return None if best is None else int(best["epoch"])
+    return run.epochs_run
+
+
 _CELLS = {
+    "obj_epoch": objective_epoch,
     "val_acc": lambda run: run.final.get("val_accuracy"),
     "best_acc": lambda run: run.best.get("val_accuracy"),
     "val_loss": lambda run: run.final.get("val_loss"),
@@ -81,76 +125,186 @@ _CELLS = {
 
 
 def natural_key(path: Path) -> list[Any]:
-    """Sort trial folders 2 before 10, as people count them."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+    """Sort trial folders 2 before 10, as people count them.
+
+    Only ASCII digits count (`'¹'.isdigit()`, but int() refuses it), and split() puts them at
+    the odd places: two keys compare text with text and numbers with numbers.
+    """
+    parts = re.split(r"([0-9]+)", str(path))
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)]
 
 
-def find_runs(paths: Iterable[Path]) -> list[Path]:
-    """Every run folder at or below `paths`, once each; a run folder is not searched further."""
+def find_runs(paths: Iterable[Path], problems: list[str] | None = None) -> list[Path]:
+    """Every run folder at or below `paths`, once each; a run folder is not searched further.
+
+    Iterative (a tree thousands of levels deep is no RecursionError), never into a symbolic
+    link, and at most MAX_SEARCH_DEPTH levels below each path; `problems` gets one line for
+    each path whose tree went deeper.
+    """
     found: dict[Path, Path] = {}  # resolved -> as the user spelled it
-
-    def walk(folder: Path) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        if any(entry.name in RUN_MARKERS for entry in entries):
-            found.setdefault(folder.resolve(), folder)
-            return
-        for entry in entries:
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
-                walk(Path(entry.path))
-
     for path in paths:
-        walk(path)
+        stack, too_deep = [(path, 0)], False
+        while stack:
+            folder, depth = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            if any(entry.name in RUN_MARKERS for entry in entries):
+                found.setdefault(folder.resolve(), folder)
+                continue
+            below = [
+                Path(entry.path)
+                for entry in entries
+                if not entry.name.startswith(".") and _is_folder(entry)
+            ]
+            if below and depth == MAX_SEARCH_DEPTH:
+                too_deep = True
+                continue
+            stack += [(sub, depth + 1) for sub in below]
+        if too_deep and problems is not None:
+            problems.append(
+                f"{path}: folders more than {MAX_SEARCH_DEPTH} levels below it were not searched"
+            )
     return sorted(found.values(), key=natural_key)
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def is_sweep(folder: Path) -> bool:
     """A `-m` multirun or Optuna sweep folder: Hydra leaves multirun.yaml at its root."""
-    return (folder / "multirun.yaml").is_file()
+    return is_regular(folder / MULTIRUN, folder, None)
 
 
-# ---------------------------------------------------------------- reading one run
+# ---------------------------------------------------------------- reading files
 
 
-def load_yaml(path: Path) -> Any:
-    with open(path, "rb") as handle:
-        return yaml.load(handle, Loader=_YAML_LOADER)
+def load_yaml(path: Path, root: Path | None = None, cap: int = YAML_CAP) -> Any:
+    """A YAML file below `root` (default: its own folder) as plain data, read within bounds.
+
+    FileNotFoundError when it is missing, OSError when it cannot be read, Unreadable (a
+    ValueError) for a link, a FIFO, a file over `cap` or YAML compare will not parse.
+    """
+    return parse_yaml(read_text(path, root or path.parent, cap))
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"model": {"out_1": 4}} -> {"model.out_1": 4}; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def config_tree(run: Run) -> dict[str, Any]:
+    """The run's config as a tree for OmegaConf; ValueError if any value is an interpolation.
 
-
-def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
+    OmegaConf resolves `${...}` when a value is read: `${oc.env:TOKEN}` in a shared run's config
+    would pull the user's environment into an error message, a warning, the report. linesweep's
+    own run configs hold none (Hydra's interpolations live under `hydra`, which is left out).
+    """
+    for key, value in (run.config or {}).items():
+        if "${" in json.dumps(value):
+            raise ValueError(f"{key}={_show(value)} is an interpolation compare does not resolve")
+    return unflatten(run.config or {})
 
 
 def _problem(err: Exception) -> str:
+    """An error as a short reason: Unreadable's message as it is, others with their type."""
     text = " ".join(str(err).split())
+    if isinstance(err, Unreadable):
+        return text
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror
     return f"{type(err).__name__}: {text[:120]}" if text else type(err).__name__
+
+
+def _show(value: Any) -> str:
+    """A value from a file, short and printable (repr escapes control characters)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+# ---------------------------------------------------------------- typed values
 
 
 def _finite(value: Any) -> float | None:
     """A metric value, or None for a missing, non-numeric or non-finite one (a diverged run)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if math.isfinite(value) else None  # plain data: ints fit a float
+
+
+def _count(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
+    return value if ok else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _texts(value: Any) -> list[str] | None:
+    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return value if ok else None
+
+
+def _metric_names(value: Any) -> list[str] | None:
+    names = _texts(value)
+    return names if names and all(_METRIC_NAME.fullmatch(n) for n in names) else None
+
+
+def _metrics_row(value: Any) -> dict[str, float] | None:
+    """A metrics row: names to numbers; None (how JSON writes NaN) leaves a metric out."""
+    if not isinstance(value, dict):
+        return None
+    if any(v is not None and not _is_number(v) for v in value.values()):
+        return None
+    return {k: f for k, v in value.items() if (f := _finite(v)) is not None}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _values_for(names: list[str]) -> Callable[[Any], list[float | None] | None]:
+    def check(value: Any) -> list[float | None] | None:
+        ok = isinstance(value, list) and len(value) == len(names)
+        if not ok or not all(v is None or _is_number(v) for v in value):
+            return None
+        return [_finite(v) for v in value]
+
+    return check
+
+
+def _pid(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
+    return value if ok else None
+
+
+class _Fields:
+    """Typed values out of one parsed file: a malformed one is noted and left out, never raised."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+        self.bad: list[str] = []
+
+    def get(self, key: str, check: Callable[[Any], Any], expected: str) -> Any:
+        """The value of `key` if `check` accepts it; None when it is absent or malformed."""
+        value = self.data
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            return None
+        checked = check(value)
+        if checked is None:
+            self.bad.append(f"{key} ({expected}: {_show(value)})")
+        return checked
+
+    def warning(self, name: str) -> str | None:
+        if not self.bad:
+            return None
+        return f"{name} has malformed values, left out: {', '.join(self.bad)}"
+
+
+# ---------------------------------------------------------------- reading one run
 
 
 class SweepConfigs:
@@ -162,11 +316,13 @@ class SweepConfigs:
     def base(self, sweep: Path) -> dict[str, Any] | None:
         if sweep not in self._cache:
             try:
-                tree = load_yaml(sweep / "multirun.yaml")
-                tree = {k: v for k, v in tree.items() if k != "hydra"}
-                self._cache[sweep] = flatten(tree)
-            except (OSError, yaml.YAMLError, AttributeError):
-                self._cache[sweep] = None
+                tree = load_yaml(sweep / MULTIRUN, root=sweep)
+            except (OSError, Unreadable):
+                tree = None
+            ok = isinstance(tree, dict)
+            self._cache[sweep] = (
+                flatten({k: v for k, v in tree.items() if k != "hydra"}) if ok else None
+            )
         return self._cache[sweep]
 
 
@@ -176,129 +332,115 @@ def read_run(folder: Path, sweeps: SweepConfigs | None = None) -> Run:
     summary = _read_summary(run)
     run.history = _read_metrics(run)
     run.config = _read_config(run, summary, sweeps or SweepConfigs())
+    _read_shapes(run)
     if summary is not None:
         _apply_summary(run, summary)
     elif run.history or run.config is not None:
-        run.state = "incomplete"
+        run.state = Status.INCOMPLETE
+    run.overrides = _read_overrides(run, summary)
     if run.history and not run.final:  # no summary yet (running, killed): the epochs so far
         run.final = run.history[-1]
         run.best = max(run.history, key=lambda row: row.get("val_accuracy", -math.inf))
     if run.epochs_run is None and run.history:
         run.epochs_run = len(run.history)
     if run.wall_time_s is None and run.history:
-        run.wall_time_s = run.history[-1].get("elapsed_s")
-    if run.n_params is None and run.state in TRAINED | {"running", "killed", "incomplete"}:
-        run.n_params = _n_params_from_shapes(run)
-    if run.state in TRAINED and not (run.folder / "metrics.csv").exists():
-        run.warnings.append("no metrics.csv: no learning curve")
+        run.wall_time_s = _finite(run.history[-1].get("elapsed_s"))
+    if (
+        run.n_params is None
+        and run.shapes is not None
+        and (run.state.trained or run.state in (Status.RUNNING, Status.KILLED, Status.INCOMPLETE))
+    ):
+        run.n_params = run.shapes.get("n_params")
+    if run.state.trained and not os.path.lexists(run.folder / METRICS):
+        run.warnings.append(f"no {METRICS}: no learning curve")
     return run
 
 
 def _read_summary(run: Run) -> dict[str, Any] | None:
-    path = run.folder / "summary.json"
     try:
-        data = json.loads(path.read_bytes())
+        return read_summary(run.folder)
     except FileNotFoundError:
-        run.warnings.append("no summary.json (stopped before its first write, or an older layout)")
-        return None
+        run.warnings.append(f"no {SUMMARY} (stopped before its first write)")
     except (OSError, ValueError) as err:
-        run.warnings.append(f"summary.json is unreadable ({_problem(err)})")
-        return None
-    if not isinstance(data, dict):
-        run.warnings.append("summary.json is not a JSON object")
-        return None
-    return data
+        run.warnings.append(f"{SUMMARY} is unreadable ({_problem(err)})")
+    return None
 
 
 def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
     status = summary.get("status")
-    if not isinstance(status, str):
-        run.warnings.append("summary.json has no status")
-        run.state = "incomplete"
+    if not isinstance(status, str) or status not in STATUSES_WRITTEN:  # a list is unhashable
+        run.warnings.append(f"{SUMMARY} has no status linesweep writes: {_show(status)}")
+        run.state = Status.INCOMPLETE
     else:
-        run.state = status
-    run.note = summary.get("error") or summary.get("reason")
-    if run.state == "running" and alive_here(summary) is False:  # other hosts: not knowable
-        run.state = "killed"
-        run.note = f"process {summary.get('pid')} on {summary.get('host')} is gone"
-    if isinstance(summary.get("final"), dict):
-        run.final = {k: v for k, v in summary["final"].items() if _finite(v) is not None}
-    if isinstance(summary.get("best"), dict):
-        run.best = {k: v for k, v in summary["best"].items() if _finite(v) is not None}
-    n_params = summary.get("n_params")
-    run.n_params = n_params if isinstance(n_params, int) else None
-    epochs = summary.get("epochs_run")
-    run.epochs_run = epochs if isinstance(epochs, int) else None
-    run.wall_time_s = _finite(summary.get("wall_time_s"))
-    overrides = summary.get("overrides")
-    run.overrides = [str(o) for o in overrides] if isinstance(overrides, list) else None
+        run.state = Status(status)
+    fields = _Fields(summary)
+    error, reason = fields.get("error", _text, "not text"), fields.get("reason", _text, "not text")
+    run.note = error or reason
+    final = fields.get("final", _metrics_row, "not a row of numbers")
+    best = fields.get("best", _metrics_row, "not a row of numbers")
+    run.final, run.best = final or {}, best or {}
+    run.n_params = fields.get("n_params", _count, "not a count")
+    run.epochs_run = fields.get("epochs_run", _count, "not a count")
+    run.wall_time_s = fields.get("wall_time_s", _finite, "not a finite number")
+    fields.get("overrides", _texts, "not a list of text")
+    host = fields.get("host", _text, "not text")
+    pid = fields.get("pid", _pid, "not a process id")
+    pid_start = fields.get("pid_start", _text, "not text")
     objective = summary.get("objective")
     if isinstance(objective, dict):
-        metrics = objective.get("metrics") or []
-        values = objective.get("values") or [None] * len(metrics)
-        run.objective = {str(m): _finite(v) for m, v in zip(metrics, values, strict=False)}
-    elif run.final:  # written before summaries named their objective: rank by what it reports
-        metrics = (run.config or {}).get("objective.metrics") or ["val_accuracy"]
-        run.objective = {
-            m: _finite(run.n_params if m == "n_params" else run.final.get(m)) for m in metrics
-        }
-        run.warnings.append(
-            "summary.json has no objective (older layout): ranked by its last epoch's "
-            + ", ".join(metrics)
-        )
+        metrics = fields.get("objective.metrics", _metric_names, "not a list of metric names")
+        if metrics:
+            values = fields.get("objective.values", _values_for(metrics), "not one number each")
+            run.objective = dict(zip(metrics, values or [None] * len(metrics), strict=True))
+    elif objective is not None:
+        fields.get("objective", lambda _: None, "not a mapping")
+    elif run.state == Status.COMPLETE:
+        run.warnings.append(f"{SUMMARY} has no objective: not ranked")
+    if run.state == Status.RUNNING and host is not None and pid is not None:
+        record = {"host": host, "pid": pid, "pid_start": pid_start}
+        if alive_here(record) is False:  # other hosts: unknowable
+            run.state = Status.KILLED
+            run.note = f"process {pid} on {host} is gone"
+    if warning := fields.warning(SUMMARY):
+        run.warnings.append(warning)
 
 
 def _read_metrics(run: Run) -> list[dict[str, float]]:
-    path = run.folder / "metrics.csv"
     try:
-        text = path.read_text(encoding="utf-8")
+        return read_metrics(run.folder)
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as err:
-        run.warnings.append(f"metrics.csv is unreadable ({_problem(err)})")
+    except CorruptRow as err:
+        run.warnings.append(f"{METRICS} {err}")
+        return err.kept
+    except (OSError, ValueError) as err:
+        run.warnings.append(f"{METRICS} is unreadable ({_problem(err)})")
         return []
-    reader = csv.DictReader(io.StringIO(text))
-    missing = {"epoch", "val_accuracy", "val_loss"} - set(reader.fieldnames or ())
-    if missing:
-        run.warnings.append(f"metrics.csv lacks the columns {', '.join(sorted(missing))}")
-        return []
-    history = []
-    for row in reader:
-        try:
-            if None in row or None in row.values():
-                raise ValueError("wrong number of cells")
-            history.append({key: float(value) for key, value in row.items()})
-        except ValueError as err:
-            run.warnings.append(
-                f"metrics.csv line {reader.line_num} is corrupt ({err}): "
-                f"kept the {len(history)} epochs before it"
-            )
-            break
-    return history
 
 
 def _read_config(
     run: Run, summary: Mapping[str, Any] | None, sweeps: SweepConfigs
 ) -> dict[str, Any] | None:
-    path = run.folder / ".hydra" / "config.yaml"
     try:
-        tree = load_yaml(path)
+        text = read_text(run.folder / CONFIG, run.folder, YAML_CAP)
+        tree = parse_yaml(text)
         if not isinstance(tree, dict):
-            raise yaml.YAMLError("not a mapping")
+            raise Unreadable("not a mapping")
+        run.config_text = text
         return flatten({k: v for k, v in tree.items() if k != "hydra"})
     except FileNotFoundError:
-        problem = "no .hydra/config.yaml"
-    except (OSError, yaml.YAMLError) as err:
-        problem = f".hydra/config.yaml is unreadable ({_problem(err)})"
+        problem = f"no {CONFIG}"
+    except (OSError, ValueError) as err:
+        problem = f"{CONFIG} is unreadable ({_problem(err)})"
     base = sweeps.base(run.sweep) if run.sweep is not None else None
-    overrides = (summary or {}).get("overrides")
-    if base is None or not isinstance(overrides, list):
+    overrides = _texts((summary or {}).get("overrides"))
+    if base is None or overrides is None:
         run.warnings.append(f"{problem}: its config values are unknown")
         return None
-    run.warnings.append(f"{problem}: config rebuilt from ../multirun.yaml and its overrides")
+    run.warnings.append(f"{problem}: config rebuilt from ../{MULTIRUN} and its overrides")
     config = dict(base)
     for override in overrides:
-        key, sep, value = str(override).partition("=")
+        key, sep, value = override.partition("=")
         if sep and key in config:  # group choices (experiment=hard) are already in the base
             config[key] = parse_value(value)
     return config
@@ -307,8 +449,8 @@ def _read_config(
 def parse_value(text: str) -> Any:
     """A value as Hydra reads it from a command line: YAML, plus 1e-3 (YAML 1.1 wants 1.0e-3)."""
     try:
-        value = yaml.load(text, Loader=_YAML_LOADER)
-    except yaml.YAMLError:
+        value = parse_yaml(text)
+    except Unreadable:
         return text
     if isinstance(value, str):
         try:
@@ -318,22 +460,68 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def _n_params_from_shapes(run: Run) -> int | None:
-    try:
-        n_params = load_yaml(run.folder / "shapes.yaml").get("n_params")
-    except (OSError, yaml.YAMLError, AttributeError):
+def _layer(value: Any) -> dict[str, Any] | None:
+    """One row of shapes.yaml's plan: names, shapes (lists of counts) and a parameter count."""
+    if not isinstance(value, dict):
         return None
-    return n_params if isinstance(n_params, int) else None
+    row = {key: _text(value.get(key)) for key in ("layer", "type")}
+    for key in ("input", "output"):
+        shape = value.get(key)
+        ok = isinstance(shape, list) and all(_count(n) is not None for n in shape)
+        row[key] = shape if ok else None
+    row["params"] = _count(value.get("params"))
+    return row if None not in row.values() else None
+
+
+def _plan(value: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(value, list):
+        return None
+    rows = [_layer(v) for v in value]
+    return rows if None not in rows else None  # type: ignore[return-value]
+
+
+_SHAPES: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "plan": (_plan, "not a list of layers"),
+    "n_params": (_count, "not a count"),
+    "flat_features": (_count, "not a count"),
+    "agree": (lambda v: v if isinstance(v, bool) else None, "not true or false"),
+}
+
+
+def _read_shapes(run: Run) -> None:
+    try:
+        record = read_shapes(run.folder)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as err:
+        run.warnings.append(f"{SHAPES} is unreadable ({_problem(err)})")
+        return
+    fields = _Fields(record)
+    run.shapes = {
+        key: fields.get(key, check, expected) for key, (check, expected) in _SHAPES.items()
+    }
+    if warning := fields.warning(SHAPES):
+        run.warnings.append(warning)
+
+
+def _read_overrides(run: Run, summary: Mapping[str, Any] | None) -> list[str] | None:
+    """The run's task overrides: .hydra/overrides.yaml, else the ones summary.json recorded."""
+    recorded = _texts((summary or {}).get("overrides"))
+    try:
+        overrides = load_yaml(run.folder / OVERRIDES, root=run.folder)
+    except FileNotFoundError:
+        return recorded
+    except (OSError, ValueError) as err:
+        run.warnings.append(f"{OVERRIDES} is unreadable ({_problem(err)})")
+        return recorded
+    if _texts(overrides) is None:
+        run.warnings.append(f"{OVERRIDES} is not a list of overrides: {_show(overrides)}")
+        return recorded
+    return overrides
 
 
 def read_overrides(run: Run) -> list[str]:
-    """The run's task overrides: .hydra/overrides.yaml, else the ones summary.json recorded."""
-    try:
-        overrides = load_yaml(run.folder / ".hydra" / "overrides.yaml")
-        if isinstance(overrides, list):
-            return [str(o) for o in overrides]
-    except (OSError, yaml.YAMLError):
-        pass
+    """The run's task overrides, as `read_run` found them."""
     return list(run.overrides or [])
 
 

@@ -2,6 +2,9 @@
 
 The model behind every view of a comparison (terminal, CSV, Markdown, plots, report): `compare()`
 reads the folders and returns a `Comparison`; the views only render it.
+
+Why one module over 300 lines: selecting, ordering and rendering rows share the column model
+(which columns, their directions, their formatting); the views import this one model.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from linesweep.compare.runs import STATES, Run, SweepConfigs, natural_key, parse_value, read_run
-from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.compare.runs import Run, SweepConfigs, natural_key, parse_value, read_run
+from linesweep.core.metrics import METRIC_DIRECTIONS, pareto_ranks
+from linesweep.core.status import STATUSES, Status
 
 NOISE_PREFIXES = ("hydra.", "plots.")  # differ between runs without changing what they learn
 NOISE_KEYS = frozenset({"trainer.progress_bar"})
@@ -25,7 +29,6 @@ FIXED_COLUMNS = ("val_acc", "best_acc", "val_loss", "n_params", "epochs", "wall_
 COLUMN_DIRECTIONS = {
     "val_acc": "maximize", "best_acc": "maximize", "val_loss": "minimize", "n_params": "minimize",
 }  # fmt: skip
-NOTE_WIDTH = 48  # the terminal clips notes (errors); the files keep them whole
 
 
 class UsageError(Exception):
@@ -53,9 +56,11 @@ def varying_keys(runs: Sequence[Run]) -> list[str]:
 
 
 def columns_for(runs: Sequence[Run], varying: Sequence[str]) -> list[str]:
-    """rank, the varying config keys, the objective, the fixed columns, folder and note."""
+    """rank, the varying config keys, the objective (and the epoch it was measured at), the fixed
+    columns, folder and note."""
     objective = [f"obj.{m}" for m in objective_metrics(runs)]
-    return ["rank", *varying, *objective, *FIXED_COLUMNS, "folder", "note"]
+    measured = ["obj_epoch"] if objective else []  # report branch: issue 8
+    return ["rank", *varying, *objective, *measured, *FIXED_COLUMNS, "folder", "note"]
 
 
 def direction_of(column: str) -> str | None:
@@ -93,12 +98,55 @@ def rank_by_objective(runs: Sequence[Run]) -> list[Run]:
 
 
 def best_run(runs: Sequence[Run]) -> Run | None:
-    """The run with the best objective, preferring complete runs to pruned or running ones."""
+    """The run with the best objective, preferring complete runs to pruned or running ones (for
+    several objectives: the member of the Pareto set with the best first objective)."""
     ranked = [
         r for r in rank_by_objective(runs) if any(v is not None for v in r.objective.values())
     ]
-    complete = [r for r in ranked if r.state == "complete"]
-    return (complete or ranked or [None])[0]
+    front = pareto_set(ranked)  # report branch: several objectives: the Pareto set's first
+    complete = [r for r in ranked if r.state == Status.COMPLETE]
+    return (front or complete or ranked or [None])[0]
+
+
+# ---- report branch (issue 12): multi-objective comparisons rank by Pareto front
+
+
+def _front_ranks(runs: Sequence[Run]) -> dict[int, int]:
+    """id(run) -> its non-dominated front among the complete runs with every objective value."""
+    metrics = objective_metrics(runs)
+    scored = [
+        run
+        for run in runs
+        if run.state == Status.COMPLETE
+        and all(_usable(run.objective.get(m)) for m in metrics)
+        and all(m in METRIC_DIRECTIONS for m in metrics)
+    ]
+    points = [[float(run.objective[m]) for m in metrics] for run in scored]  # type: ignore[arg-type]
+    return {id(run): rank for run, rank in zip(scored, pareto_ranks(points, metrics), strict=True)}
+
+
+def pareto_set(runs: Sequence[Run]) -> list[Run]:
+    """The complete runs no other complete run beats on every objective, in the given order."""
+    if len(objective_metrics(runs)) < 2:
+        return []
+    fronts = _front_ranks(runs)
+    return [run for run in runs if fronts.get(id(run)) == 1]
+
+
+def _finished_first(run: Run, columns: Sequence[str], worst_first: bool) -> tuple[bool, bool]:
+    """A sort key: complete runs, then others with a value (reversed worst first), then none."""
+    missing = not any(_usable(run.cell(c)) for c in columns)
+    return missing, (run.state != Status.COMPLETE) != worst_first
+
+
+def by_front(runs: Sequence[Run], worst_first: bool = False) -> list[Run]:
+    """Several objectives: the Pareto set first, then each next front; a stable sort."""
+    fronts = _front_ranks(runs)
+    unranked = math.inf if not worst_first else -math.inf
+    return sorted(runs, key=lambda r: fronts.get(id(r), unranked), reverse=worst_first)
+
+
+# ---- end of the report branch's Pareto ranking
 
 
 @dataclass(frozen=True)
@@ -148,18 +196,26 @@ class Selection:
     top: int | None = None
 
 
+def shown_by_state(run: Run, states: Sequence[str]) -> bool:
+    """Whether `--state` keeps the run; without it, every run but those refused by validation.
+
+    A refused run is a config linesweep would not train (a typo on the command line, say): it
+    has nothing to compare, and a bare `compare` would otherwise show only that.
+    """
+    return run.state in states if states else run.state != Status.REFUSED
+
+
 def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
     """Filter, sort and cut the runs as the options ask; UsageError names a bad key or state."""
     for condition in selection.where:
         _check_key("--where", condition.key, runs)
-    unknown = [s for s in selection.states if s not in STATES]
+    unknown = [s for s in selection.states if s not in STATUSES]
     if unknown:
-        raise UsageError(f"--state: unknown state {unknown[0]!r}; states: {', '.join(STATES)}")
+        raise UsageError(f"--state: unknown state {unknown[0]!r}; states: {', '.join(STATUSES)}")
     kept = [
         run
         for run in runs
-        if all(c.matches(run) for c in selection.where)
-        and (not selection.states or run.state in selection.states)
+        if all(c.matches(run) for c in selection.where) and shown_by_state(run, selection.states)
     ]
     if selection.sort is None:
         columns = [f"obj.{m}" for m in objective_metrics(kept)]
@@ -167,6 +223,11 @@ def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
         # --ascending/--descending set the first objective's order; the others follow its flip.
         flip = bool(columns) and selection.descending not in (None, best_first[0])
         ordered = sort_runs(kept, columns, [down != flip for down in best_first])
+        # report branch (issues 8, 12): complete runs rank first, since a pruned run's value is
+        # from an earlier epoch; several objectives rank by Pareto front.
+        ordered = sorted(ordered, key=lambda run: _finished_first(run, columns, flip))
+        if len(columns) > 1:
+            ordered = by_front(ordered, worst_first=flip)
     else:
         _check_key("--sort", selection.sort, runs)
         down = selection.descending
@@ -206,25 +267,131 @@ def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
     )
 
 
-def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """An aligned plain-text table: numbers right-aligned, notes clipped to NOTE_WIDTH."""
+# ---- report branch (issue 12): the terminal table and the views' column order
 
-    def clip(text: str) -> str:
-        return text if len(text) <= NOTE_WIDTH else text[: NOTE_WIDTH - 1] + "…"
 
-    cells = [list(columns)] + [
-        [clip(format_value(row[c])) if c == "note" else format_value(row[c]) for c in columns]
-        for row in rows
-    ]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    right = [_numeric(rows, c) for c in columns]
-    return "\n".join(
-        "  ".join(
-            cell.rjust(w) if r else cell.ljust(w)
-            for cell, w, r in zip(line, widths, right, strict=True)
-        ).rstrip()
-        for line in cells
-    )
+KEY_TAIL = ("obj_epoch", "state", "folder")  # after the objective, in every view
+VALUE_WIDTH = 24  # a wide config value (a list, a class path) is shortened to this in the terminal
+FOLDER_MIN, NOTE_MIN = 12, 10  # these two take what width is left, shortened
+
+
+def key_columns(columns: Sequence[str], first: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """How the views order the columns, in two parts: the key columns (rank, the config keys in
+    `first`, i.e. the ones the user varied, or every config key when None; the objective, its
+    epoch, state and folder), then the others (other config keys, the metrics, the note)."""
+    named = {"rank", "note", *KEY_TAIL, *FIXED_COLUMNS}
+    keys = [c for c in columns if c not in named and not c.startswith("obj.")]
+    chosen = keys if first is None else [k for k in keys if k in set(first)]
+    head = ["rank", *chosen, *(c for c in columns if c.startswith("obj.")), *KEY_TAIL]
+    tail = [*(k for k in keys if k not in chosen), *FIXED_COLUMNS, "note"]  # state: in head
+    head = [c for c in dict.fromkeys(head) if c in columns]
+    return head, [c for c in dict.fromkeys(tail) if c in columns and c not in head]
+
+
+def text_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    width: int | None = None,
+    first: Sequence[str] | None = None,
+) -> str:
+    """The table for a terminal `width` columns wide (default: $COLUMNS, else the terminal's).
+
+    Columns in `key_columns` order. The key columns come first in fitting too: rank, the
+    objective, its epoch, state and folder, then the varied keys (dropped from the last when even
+    those do not fit); then the folder widens to its full length; then the other columns join
+    while they fit, and the ones left out are named on a last line. Wide values, folders (from the
+    left) and notes are shortened with an ellipsis. Plain text, no colour: it reads the same in a
+    pipe or a file. Rendered by rich (its column layout, alignment and ellipsis)."""
+    import shutil
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    width = width or shutil.get_terminal_size().columns
+    head, tail = key_columns(columns, first)
+    order = head + tail
+    cells = {c: [format_value(row.get(c)) for row in rows] for c in order}
+    longest = {c: max((len(text) for text in cells[c]), default=1) for c in order}
+    smallest = {"folder": FOLDER_MIN, "note": NOTE_MIN}
+    essential = ["rank", *(c for c in head if c.startswith("obj.")), *KEY_TAIL]
+    by_priority = [c for c in dict.fromkeys([*essential, *head]) if c in order]
+
+    def layout(split: bool) -> tuple[list[str], dict[str, int]]:
+        need = {
+            c: max(
+                max(len(part) for part in _header(c, split).split("\n")),
+                min(longest[c], smallest.get(c, VALUE_WIDTH)),
+            )
+            for c in order
+        }
+
+        def spare(kept: list[str]) -> int:
+            return width - sum(need[c] for c in kept) - 2 * (len(kept) - 1)
+
+        kept = list(by_priority)
+        while len(kept) > 1 and spare(kept) < 0:
+            kept.pop()  # the key columns, the least important first
+        if len(kept) < len(by_priority):
+            return [c for c in order if c in kept], need
+        for c in ("folder", *tail):
+            if c in smallest and c in kept:  # widen to the whole folder (or note) if room
+                need[c] += max(0, min(spare(kept), longest[c] - need[c]))
+            elif c in tail and spare([*kept, c]) >= 0:
+                kept.append(c)
+                if c in smallest:
+                    need[c] += max(0, min(spare(kept), longest[c] - need[c]))
+            elif c in tail:
+                break  # keep the order: no narrow column after a hidden one
+        return [c for c in order if c in kept], need
+
+    split = False
+    shown, need = layout(split)
+    if len(shown) < len(order):  # headers on two lines (model. / out_1) leave room for more
+        split = True
+        shown, need = layout(split)
+
+    # A one-space divider and one space of right padding: the 2 between columns counted above.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for c in shown:
+        table.add_column(
+            _header(c, split),
+            justify="right" if _numeric(rows, c) else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=need[c],
+        )
+    for i in range(len(rows)):
+        table.add_row(*(Text(_shorten(cells[c][i], need[c], c == "folder")) for c in shown))
+    console = Console(width=width, color_system=None, force_terminal=False, highlight=False)
+    with console.capture() as capture:
+        console.print(table)
+    lines = [line.rstrip() for line in capture.get().splitlines()]
+    hidden = [c for c in order if c not in shown]
+    if hidden:
+        lines.append(f"not shown at {width} columns: {', '.join(hidden)} (in table.csv)")
+    return "\n".join(lines)
+
+
+def _header(column: str, split: bool) -> str:
+    """A column's name; when space is short, on two lines after the dot or underscore that makes
+    it narrowest (model.conv1. / kernel_size)."""
+    cuts = [i + 1 for i, char in enumerate(column[:-1]) if char in "._"]
+    if not split or not cuts:
+        return column
+    cut = min(cuts, key=lambda i: max(i, len(column) - i))
+    return f"{column[:cut]}\n{column[cut:]}"
+
+
+def _shorten(text: str, width: int, from_left: bool) -> str:
+    """Text cut to `width` with an ellipsis: a folder keeps its end, which tells runs apart."""
+    if len(text) <= width:
+        return text
+    return "…" + text[len(text) - width + 1 :] if from_left else text[: width - 1] + "…"
+
+
+# ---- end of the report branch's terminal table
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -255,6 +422,8 @@ class Comparison:
     rows: list[dict[str, Any]]
     varying: list[str]
     best: Run | None
+    refused_hidden: int = 0  # refused runs left out because no --state asked for them
+    storage: str | None = None  # --storage: where the sweeps' studies are (else their journals)
 
     @property
     def with_warnings(self) -> int:
@@ -266,15 +435,26 @@ class Comparison:
             return found
         return f"{len(self.shown)} shown of {found}"
 
+    def hidden_line(self) -> str | None:
+        """One line on the refused runs left out by default, or None when there are none."""
+        if not self.refused_hidden:
+            return None
+        runs = "run" if self.refused_hidden == 1 else "runs"
+        return f"{self.refused_hidden} refused {runs} not shown; --state refused shows them"
+
     def state_counts(self) -> dict[str, int]:
         return dict(Counter(run.state for run in self.runs).most_common())
 
 
-def compare(folders: Sequence[Path], selection: Selection = Selection()) -> Comparison:
+def compare(
+    folders: Sequence[Path], selection: Selection = Selection(), storage: str | None = None
+) -> Comparison:
     """Read every run folder and build the table the options ask for."""
     sweeps = SweepConfigs()
     runs = [read_run(folder, sweeps) for folder in folders]
     shown = select(runs, selection)
     varying = varying_keys(shown)
     columns = columns_for(shown, varying)
-    return Comparison(runs, shown, columns, table_rows(shown, columns), varying, best_run(shown))
+    hidden = 0 if selection.states else sum(run.state == Status.REFUSED for run in runs)
+    rows = table_rows(shown, columns)
+    return Comparison(runs, shown, columns, rows, varying, best_run(shown), hidden, storage)

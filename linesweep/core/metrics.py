@@ -60,3 +60,76 @@ def objective_values(
         row = history[-1] if epoch == "last" else best_epoch(history, metric)
         values.append(float(getattr(row, metric)))
     return tuple(values)
+
+
+def pareto_ranks(points: Sequence[Sequence[float]], metrics: Sequence[str]) -> list[int]:
+    """Each point's non-dominated front (1: the Pareto set), each metric in its own direction."""
+    import numpy as np  # only multi-objective comparisons need it
+
+    if not points:
+        return []
+    signs = np.array([1.0 if METRIC_DIRECTIONS[m] == "maximize" else -1.0 for m in metrics])
+    scores = np.asarray(points, dtype=float) * signs  # (n, m): higher is better everywhere
+    at_least = (scores[:, None, :] >= scores[None, :, :]).all(axis=2)  # (n, n)
+    better = (scores[:, None, :] > scores[None, :, :]).any(axis=2)
+    dominates = at_least & better  # [i, j]: i dominates j
+    beaten_by = dominates.sum(axis=0)  # how many points dominate each point
+    ranks = np.zeros(len(points), dtype=int)
+    front, rank = np.flatnonzero(beaten_by == 0), 1
+    while front.size:
+        ranks[front] = rank
+        beaten_by = beaten_by - dominates[front].sum(axis=0)
+        beaten_by[ranks > 0] = -1  # placed already
+        front, rank = np.flatnonzero(beaten_by == 0), rank + 1
+    return ranks.tolist()
+
+
+def succeeded(value: float, metric: str, threshold: float) -> bool:
+    """Whether one replicate's value of `metric` reaches `threshold` (NaN, a diverged one: no)."""
+    if not math.isfinite(value):
+        return False
+    return value >= threshold if METRIC_DIRECTIONS[metric] == "maximize" else value <= threshold
+
+
+def spread(values: Sequence[float], metric: str, threshold: float) -> dict[str, float]:
+    """The replicates' values of one metric summed up: count, mean, std, median, min, max, and
+    the success rate (the share of all replicates that reach `threshold`).
+
+    A diverged replicate (NaN) has no value: it is left out of the moments and counted as a
+    failure in the success rate. std is the sample standard deviation (0 for one value).
+    """
+    finite = sorted(v for v in values if math.isfinite(v))
+    n = len(finite)
+    mean = sum(finite) / n if n else math.nan
+    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1)) if n > 1 else 0.0 * mean
+    median = (finite[(n - 1) // 2] + finite[n // 2]) / 2 if n else math.nan
+    return {
+        "count": n,
+        "mean": mean,
+        "std": std,
+        "median": median,
+        "min": finite[0] if n else math.nan,
+        "max": finite[-1] if n else math.nan,
+        "success_rate": sum(succeeded(v, metric, threshold) for v in values) / len(values),
+    }
+
+
+def population_objective(
+    per_replicate: Sequence[Sequence[float]],
+    metrics: Sequence[str],
+    statistic: str,
+    threshold: float,
+) -> tuple[float, ...]:
+    """What a sweeper sees of a population: `statistic` of each metric over the replicates.
+
+    `per_replicate[r]` holds replicate r's objective values, in `metrics` order. success_rate
+    is the first metric's share of replicates reaching `threshold`; the other metrics (n_params
+    in a Pareto search) then report their mean.
+    """
+    values = []
+    for i, metric in enumerate(metrics):
+        column = [row[i] for row in per_replicate]
+        stats = spread(column, metric, threshold)
+        key = statistic if statistic != "success_rate" or i == 0 else "mean"
+        values.append(float(stats[key]))
+    return tuple(values)

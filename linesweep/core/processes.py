@@ -13,13 +13,19 @@ from pathlib import Path
 from typing import Any
 
 
-def process_start_time(pid: int) -> str | None:
-    """When `pid` started (Linux: clock ticks since boot), or None where that cannot be read."""
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3 onwards of /proc/<pid>/stat (proc(5)), or None where that cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the name
+    return stat.rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+
+
+def process_start_time(pid: int) -> str | None:
+    """When `pid` started (Linux: clock ticks since boot), or None where that cannot be read."""
+    fields = _stat(pid)
+    return fields[19] if fields else None  # field 22 of proc(5)
 
 
 def this_process() -> dict[str, Any]:
@@ -42,5 +48,8 @@ def alive_here(record: dict[str, Any]) -> bool | None:
         return False
     except PermissionError:
         pass  # alive, and another user's
+    fields = _stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # dead, not yet reaped by its parent
+        return False
     start = record.get("pid_start")
-    return start is None or process_start_time(pid) in (None, start)
+    return start is None or fields is None or fields[19] == start

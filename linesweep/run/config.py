@@ -16,7 +16,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 # Caps that keep a typo (an extra zero or three) from eating the machine's memory.
-MAX_PIXELS_PER_SPLIT = 500_000_000
 MAX_CHANNELS = 512
 
 
@@ -108,6 +107,16 @@ class ObjectiveConfig:
 
 
 @dataclass
+class ReplicateConfig:
+    """How the replicates of one configuration (`replicates` > 1) are summed up into one value."""
+
+    # A replicate succeeds when the objective's first metric reaches this (>= for a maximised
+    # metric, <= for a minimised one): with out_2=1 a dead-ReLU seed stays at 0.5 accuracy.
+    success_threshold: float = 0.9
+    statistic: str = "mean"  # what a sweeper sees: mean, median, min or success_rate
+
+
+@dataclass
 class PlotsConfig:
     learning_curve: bool = True
     kernels: bool = True
@@ -117,17 +126,53 @@ class PlotsConfig:
     dpi: int = 100
 
 
+# ---------------------------------------------------------------- loggers (run/loggers.py)
+# conf/logger/<name>.yaml each fill one key of `logger`; `logger=[tensorboard,mlflow]` fills
+# several. A logger left None is off. The run's own files (csv) are always written.
+
+
+@dataclass
+class CsvLoggerConfig:
+    """The run's own files (metrics.csv, summary.json, shapes.yaml, plots/): always written."""
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    subdir: str = "tensorboard"  # event files go to <run folder>/<subdir>/
+
+
+@dataclass
+class MlflowLoggerConfig:
+    # SQLite needs no server; MLflow 3 refuses its old ./mlruns file store. Relative paths are
+    # relative to the launch folder, as outputs/ is.
+    tracking_uri: str = "sqlite:///outputs/mlflow.db"
+    experiment_name: str = "linesweep"
+    artifact_location: str | None = None  # None: mlartifacts/ beside a SQLite file
+
+
+@dataclass
+class LoggerConfig:
+    csv: CsvLoggerConfig = field(default_factory=CsvLoggerConfig)
+    tensorboard: TensorBoardLoggerConfig | None = None
+    mlflow: MlflowLoggerConfig | None = None
+
+
 @dataclass
 class TrainConfig:
     seed: int = (
         4  # the notebook's; the seeds of the splits, the init and the shuffling derive from it
     )
+    # Copies of this configuration trained together as one population, each from its own initial
+    # weights and shuffling (linesweep/run/population.py); 1 is a plain run.
+    replicates: int = 1
+    replicate: ReplicateConfig = field(default_factory=ReplicateConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     plots: PlotsConfig = field(default_factory=PlotsConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
 OPTIMIZER_SCHEMAS = {"adam": AdamConfig, "adamw": AdamWConfig, "sgd": SGDConfig}
@@ -148,12 +193,13 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("linesweep.sweep_dir", sweep_dir)
 
 
-def sweep_dir(sweeper: str, study_name: str, stamp: str) -> str:
+def sweep_dir(sweeper: str, study_name: str | None, stamp: str, job_name: str = "train") -> str:
     """Where a -m run goes: an Optuna study's own folder, or a new folder for a basic multirun.
 
     A study's folder is named after it, so that re-running the same command finds the study
-    again (resume), and several workers started with the same command share it.
+    again (resume), and several workers started with the same command share it. A null
+    study_name names the study after the app, as the sweeper does.
     """
     if sweeper.endswith("LinesweepOptunaSweeper"):
-        return f"outputs/sweeps/{study_name}"
+        return f"outputs/sweeps/{study_name or job_name}"
     return f"outputs/multirun/{stamp}"

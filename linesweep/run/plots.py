@@ -1,11 +1,14 @@
 """The notebook's pictures, done well: one PNG per question a learner asks of a trained run.
 
 Figures are built with matplotlib's object API (no pyplot state, no backend switching), so plotting
-is safe in worker processes and leaves the caller's matplotlib setup alone.
+is safe in worker processes and leaves the caller's matplotlib setup alone. Every PNG names its run
+at the top (`run_caption`: the folder and the overrides), so a picture copied out of its folder
+still says where it came from.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,11 +20,30 @@ from torch import nn
 
 from linesweep.core.files import save_figure
 from linesweep.core.metrics import EpochMetrics
+from linesweep.core.plotting import add_caption, log_scale_if_wide
 from linesweep.run.config import PlotsConfig
 from linesweep.run.data import CLASS_NAMES, Split
 from linesweep.run.model import layer_outputs
 
 MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
+CAPTION_WIDTH = 110  # characters: about the width of the narrowest figure at 8 points
+_LONG_DECIMAL = re.compile(r"[-+]?\d*\.\d{5,}(?:[eE][-+]?\d+)?")
+
+
+def run_caption(run_dir: Path, overrides: Sequence[str] | None) -> str:
+    """The line every run PNG carries: the run's folder (last two parts) and its overrides."""
+    where = "/".join(Path(run_dir).parts[-2:])
+    shown = " ".join(_shorter(str(o)) for o in overrides or []) or "(the defaults)"
+    text = f"{where}: {shown}"
+    return text if len(text) <= CAPTION_WIDTH else text[: CAPTION_WIDTH - 1] + "…"
+
+
+def _shorter(override: str) -> str:
+    """optimizer.lr=0.006431172050131994 -> optimizer.lr=0.006431 (a sampled float, 4 digits)."""
+    key, sep, value = override.partition("=")
+    if sep and _LONG_DECIMAL.fullmatch(value):
+        return f"{key}={float(value):.4g}"
+    return override
 
 
 def _bare(ax: Axes) -> None:
@@ -42,9 +64,9 @@ def learning_curve(history: Sequence[EpochMetrics]) -> Figure:
     cost_ax = fig.add_subplot()
     cost_ax.plot(epochs, [row.train_cost for row in history], color="tab:red", marker="o")
     cost_ax.set_xlabel("epoch")
+    cost_ax.xaxis.get_major_locator().set_params(integer=True)
     cost_ax.set_ylabel("training cost (sum of batch losses)", color="tab:red")
-    if all(row.train_cost > 0 for row in history):
-        cost_ax.set_yscale("log")  # the cost falls by orders of magnitude
+    log_scale_if_wide(cost_ax, "y", [row.train_cost for row in history])  # falls by decades
     cost_ax.tick_params(axis="y", labelcolor="tab:red")
     acc_ax = cost_ax.twinx()
     acc_ax.plot(epochs, [row.val_accuracy for row in history], color="tab:blue", marker="s")
@@ -143,8 +165,9 @@ def save_run_plots(
     history: Sequence[EpochMetrics],
     model: nn.Sequential,
     train: Split,
+    caption: str = "",
 ) -> list[Path]:
-    """Write the plots the config asks for into `folder`; returns the files written."""
+    """Write the plots the config asks for into `folder`, each captioned; returns the files."""
     figures: dict[str, Figure] = {}
     if cfg.learning_curve and history:
         figures["learning_curve.png"] = learning_curve(history)
@@ -160,5 +183,7 @@ def save_run_plots(
     if figures:
         folder.mkdir(parents=True, exist_ok=True)
     for name, fig in figures.items():
+        if caption:
+            add_caption(fig, caption)
         save_figure(fig, folder / name, cfg.dpi)
     return [folder / name for name in figures]

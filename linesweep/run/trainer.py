@@ -6,6 +6,11 @@ convolution set-up on 11x11 inputs, an optimizer looping over six tensors, a sec
 only adds synchronisation, and a `loss.item()` per step. Here batches are views sliced from tensors
 that already sit on the device, the loss is summed once per epoch, `cpu_settings` picks one thread
 and the native convolution kernel, and the optimizer steps one flat tensor holding every parameter.
+
+What remained was autograd's own bookkeeping, so for the notebook's family of models (conv,
+ReLU, max-pool, twice, then linear) the step is now written out by hand (`linesweep/run/step.py`):
+`training_epoch` picks it whenever the model and optimizer are in that family and keeps autograd's
+step for anything else, saying which in one log line.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -25,14 +30,17 @@ from torch import nn
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import EpochMetrics
-from linesweep.run.config import TrainerConfig
+from linesweep.run.config import OptimizerConfig, TrainerConfig
 from linesweep.run.data import Split
+from linesweep.run.step import HandStep, Unsupported, UpdateRule, bind_parameters
 
 log = logging.getLogger(__name__)
 
 # Called with the history so far after each epoch; True stops training there (a pruner's verdict).
 EpochCallback = Callable[[Sequence[EpochMetrics]], bool]
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+# One epoch: images (N, C, H, W) and labels (N,) in this order, a batch size -> each step's loss.
+TrainEpoch = Callable[[torch.Tensor, torch.Tensor, int], Iterator[torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -87,16 +95,58 @@ def flatten_parameters(model: nn.Module) -> nn.Parameter:
     unchanged (Adam, AdamW and SGD act element by element), and the model keeps its usual
     parameters, state_dict and layers; they now share storage with the returned tensor.
     """
-    params = list(model.parameters())
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
     flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        size = p.numel()
-        p.data = flat.data[offset : offset + size].view_as(p)
-        p.grad = flat.grad[offset : offset + size].view_as(p)  # backward accumulates in place
-        offset += size
+    bind_parameters(model, flat.data, flat.grad)
     return flat
+
+
+# ---------------------------------------------------------------- the step: by hand, or autograd's
+def training_epoch(model: nn.Module, optimizer: OptimizerFactory | OptimizerConfig) -> TrainEpoch:
+    """The hand-written step when the model and optimizer are in its family, else autograd's.
+
+    `optimizer` is a factory (torch's optimizer is built, and its class and hyperparameters are
+    read off it) or the run's OptimizerConfig (nothing from torch.optim is built, which spares
+    the process the ~1 s import of torch's compiler stack that building one triggers).
+    """
+    torch_optimizer = None
+    try:
+        if isinstance(optimizer, OptimizerConfig):
+            rule = UpdateRule.of_config(optimizer)
+        else:
+            torch_optimizer = optimizer([flatten_parameters(model)])
+            rule = UpdateRule.of_optimizer(torch_optimizer)
+        step = HandStep.for_models([model], rule)  # the model's parameters now live in step
+    except Unsupported as why:
+        log.info("training step: autograd, not the hand-written one: %s", why)
+        return autograd_epoch(model, torch_optimizer or optimizer)
+    log.info("training step: hand-written forward, backward and %s update (no autograd)", rule.kind)
+    return lambda images, labels, batch: step.epoch(images[None], labels[None], batch)  # R = 1
+
+
+def autograd_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer | OptimizerFactory | OptimizerConfig
+) -> TrainEpoch:
+    """torch's way: record the forward, walk it back, let the optimizer update the flat tensor."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        params = flatten_parameters(model)
+        if isinstance(optimizer, OptimizerConfig):
+            from hydra.utils import instantiate  # only this fallback needs it
+
+            optimizer = instantiate(asdict(optimizer), params=[params])
+        else:
+            optimizer = optimizer([params])
+    (params,) = optimizer.param_groups[0]["params"]
+
+    def epoch(images: torch.Tensor, labels: torch.Tensor, batch: int) -> Iterator[torch.Tensor]:
+        for x, y in zip(images.split(batch), labels.split(batch), strict=True):
+            params.grad.zero_()  # kept, not set to None: the layers' gradients are views of it
+            loss = F.cross_entropy(model(x), y)  # model: (B, 1, S, S) -> (B, 2)
+            loss.backward()
+            optimizer.step()
+            yield loss.detach()
+
+    return epoch
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, float]:
@@ -132,7 +182,7 @@ def _progress_bar(enabled: bool | None, total: int) -> Iterator[Any]:
 
 def fit(
     model: nn.Module,
-    make_optimizer: OptimizerFactory,
+    make_optimizer: OptimizerFactory | OptimizerConfig,
     train: Split,
     val: Split,
     cfg: TrainerConfig,
@@ -141,11 +191,11 @@ def fit(
 ) -> FitOutcome:
     """Train for `cfg.epochs` epochs, evaluating after each; stop early on divergence or pruning.
 
-    `make_optimizer` receives the model's parameters as one flat tensor (`flatten_parameters`);
-    `train` and `val` must already be on the model's device.
+    `make_optimizer` is a factory receiving the model's parameters as one flat tensor
+    (`flatten_parameters`), or the run's OptimizerConfig (see `training_epoch`); `train` and
+    `val` must already be on the model's device. The model trains in place.
     """
-    params = flatten_parameters(model)
-    optimizer = make_optimizer([params])
+    train_epoch = training_epoch(model, make_optimizer)
     shuffle = torch.Generator().manual_seed(shuffle_seed)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     history: list[EpochMetrics] = []
@@ -159,14 +209,8 @@ def fit(
                 images, labels = images[order], labels[order]
 
             batch_losses = []
-            for x, y in zip(
-                images.split(cfg.batch_size), labels.split(cfg.batch_size), strict=True
-            ):
-                params.grad.zero_()  # kept, not set to None: the layers' gradients are views of it
-                loss = F.cross_entropy(model(x), y)  # model: (B, 1, S, S) -> (B, 2)
-                loss.backward()
-                optimizer.step()
-                batch_losses.append(loss.detach())  # summed once per epoch: no sync per step
+            for loss in train_epoch(images, labels, cfg.batch_size):  # one step each
+                batch_losses.append(loss)  # summed once per epoch: no sync per step
                 if bar is not None:
                     bar.update()
 

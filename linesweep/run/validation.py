@@ -7,16 +7,18 @@ here, before any work.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import re
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.run.config import (
     MAX_CHANNELS,
-    MAX_PIXELS_PER_SPLIT,
     OPTIMIZER_SCHEMAS,
     AdamConfig,
     DataConfig,
@@ -32,8 +34,23 @@ from linesweep.run.data import max_offset
 
 
 def to_train_config(cfg: DictConfig) -> TrainConfig:
-    """Turn a composed config (or a run's saved .hydra/config.yaml) into checked dataclasses."""
+    """Turn a composed config (or a run's saved .hydra/config.yaml) into checked dataclasses.
+
+    Every problem is a ConfigError naming the key: an unknown key (Hydra lets `+key=value` add
+    one to a typed node, and a run would silently ignore it), a value of the wrong type, an
+    interpolation that cannot be resolved (`${oc.env:NOPE}`), or a value outside the rules.
+    """
     task_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    try:
+        typed = _typed(task_cfg)
+    except OmegaConfBaseException as err:
+        key = err.full_key or "config"
+        raise ConfigError(key, _raw(task_cfg, key), _first_line(err)) from None
+    validate(typed)
+    return typed
+
+
+def _typed(task_cfg: DictConfig) -> TrainConfig:
     schema = OmegaConf.structured(TrainConfig)
     optimizer = task_cfg.get("optimizer")
     if optimizer is not None and OmegaConf.get_type(optimizer) is dict:
@@ -43,19 +60,67 @@ def to_train_config(cfg: DictConfig) -> TrainConfig:
         if target not in by_target:
             raise ConfigError("optimizer._target_", target, "one of " + ", ".join(by_target))
         schema.optimizer = OmegaConf.structured(by_target[target])
-    typed = OmegaConf.to_object(OmegaConf.merge(schema, task_cfg))
+    merged = OmegaConf.merge(schema, task_cfg)
+    for key in _unknown_keys(merged):
+        parent, _, _ = key.rpartition(".")
+        known = _field_names(
+            OmegaConf.get_type(OmegaConf.select(merged, parent) if parent else merged)
+        )
+        close = difflib.get_close_matches(key.rpartition(".")[2], known, n=3)
+        hint = f"; did you mean {', '.join(f'{parent}.{c}' if parent else c for c in close)}?"
+        raise ConfigError(
+            key,
+            _raw(task_cfg, key),
+            f"a key linesweep knows ({parent or 'the config'} has {', '.join(known)})",
+            hint[2:] if close else "remove it",
+        )
+    typed = OmegaConf.to_object(merged)
     assert isinstance(typed, TrainConfig)
-    validate(typed)
     return typed
+
+
+def _field_names(schema: object) -> list[str]:
+    return [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+
+
+def _unknown_keys(node: DictConfig, prefix: str = "") -> list[str]:
+    """Keys of a typed config that its dataclass does not declare (added with `+`)."""
+    names = set(_field_names(OmegaConf.get_type(node)))
+    unknown = []
+    for key in node:
+        if names and key not in names:
+            unknown.append(f"{prefix}{key}")
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            unknown += _unknown_keys(child, f"{prefix}{key}.")
+    return unknown
+
+
+def _raw(cfg: DictConfig, key: str) -> object:
+    """A key's value as the user wrote it (an interpolation stays unresolved)."""
+    node = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "?"
+        node = node[part]
+    return node
+
+
+def _first_line(err: Exception) -> str:
+    text = str(getattr(err, "msg", None) or err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
 
 def validate(cfg: TrainConfig) -> None:
     """Raise ConfigError for the first value outside what linesweep accepts."""
+    _require(cfg.seed >= 0, "seed", cfg.seed, "an integer >= 0 (numpy's seeds are not negative)")
     _validate_data(cfg.data)
     _validate_model(cfg.model)
     _validate_optimizer(cfg.optimizer)
     _validate_trainer(cfg.trainer)
     _validate_objective(cfg.objective)
+    _validate_replicates(cfg)
     _require(cfg.plots.dpi >= 10, "plots.dpi", cfg.plots.dpi, "an integer >= 10")
 
 
@@ -68,14 +133,6 @@ def _validate_data(data: DataConfig) -> None:
     for key, n in (("data.N_images", data.N_images), ("data.N_val_images", data.N_val_images)):
         _require(n >= 2 and n % 2 == 0, key, n, "an even integer >= 2 (half the images per class)")
     _require(data.image_size >= 2, "data.image_size", data.image_size, "an integer >= 2")
-    pixels = max(data.N_images, data.N_val_images) * data.image_size**2
-    _require(
-        pixels <= MAX_PIXELS_PER_SPLIT,
-        "data.N_images",
-        data.N_images,
-        f"at most {MAX_PIXELS_PER_SPLIT:,} pixels per split (this would be {pixels:,})",
-        "use fewer or smaller images",
-    )
     _require(
         1 <= data.line_length <= data.image_size,
         "data.line_length",
@@ -191,4 +248,33 @@ def _validate_objective(objective: ObjectiveConfig) -> None:
     )
     _require(
         objective.epoch in ("last", "best"), "objective.epoch", objective.epoch, "last or best"
+    )
+
+
+STATISTICS = ("mean", "median", "min", "success_rate")
+
+
+def _validate_replicates(cfg: TrainConfig) -> None:
+    _require(cfg.replicates >= 1, "replicates", cfg.replicates, "an integer >= 1 (1: a plain run)")
+    rep = cfg.replicate
+    _require(
+        math.isfinite(rep.success_threshold) and 0.0 <= rep.success_threshold <= 1.0,
+        "replicate.success_threshold",
+        rep.success_threshold,
+        "a number in [0, 1]",
+    )
+    _require(
+        rep.statistic in STATISTICS,
+        "replicate.statistic",
+        rep.statistic,
+        "one of " + ", ".join(STATISTICS),
+    )
+    first = cfg.objective.metrics[0]
+    _require(
+        rep.statistic != "success_rate" or METRIC_DIRECTIONS[first] == "maximize",
+        "replicate.statistic",
+        rep.statistic,
+        f"mean, median or min with objective.metrics[0]={first}: a success rate is maximised, "
+        f"{first} is minimised",
+        "put val_accuracy first in objective.metrics",
     )

@@ -9,9 +9,12 @@ storage and study name. Three rules keep them exact:
 * Owners. Every trial records which process runs it (host, pid, process start time) and, every
   few seconds, a heartbeat. A RUNNING trial whose owner is gone (its pid has died on this host, or
   its heartbeat is stale on another) was interrupted: it is failed with that reason, and its
-  parameters are queued again, so its slot is re-run. Optuna's own heartbeat only covers
-  `study.optimize`; sweeps use ask and tell, so linesweep keeps its own.
-* Interrupted trials hold no slot; every other finished trial does (complete, pruned, failed).
+  parameters are queued again, so its slot is re-run. A worker asks for a trial and records itself
+  as its owner under the slot lock, so a RUNNING trial without an owner, seen under that lock,
+  belongs to a worker that died between the two: it is reaped at once. Optuna's own heartbeat
+  only covers `study.optimize`; sweeps use ask and tell, so linesweep keeps its own.
+* Interrupted trials hold no slot, nor do proposals replaced as duplicates (never run); every
+  other finished trial does (complete, pruned, failed).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.processes import alive_here
-from linesweep.sweep.study import database_url, is_database_url
+from linesweep.core.storage import database_url, is_database_url
 
 try:  # POSIX file locks: released by the kernel when the holder dies, so never stale
     import fcntl
@@ -44,6 +47,8 @@ STATE = "linesweep.state"  # complete, pruned, failed, diverged, infeasible, kil
 ERROR = "linesweep.error"
 FOLDER = "linesweep.folder"
 RETRY_OF = "linesweep.retry_of"
+EPOCH = "linesweep.epoch"  # the epoch the trial's values were measured at
+NO_SLOT = frozenset({"interrupted", "duplicate"})  # finished trials that do not count
 
 
 def owner_alive(
@@ -57,10 +62,10 @@ def owner_alive(
 
 
 def holds_slot(trial: FrozenTrial) -> bool:
-    """Trials that count towards n_trials: all but those interrupted, and those still waiting."""
+    """Trials that count towards n_trials: all but those interrupted or replaced, and waiting."""
     if trial.state == TrialState.WAITING:
         return False
-    return not (trial.state == TrialState.FAIL and trial.user_attrs.get(STATE) == "interrupted")
+    return not (trial.state == TrialState.FAIL and trial.user_attrs.get(STATE) in NO_SLOT)
 
 
 class SlotLock:
@@ -69,6 +74,7 @@ class SlotLock:
     def __init__(self, storage_url: str, study_name: str) -> None:
         self._file = None
         self._connection = None
+        self.exclusive = True  # False: no lock, so another worker may be between ask and owner
         self._key = int.from_bytes(
             hashlib.sha1(study_name.encode()).digest()[:8], "big", signed=True
         )
@@ -87,6 +93,7 @@ class SlotLock:
             )
             self._connection = engine.connect()
         else:
+            self.exclusive = False
             log.warning(
                 "no cross-process lock for %s: with several workers the study may end with a "
                 "few trials more than n_trials",
@@ -140,19 +147,29 @@ def fail_trial(
 
 
 def reap_abandoned(
-    storage: BaseStorage, study: optuna.Study, stale_after_s: float
+    storage: BaseStorage, study: optuna.Study, stale_after_s: float, locked: bool = True
 ) -> list[FrozenTrial]:
-    """Fail RUNNING trials whose sweep process is gone, and queue their parameters again."""
+    """Fail RUNNING trials whose sweep process is gone, and queue their parameters again.
+
+    Call it holding the slot lock (`locked`): then a RUNNING trial without an owner was asked by
+    a worker that died before recording itself, and is reaped at once. Without a lock, such a
+    trial may be another worker's between the two steps: it gets `stale_after_s` from its start.
+    """
     reaped = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get(OWNER)
         heartbeat = trial.user_attrs.get(HEARTBEAT)
-        if owner is None and heartbeat is None and trial.datetime_start is not None:
-            heartbeat = trial.datetime_start.timestamp()  # asked, then killed before recording
-        if owner_alive(owner, heartbeat, stale_after_s):
+        if owner is None and heartbeat is None and not locked and trial.datetime_start is not None:
+            heartbeat = trial.datetime_start.timestamp()
+        if (owner is not None or heartbeat is not None) and owner_alive(
+            owner, heartbeat, stale_after_s
+        ):
             continue
-        who = f"pid {owner['pid']} on {owner['host']}" if owner else "an unknown process"
-        reason = f"interrupted: the sweep process running it ({who}) is gone; its slot is re-run"
+        if owner:
+            who = f"the sweep process running it (pid {owner['pid']} on {owner['host']}) is gone"
+        else:
+            who = "the sweep process that asked for it died before recording itself as its owner"
+        reason = f"interrupted: {who}; its slot is re-run"
         if fail_trial(storage, study, trial.number, "interrupted", reason):
             study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
             reaped.append(trial)

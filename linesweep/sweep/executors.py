@@ -18,7 +18,9 @@ cannot fall between collecting a trial and recording it.
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib
+import importlib.util
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -28,7 +30,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +37,15 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.basecontainer import BaseContainer
 
+from linesweep.core.errors import ConfigError
 from linesweep.sweep.interrupts import deferred, reset_in_child
+from linesweep.sweep.outcomes import JobOutcome, as_objective
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +54,6 @@ log = logging.getLogger(__name__)
 class TrialJob:
     number: int  # the Optuna trial number; also the job's number and folder name
     overrides: tuple[str, ...]
-
-
-@dataclass
-class JobOutcome:
-    number: int
-    job_return: JobReturn | None  # None when the job's process died before returning
-    output_dir: Path | None
-    died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
-    traceback: str | None = None  # of the exception the job raised, if any
 
 
 OutcomeHandler = Callable[[JobOutcome], None]
@@ -89,8 +83,20 @@ class TrialExecutor(abc.ABC):
         """Release resources."""
 
 
-def _format_exception(error: BaseException) -> str:
-    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+def check_preload(modules: list[str]) -> None:
+    """Refuse, in one line, a `hydra.sweeper.preload` module that cannot be found."""
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a parent package is missing, or an empty name
+            found = False
+        if not found:
+            raise ConfigError(
+                "hydra.sweeper.preload",
+                list(modules),
+                f"modules this Python can import, and {name!r} is not one",
+                "fix or remove it (hydra.sweeper.preload=[] preloads nothing)",
+            )
 
 
 def output_dir_of(job_return: JobReturn | None) -> Path | None:
@@ -103,14 +109,22 @@ class LauncherExecutor(TrialExecutor):
     """Batches of up to `capacity` jobs through Hydra's launcher (blocking per batch).
 
     A batch may run for a long time (a SLURM queue): `heartbeat` is called from a helper thread
-    every `heartbeat_s` meanwhile, so that other workers do not take its trials for dead.
+    every `heartbeat_s` meanwhile, so that other workers do not take its trials for dead. Hydra's
+    basic launcher runs jobs in this process, and leaves the logging set up for the last one:
+    the sweep's own logging (`hydra` holds its config) is restored after every batch.
     """
 
     def __init__(
-        self, launcher: Launcher, capacity: int, heartbeat: Callable[[], None], heartbeat_s: float
+        self,
+        launcher: Launcher,
+        capacity: int,
+        heartbeat: Callable[[], None],
+        heartbeat_s: float,
+        hydra: DictConfig,
     ) -> None:
         self.launcher, self.capacity = launcher, capacity
         self._heartbeat, self._heartbeat_s = heartbeat, heartbeat_s
+        self._hydra = hydra
         self._pending: list[TrialJob] = []
 
     def submit(self, job: TrialJob) -> None:
@@ -133,12 +147,11 @@ class LauncherExecutor(TrialExecutor):
         finally:
             done.set()
             beating.join()
+            configure_log(self._hydra.hydra_logging, self._hydra.verbose)
         with deferred():
             self._pending = []
             for job, ret in zip(batch, returns, strict=True):
-                error = ret._return_value if ret.status == JobStatus.FAILED else None
-                trace = _format_exception(error) if isinstance(error, BaseException) else None
-                on_outcome(JobOutcome(job.number, ret, output_dir_of(ret), traceback=trace))
+                on_outcome(JobOutcome(job.number, ret, output_dir_of(ret)))
 
     def _beat_until(self, done: threading.Event) -> None:
         while not done.wait(self._heartbeat_s):
@@ -192,14 +205,18 @@ class TaskReference:
 
 
 def _exit_with_parent(alive: multiprocessing.connection.Connection, parent: int) -> None:
-    """End this trial at once when the sweep process goes away, however it went.
+    """End this trial when the sweep process goes away, however it went.
 
     The sweep process closes its end of `alive` when it stops the trial; if it is killed, the
-    trial notices that its parent changed (forked siblings may still hold that pipe open).
+    trial notices that its parent changed (forked siblings may still hold that pipe open). A
+    SIGTERM first lets the task record `interrupted` in its folder; a task that does not stop
+    within seconds is ended regardless.
     """
     while not alive.poll(0.2):
         if os.getppid() != parent:
             break
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
     os._exit(70)
 
 
@@ -216,7 +233,6 @@ def _worker_main(
     # Resolvers are functions and do not pickle: this process has those its imports registered.
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
     HydraConfig.instance().set_config(config)
-    trace = None
     try:
         ret = run_job(
             hydra_context=hydra_context,
@@ -227,10 +243,7 @@ def _worker_main(
         )
     except Exception as err:
         ret = JobReturn(status=JobStatus.FAILED, _return_value=err)
-    if ret.status == JobStatus.FAILED and type(ret._return_value).__name__ != "TrialPruned":
-        trace = _format_exception(ret._return_value)
-        logging.getLogger("linesweep.trial").error("trial failed:\n%s", trace)
-    results.send((_portable(ret), trace))
+    results.send(_portable(ret))
     results.close()
 
 
@@ -244,6 +257,12 @@ def _portable(ret: JobReturn) -> JobReturn:
         node = getattr(ret, name)
         if node is not None:
             setattr(ret, name, OmegaConf.create(OmegaConf.to_container(node, resolve=False)))
+    if ret.status == JobStatus.COMPLETED:
+        # Plain floats: a torch tensor would cross the pipe as a handle to shared memory that
+        # dies with this process, and numpy scalars need not be importable on the other side.
+        with contextlib.suppress(TypeError, ValueError):
+            values = as_objective(ret._return_value)
+            ret._return_value = values[0] if len(values) == 1 else tuple(values)
     try:
         pickle.dumps(ret._return_value)
     except Exception:
@@ -357,10 +376,10 @@ class ProcessExecutor(TrialExecutor):
                 on_outcome(self._collect(run))
 
     def _collect(self, run: _Running) -> JobOutcome:
-        job_return, trace, died = None, None, None
+        job_return, died = None, None
         try:
             if run.results.poll():
-                job_return, trace = run.results.recv()
+                job_return = run.results.recv()
         except (EOFError, OSError):
             pass
         run.process.join(timeout=10 if job_return is not None else 1)
@@ -375,7 +394,6 @@ class ProcessExecutor(TrialExecutor):
             job_return=job_return,
             output_dir=output_dir_of(job_return) or run.output_dir,
             died=died,
-            traceback=trace,
         )
 
     def _finish(self, run: _Running) -> None:

@@ -67,7 +67,8 @@ def reset_in_child() -> None:
     """A trial process takes its interrupts from the sweep, not from the terminal.
 
     Forked while the signals were held, it would keep them held: unblock them, ignore SIGINT
-    (Ctrl-C reaches the whole process group; the sweep decides) and let SIGTERM kill it.
+    (Ctrl-C reaches the whole process group; the sweep decides) and leave SIGTERM to the task
+    (linesweep's records `interrupted`, then stops; any other task dies of it).
     """
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)

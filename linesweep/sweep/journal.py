@@ -2,8 +2,9 @@
 
 A writer killed in the middle of an append leaves half a record with no newline. Optuna skips it
 on read, but the next append glues a new record onto it and the whole study becomes unreadable.
-A writer killed while holding the lock leaves the lock file behind, and every later writer waits.
-Both are checked before a sweep touches the study:
+(A writer killed while holding the lock leaves the lock file behind: linesweep's lock names its
+writer, and the next writer breaks it at once; see linesweep/core/journal_lock.py.) The last
+record is checked before a sweep touches the study:
 
     python -m linesweep.sweep.journal PATH             # check; repair a torn last record
     python -m linesweep.sweep.journal PATH --keep N    # keep the first N records (after a backup)
@@ -12,7 +13,6 @@ Both are checked before a sweep touches the study:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import shutil
@@ -20,10 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from optuna.storages.journal import JournalFileSymlinkLock
-
 from linesweep.core.errors import LinesweepError
 from linesweep.core.files import atomic_write_bytes
+from linesweep.core.journal_lock import OwnedSymlinkLock
 
 log = logging.getLogger(__name__)
 
@@ -78,34 +77,15 @@ def keep_records(path: Path, count: int) -> Path:
     return backup
 
 
-def clear_stale_lock(path: Path, grace_s: float) -> str | None:
-    """Remove the journal's lock file if no writer has touched it for `grace_s` seconds.
-
-    Optuna holds the lock for the milliseconds of one append; an older lock belongs to a writer
-    that died holding it. (Optuna would also break it, but only after waiting the grace period.)
-    """
-    lock = Path(f"{path}.lock")
-    try:
-        seen = lock.lstat()
-    except FileNotFoundError:
-        return None
-    age = time.time() - seen.st_mtime
-    if age < grace_s:
-        return None
-    with contextlib.suppress(FileNotFoundError):
-        if lock.lstat().st_ino == seen.st_ino:  # still the lock judged stale, not a new one
-            lock.unlink()
-    return f"{lock}: removed a stale lock, {age:.0f} s old (a writer died holding it)"
-
-
 def check_journal(path: Path, grace_s: float = 30) -> list[str]:
-    """Before a sweep uses the journal: break a stale lock, then cut a torn last record.
+    """Before a sweep uses the journal: cut a torn last record.
 
-    The repair runs while holding the journal's own lock, so no live writer is mid-append.
+    The repair runs while holding the journal's own lock (which breaks a dead writer's lock at
+    once, and an unknown one after `grace_s`), so no live writer is mid-append.
     """
-    notes = [note for note in (clear_stale_lock(path, grace_s),) if note]
+    notes = []
     if path.exists():
-        lock = JournalFileSymlinkLock(str(path), grace_period=int(grace_s))
+        lock = OwnedSymlinkLock(str(path), grace_period=grace_s)
         lock.acquire()
         try:
             note = repair(path)

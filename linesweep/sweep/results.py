@@ -2,11 +2,11 @@
 
 Both files are rewritten (atomically) after every finished trial, from the study itself, so they
 are current even if the sweep is killed, and agree with the storage whichever worker wrote last.
+`answer` says the same in a few lines, for the end of every sweep.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.files import write_csv, write_yaml
-from linesweep.sweep.coordination import ERROR, FOLDER, RETRY_OF, STATE
-from linesweep.sweep.study import shown_url
+from linesweep.core.status import Status
+from linesweep.core.storage import shown_url
+from linesweep.sweep.coordination import EPOCH, ERROR, FOLDER, RETRY_OF, STATE, holds_slot
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
@@ -31,8 +32,16 @@ def state_of(trial: FrozenTrial) -> str:
     return trial.user_attrs.get(STATE) or trial.state.name.lower()
 
 
+def epoch_of(trial: FrozenTrial) -> int | None:
+    """The epoch a trial's values were measured at (a pruned trial's: its last report)."""
+    epoch = trial.user_attrs.get(EPOCH)
+    if epoch is None and trial.state == TrialState.PRUNED:
+        return trial.last_step
+    return epoch
+
+
 def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[dict], list[str]]:
-    """One row per trial and the CSV columns: number, state, params, values, duration, ..."""
+    """One row per trial and the CSV columns: number, state, params, values, epoch, ..."""
     trials = study.get_trials(deepcopy=False)
     param_names = sorted({name for t in trials for name in t.params})
     rows = []
@@ -43,8 +52,8 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
         values = t.values or [None] * len(value_names)
         row.update({f"values.{name}": v for name, v in zip(value_names, values, strict=True)})
         row.update(
+            epoch=epoch_of(t) if t.values else None,
             duration_s=None if duration is None else round(duration, 3),
-            shape_check=t.user_attrs.get("linesweep.shape_check"),
             folder=t.user_attrs.get(FOLDER),
             error=t.user_attrs.get(ERROR),
             retry_of=t.user_attrs.get(RETRY_OF),
@@ -54,17 +63,24 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
         ["number", "state"]
         + [f"params.{n}" for n in param_names]
         + [f"values.{n}" for n in value_names]
-        + ["duration_s", "shape_check", "folder", "error", "retry_of"]
+        + ["epoch", "duration_s", "folder", "error", "retry_of"]
     )
     return rows, columns
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state; not the proposals replaced as duplicates, which never ran."""
     tally: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
         state = state_of(trial)
-        tally[state] = tally.get(state, 0) + 1
+        if state != Status.DUPLICATE:
+            tally[state] = tally.get(state, 0) + 1
     return dict(sorted(tally.items()))
+
+
+def duplicates(study: optuna.Study) -> int:
+    """How many proposals repeated a trial's parameters and were replaced (see proposals.py)."""
+    return sum(state_of(t) == Status.DUPLICATE for t in study.get_trials(deepcopy=False))
 
 
 def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, Any]:
@@ -77,6 +93,8 @@ def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, A
         "n_trials": n_trials,
         "counts": counts(study),
     }
+    if duplicates(study):
+        result["duplicates_replaced"] = duplicates(study)
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
         return result
@@ -86,6 +104,7 @@ def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, A
             best_trial=best.number,
             best_params=dict(best.params),
             best_value=best.value,
+            best_epoch=epoch_of(best),
             best_folder=best.user_attrs.get(FOLDER),
         )
     else:
@@ -94,6 +113,7 @@ def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, A
                 "number": t.number,
                 "params": dict(t.params),
                 "values": list(t.values),
+                "epoch": epoch_of(t),
                 "folder": t.user_attrs.get(FOLDER),
             }
             for t in sorted(study.best_trials, key=lambda t: t.number)
@@ -113,7 +133,45 @@ def write_sweep_results(
     write_yaml(sweep_dir / RESULTS_NAME, summary(study, n_trials, storage_url))
 
 
-def finite(values: Sequence[Any]) -> bool:
-    return all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
+def format_params(params: dict[str, Any]) -> str:
+    """`model.out_1=4 optimizer.lr=0.01`: floats to 4 significant digits."""
+    shown = " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )
+    return shown or "no parameters"
+
+
+def answer(
+    sweep_dir: Path, study: optuna.Study, n_trials: int, value_names: Sequence[str]
+) -> list[str]:
+    """The end of a sweep in a few lines: counts, the best trial, where the results are."""
+    trials = study.get_trials(deepcopy=False)
+    held = [t for t in trials if holds_slot(t)]
+    running = sum(t.state == TrialState.RUNNING for t in held)
+    head = f"study {study.study_name!r}: {len(held) - running} of {n_trials} trials finished"
+    if running:
+        head += f", {running} still running"
+    tally = ", ".join(f"{n} {state}" for state, n in counts(study).items())
+    replaced = duplicates(study)
+    if replaced:
+        tally += f"; {replaced} repeated proposal{'s' * (replaced > 1)} replaced"
+    lines = [f"{head} ({tally or 'no trials'})"]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        lines.append("no trial has completed yet: there is no best value")
+    elif len(study.directions) == 1:
+        best = study.best_trial
+        epoch = epoch_of(best)
+        lines.append(
+            f"best {value_names[0]}={best.value:.6g} (trial {best.number}"
+            + (f", epoch {epoch}" if epoch is not None else "")
+            + f"): {format_params(best.params)}"
+        )
+    else:
+        lines.append(
+            f"Pareto set: {len(study.best_trials)} trials, listed under `solutions` in "
+            f"{sweep_dir / RESULTS_NAME}"
+        )
+    lines.append(f"results: {sweep_dir / RESULTS_NAME} and {sweep_dir / TRIALS_NAME}")
+    lines.append(f"compare the trials: python -m linesweep.compare {sweep_dir}")
+    return lines

@@ -14,8 +14,9 @@ values. (Hydra's published Optuna plugin included the stop; linesweep does not.)
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from hydra.core.override_parser.types import (
     Transformer,
 )
 from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -35,7 +37,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from linesweep.core.errors import ConfigError
+from linesweep.core.errors import ConfigError, LinesweepError
 
 
 @dataclass(frozen=True)
@@ -46,29 +48,48 @@ class SearchSpace:
     fixed: tuple[str, ...]
 
     def overrides(self, params: Mapping[str, Any]) -> list[str]:
-        """The command-line overrides that give one trial its sampled values."""
+        """The command-line overrides that give one trial its sampled values.
+
+        `params` may hold more than the distributions: those a custom search space suggested.
+        """
+        extra = [key for key in params if key not in self.distributions]
         return [
             *self.fixed,
-            *(f"{key}={override_value(params[key])}" for key in self.distributions),
+            *(f"{key}={override_value(params[key])}" for key in [*self.distributions, *extra]),
         ]
+
+    def fixed_keys(self) -> set[str]:
+        """The keys the fixed overrides set or delete (`+key=1`, `~key`: `key`)."""
+        return {_bare_key(override.partition("=")[0]) for override in self.fixed}
 
     def grid(self) -> dict[str, list[Any]]:
         """Every value of every parameter, for Optuna's grid sampler (continuous: refused)."""
-        grid = {}
-        for key, dist in self.distributions.items():
-            if isinstance(dist, CategoricalDistribution):
-                grid[key] = list(dist.choices)
-            elif isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None:
-                count = round((dist.high - dist.low) / dist.step) + 1
-                grid[key] = [dist.low + i * dist.step for i in range(count)]
-            else:
-                raise ConfigError(
-                    "hydra.sweeper.sampler.name",
-                    "grid",
-                    f"finite values for every parameter, and {key} is continuous",
-                    "give it choice(...) or range(...), or use another sampler",
-                )
-        return grid
+        values = self.finite_values()
+        if values is not None:
+            return values
+        key = next(k for k, d in self.distributions.items() if _values_of(d) is None)
+        raise ConfigError(
+            "hydra/sweeper/sampler",
+            "grid",
+            f"finite values for every parameter, and {key} is continuous",
+            "give it choice(...) or range(...), or use another sampler",
+        )
+
+    def finite_values(self) -> dict[str, list[Any]] | None:
+        """Every value of every parameter, or None if one of them is continuous."""
+        values = {key: _values_of(dist) for key, dist in self.distributions.items()}
+        if any(v is None for v in values.values()):
+            return None
+        return values  # type: ignore[return-value]
+
+
+def _values_of(dist: BaseDistribution) -> list[Any] | None:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step is not None:
+        count = round((dist.high - dist.low) / dist.step) + 1
+        return [dist.low + i * dist.step for i in range(count)]
+    return None  # a float interval: continuous (every integer distribution has a step)
 
 
 def override_value(value: Any) -> str:
@@ -102,9 +123,45 @@ def parse_search_space(params: Mapping[str, Any] | None, arguments: Sequence[str
     for override, origin in parsed.values():
         if override.is_sweep_override():
             distributions[override.get_key_element()] = to_distribution(override, origin)
+        elif override.is_delete() and override.value_type is None:  # `~key`: delete, any value
+            fixed.append(override.get_key_element())
         else:
             fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
     return SearchSpace(distributions, tuple(fixed))
+
+
+def check_keys(space: SearchSpace, config: DictConfig) -> None:
+    """Refuse a search-space key that is neither in the composed config nor a config group.
+
+    Hydra would refuse it too, but only when the first trial's config is composed: after the
+    study exists and the trial is asked. A key added with `+` is new by intent, and not checked;
+    nor is one deleted with `~` (Hydra has deleted it from `config` already, or will refuse).
+    """
+    known = set(_paths(OmegaConf.to_container(config, resolve=False)))
+    known = {k for k in known if k != "hydra" and not k.startswith("hydra.")}
+    groups = set(OmegaConf.select(config, "hydra.runtime.choices", default=None) or {})
+    keys = [*space.distributions, *(fixed.split("=", 1)[0] for fixed in space.fixed)]
+    for key in keys:
+        bare = key.split("@", 1)[0]
+        if key.startswith(("+", "~")) or bare.startswith(("hydra.", "hydra/")):
+            continue  # added by intent; or deleted, which Hydra checks as it composes
+        if bare in known or bare in groups:
+            continue
+        near = difflib.get_close_matches(bare, sorted(known | groups), n=3, cutoff=0.6)
+        hint = f"the nearest: {', '.join(near)}" if near else "see --cfg job for the keys"
+        raise LinesweepError(
+            f"search-space key {bare} is not in the composed config, nor a config group; "
+            f"{hint} (to add a new key, write +{bare}=...)"
+        )
+
+
+def _paths(node: object, prefix: str = "") -> Iterator[str]:
+    """Every dotted key of a config as plain containers (list items are not keys of their own)."""
+    if isinstance(node, dict):
+        for name, child in node.items():
+            path = f"{prefix}{name}"
+            yield path
+            yield from _paths(child, f"{path}.")
 
 
 def _bare_key(key: str) -> str:

@@ -1,100 +1,121 @@
-"""Optuna's side of a sweep: storages, samplers, pruners, and opening a study safely.
+"""Optuna's side of a sweep: samplers and pruners from their `_target_` configs, opening a study.
 
-Storage URLs: a plain path is an Optuna journal file (the default, next to the sweep's folders:
-no server, safe for several processes on one machine); `sqlite:///...`, `postgresql://...` and
-`mysql://...` are relational databases for sweeps that span machines. Every bad name or value
-becomes one ConfigError line that names the `hydra.sweeper` key.
+Samplers and pruners are Hydra `_target_` configs (hydra/sweeper/sampler=<name> and
+hydra/sweeper/pruner=<name> choose one, hydra_plugins/linesweep_optuna_sweeper/config.py lists
+them), built with Hydra's `instantiate`; any Optuna sampler or pruner class works by its
+`_target_`. Every bad name or argument becomes one ConfigError line that names the
+`hydra.sweeper` key. Storages are opened by `linesweep.core.storage`, which compare and the trials
+use too.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
+from hydra.utils import instantiate
 from optuna.exceptions import DuplicatedStudyError
-from optuna.pruners import (
-    BasePruner,
-    HyperbandPruner,
-    MedianPruner,
-    NopPruner,
-    PercentilePruner,
-    SuccessiveHalvingPruner,
-)
-from optuna.samplers import (
-    BaseSampler,
-    CmaEsSampler,
-    GPSampler,
-    GridSampler,
-    NSGAIISampler,
-    QMCSampler,
-    RandomSampler,
-    TPESampler,
-)
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler, GridSampler
+from optuna.storages import BaseStorage
 
 from linesweep.core.errors import ConfigError
 from linesweep.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
-JOURNAL_NAME = "optuna_journal.log"  # optuna-dashboard and `optuna` open it as a journal file
-
-SAMPLERS: dict[str, type[BaseSampler]] = {
-    "tpe": TPESampler,
-    "random": RandomSampler,
-    "grid": GridSampler,
-    "cmaes": CmaEsSampler,
-    "gp": GPSampler,
-    "nsgaii": NSGAIISampler,
-    "qmc": QMCSampler,
-}
-PRUNERS: dict[str, type[BasePruner]] = {
-    "median": MedianPruner,
-    "percentile": PercentilePruner,
-    "successive_halving": SuccessiveHalvingPruner,
-    "hyperband": HyperbandPruner,
-    "none": NopPruner,
-}
 DIRECTIONS = ("minimize", "maximize")
 
 
-def make_sampler(
-    name: str, seed: int | None, kwargs: Mapping[str, Any], space: SearchSpace
-) -> BaseSampler:
-    """An Optuna sampler by name; the grid sampler gets its grid from the search space."""
-    if name not in SAMPLERS:
-        raise ConfigError("hydra.sweeper.sampler.name", name, "one of " + ", ".join(SAMPLERS))
-    arguments = dict(kwargs)
-    if name == "grid":
-        arguments["search_space"] = space.grid()
-    if seed is not None:
-        arguments["seed"] = seed
+def target_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A `_target_` config as plain data without its null arguments, so Optuna's defaults apply.
+
+    (A null in a sampler's or pruner's config means "Optuna's default for the installed version";
+    nested `_target_` configs, such as an independent sampler, are cleaned the same way.)
+    """
+    return {
+        key: target_config(value) if isinstance(value, Mapping) and "_target_" in value else value
+        for key, value in config.items()
+        if value is not None
+    }
+
+
+def locate(path: str) -> Any:
+    """The object a dotted path `module.name` names (a module name may hold hyphens).
+
+    Hydra's `get_class` and `get_method` would do, but they log an error of their own before
+    raising, and a wrong name deserves one line.
+    """
+    module_name, _, name = str(path).rpartition(".")
     try:
-        return SAMPLERS[name](**arguments)
-    except (TypeError, ValueError, ImportError) as err:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise LookupError(f"{type(err).__name__}: {err}") from None
+
+
+def _target_class(config: Mapping[str, Any], key: str, base: type, example: str) -> type:
+    """The class a `_target_` config names, if it is a `base`; else a ConfigError."""
+    target = config.get("_target_")
+    try:
+        cls = locate(target)
+    except LookupError:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        kind = base.__name__.removeprefix("Base").lower()
         raise ConfigError(
-            "hydra.sweeper.sampler.kwargs", dict(kwargs), f"arguments {name} accepts ({err})"
+            f"{key}._target_",
+            target,
+            f"an Optuna {kind} class such as {example}",
+            f"or choose one by name with hydra/sweeper/{kind}=<name>",
+        )
+    return cls
+
+
+def _build(config: Mapping[str, Any], key: str, cls: type, **extra: Any) -> Any:
+    """Instantiate a `_target_` config with Hydra; a ConfigError naming `key` if that fails."""
+    try:
+        return instantiate({**config, **extra}, _convert_="all")
+    except Exception as err:
+        cause = err.__cause__ or err
+        detail = (str(cause).strip().splitlines() or [""])[0]
+        arguments = {k: v for k, v in config.items() if k != "_target_"}
+        raise ConfigError(
+            key, arguments, f"arguments {cls.__name__} accepts ({type(cause).__name__}: {detail})"
         ) from None
 
 
-def make_pruner(name: str, kwargs: Mapping[str, Any]) -> BasePruner:
-    """An Optuna pruner by name (`none` never prunes, and ignores any kwargs)."""
-    if name not in PRUNERS:
-        raise ConfigError("hydra.sweeper.pruner.name", name, "one of " + ", ".join(PRUNERS))
-    if name == "none":
-        return NopPruner()
+def make_sampler(config: Mapping[str, Any], space: SearchSpace) -> BaseSampler:
+    """The sampler of `hydra.sweeper.sampler`; a grid sampler gets its grid from the space."""
+    key, conf = "hydra.sweeper.sampler", target_config(config)
+    cls = _target_class(conf, key, BaseSampler, "optuna.samplers.TPESampler")
+    extra = {"search_space": space.grid()} if issubclass(cls, GridSampler) else {}
+    return _build(conf, key, cls, **extra)
+
+
+def make_pruner(config: Mapping[str, Any]) -> BasePruner:
+    """The pruner of `hydra.sweeper.pruner` (a `_target_` config)."""
+    key, conf = "hydra.sweeper.pruner", target_config(config)
+    return _build(conf, key, _target_class(conf, key, BasePruner, "optuna.pruners.MedianPruner"))
+
+
+def pruner_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The pruner as a plain Hydra `_target_` config, for a trial to build the same one."""
+    return target_config(config)
+
+
+def load_function(path: str, key: str) -> Callable[..., Any]:
+    """The function a dotted path `module.function` names; else a ConfigError naming `key`."""
     try:
-        return PRUNERS[name](**dict(kwargs))
-    except (TypeError, ValueError) as err:
-        raise ConfigError(
-            "hydra.sweeper.pruner.kwargs", dict(kwargs), f"arguments {name} accepts ({err})"
-        ) from None
+        function = locate(path)
+    except LookupError as err:
+        raise ConfigError(key, path, f"an importable module.function ({err})") from None
+    if not callable(function):
+        raise ConfigError(key, path, "a function, called as function(cfg, trial)")
+    return function
 
 
 def check_directions(direction: str | Sequence[str]) -> list[str]:
@@ -105,66 +126,6 @@ def check_directions(direction: str | Sequence[str]) -> list[str]:
             "hydra.sweeper.direction", directions, "maximize, minimize, or a list of them"
         )
     return directions
-
-
-def is_database_url(url: str) -> bool:
-    return "://" in url
-
-
-def shown_url(url: str) -> str:
-    """The storage URL with its password masked, for logs and result files."""
-    if not is_database_url(url):
-        return url
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: show it as given
-        return url
-
-
-def resolve_storage_url(storage: str | None, sweep_dir: Path) -> str:
-    """The configured URL, or the default journal file in the sweep folder (absolute)."""
-    if storage is None:
-        return str((sweep_dir / JOURNAL_NAME).resolve())
-    return storage if is_database_url(storage) else str(Path(storage).expanduser().resolve())
-
-
-def database_url(url: str) -> str:
-    """`postgresql://` means psycopg2 to SQLAlchemy; use psycopg 3 when only that is installed."""
-    if (
-        url.startswith("postgresql://")
-        and importlib.util.find_spec("psycopg2") is None
-        and importlib.util.find_spec("psycopg") is not None
-    ):
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
-
-
-def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseStorage:
-    """Open (creating if needed) the storage at `url`; ConfigError if it cannot be opened."""
-    try:
-        if not is_database_url(url):
-            path = Path(url)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = JournalFileSymlinkLock(str(path), grace_period=lock_grace_s)
-            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-        for attempt in range(attempts):
-            try:
-                return RDBStorage(database_url(url), engine_kwargs={"pool_pre_ping": True})
-            except Exception as err:  # several workers creating the tables at the same instant
-                if attempt == attempts - 1 or "already exists" not in str(err):
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-    except Exception as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            "hydra.sweeper.storage",
-            url,
-            "a storage Optuna can open (a journal file path or a database URL)",
-            f"it failed with: {detail}",
-        ) from None
-    raise AssertionError("unreachable")
 
 
 def create_or_load_study(

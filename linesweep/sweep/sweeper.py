@@ -13,6 +13,10 @@ its trial through the LINESWEEP_TRIAL environment variable and reports every epo
 pruned job raises `optuna.TrialPruned`. Whatever a trial does (finish, diverge, raise, get
 killed), it is told to the study with its reason, and the sweep goes on, until more than
 `max_failure_rate * n_trials` trials have failed.
+
+Every sweep ends, however it ends, with its answer: the counts by state, the best trial (or the
+size of the Pareto set), where the results are and the command that compares the trials. How a
+trial ended is one console line, the sweep's; the detail (a traceback) is in its `train.log`.
 """
 
 from __future__ import annotations
@@ -24,61 +28,82 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
-from optuna.exceptions import UpdateFinishedTrialError
+from omegaconf import DictConfig, OmegaConf, read_write
+from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from optuna.pruners import NopPruner
+from optuna.samplers import BaseSampler, GridSampler
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
+from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig, NopPrunerConfig
 from linesweep.core.errors import ConfigError, LinesweepError
-from linesweep.core.files import atomic_write_text, ensure_writable_folder, read_json, write_json
+from linesweep.core.files import atomic_write_text, ensure_writable_folder
+from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.core.metrics import directions as metric_directions
 from linesweep.core.processes import this_process
+from linesweep.core.status import Status
+from linesweep.core.storage import (
+    PASSWORD_VAR,
+    check_study_name,
+    is_database_url,
+    mask_secrets,
+    open_storage,
+    password_of,
+    redact_logs,
+    resolve_storage_url,
+    shown_url,
+    without_password,
+)
+from linesweep.core.trial_link import ENV_VAR, TrialContext
 from linesweep.sweep import coordination as co
 from linesweep.sweep.executors import (
-    JobOutcome,
     LauncherExecutor,
     ProcessExecutor,
     TrialExecutor,
     TrialJob,
+    check_preload,
 )
 from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signals, interruptible
 from linesweep.sweep.journal import check_journal
-from linesweep.sweep.results import counts, finite, write_sweep_results
-from linesweep.sweep.space import SearchSpace, parse_search_space
+from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
+from linesweep.sweep.proposals import Proposals
+from linesweep.sweep.results import answer, format_params, write_sweep_results
+from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
 from linesweep.sweep.study import (
     check_directions,
     create_or_load_study,
-    is_database_url,
+    load_function,
     make_pruner,
     make_sampler,
-    open_storage,
-    resolve_storage_url,
-    shown_url,
+    pruner_config,
 )
-from linesweep.sweep.trial_link import ENV_VAR, TrialContext
 
 log = logging.getLogger(__name__)
-
-FAILED_LABELS = ("failed", "diverged", "killed")  # count against max_failure_rate; infeasible not
 
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """hydra.sweeper.*, checked (see hydra_plugins/linesweep_optuna_sweeper/config.py)."""
+    """hydra.sweeper.*, checked, with its nulls resolved against the app's config.
+
+    See hydra_plugins/linesweep_optuna_sweeper/config.py for the keys and their defaults.
+    """
 
     directions: list[str]
     study_name: str
     storage: str | None
     n_trials: int
     n_jobs: int
-    sampler: dict[str, Any]
-    pruner: dict[str, Any]
+    sampler: dict[str, Any]  # a `_target_` config
+    pruner: dict[str, Any]  # a `_target_` config
     params: dict[str, Any]
+    custom_search_space: str | None
     max_failure_rate: float
     executor: str
     heartbeat_s: float
@@ -86,11 +111,34 @@ class SweepSettings:
     preload: list[str]
 
     @classmethod
-    def from_config(cls, conf: dict[str, Any]) -> SweepSettings:
+    def from_config(cls, conf: dict[str, Any], app_config: DictConfig) -> SweepSettings:
         plain = {
-            k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in conf.items()
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in conf.items()
         }
-        directions = check_directions(plain.pop("direction"))
+        search_space = plain.pop("search_space", None)
+        if search_space is not None:
+            raise ConfigError(
+                "hydra.sweeper.search_space",
+                search_space,
+                "hydra.sweeper.params (search_space was deprecated by hydra-optuna-sweeper 1.2)",
+                "write each parameter under hydra.sweeper.params as key: sweep expression, "
+                "e.g. x: interval(-5,5)",
+            )
+        direction = plain.pop("direction")
+        metrics = app_metrics(app_config)
+        if direction is not None:
+            directions = check_directions(direction)
+        else:  # linesweep's app: one direction per metric; any other app: Optuna's default
+            directions = metric_directions(metrics) if metrics else ["minimize"]
+        if plain["study_name"] is None:  # as conf/train.yaml names the sweep folder
+            plain["study_name"] = str(OmegaConf.select(app_config, "hydra.job.name"))
+        if plain["pruner"] is None:  # Optuna prunes single-objective studies only
+            default = MedianPrunerConfig if len(directions) == 1 else NopPrunerConfig
+            plain["pruner"] = OmegaConf.to_container(OmegaConf.structured(default))
+        if plain["preload"] is None:  # only what the app's own imports say it needs
+            plain["preload"] = ["torch._dynamo"] if "torch" in sys.modules else []
+        plain["params"] = plain["params"] or {}
         settings = cls(directions=directions, **plain)
         settings.check()
         return settings
@@ -122,13 +170,14 @@ class SweepSettings:
             self.stale_after_s,
             f"more than twice hydra.sweeper.heartbeat_s={self.heartbeat_s}",
         )
-        if len(self.directions) > 1 and self.pruner["name"] != "none":
-            raise ConfigError(
-                "hydra.sweeper.pruner.name",
-                self.pruner["name"],
-                f"none for a study with {len(self.directions)} objectives "
-                "(Optuna prunes single-objective studies only)",
-            )
+
+
+def app_metrics(config: DictConfig) -> list[str] | None:
+    """linesweep's app names its objective values in `objective.metrics`; another app does not."""
+    metrics = OmegaConf.select(config, "objective.metrics", default=None)
+    if not OmegaConf.is_list(metrics) or not all(m in METRIC_DIRECTIONS for m in metrics):
+        return None
+    return list(metrics)
 
 
 class Sweep:
@@ -149,18 +198,37 @@ class Sweep:
         self.returns: list[list[JobReturn]] = []  # Hydra's convention: one list per batch
         self.grid_done = False  # the grid sampler has run every point
         self.last_reap = -math.inf
+        self.job_overrides: list[str] = []  # every trial's (the storage URL masked)
+        self.unwritten: str | None = None  # why the results files could not be written, if so
+        self.password_before: str | None = None
 
     # ------------------------------------------------------------------ set-up
     def prepare(self, arguments: list[str]) -> None:
         """Everything that can refuse the sweep, done before any trial starts."""
         s = self.settings
+        check_study_name(s.study_name)
         self.space: SearchSpace = parse_search_space(s.params, arguments)
-        self.sampler = make_sampler(
-            s.sampler["name"], s.sampler.get("seed"), s.sampler.get("kwargs") or {}, self.space
+        check_keys(self.space, self.config)
+        if s.executor == "process":
+            check_preload(s.preload)
+        self.sampler = make_sampler(s.sampler, self.space)
+        self.pruner = make_pruner(s.pruner)
+        if len(s.directions) > 1 and not isinstance(self.pruner, NopPruner):
+            raise ConfigError(
+                "hydra.sweeper.pruner",
+                s.pruner["_target_"],
+                f"none for a study with {len(s.directions)} objectives (Optuna prunes "
+                "single-objective studies only)",
+                "leave hydra/sweeper/pruner unset, or set it to none",
+            )
+        self.extend_trial = (
+            load_function(s.custom_search_space, "hydra.sweeper.custom_search_space")
+            if s.custom_search_space
+            else None
         )
-        self.pruner = make_pruner(s.pruner["name"], s.pruner.get("kwargs") or {})
+        self.value_names = self._value_names()
         self.n_trials = s.n_trials
-        if s.sampler["name"] == "grid":
+        if isinstance(self.sampler, GridSampler):
             points = math.prod(len(values) for values in self.space.grid().values())
             if points < s.n_trials:
                 log.info(
@@ -184,13 +252,97 @@ class Sweep:
                 "hydra.sweeper.storage) on one machine, or PostgreSQL across machines.",
                 s.n_jobs,
             )
+        self._keep_password_out()
         self.storage = open_storage(self.storage_url)
         self.study = create_or_load_study(
             self.storage, s.study_name, s.directions, self.sampler, self.pruner
         )
+        self.proposals = Proposals(
+            self.space,
+            s.sampler.get("seed"),
+            self._sampler_with_seed,
+            self.sampler,
+            whole_space=self.extend_trial is None,
+        )
         self.slots = co.SlotLock(self.storage_url, s.study_name)
-        atomic_write_text(self.sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
+        atomic_write_text(
+            self.sweep_dir / "multirun.yaml",
+            mask_secrets(OmegaConf.to_yaml(self.config), self.storage_url),
+        )
         self.executor = self._make_executor()
+
+    def _sampler_with_seed(self, seed: int | None) -> BaseSampler:
+        """The configured sampler, with another seed (see proposals.py)."""
+        return make_sampler({**self.settings.sampler, "seed": seed}, self.space)
+
+    def _keep_password_out(self) -> None:
+        """A storage password reaches the trials through the environment, never a saved file.
+
+        Hydra saves each trial's config unresolved in its `.hydra/` folder: a URL typed on the
+        command line or in a YAML file would be saved with its password, so the trials are given
+        the masked URL (they reconnect through their TrialContext); `${oc.env:...}` is saved as
+        written, and needs nothing.
+        """
+        password = password_of(self.storage_url)
+        if password is None:
+            return
+        self.password_before = os.environ.get(PASSWORD_VAR)  # put back by close()
+        os.environ[PASSWORD_VAR] = password
+        redact_logs(self.storage_url)
+        overrides = self.config.hydra.overrides.hydra
+        with read_write(overrides):  # as typed: `${oc.env:...}` stays unresolved
+            for index, text in enumerate(OmegaConf.to_container(overrides, resolve=False)):
+                if mask_secrets(text, self.storage_url) != text:
+                    overrides[index] = mask_secrets(text, self.storage_url)
+        raw = OmegaConf.to_container(self.config.hydra.sweeper, resolve=False).get("storage")
+        if isinstance(raw, str) and mask_secrets(raw, self.storage_url) != raw:
+            self.job_overrides.append(
+                f"hydra.sweeper.storage={_quoted(mask_secrets(raw, self.storage_url))}"
+            )
+
+    def _value_names(self) -> list[str]:
+        """The objective's names; for linesweep's app, checked against the study's direction.
+
+        linesweep's app names its objective in `objective.metrics`, each with a fixed direction
+        (the default direction follows them): a sweep told to go the other way is refused here,
+        before any study is touched.
+        """
+        n = len(self.settings.directions)
+        metrics = app_metrics(self.config)
+        if metrics is None:  # another app: its values have no names
+            return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
+        declared = metric_directions(metrics)
+        if declared != self.settings.directions:
+            raise ConfigError(
+                "hydra.sweeper.direction",
+                self.settings.directions,
+                f"the directions of objective.metrics={metrics}: {declared}",
+                "leave hydra.sweeper.direction unset (it follows objective.metrics), or set "
+                f"hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
+            )
+        return metrics
+
+    def _extend(self, trial: optuna.Trial) -> None:
+        """Let hydra.sweeper.custom_search_space suggest more parameters for a new trial.
+
+        It is called as function(cfg, trial) with the sweep's config, after `params` are
+        sampled; what it suggests becomes overrides too. A function that raises, or that
+        suggests a key a fixed override sets, stops the sweep (the trial is failed first).
+        """
+        if self.extend_trial is None:
+            return
+        key, path = "hydra.sweeper.custom_search_space", self.settings.custom_search_space
+        try:
+            self.extend_trial(self.config, trial)
+            problem = None
+        except Exception as err:
+            problem = f"a function(cfg, trial) that runs; it raised {type(err).__name__}: {err}"
+        clash = sorted(self.space.fixed_keys() & {k.lstrip("+~") for k in trial.params})
+        if problem is None and clash:
+            problem = f"a function that suggests no key an override fixes, but it suggests {clash}"
+        if problem is not None:
+            co.fail_trial(self.storage, self.study, trial.number, "failed", f"{key}: {problem}")
+            raise ConfigError(key, path, problem)
 
     def _make_executor(self) -> TrialExecutor:
         s = self.settings
@@ -204,16 +356,21 @@ class Sweep:
                 log.info("running trials through Hydra's launcher: %s", err)
         elif s.executor == "process":
             log.info("running trials through the configured Hydra launcher (%s)", launcher_name)
-        return LauncherExecutor(self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s)
+        return LauncherExecutor(
+            self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s, self.config.hydra
+        )
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[list[JobReturn]]:
         s = self.settings
         with self.slots.hold():
             self._reap()
+        held = [t for t in self.study.get_trials(deepcopy=False) if co.holds_slot(t)]
+        running = sum(t.state == TrialState.RUNNING for t in held)
         log.info(
-            "study %r in %s: %d of %d trials done; up to %d at a time",
-            s.study_name, shown_url(self.storage_url), self._slots_taken(), self.n_trials, s.n_jobs,
+            "study %r in %s: %d of %d trials finished%s; up to %d at a time",
+            s.study_name, shown_url(self.storage_url), len(held) - running, self.n_trials,
+            f", {running} running in other workers" if running else "", s.n_jobs,
         )  # fmt: skip
         last_beat = time.monotonic()
         stopping: list[str] = []  # the first reason to stop launching, if any
@@ -240,20 +397,25 @@ class Sweep:
                 self._heartbeat()
                 last_beat = time.monotonic()
         self._write_results()
+        self.tell_answer()
         if stopping:
             raise LinesweepError(stopping[0])
         return self.returns
 
+    def tell_answer(self) -> None:
+        """The sweep's answer so far, in a few lines (see results.answer)."""
+        for line in answer(self.sweep_dir, self.study, self.n_trials, self.value_names):
+            log.info("%s", line)
+
     def _reap(self) -> None:
         """Fail the trials whose sweep process died (call under the slot lock); re-run them."""
         self.last_reap = time.monotonic()
-        for trial in co.reap_abandoned(self.storage, self.study, self.settings.stale_after_s):
+        for trial in co.reap_abandoned(
+            self.storage, self.study, self.settings.stale_after_s, locked=self.slots.exclusive
+        ):
             log.warning(
                 "trial %d was left RUNNING by a sweep process that died: failed, its slot re-runs",
                 trial.number,
-            )
-            _mark_folder(
-                trial.user_attrs.get(co.FOLDER), "interrupted", "the sweep process running it died"
             )
 
     def _slots_taken(self) -> int:
@@ -271,7 +433,7 @@ class Sweep:
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             if not waiting and (self.grid_done or self._slots_taken() >= self.n_trials):
                 return False
-            trial = self.study.ask(fixed_distributions=self.space.distributions)
+            trial = self._ask(queued=bool(waiting))
             trial.set_user_attr(co.OWNER, this_process())
             trial.set_user_attr(co.HEARTBEAT, time.time())
         folder = self.sweep_dir / str(trial.number)
@@ -286,6 +448,7 @@ class Sweep:
                 f"and study {self.settings.study_name!r} has no record of it",
                 "use a new hydra.sweep.dir or hydra.sweeper.study_name, or restore the storage",
             )
+        self._extend(trial)
         trial.set_user_attr(co.FOLDER, str(folder))
         self.running[trial.number] = trial
         self.executor.submit(TrialJob(trial.number, tuple(self._job_overrides(trial))))
@@ -293,26 +456,49 @@ class Sweep:
         log.info("trial %d started: %s", trial.number, params or "(no parameters)")
         return True
 
+    def _ask(self, queued: bool) -> optuna.Trial:
+        """A new trial (call under the slot lock), from its own seed, at a point not yet taken.
+
+        A queued trial (an interrupted one's re-run) keeps its parameters. A fresh proposal that
+        repeats a trial's point in a finite space is recorded as `duplicate` and replaced by an
+        unvisited point (see proposals.py).
+        """
+        number = len(self.study.get_trials(deepcopy=False))  # the number a new trial gets
+        self.study.sampler = self.proposals.sampler_for(number)
+        trial = self.study.ask(fixed_distributions=self.space.distributions)
+        twin = None if queued else self.proposals.repeated(self.study, trial)
+        point = None if twin is None else self.proposals.unvisited(self.study, trial.number)
+        if point is None:
+            return trial
+        replacement = trial.number + 1  # enqueued next, under the same lock
+        trial.set_user_attr(co.STATE, Status.DUPLICATE.value)
+        trial.set_user_attr(
+            co.ERROR,
+            f"the sampler proposed the parameters of trial {twin} again: not run, replaced by "
+            f"trial {replacement}, at a point no trial has taken",
+        )
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.enqueue_trial(point)
+        log.info(
+            "trial %d would repeat trial %d (%s): replaced by trial %d",
+            trial.number, twin, format_params(trial.params), replacement,
+        )  # fmt: skip
+        return self.study.ask(fixed_distributions=self.space.distributions)
+
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
+        s = self.settings
         context = TrialContext(
-            storage=self.storage_url,
+            storage=without_password(self.storage_url),
             study_name=self.settings.study_name,
             number=trial.number,
-            pruner={
-                "name": self.settings.pruner["name"],
-                "kwargs": self.settings.pruner.get("kwargs") or {},
-            },
+            pruner=pruner_config(s.pruner),
             report=len(self.settings.directions) == 1,
         )
-        threads = max(1, (os.cpu_count() or 1) // self.settings.n_jobs)
         return [
             *self.space.overrides(trial.params),
             f"hydra.sweep.subdir={trial.number}",
             f"++hydra.job.env_set.{ENV_VAR}={_quoted(context.to_env())}",
-            # A fair share of the cores per trial in flight, for the processes a launcher starts
-            # fresh (joblib, SLURM). Forked trials inherit the sweep process's libraries; the
-            # trainer itself runs one thread unless trainer.num_threads says otherwise.
-            f"++hydra.job.env_set.OMP_NUM_THREADS={threads}",
+            *self.job_overrides,
         ]
 
     def _heartbeat(self) -> None:
@@ -323,33 +509,19 @@ class Sweep:
 
     # ------------------------------------------------------------------ results
     def _record(self, outcome: JobOutcome) -> str | None:
-        """Tell the study how a trial ended; a reason to stop the sweep, if the trial shows one."""
+        """Tell the study how a trial ended, and say so in one line."""
         trial = self.running.pop(outcome.number)
-        summary = _read_summary(outcome.output_dir)
-        state, values, label, error = judge(outcome, summary, len(self.settings.directions))
-        if outcome.died is not None:
-            _append_log(outcome.output_dir, f"trial {outcome.number} {outcome.died}")
-            _mark_folder(
-                str(outcome.output_dir),
-                "interrupted" if label == "interrupted" else "failed",
-                outcome.died,
-            )
-        elif outcome.traceback and label != "pruned":
-            _append_log(outcome.output_dir, f"trial {outcome.number} failed:\n{outcome.traceback}")
+        verdict = judge(outcome, len(self.settings.directions))
+        if verdict.reason:  # a driver's error may quote the storage URL
+            verdict = replace(verdict, reason=mask_secrets(verdict.reason, self.storage_url))
         try:
-            trial.set_user_attr(co.STATE, label)
-            if error:
-                trial.set_user_attr(co.ERROR, error[:2000])
-            shapes = outcome.output_dir / "shapes.yaml" if outcome.output_dir else None
-            trial.set_user_attr(
-                "linesweep.shape_check",
-                "infeasible"
-                if label == "infeasible"
-                else ("agree" if shapes and shapes.exists() else None),
-            )
-            if summary and "objective" in summary:
-                self.study.set_user_attr("linesweep.metrics", summary["objective"]["metrics"])
-            self.study.tell(trial, values=values, state=state)
+            trial.set_user_attr(co.STATE, verdict.status.value)
+            if verdict.reason:
+                trial.set_user_attr(co.ERROR, verdict.reason[:2000])
+            epoch = self._measured_epoch(outcome, verdict)
+            if epoch is not None:
+                trial.set_user_attr(co.EPOCH, epoch)
+            self.study.tell(trial, values=verdict.values, state=verdict.optuna_state)
         except UpdateFinishedTrialError:
             log.warning("trial %d was already finished by another worker", outcome.number)
         except RuntimeError as err:
@@ -358,23 +530,41 @@ class Sweep:
             if "Study.stop" not in str(err):
                 raise
             self.grid_done = True
-        if label == "interrupted":
+        except KeyError as err:
+            # ...and near the end it looks up the grid point of a queued re-run, which has none
+            # (Optuna's GridSampler.after_trial); the trial is recorded all the same.
+            if err.args != ("grid_id",):
+                raise
+        if verdict.status == Status.INTERRUPTED:
             self.study.enqueue_trial(trial.params, user_attrs={co.RETRY_OF: trial.number})
-        shown = values if values is not None else ""
-        log.info(
-            "trial %d %s %s%s",
-            outcome.number,
-            label,
-            shown,
-            f": {error}" if error and label != "pruned" else "",
-        )
+        log.info("%s", _one_line(outcome.number, trial.params, verdict, self.value_names))
         self._write_results()
-        return _direction_mismatch(summary, self.settings.directions)
+        return None
+
+    def _measured_epoch(self, outcome: JobOutcome, verdict: Verdict) -> int | None:
+        """The epoch the trial's values were measured at, if it says or its reports show it.
+
+        A stopped trial says (its typed exception). A complete one reported its first objective
+        after every epoch: the value is one of those reports (the last epoch's, or with
+        `objective.epoch=best` the earliest best one). A study that takes no reports (several
+        objectives) has the app's `trainer.epochs`, when every epoch counts.
+        """
+        if verdict.epoch is not None or verdict.values is None:
+            return verdict.epoch
+        tid = co.trial_id(self.storage, self.study, outcome.number)
+        reports = self.storage.get_trial(tid).intermediate_values
+        best = OmegaConf.select(self.config, "objective.epoch", default="last") == "best"
+        if reports:
+            steps = [step for step, v in sorted(reports.items()) if v == verdict.values[0]]
+            return (steps[0] if best else steps[-1]) if steps else max(reports)
+        cfg = outcome.job_return.cfg if outcome.job_return is not None else None
+        epochs = OmegaConf.select(cfg, "trainer.epochs", default=None) if cfg else None
+        return epochs if isinstance(epochs, int) and not best else None
 
     def _failure_budget_exceeded(self) -> str | None:
         failed = [
             t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get(co.STATE) in FAILED_LABELS
+            if t.user_attrs.get(co.STATE) in FAILURES
         ]  # fmt: skip
         limit = self.settings.max_failure_rate * self.n_trials
         if len(failed) > limit:
@@ -386,14 +576,26 @@ class Sweep:
         return None
 
     def _write_results(self) -> None:
-        metrics = self.study.user_attrs.get("linesweep.metrics")
-        n = len(self.settings.directions)
-        names = (
-            metrics
-            if metrics and len(metrics) == n
-            else (["value"] if n == 1 else [f"value_{i}" for i in range(n)])
-        )
-        write_sweep_results(self.sweep_dir, self.study, self.n_trials, self.storage_url, names)
+        """Rewrite trials.csv and optimization_results.yaml; a full disk is said once, not fatal.
+
+        Both are rebuilt from the study after every trial, so a moment without room loses
+        nothing: the next write (or the next run) catches up.
+        """
+        try:
+            write_sweep_results(
+                self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names
+            )
+        except OSError as err:
+            problem = f"{err.strerror or err} ({err.filename or self.sweep_dir})"
+            if problem != self.unwritten:
+                log.warning(
+                    "could not write the sweep's results: %s; they are written again after the "
+                    "next trial, or by running the same command",
+                    problem,
+                )
+            self.unwritten = problem
+        else:
+            self.unwritten = None
 
     def interrupt(self, signum: int) -> None:
         """Stop the running trials, mark them interrupted (resume re-runs them), write results."""
@@ -402,74 +604,41 @@ class Sweep:
         for number in list(self.running):  # jobs cut short inside this process
             self._record(JobOutcome(number, None, self.sweep_dir / str(number), died="interrupted"))
         self._write_results()
+        self.tell_answer()
         log.error(
-            "sweep interrupted by %s: %s; run the same command again to resume",
+            "sweep interrupted by %s; run the same command again to resume",
             signal.Signals(signum).name,
-            ", ".join(f"{k} {v}" for k, v in counts(self.study).items()),
         )
 
     def close(self) -> None:
-        """Release everything; trials still running (after an unexpected error) are recorded."""
+        """Release everything; trials still running (after an unexpected error) are recorded.
+
+        After the storage itself failed, recording may fail too: the next run reaps them.
+        """
+        try:
+            if hasattr(self, "executor"):
+                self._stop_running()
+        finally:
+            if hasattr(self, "slots"):
+                self.slots.close()
+            if self.password_before is not None:
+                os.environ[PASSWORD_VAR] = self.password_before
+            elif password_of(getattr(self, "storage_url", "")) is not None:
+                os.environ.pop(PASSWORD_VAR, None)
+
+    def _stop_running(self) -> None:
         try:
             for outcome in self.executor.interrupt():
-                self._record(outcome)
+                try:
+                    self._record(outcome)
+                except STORAGE_ERRORS:
+                    log.warning(
+                        "trial %d: could not record it as interrupted; the next run of the same "
+                        "command does",
+                        outcome.number,
+                    )
         finally:
             self.executor.close()
-            self.slots.close()
-
-
-def judge(
-    outcome: JobOutcome, summary: dict | None, n_objectives: int
-) -> tuple[TrialState, list[float] | None, str, str | None]:
-    """Optuna state, values, linesweep label and error for a finished job."""
-    if outcome.died is not None:
-        label = "interrupted" if outcome.died == "interrupted" else "killed"
-        return TrialState.FAIL, None, label, f"trial process {outcome.died}"
-    ret = outcome.job_return
-    status = (summary or {}).get("status")
-    if ret.status == JobStatus.FAILED:
-        error = ret._return_value
-        if isinstance(error, optuna.TrialPruned):
-            return TrialState.PRUNED, None, "pruned", str(error) or None
-        label = "infeasible" if status == "infeasible" else "failed"
-        linesweep_error = isinstance(error, LinesweepError)
-        message = str(error) if linesweep_error else f"{type(error).__name__}: {error}"
-        return TrialState.FAIL, None, label, message
-    value = ret.return_value
-    values = list(value) if isinstance(value, (list, tuple)) else [value]
-    if len(values) != n_objectives:
-        return (
-            TrialState.FAIL,
-            None,
-            "failed",
-            f"the job returned {len(values)} value(s) for {n_objectives} objective(s)",
-        )
-    if not finite(values):
-        if status == "diverged":
-            return TrialState.FAIL, None, "diverged", (summary or {}).get("error")
-        return (
-            TrialState.FAIL,
-            None,
-            "failed",
-            f"the job returned a non-finite or non-numeric objective: {value!r}",
-        )
-    return TrialState.COMPLETE, [float(v) for v in values], "complete", None
-
-
-def _direction_mismatch(summary: dict | None, directions: list[str]) -> str | None:
-    """A job whose objective runs the other way than the study would be optimised backwards."""
-    objective = (summary or {}).get("objective") or {}
-    declared = objective.get("directions")
-    if declared is None or declared == directions:
-        return None
-    return str(
-        ConfigError(
-            "hydra.sweeper.direction",
-            directions,
-            f"the directions of objective.metrics={objective.get('metrics')}: {declared}",
-            f"set hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
-        )
-    )
 
 
 def _quoted(text: str) -> str:
@@ -477,36 +646,18 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _read_summary(folder: Path | None) -> dict | None:
-    try:
-        return read_json(folder / "summary.json") if folder is not None else None
-    except (OSError, ValueError):
-        return None
+def _one_line(number: int, params: dict[str, Any], verdict: Verdict, value_names: list[str]) -> str:
+    """`trial 3 complete (model.out_1=4 optimizer.lr=0.01): val_accuracy=0.95`, or its reason."""
+    if verdict.values is not None:
+        result = ", ".join(f"{n}={v:.4g}" for n, v in zip(value_names, verdict.values, strict=True))
+    else:
+        result = verdict.reason or ""
+    return f"trial {number} {verdict.status} ({format_params(params)}): {result}"
 
 
-def _append_log(folder: Path | None, text: str) -> None:
-    """Put a trial's failure in its own log file, where someone reading the trial looks."""
-    if folder is None:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        logs = sorted(folder.glob("*.log")) or [folder / "train.log"]
-        with logs[0].open("a", encoding="utf-8") as handle:
-            handle.write(
-                f"[{time.strftime('%H:%M:%S')}][linesweep.sweep][ERROR] - {text.rstrip()}\n"
-            )
-    except OSError:
-        log.warning("could not write to the log of %s", folder)
-
-
-def _mark_folder(folder: str | None, status: str, reason: str) -> None:
-    """A trial folder whose summary still says `running` gets its final status."""
-    if not folder:
-        return
-    summary = _read_summary(Path(folder))
-    if summary is not None and summary.get("status") == "running":
-        summary.update(status=status, error=reason)
-        write_json(Path(folder) / "summary.json", summary)
+FAILURES = frozenset(s.value for s in Status if s.counts_as_failure)
+# A storage or disk that fails mid-sweep: the sweep stops with one line, the next run resumes.
+STORAGE_ERRORS = (OSError, SQLAlchemyError, StorageInternalError)
 
 
 def run_sweep(
@@ -517,10 +668,17 @@ def run_sweep(
     launcher: Any,
     arguments: list[str],
 ) -> list[list[JobReturn]]:
-    """Prepare and run a sweep; bad input exits 2 with one line, a signal exits 128 + signum."""
+    """Prepare and run a sweep; bad input exits 2 with one line, a signal exits 128 + signum.
+
+    A storage or a disk that fails mid-sweep stops it with one line and exit status 1: what was
+    recorded stays, and the same command resumes once the fault is gone.
+    """
     sweep: Sweep | None = None
+    # Optuna's lines through Hydra's handlers, in the one format of a run and a sweep.
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
     try:
-        settings = SweepSettings.from_config(conf)
+        settings = SweepSettings.from_config(conf, config)
         sweep = Sweep(settings, hydra_context, task_function, config, launcher)
         sweep.prepare(arguments)
         with interruptible():
@@ -533,6 +691,18 @@ def run_sweep(
     except LinesweepError as err:
         log.error("%s", err)
         sys.exit(2)
+    except STORAGE_ERRORS as err:
+        if sweep is not None and hasattr(sweep, "study"):
+            with contextlib.suppress(*STORAGE_ERRORS):  # what the study can still tell
+                sweep.tell_answer()
+        url = sweep.storage_url if sweep is not None and hasattr(sweep, "storage_url") else ""
+        detail = mask_secrets(str(err).strip().splitlines()[0] if str(err).strip() else "", url)
+        log.error(
+            "sweep stopped: the storage or the disk failed (%s: %s); what was recorded is kept: "
+            "run the same command again to resume once it is fixed",
+            type(err).__name__, detail,
+        )  # fmt: skip
+        sys.exit(1)
     finally:
-        if sweep is not None and hasattr(sweep, "executor"):
+        if sweep is not None:
             sweep.close()

@@ -1,0 +1,194 @@
+"""Optuna storages: where a study lives, how to open it, and how to show its URL safely.
+
+A plain path is an Optuna journal file (the default, next to the sweep's folders: no server, safe
+for several processes on one machine); `sqlite:///...`, `postgresql://...` and `mysql://...` are
+relational databases for sweeps that span machines.
+
+A URL may hold a password. It never reaches a file, a log line or an error: URLs are shown
+through `shown_url`; error texts pass through `mask_secrets`; `redact_logs` masks it in every log
+record of the process; and a trial learns the URL without its password (which Hydra saves in the
+trial's `.hydra/` files), taking the password from the `LINESWEEP_STORAGE_PASSWORD` variable
+that the sweep process sets in its own environment, which every trial process inherits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from linesweep.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+JOURNAL_NAME = "optuna_journal.log"  # optuna-dashboard and `optuna` open it as a journal file
+PASSWORD_VAR = "LINESWEEP_STORAGE_PASSWORD"
+
+
+def is_database_url(url: str) -> bool:
+    return "://" in url
+
+
+def shown_url(url: str) -> str:
+    """The storage URL with its password masked, for logs and result files."""
+    if not is_database_url(url):
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show it as given
+        return url
+
+
+def resolve_storage_url(storage: str | None, sweep_dir: Path) -> str:
+    """The configured URL, or the default journal file in the sweep folder (absolute)."""
+    if storage is None:
+        return str((sweep_dir / JOURNAL_NAME).resolve())
+    return storage if is_database_url(storage) else str(Path(storage).expanduser().resolve())
+
+
+def database_url(url: str) -> str:
+    """`postgresql://` means psycopg2 to SQLAlchemy; use psycopg 3 when only that is installed."""
+    if (
+        url.startswith("postgresql://")
+        and importlib.util.find_spec("psycopg2") is None
+        and importlib.util.find_spec("psycopg") is not None
+    ):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseStorage:
+    """Open (creating if needed) the storage at `url`; ConfigError if it cannot be opened.
+
+    A journal file is locked with `OwnedSymlinkLock`: a lock its dead writer left is broken at
+    once; one of another host or of another program, after `lock_grace_s` seconds.
+    """
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from linesweep.core.journal_lock import OwnedSymlinkLock
+
+    try:
+        if not is_database_url(url):
+            path = Path(url)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = OwnedSymlinkLock(str(path), grace_period=lock_grace_s)
+            return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        for attempt in range(attempts):
+            try:
+                return RDBStorage(database_url(url), engine_kwargs={"pool_pre_ping": True})
+            except Exception as err:  # several workers creating the tables at the same instant
+                if attempt == attempts - 1 or "already exists" not in str(err):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    except Exception as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            "hydra.sweeper.storage",
+            shown_url(url),
+            "a storage Optuna can open (a journal file path or a database URL)",
+            f"it failed with: {mask_secrets(detail, url)}",
+        ) from None
+    raise AssertionError("unreachable")
+
+
+def _parsed(url: str) -> Any:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url) if is_database_url(url) else None
+    except Exception:  # not a URL SQLAlchemy reads
+        return None
+
+
+def password_of(url: str) -> str | None:
+    """The URL's password, decoded; None if it has none."""
+    parsed = _parsed(url)
+    return str(parsed.password) if parsed is not None and parsed.password else None
+
+
+def secrets_of(url: str) -> list[str]:
+    """The URL's password as written in it (percent-encoded) and as decoded; longest first."""
+    password = password_of(url)
+    if password is None:
+        return []
+    found = {password}
+    credentials = url.split("://", 1)[1].rpartition("@")[0]
+    if ":" in credentials:
+        found.add(credentials.split(":", 1)[1])
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """`text` with the password of `url` (if any) replaced by ***, wherever it appears."""
+    for secret in secrets_of(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def without_password(url: str) -> str:
+    """The URL without its password (a trial adds it back from PASSWORD_VAR)."""
+    parsed = _parsed(url)
+    if parsed is None or not parsed.password:
+        return url
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
+def with_password(url: str, password: str | None) -> str:
+    """The URL with `password` put in, if it has none."""
+    parsed = _parsed(url)
+    if not password or parsed is None or parsed.password:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
+_redacted: set[str] = set()
+
+
+def redact_logs(url: str) -> None:
+    """From now on, mask the password of `url` in every log record this process makes.
+
+    Messages, arguments and tracebacks alike, whichever library logs them: a record factory sees
+    every record before any handler does.
+    """
+    new = set(secrets_of(url)) - _redacted
+    if not new:
+        return
+    _redacted.update(new)
+    secrets = sorted(_redacted, key=len, reverse=True)
+    make_record = logging.getLogRecordFactory()
+
+    def masked(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: leave it to logging to report
+            return record
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        for secret in secrets:
+            message = message.replace(secret, "***")
+            if record.exc_text:
+                record.exc_text = record.exc_text.replace(secret, "***")
+        record.msg, record.args = message, None
+        return record
+
+    logging.setLogRecordFactory(masked)
+
+
+def check_study_name(name: Any) -> None:
+    """A study name is a folder name under outputs/sweeps/: no path, nothing hidden."""
+    text = "" if name is None else str(name)
+    if not text or text.startswith(".") or any(c in text for c in "/\\\0") or ".." in text:
+        raise ConfigError(
+            "hydra.sweeper.study_name",
+            text,
+            "a plain name (not empty, no '/', '\\' or '..', not starting with '.'): it names "
+            "the study's folder under outputs/sweeps/",
+            "e.g. hydra.sweeper.study_name=channels_lr_2",
+        )

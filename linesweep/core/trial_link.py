@@ -1,0 +1,117 @@
+"""The protocol between a sweeper and the runs it launches: report each epoch, learn to stop.
+
+A sweeper hands every job its Optuna trial through one environment variable (set with Hydra's
+`hydra.job.env_set`, so it works the same in-process, in worker processes, under joblib or on a
+SLURM node). The job reconnects to the study's storage, reports its objective after every epoch,
+and stops as soon as the study's pruner says so. A job launched by any other sweeper finds no
+variable and reports nothing. Optuna is imported only once a job reports.
+
+The variable is saved with the job's config (Hydra's `.hydra/`), so it holds the storage URL
+without its password; the password comes from the process environment
+(`linesweep.core.storage.PASSWORD_VAR`), and is masked in the job's log records and errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from linesweep.core.errors import LinesweepError
+from linesweep.core.storage import (
+    PASSWORD_VAR,
+    mask_secrets,
+    open_storage,
+    redact_logs,
+    with_password,
+)
+
+ENV_VAR = "LINESWEEP_TRIAL"
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a job needs to find its trial again."""
+
+    storage: str  # without its password
+    study_name: str
+    number: int
+    # The study's pruner as a Hydra `_target_` config (the job judges itself with it).
+    pruner: dict[str, Any] = field(default_factory=lambda: {"_target_": "optuna.pruners.NopPruner"})
+    report: bool = True  # Optuna takes intermediate values from single-objective studies only
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_env(cls, text: str) -> TrialContext:
+        return cls(**json.loads(text))
+
+
+class TrialLink:
+    """A connection to one running Optuna trial, made on first use."""
+
+    def __init__(self, context: TrialContext) -> None:
+        self.context = context
+        self._trial = None
+
+    @classmethod
+    def from_environment(cls) -> TrialLink | None:
+        text = os.environ.get(ENV_VAR)
+        if not text:
+            return None
+        link = cls(TrialContext.from_env(text))
+        redact_logs(link.storage_url)
+        return link
+
+    @property
+    def storage_url(self) -> str:
+        """The study's storage, password included (never to be shown: see `redact`)."""
+        return with_password(self.context.storage, os.environ.get(PASSWORD_VAR))
+
+    def redact(self, text: str) -> str:
+        """`text` with the storage's password masked."""
+        return mask_secrets(text, self.storage_url)
+
+    def describe(self) -> dict[str, Any]:
+        return {"number": self.context.number, "study_name": self.context.study_name}
+
+    def _connect(self):
+        if self._trial is None:
+            import optuna
+            from hydra.utils import instantiate
+
+            storage = open_storage(self.storage_url)
+            study = optuna.load_study(
+                study_name=self.context.study_name,
+                storage=storage,
+                pruner=instantiate(self.context.pruner),
+            )
+            study_id = storage.get_study_id_from_name(self.context.study_name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                study_id, self.context.number
+            )
+            self._trial = optuna.Trial(study, trial_id)
+        return self._trial
+
+    def report(self, step: int, value: float) -> bool:
+        """Record `value` at `step` (the epoch); True if the pruner wants the trial stopped.
+
+        A storage that fails (a database gone mid-trial, a full disk under the journal) fails
+        the run with one line, its password masked: no bug of the run, so no traceback.
+        """
+        if not (self.context.report and math.isfinite(value)):  # a diverged epoch: no verdict
+            return False
+        try:
+            trial = self._connect()
+            trial.report(value, step)
+            return trial.should_prune()
+        except Exception as err:
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise LinesweepError(
+                self.redact(
+                    f"the study's storage failed at epoch {step}: {type(err).__name__}: {detail}"
+                )
+            ) from None

@@ -1,0 +1,339 @@
+"""The hand-written training step computes what autograd and torch's optimizers compute.
+
+- its gradients are autograd's, for any architecture the config allows (a property test), in
+  float64 to 1e-9 and in float32 to 1e-4 of the largest gradient;
+- 50 steps of it end where 50 steps of autograd + torch's Adam, AdamW or SGD end: within 1e-12
+  in float64, within 1e-5 of torch's fused optimizers in float32;
+- an epoch is its steps in order, however its images are split for unfolding;
+- R members stepped together end where R separate single runs end;
+- the model trains in place from `build_model`'s initial weights; its state_dict loads into a
+  fresh LinesCNN;
+- a max-pooling window that would see only padding is refused, never trained (torch's own
+  backward writes out of bounds there);
+- the trainer uses it for the family and falls back to autograd, with one log line, for a model
+  or an optimizer outside it; the notebook experiment gives the same accuracy curve either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import asdict
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from linesweep.core.errors import InfeasibleArchitecture
+from linesweep.run.config import (
+    AdamConfig,
+    AdamWConfig,
+    ModelConfig,
+    SGDConfig,
+    WindowConfig,
+)
+from linesweep.run.data import make_splits
+from linesweep.run.model import LinesCNN, build_model
+from linesweep.run.seeds import derive_seeds
+from linesweep.run.shapes import plan_cnn
+from linesweep.run.step import (
+    Architecture,
+    HandStep,
+    Unsupported,
+    UpdateRule,
+    stack_parameters,
+)
+from linesweep.run.trainer import cpu_settings, fit, training_epoch
+from linesweep.run.validation import to_train_config
+
+SMALL = ModelConfig(
+    out_1=3,
+    out_2=2,
+    conv1=WindowConfig(kernel_size=3, padding=1),
+    pool1=WindowConfig(kernel_size=2, stride=2),
+    conv2=WindowConfig(kernel_size=2, dilation=2),
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with cpu_settings(1):  # as the trainer runs: and a second thread only waits on a busy machine
+        yield
+
+
+def model_of(cfg: ModelConfig, image_size: int, seed: int, dtype=torch.float64) -> LinesCNN:
+    return build_model(cfg, plan_cnn(cfg, image_size), seed).to(dtype)
+
+
+def images(n: int, size: int, seed: int, dtype=torch.float64) -> torch.Tensor:
+    """Random 0/1 images like the data's: many equal values, so max-pooling meets ties."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 1, size, size, generator=generator) < 0.4).to(dtype)  # (N, 1, S, S)
+
+
+def labels(n: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(seed))  # (N,)
+
+
+def autograd_gradient(model: LinesCNN, x: torch.Tensor, y: torch.Tensor):
+    """The reference: torch's loss and the gradient autograd finds, flat in parameter order."""
+    model.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    return loss.detach(), torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
+
+# ---------------------------------------------------------------- gradients (property)
+@st.composite
+def architectures(draw):
+    """A model config the shape plan accepts, its image size, R members and a batch size."""
+
+    def window(pool: bool) -> WindowConfig:
+        kernel = draw(st.integers(1, 4))
+        padding = draw(st.integers(0, kernel // 2 if pool else 2))
+        return WindowConfig(kernel, draw(st.integers(1, 3)), padding, draw(st.integers(1, 3)))
+
+    cfg = ModelConfig(
+        out_1=draw(st.integers(1, 4)),
+        out_2=draw(st.integers(1, 4)),
+        conv1=window(pool=False),
+        pool1=window(pool=True),
+        conv2=window(pool=False),
+        pool2=window(pool=True),
+    )
+    size = draw(st.integers(4, 16))
+    try:
+        plan_cnn(cfg, size)
+    except InfeasibleArchitecture:
+        assume(False)
+    return cfg, size, draw(st.integers(1, 3)), draw(st.integers(1, 6))
+
+
+def gradients(cfg: ModelConfig, size: int, members: int, batch: int, dtype: torch.dtype):
+    """The hand-written step's loss and gradient for R members, and autograd's, member by member."""
+    models = [model_of(cfg, size, seed, dtype) for seed in range(members)]
+    x = torch.stack([images(batch, size, seed, dtype) for seed in range(members)])  # (R, B, ...)
+    y = torch.stack([labels(batch, seed) for seed in range(members)])  # (R, B)
+    try:
+        loss, grad = HandStep.for_models(models, UpdateRule("sgd", 0.1)).gradient(x, y)
+    except InfeasibleArchitecture:  # torch's own backward would write out of bounds: see below
+        assume(False)
+    references = [autograd_gradient(m, x[r], y[r]) for r, m in enumerate(models)]
+    ref_loss, ref_grad = (torch.stack(column) for column in zip(*references, strict=True))
+    return loss, grad, ref_loss, ref_grad  # (R,), (R, P), (R,), (R, P)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(architectures())
+def test_gradients_are_autograds_in_float64(case):
+    loss, grad, ref_loss, ref_grad = gradients(*case, torch.float64)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(architectures())
+def test_gradients_are_autograds_in_float32_to_1e_4_of_the_largest(case):
+    loss, grad, ref_loss, ref_grad = gradients(*case, torch.float32)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-6)
+    scale = float(ref_grad.abs().max()) or 1.0
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_a_pooling_window_on_padding_alone_is_refused_not_trained():
+    # pool2 on conv2's 1x1 output, padding 1, dilation 2: its one window reads rows -1 and 1, both
+    # padding. torch's max_pool2d gives -inf with index 2 on a 1-pixel plane, and its backward
+    # writes there (heap corruption, found by the property test above).
+    cfg = ModelConfig(pool2=WindowConfig(kernel_size=2, padding=1, dilation=2))
+    step = HandStep.for_models([model_of(cfg, 4, 0)], UpdateRule("sgd", 0.1))
+    with pytest.raises(InfeasibleArchitecture, match=r"^pool2: a window sees only padding on"):
+        step(images(2, 4, 0)[None], labels(2, 0)[None])
+
+
+# ---------------------------------------------------------------- 50 steps against torch.optim
+OPTIMIZERS = {
+    "adam": lambda p: torch.optim.Adam(p, lr=0.01),
+    "adam+L2": lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), weight_decay=0.05),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=1e-6),
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.05),
+    "sgd+momentum": lambda p: torch.optim.SGD(
+        p, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01
+    ),
+    "sgd+nesterov": lambda p: torch.optim.SGD(
+        p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01
+    ),
+}
+
+
+def fifty_steps(make_optimizer, dtype: torch.dtype, hand: bool) -> torch.Tensor:
+    """The parameters after 50 steps of batch 10 from seed 0, flat (P,)."""
+    model = model_of(SMALL, 12, seed=0, dtype=dtype)
+    x, y = images(500, 12, seed=1, dtype=dtype), labels(500, seed=1)
+    optimizer = make_optimizer(list(model.parameters()))
+    step = HandStep.for_models([model], UpdateRule.of_optimizer(optimizer)) if hand else None
+    for xb, yb in zip(x.split(10), y.split(10), strict=True):
+        if step is not None:
+            step(xb[None], yb[None])
+        else:
+            optimizer.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_fifty_steps_end_where_torchs_optimizer_ends(name):
+    make = OPTIMIZERS[name]
+    hand, reference = (
+        fifty_steps(make, torch.float64, True),
+        fifty_steps(make, torch.float64, False),
+    )
+    torch.testing.assert_close(hand, reference, rtol=1e-12, atol=1e-13)  # float64: rounding only
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_fifty_float32_steps_end_within_1e_5_of_torchs_fused_optimizer(name):
+    def fused(params):
+        optimizer = OPTIMIZERS[name](params)
+        optimizer.defaults["fused"] = optimizer.param_groups[0]["fused"] = True
+        return optimizer
+
+    hand, reference = (
+        fifty_steps(fused, torch.float32, True),
+        fifty_steps(fused, torch.float32, False),
+    )
+    torch.testing.assert_close(hand, reference, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- a population of R members
+def test_members_stepped_together_end_where_separate_runs_end():
+    rule = UpdateRule("adam", 0.01, weight_decay=0.01)
+    members = [model_of(SMALL, 12, seed) for seed in range(3)]
+    batches = [(images(200, 12, seed + 10), labels(200, seed + 10)) for seed in range(3)]
+    together = HandStep.for_models(members, rule)
+    together.update.lr[2] = 0.003  # a learning rate per member
+    alone = [HandStep.for_models([model_of(SMALL, 12, seed)], rule) for seed in range(3)]
+    alone[2].update.lr[0] = 0.003
+    for i in range(20):
+        x = torch.stack([b[0][10 * i : 10 * i + 10] for b in batches])  # (3, 10, 1, 12, 12)
+        y = torch.stack([b[1][10 * i : 10 * i + 10] for b in batches])  # (3, 10)
+        together(x, y)
+        for r, step in enumerate(alone):
+            step(x[r : r + 1], y[r : r + 1])
+    assert torch.equal(together.params, torch.cat([s.params for s in alone]))  # bit for bit
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 2000])  # the epoch at once, or 1 batch at a time
+def test_an_epoch_is_its_steps_in_order_the_last_batch_smaller(monkeypatch, chunk):
+    monkeypatch.setattr("linesweep.run.step.CHUNK_NUMBERS", chunk)
+    x, y = images(47, 12, 0), labels(47, 0)  # 4 batches of 10, then 7
+    by_steps = HandStep.for_models([model_of(SMALL, 12, 0)], UpdateRule("adam", 0.01))
+    stepped = [
+        by_steps(xb[None], yb[None]) for xb, yb in zip(x.split(10), y.split(10), strict=True)
+    ]
+    by_epoch = HandStep.for_models([model_of(SMALL, 12, 0)], UpdateRule("adam", 0.01))
+    assert torch.equal(torch.cat(list(by_epoch.epoch(x[None], y[None], 10))), torch.cat(stepped))
+    assert torch.equal(by_epoch.params, by_steps.params)
+
+
+def test_the_buffer_holds_build_models_weights_and_member_rows_load_into_a_lines_cnn():
+    models = [model_of(SMALL, 12, seed) for seed in (0, 1)]
+    initial = [m.state_dict() for m in models]
+    step = HandStep.for_models(models, UpdateRule("adam", 0.01))
+    assert torch.equal(step.params, stack_parameters(models))  # (2, P): build_model's weights
+    step(torch.stack([images(10, 12, 0)] * 2), torch.stack([labels(10, 0)] * 2))
+    fresh = model_of(SMALL, 12, seed=5)
+    fresh.load_state_dict(step.state_dict(member=1))
+    assert not torch.equal(fresh.conv1.weight, initial[1]["conv1.weight"])  # it trained
+    x = images(4, 12, 3)
+    torch.testing.assert_close(fresh(x), step.logits(torch.stack([x] * 2))[1])
+
+
+def test_a_single_model_trains_in_place():
+    model = model_of(SMALL, 12, seed=0)
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    step = HandStep.for_models([model], UpdateRule("sgd", 0.1))
+    step(images(10, 12, 0)[None], labels(10, 0)[None])
+    after = model.state_dict()
+    assert all(not torch.equal(before[name], after[name]) for name in before)
+    assert torch.equal(torch.cat([t.reshape(-1) for t in after.values()]), step.params[0])
+
+
+# ---------------------------------------------------------------- the trainer's choice
+class Outside(LinesCNN):
+    """The same layers under another class: outside the family (a future layer would be)."""
+
+    @classmethod
+    def of(cls, model: LinesCNN) -> Outside:
+        return cls(OrderedDict(model.named_children()))
+
+
+def choice_logged(caplog, model, optimizer) -> str:
+    with caplog.at_level(logging.INFO, logger="linesweep.run.trainer"):
+        training_epoch(model, optimizer)
+    lines = [r.getMessage() for r in caplog.records if r.message.startswith("training step")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_the_family_gets_the_hand_written_step(caplog):
+    model = model_of(SMALL, 12, 0, torch.float32)
+    assert "hand-written" in choice_logged(caplog, model, AdamConfig())
+
+
+@pytest.mark.parametrize(
+    ("model", "optimizer", "why"),
+    [
+        (Outside, AdamConfig(), "Outside (Conv2d, ReLU, MaxPool2d"),
+        (LinesCNN, AdamConfig(amsgrad=True), "amsgrad=True"),
+        (LinesCNN, lambda p: torch.optim.RMSprop(p), "RMSprop"),
+        (LinesCNN, lambda p: torch.optim.Adam(p, maximize=True), "maximize=True"),
+    ],
+)
+def test_outside_the_family_autograd_trains_and_one_line_says_why(caplog, model, optimizer, why):
+    inside = model_of(SMALL, 12, 0, torch.float32)
+    net = Outside.of(inside) if model is Outside else inside
+    line = choice_logged(caplog, net, optimizer)
+    assert line.startswith("training step: autograd") and why in line
+    epoch = training_epoch(net, optimizer)
+    before = net.fc.weight.detach().clone()
+    losses = list(epoch(images(25, 12, 0, torch.float32), labels(25, 0), 10))
+    assert len(losses) == 3 and not torch.equal(net.fc.weight, before)
+
+
+def test_the_config_and_a_factory_of_the_same_optimizer_take_the_same_steps():
+    for cfg in (AdamConfig(lr=0.01), AdamWConfig(), SGDConfig(momentum=0.9, nesterov=True)):
+        from_config = UpdateRule.of_config(cfg)
+        built = instantiate(asdict(cfg), params=[torch.nn.Parameter(torch.zeros(1))])
+        assert from_config == UpdateRule.of_optimizer(built)
+
+
+def test_architecture_names_the_layer_it_cannot_do():
+    model = model_of(SMALL, 12, 0)
+    model.conv2.padding_mode = "reflect"
+    with pytest.raises(Unsupported, match=r"^layer conv2 \(Conv2d\): groups=1"):
+        Architecture.of(model)
+
+
+# ---------------------------------------------------------------- the notebook experiment
+@pytest.mark.slow
+def test_the_notebook_experiment_has_the_same_accuracy_curve_with_either_step(compose_config):
+    cfg = to_train_config(compose_config("experiment=notebook"))
+    seeds = derive_seeds(cfg.seed)
+    plan = plan_cnn(cfg.model, cfg.data.image_size)
+    train, val = make_splits(cfg.data, seeds.train_data, seeds.val_data)
+    curves = {}
+    with cpu_settings(1):
+        for kind in ("hand", "autograd"):
+            model = build_model(cfg.model, plan, seeds.model_init)
+            model = Outside.of(model) if kind == "autograd" else model
+            outcome = fit(model, cfg.optimizer, train, val, cfg.trainer, seeds.shuffle)
+            curves[kind] = outcome.history
+    hand, reference = curves["hand"], curves["autograd"]
+    assert [r.val_accuracy for r in hand] == [r.val_accuracy for r in reference]
+    for a, b in zip(hand, reference, strict=True):
+        assert a.train_cost == pytest.approx(b.train_cost, rel=1e-3, abs=1e-5)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=1e-2, abs=1e-6)

@@ -1,0 +1,256 @@
+"""What a sweep's answer can be trusted for, in-process: no parameters run twice, no trial left
+behind by a dead worker, the answer at the end, and bad input refused before any study exists."""
+
+from __future__ import annotations
+
+import csv
+
+import optuna
+import pytest
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState
+
+from linesweep.core.errors import LinesweepError
+from linesweep.core.storage import JOURNAL_NAME, check_study_name, open_storage
+from linesweep.sweep.coordination import OWNER, holds_slot
+from linesweep.sweep.proposals import Proposals, trial_seed
+from linesweep.sweep.space import check_keys, parse_search_space
+from linesweep.sweep.study import make_sampler
+from tests.conftest import run_cli
+
+CONTINUOUS = ["model.out_1=int(interval(1,6))", "optimizer.lr=tag(log,interval(1e-3,1e-1))"]
+DISCRETE = ["model.out_1=int(interval(1,3))", "model.out_2=choice(1,2)"]  # 6 points
+
+
+def load_study(folder, name="linesweep"):
+    return optuna.load_study(study_name=name, storage=open_storage(str(folder / JOURNAL_NAME)))
+
+
+def rows(folder):
+    return list(csv.DictReader((folder / "trials.csv").open()))
+
+
+def points(study):
+    """The parameters of every trial that ran or runs (not the replaced duplicates)."""
+    return [tuple(sorted(t.params.items())) for t in study.trials if holds_slot(t)]
+
+
+# ------------------------------------------------------------------ parameters never run twice
+
+
+def test_trial_seeds_differ_per_trial_and_repeat_per_number():
+    seeds = [trial_seed(0, n) for n in range(1000)]
+    assert len(set(seeds)) == 1000 and seeds == [trial_seed(0, n) for n in range(1000)]
+    assert trial_seed(0, 5) != trial_seed(1, 5)
+
+
+@pytest.mark.parametrize("space", [CONTINUOUS, DISCRETE], ids=["continuous", "discrete"])
+def test_a_resumed_study_proposes_new_parameters_not_its_first_trials_again(
+    sweep_in_process, tmp_path, space
+):
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=3", *space)
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=6", *space)  # resumed: 3 more
+    study = load_study(tmp_path)
+    assert len(points(study)) == 6
+    assert len(set(points(study))) == 6  # before: trials 3-5 repeated trials 0-2
+
+
+def test_a_finite_space_is_visited_without_repeats_until_it_is_exhausted(
+    sweep_in_process, tmp_path
+):
+    sweep_in_process(
+        tmp_path, "hydra.sweeper.n_trials=8", "hydra/sweeper/sampler=random", *DISCRETE
+    )
+    study = load_study(tmp_path)
+    ran = points(study)
+    assert len(ran) == 8
+    assert len(set(ran[:6])) == 6  # all 6 points before any repeat
+    for row in rows(tmp_path):
+        if row["state"] == "duplicate":  # a repeated proposal: recorded, never run, no folder
+            assert "not run, replaced by trial" in row["error"] and not row["folder"]
+            assert not (tmp_path / row["number"]).exists()
+
+
+def test_proposals_replace_a_repeat_by_an_unvisited_point_drawn_from_the_trial_seed(tmp_path):
+    space = parse_search_space({}, ["a=int(interval(1,2))", "b=choice(x,y)"])
+    storage = open_storage(str(tmp_path / JOURNAL_NAME))
+    study = optuna.create_study(storage=storage, study_name="finite")
+    random = {"_target_": "optuna.samplers.RandomSampler"}
+    sampler = make_sampler({**random, "seed": 0}, space)
+    proposals = Proposals(
+        space, 0, lambda seed: make_sampler({**random, "seed": seed}, space), sampler
+    )
+    first = study.ask(space.distributions)
+    study.tell(first, 1.0)
+    study.enqueue_trial(first.params)
+    twin = study.ask(space.distributions)  # the same point as trial 0, as a sampler may propose
+    assert proposals.repeated(study, twin) == first.number
+    replacement = proposals.unvisited(study, twin.number)
+    assert replacement is not None and replacement != first.params
+    assert replacement == proposals.unvisited(study, twin.number)  # the same seed, the same draw
+
+
+# ------------------------------------------------------------------ trials left by dead workers
+
+
+def test_a_running_trial_without_owner_is_reaped_at_once_and_the_study_ends_complete(
+    sweep_in_process, tmp_path, capfd, caplog
+):
+    """A worker killed between asking for a trial and recording itself as its owner."""
+    storage = open_storage(str(tmp_path / JOURNAL_NAME))
+    study = optuna.create_study(storage=storage, study_name="linesweep", direction="maximize")
+    orphan = study.ask({"model.out_1": IntDistribution(1, 4)})
+    assert OWNER not in orphan.user_attrs
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", "model.out_1=int(interval(1,4))")
+    # Until the first job, the log goes to caplog; after it, Hydra's logging owns the console.
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "trial 0 was left RUNNING by a sweep process that died" in output
+    assert "2 of 2 trials finished" in output  # not "1 of 2", waiting 120 s for a dead asker
+    study = load_study(tmp_path)
+    assert study.trials[0].state == TrialState.FAIL
+    assert (
+        "died before recording itself as its owner" in study.trials[0].user_attrs["linesweep.error"]
+    )
+    assert [t.state for t in study.trials if holds_slot(t)] == [TrialState.COMPLETE] * 2
+
+
+# ------------------------------------------------------------------ the answer
+
+
+def test_every_sweep_ends_with_its_answer_and_a_finished_one_repeats_it(
+    sweep_in_process, tmp_path, capfd
+):
+    args = ["hydra.sweeper.n_trials=3", "model.out_1=int(interval(1,4))"]
+    sweep_in_process(tmp_path, *args)
+    first = "".join(capfd.readouterr())
+    study = load_study(tmp_path)
+    best = study.best_trial
+    expected = [
+        "study 'linesweep': 3 of 3 trials finished (3 complete)",
+        f"best val_accuracy={best.value:.6g} (trial {best.number}, epoch 2): "
+        f"model.out_1={best.params['model.out_1']}",
+        f"results: {tmp_path / 'optimization_results.yaml'} and {tmp_path / 'trials.csv'}",
+        f"compare the trials: python -m linesweep.compare {tmp_path}",
+    ]
+    for line in expected:
+        assert line in first
+    sweep_in_process(tmp_path, *args)  # nothing left to do: the same answer
+    again = "".join(capfd.readouterr())
+    for line in expected:
+        assert line in again
+    assert "trial 3" not in again
+
+
+def test_trials_csv_gives_the_epoch_each_value_was_measured_at(sweep_in_process, tmp_path):
+    sweep_in_process(
+        tmp_path,
+        "hydra.sweeper.n_trials=6",
+        "trainer.epochs=6",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
+        "optimizer.lr=choice(0.03,0.000001)",
+    )
+    study = load_study(tmp_path)
+    by_number = {int(r["number"]): r for r in rows(tmp_path)}
+    states = set()
+    for trial in study.trials:
+        row = by_number[trial.number]
+        states.add(row["state"])
+        if trial.state == TrialState.PRUNED:  # its value is its last report's
+            assert int(row["epoch"]) == trial.last_step < 6
+            assert float(row["values.val_accuracy"]) == trial.intermediate_values[trial.last_step]
+        elif trial.state == TrialState.COMPLETE:
+            assert int(row["epoch"]) == 6
+        else:
+            assert row["epoch"] == ""
+    assert {"complete", "pruned"} <= states
+
+
+# ------------------------------------------------------------------ bad input, before any study
+
+
+def refused(sweep_in_process, folder, caplog, *overrides) -> str:
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(folder, *overrides)
+    assert stop.value.code == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert not folder.exists() or list(folder.iterdir()) == []  # nothing written
+    return errors[0]
+
+
+def test_a_typo_in_a_search_space_key_names_the_nearest_keys_before_any_study(
+    sweep_in_process, tmp_path, caplog
+):
+    error = refused(sweep_in_process, tmp_path, caplog, "model.out1=int(interval(1,8))")
+    assert error.startswith("search-space key model.out1 is not in the composed config")
+    assert "the nearest: model.out_1, model.out_2" in error
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [
+        "optimizer=choice(adam,sgd)",  # a config group
+        "experiment=choice(smoke)",  # a config group whose package is global
+        "+model.extra=choice(1,2)",  # a new key, by intent
+        "model.conv1.kernel_size=range(1,3)",
+        "~plots",
+    ],
+)
+def test_search_space_keys_may_be_config_keys_groups_or_additions(compose_config, argument):
+    check_keys(
+        parse_search_space({}, [argument]), compose_config("experiment=smoke", with_hydra=True)
+    )
+
+
+def test_a_typo_in_hydra_sweeper_params_is_caught_too(compose_config):
+    space = parse_search_space({"optimizer.lrr": "interval(0.1,0.2)"}, [])
+    with pytest.raises(LinesweepError, match=r"the nearest: optimizer\.lr"):
+        check_keys(space, compose_config(with_hydra=True))
+
+
+def test_an_unimportable_preload_module_is_one_line(sweep_in_process, tmp_path, caplog):
+    error = refused(
+        sweep_in_process,
+        tmp_path,
+        caplog,
+        "hydra.sweeper.executor=process",
+        "hydra.sweeper.preload=[no.such.module]",
+    )
+    assert error.startswith("hydra.sweeper.preload=[no.such.module] is not allowed")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "''", "x..y"])
+def test_a_study_name_that_would_leave_its_folder_is_refused(
+    sweep_in_process, tmp_path, capfd, name
+):
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(tmp_path / "sweep", f"hydra.sweeper.study_name={name}")
+    assert stop.value.code == 2
+    error = capfd.readouterr().err.strip()
+    assert error.startswith(f"error: hydra.sweeper.study_name={name.strip(chr(39))} is not allowed")
+    assert "\n" not in error and not (tmp_path / "sweep").exists()
+
+
+def test_the_sweeper_refuses_such_names_too_for_apps_without_linesweep_callbacks():
+    for name in ("../escape", "a/b", ".hidden", "", "x..y", None):
+        with pytest.raises(LinesweepError, match=r"hydra\.sweeper\.study_name="):
+            check_study_name(name)
+    check_study_name("channels_lr-2.v3")
+
+
+@pytest.mark.parametrize("name", ["../escape", "../runs/inside-a-run"])
+def test_a_study_name_outside_outputs_sweeps_is_refused_before_any_folder(tmp_path, name):
+    done = run_cli(
+        "linesweep.train",
+        "-m",
+        "hydra/sweeper=linesweep",
+        "experiment=smoke",
+        f"hydra.sweeper.study_name={name}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"error: hydra.sweeper.study_name={name} is not allowed")
+    assert "\n" not in done.stderr.strip() and "Traceback" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []  # not outputs/escape, not outputs/sweeps/..
