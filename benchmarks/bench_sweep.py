@@ -1,38 +1,58 @@
 """Sweep figures, each measured in this one invocation against its own baseline.
 
-    python benchmarks/bench_sweep.py                 # all three parts (about 6 minutes on 2 cores)
+    python benchmarks/bench_sweep.py                 # all three parts (about 25 minutes, 2 cores)
     python benchmarks/bench_sweep.py --part pruning  # or: parallel, whole
+    python benchmarks/bench_sweep.py --part pruning --seeds 0 1 2 \
+        --settings preset n_warmup_steps=3,n_startup_trials=5 pruner=percentile,percentile=75
+    python benchmarks/bench_sweep.py --part pruning --search kernels  # another preset's study
 
-pruning   30-trial TPE study of `hparams_search=channels_lr` (the harder experiment), with its
-          median pruner and with `hydra/sweeper/pruner=none`: epochs trained, best accuracy.
+pruning   for each TPE seed, a 30-trial study of `hparams_search=channels_lr` (the harder
+          experiment, 10 epochs a trial, one trial at a time) with `hydra/sweeper/pruner=none`,
+          then the same study with each candidate pruner (`--settings`: `preset` is the preset's
+          own). Every trial a candidate pruned is then trained to the end, in-process, from its
+          folder's .hydra/config.yaml, to learn what pruning it cost. Per seed: epochs trained
+          (pruned / unpruned), the epoch each pruned trial stopped at, best accuracy (pruned /
+          unpruned: the gap, target <= 0.005) and the best final accuracy of a re-trained pruned
+          trial against the study's best (the margin, target > 0.01).
 parallel  8 identical trials of the notebook's experiment with n_jobs=2 and with n_jobs=1.
 whole     20 trials of the notebook's experiment searching out_1, out_2 and lr, end to end:
           (a) the way Hydra's published Optuna plugin runs them, written out as a plain loop: TPE
               asks 2 trials, both train in parallel processes with the notebook's loop (DataLoader,
               default threads, no pruning), the batch waits for the slower one, then tells both;
           (b) `python -m linesweep.train -m` with linesweep's defaults (median pruner) and n_jobs=2.
-Every linesweep sweep runs as a real command in a fresh folder under a temporary directory.
+Every linesweep sweep runs as a real command in a fresh folder under a temporary directory
+(`--keep DIR` leaves them in DIR, to read with `python -m linesweep.compare DIR`; run again with
+the same DIR, the pruning part reuses the studies and re-trained trials already there).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
+import hashlib
 import json
+import math
 import multiprocessing
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from linesweep.compare.runs import Run, find_runs, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def linesweep_sweep(folder: Path, *overrides: str) -> tuple[float, list[dict]]:
-    """Run one sweep command; return its wall time and the trials' summaries."""
+def linesweep_sweep(folder: Path, *overrides: str) -> tuple[float, list[Run]]:
+    """Run one sweep command; return its wall time and its trials."""
     command = [
         sys.executable,
         "-m",
@@ -46,36 +66,251 @@ def linesweep_sweep(folder: Path, *overrides: str) -> tuple[float, list[dict]]:
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"sweep failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    rows = list(csv.DictReader((folder / "trials.csv").open()))
-    summaries = [json.loads((folder / r["number"] / "summary.json").read_text()) for r in rows]
-    return seconds, summaries
+    return seconds, [read_run(trial) for trial in find_runs([folder])]
 
 
-def best_accuracy(summaries: list[dict]) -> float:
-    return max(s["objective"]["values"][0] for s in summaries if s["status"] == "complete")
+def best_accuracy(runs: list[Run]) -> float:
+    """The best objective (validation accuracy at the last epoch) of the trials that completed."""
+    return max(r.objective["val_accuracy"] for r in runs if r.state == "complete")
 
 
-def part_pruning(scratch: Path, seed: int = 0) -> None:
-    common = [
-        "hparams_search=channels_lr",
-        "hydra.sweeper.n_trials=30",
-        "hydra.sweeper.n_jobs=1",  # one at a time: every pruning decision sees the same history
-        f"hydra.sweeper.sampler.seed={seed}",
-    ]
-    results = {}
-    for name, extra in (("no pruning", ["hydra/sweeper/pruner=none"]), ("median pruner", [])):
-        seconds, summaries = linesweep_sweep(scratch / name.replace(" ", "_"), *common, *extra)
-        epochs = sum(s["epochs_run"] for s in summaries)
-        pruned = sum(s["status"] == "pruned" for s in summaries)
-        results[name] = (epochs, best_accuracy(summaries))
+# ------------------------------------------------------------------ pruning
+GAP_TARGET = 0.005  # the pruned study's best may be at most this far below the unpruned one's
+MARGIN_TARGET = 0.01  # every pruned trial, trained to the end, must end more than this below
+
+
+@dataclass(frozen=True)
+class PrunerCandidate:
+    """Pruner settings to measure, as given to --settings: `preset`, or `key=value,...`."""
+
+    text: str
+    overrides: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> PrunerCandidate:
+        if text == "preset":
+            return cls(text, ())
+        overrides = []
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            if not (sep and key.strip() and value.strip()):
+                raise SystemExit(
+                    f"--settings {text!r}: {item!r} is not key=value; write e.g. "
+                    "'n_warmup_steps=3,n_startup_trials=5' or 'pruner=percentile,percentile=75'"
+                )
+            key, value = key.strip(), value.strip()
+            if key == "pruner":  # another config of hydra/sweeper/pruner, with its own defaults
+                overrides.insert(0, f"hydra/sweeper/pruner={value}")
+            else:
+                overrides.append(f"hydra.sweeper.pruner.{key}={value}")
+        return cls(text, tuple(overrides))
+
+
+@dataclass
+class PrunedStudy:
+    """One sampler seed: a study with the candidate pruner, against the same study unpruned."""
+
+    seed: int
+    pruner: str  # `name k=v ...`, as composed for the study
+    best: float
+    epochs: int
+    pruned_at: list[int]  # the epoch each pruned trial stopped at
+    retrained: list[float]  # each pruned trial's final accuracy when trained to the end
+    base_best: float
+    base_epochs: int
+    replay_mismatches: int  # re-trained pruned trials whose first epochs differ from the study's
+
+    @property
+    def gap(self) -> float:
+        return self.base_best - self.best
+
+    @property
+    def margin(self) -> float:
+        """How far below the study's best the best re-trained pruned trial ends (inf: none)."""
+        return self.best - max(filter(math.isfinite, self.retrained), default=-math.inf)
+
+    @property
+    def meets_targets(self) -> bool:
+        # Accuracies are multiples of 1/1000: the tolerance only absorbs float rounding.
+        return self.gap <= GAP_TARGET + 1e-9 and self.margin > MARGIN_TARGET + 1e-9
+
+
+def epochs_trained(runs: list[Run]) -> int:
+    return sum(r.epochs_run or 0 for r in runs)  # an infeasible trial trains none
+
+
+def full_training_key(cfg: DictConfig) -> str:
+    """A trial's config as it trains: the same key means the same epochs (runs are seeded)."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("plots", None)
+    plain["trainer"].pop("progress_bar", None)
+    return json.dumps(plain, sort_keys=True)
+
+
+def trial_config(trial: Run) -> DictConfig:
+    return OmegaConf.load(trial.folder / ".hydra" / "config.yaml")
+
+
+def curve(trial: Run) -> list[float]:
+    return [row["val_accuracy"] for row in trial.history]
+
+
+def retrain(pruned: Run, folder: Path, curves: dict[str, list[float]]) -> tuple[float, bool]:
+    """Train a pruned trial's config to the end: its final accuracy, and whether its first epochs
+    replay the study's (they should: data, weights and shuffling all derive from the seed)."""
+    from linesweep.core.errors import Diverged
+    from linesweep.train import run as train_run
+
+    cfg = trial_config(pruned)
+    key = full_training_key(cfg)
+    run_dir = folder / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if key not in curves and read_run(run_dir).state == "complete":  # an earlier --keep run's
+        curves[key] = curve(read_run(run_dir))
+    if key not in curves:  # else the unpruned study or an earlier candidate trained it to the end
+        cfg.trainer.progress_bar = False
+        with contextlib.suppress(Diverged):  # recorded in its folder: a NaN final accuracy
+            train_run(cfg, run_dir)
+        (run_dir / ".hydra").mkdir(exist_ok=True)  # the config where Hydra leaves it, for compare
+        OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+        curves[key] = curve(read_run(run_dir))
+    full = curves[key]
+    return full[-1], full[: len(pruned.history)] == curve(pruned)
+
+
+def composed_pruner(search: str, candidate: PrunerCandidate) -> str:
+    """The pruner a candidate's study will run with, as `Class arg=value ...`: the preset's
+    composed with the candidate's overrides (a typo fails here, before any study runs)."""
+    from hydra import compose, initialize_config_module
+
+    from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig
+    from linesweep.run.config import register_configs
+    from linesweep.sweep.study import make_pruner
+
+    register_configs()
+    with initialize_config_module("linesweep.conf", version_base="1.3"):
+        overrides = [f"hparams_search={search}", *candidate.overrides]
+        pruner = compose("train", overrides, return_hydra_config=True).hydra.sweeper.pruner
+    if pruner is None:  # the sweeper's choice for a single objective
+        pruner = OmegaConf.structured(MedianPrunerConfig)
+    make_pruner(pruner)
+    arguments = [f"{k}={v}" for k, v in pruner.items() if k != "_target_" and v is not None]
+    return " ".join([pruner._target_.rsplit(".", 1)[-1], *arguments])
+
+
+def warn_if_presets_elsewhere() -> None:
+    """The presets come from the package linesweep.conf: an editable install of another checkout
+    maps it to that checkout's conf/, even when this checkout's code comes first on sys.path."""
+    import linesweep.conf
+
+    found = [Path(path).resolve() for path in linesweep.conf.__path__]
+    if (ROOT / "conf").resolve() not in found:
         print(
-            f"  {name:14s} {seconds:6.1f} s  {epochs:4d} epochs trained  {pruned:2d} pruned  "
-            f"best val_acc {results[name][1]:.4f}"
+            f"  warning: the presets load from {found[0]}, not {ROOT / 'conf'}: the figures "
+            "are for those (install this checkout, pip install -e ., to measure its own)",
+            flush=True,
         )
-    (base_epochs, base_best), (epochs, best) = results["no pruning"], results["median pruner"]
+
+
+def part_pruning(
+    scratch: Path, search: str, seeds: list[int], candidates: list[PrunerCandidate]
+) -> None:
+    """Each candidate pruner on each sampler seed, against an unpruned study of the same seed."""
+    warn_if_presets_elsewhere()
+    pruners = [composed_pruner(search, candidate) for candidate in candidates]
+    curves: dict[str, list[float]] = {}  # full-training key -> accuracy after each epoch
+    baselines = {}
+    for seed in seeds:
+        common = [
+            f"hparams_search={search}",
+            "hydra.sweeper.n_trials=30",
+            "hydra.sweeper.n_jobs=1",  # one at a time: every pruning decision sees all history
+            "plots=none",  # training is the same without the learning-curve PNGs, and quicker
+            f"hydra.sweeper.sampler.seed={seed}",
+        ]
+        seconds, runs = linesweep_sweep(
+            scratch / f"seed{seed}_none", *common, "hydra/sweeper/pruner=none"
+        )
+        complete = [r for r in runs if r.state == "complete"]
+        curves.update((full_training_key(trial_config(r)), curve(r)) for r in complete)
+        baselines[seed] = (best_accuracy(runs), epochs_trained(runs), common)
+        print(
+            f"  seed {seed} unpruned: {seconds:5.1f} s, best {baselines[seed][0]:.3f}", flush=True
+        )
+
+    for candidate, pruner in zip(candidates, pruners, strict=True):
+        studies = []
+        for seed in seeds:
+            base_best, base_epochs, common = baselines[seed]
+            sweep = scratch / f"seed{seed}_{re.sub(r'[^A-Za-z0-9.]+', '_', pruner)}"
+            seconds, runs = linesweep_sweep(sweep, *common, *candidate.overrides)
+            start = time.perf_counter()
+            pruned = [r for r in runs if r.state == "pruned"]
+            replays = [retrain(r, scratch / "retrained", curves) for r in pruned]
+            study = PrunedStudy(
+                seed=seed,
+                pruner=pruner,
+                best=best_accuracy(runs),
+                epochs=epochs_trained(runs),
+                pruned_at=sorted(r.epochs_run for r in pruned),
+                retrained=[final for final, _ in replays],
+                base_best=base_best,
+                base_epochs=base_epochs,
+                replay_mismatches=sum(not same for _, same in replays),
+            )
+            studies.append(study)
+            print(
+                f"  seed {seed} {candidate.text}: study {seconds:5.1f} s, "
+                f"re-training {time.perf_counter() - start:5.1f} s",
+                flush=True,
+            )
+        print_pruning_table(candidate, studies)
+
+
+def print_pruning_table(candidate: PrunerCandidate, studies: list[PrunedStudy]) -> None:
+    columns = (
+        "seed",
+        "epochs pruned / unpruned",
+        "share",
+        "pruned",
+        "stopped at epoch x trials",
+        "best pruned / unpruned",
+        "gap",
+        "best pruned re-trained / study best",
+        "margin",
+        "targets",
+    )
+    rows = []
+    for s in studies:
+        finite = [v for v in s.retrained if math.isfinite(v)]
+        rows.append(
+            (
+                str(s.seed),
+                f"{s.epochs} / {s.base_epochs}",
+                f"{s.epochs / s.base_epochs:.2f}",
+                str(len(s.pruned_at)),
+                " ".join(f"{e}x{n}" for e, n in sorted(Counter(s.pruned_at).items())) or "-",
+                f"{s.best:.3f} / {s.base_best:.3f}",
+                f"{s.gap:+.3f}",
+                f"{max(finite):.3f} / {s.best:.3f}" if finite else "-",
+                f"{s.margin:.3f}",
+                ("met" if s.meets_targets else "MISSED")
+                + (f" ({s.replay_mismatches} re-runs differ)" if s.replay_mismatches else ""),
+            )
+        )
+    widths = [max(len(row[i]) for row in (columns, *rows)) for i in range(len(columns))]
+    print(f"\n{candidate.text}: {studies[0].pruner}")
+    for row in (columns, *rows):
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    share = sum(s.epochs for s in studies) / sum(s.base_epochs for s in studies)
+    verdict = (
+        "meets both targets on every seed"
+        if all(s.meets_targets for s in studies)
+        else "misses a target on some seed"
+    )
     print(
-        f"pruning: {epochs / base_epochs:.2f} of the epochs (target <= 0.60), "
-        f"best accuracy {100 * (best - base_best):+.1f} points (target within 1)"
+        f"  {verdict} (gap <= {GAP_TARGET}, margin > {MARGIN_TARGET}); "
+        f"{share:.2f} of the epochs trained, {1 - share:.2f} saved\n",
+        flush=True,
     )
 
 
@@ -105,8 +340,8 @@ def part_parallel(scratch: Path) -> None:
     for round_ in range(2):
         for jobs in (1, 2):
             folder = scratch / f"jobs{jobs}_{round_}"
-            seconds, summaries = linesweep_sweep(folder, *common, f"hydra.sweeper.n_jobs={jobs}")
-            assert len(summaries) == 8 and all(s["status"] == "complete" for s in summaries)
+            seconds, runs = linesweep_sweep(folder, *common, f"hydra.sweeper.n_jobs={jobs}")
+            assert len(runs) == 8 and all(r.state == "complete" for r in runs)
             times[jobs].append((seconds, trial_phase_seconds(folder)))
             print(
                 f"  n_jobs={jobs}: {seconds:5.1f} s end to end, "
@@ -182,7 +417,7 @@ def part_whole(scratch: Path) -> None:
     print("  (a) plugin-style baseline: 10 batches of 2 notebook-style trials")
     base_seconds, base_best = plugin_style_sweep()
     print(f"  (a) {base_seconds:6.1f} s  best val_acc {base_best:.4f}")
-    seconds, summaries = linesweep_sweep(
+    seconds, runs = linesweep_sweep(
         scratch / "notebook",
         "hydra/sweeper=linesweep",
         "hydra.sweeper.n_trials=20",
@@ -193,8 +428,8 @@ def part_whole(scratch: Path) -> None:
         "model.out_2=int(interval(1,8))",
         "optimizer.lr=tag(log,interval(1e-4,1e-1))",
     )
-    pruned = sum(s["status"] == "pruned" for s in summaries)
-    best = best_accuracy(summaries)
+    pruned = sum(r.state == "pruned" for r in runs)
+    best = best_accuracy(runs)
     print(f"  (b) {seconds:6.1f} s  best val_acc {best:.4f}  ({pruned} of 20 trials pruned)")
     print(
         f"whole sweep: linesweep {base_seconds / seconds:.1f}x faster (target >= 5), "
@@ -206,13 +441,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["pruning", "parallel", "whole", "all"], default="all")
     parser.add_argument(
-        "--seed", type=int, default=0, help="TPE seed of the pruning study (default 0)"
+        "--search",
+        default="channels_lr",
+        help="the hparams_search preset of the pruning studies (default channels_lr)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="TPE seeds of the pruning studies (default 0 1 2)",
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["preset"],
+        metavar="SETTINGS",
+        help="pruner candidates to measure, each `preset` (the preset's own pruner) or "
+        "comma-separated key=value pruner arguments, `pruner=NAME` picking another pruner: "
+        "'n_warmup_steps=3,n_startup_trials=5' 'pruner=percentile,percentile=75' "
+        "(default: preset)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="leave the sweeps in DIR instead of a temporary folder; the pruning part reuses "
+        "the studies and re-trained trials an earlier run left there",
     )
     args = parser.parse_args()
+    candidates = [PrunerCandidate.parse(text) for text in args.settings]
     with tempfile.TemporaryDirectory() as tmp:
-        scratch = Path(tmp)
+        scratch = Path(tmp) if args.keep is None else args.keep
+        scratch.mkdir(parents=True, exist_ok=True)
         parts = {
-            "pruning": lambda: part_pruning(scratch, args.seed),
+            "pruning": lambda: part_pruning(scratch, args.search, args.seeds, candidates),
             "parallel": lambda: part_parallel(scratch),
             "whole": lambda: part_whole(scratch),
         }

@@ -167,7 +167,7 @@ def test_samplers_take_their_keyword_arguments_flat_and_nested_targets_are_built
 def test_the_trial_builds_the_same_pruner_from_its_plain_config():
     config = OmegaConf.to_container(OmegaConf.structured(PRUNER_OPTIONS["median"]))
     plain = pruner_config({**config, "n_warmup_steps": 4})
-    assert plain == {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 3,
+    assert plain == {"_target_": "optuna.pruners.MedianPruner", "n_startup_trials": 10,
                      "n_warmup_steps": 4}  # fmt: skip
     assert isinstance(make_pruner(plain), MedianPruner)
     assert isinstance(make_pruner({"_target_": "optuna.pruners.NopPruner"}), NopPruner)

@@ -190,7 +190,7 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path,
         ),
         (
             "hydra/sweeper/pruner=percentile hydra.sweeper.pruner.percentile=150",
-            "hydra.sweeper.pruner={'n_startup_trials': 3, 'n_warmup_steps': 1, 'percentile': "
+            "hydra.sweeper.pruner={'n_startup_trials': 5, 'n_warmup_steps': 2, 'percentile': "
             "150.0} is not allowed: arguments PercentilePruner accepts (ValueError: ",
         ),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is not allowed: an integer >= 1"),
