@@ -100,6 +100,17 @@ def test_pool_padding_over_half_the_window_is_refused_before_torch_does():
     assert plan_cnn(ModelConfig(pool1=window(3, p=1)), image_size=11)
 
 
+def test_a_pooling_window_that_covers_only_padding_is_refused():
+    # conv2's output is 1x1; pool2 (kernel 2, padding 1, dilation 2) reads rows -1 and 1 of it,
+    # both padding. torch returns -inf there and its backward writes outside the plane.
+    model = ModelConfig(pool2=window(2, p=1, d=2))
+    with pytest.raises(InfeasibleArchitecture, match=r"^pool2: a window sees only padding on its"):
+        plan_cnn(model, image_size=4)
+    out = torch_feature_stack(model)(torch.zeros(1, 1, 4, 4))
+    assert torch.isinf(out).any()  # what the refusal spares the trainer
+    assert plan_cnn(ModelConfig(pool2=window(2, p=1, d=1)), image_size=4)
+
+
 model_configs = st.builds(
     ModelConfig,
     out_1=st.integers(1, 6),
@@ -136,7 +147,7 @@ def torch_feature_stack(model: ModelConfig) -> nn.Sequential:
 @given(model=model_configs, image_size=st.integers(2, 32))
 def test_plan_agrees_with_a_real_forward_pass_or_refuses(model, image_size):
     """Either every planned shape and the parameter count match torch, or the plan refuses
-    and torch, given the same stack, fails too (or yields an empty activation)."""
+    and torch, given the same stack, fails too (or yields an empty or -inf activation)."""
     try:
         plan = plan_cnn(model, image_size)
     except InfeasibleArchitecture:
@@ -144,6 +155,8 @@ def test_plan_agrees_with_a_real_forward_pass_or_refuses(model, image_size):
             out = torch_feature_stack(model)(torch.zeros(1, 1, image_size, image_size))
             if out.numel() == 0:
                 raise RuntimeError("empty activation") from None
+            if not torch.isfinite(out).all():  # a pooling window saw only padding: -inf
+                raise RuntimeError("a window over padding alone") from None
         return
     check = check_plan(build_model(model, plan, seed=0), plan)
     assert check.agrees, check.mismatches()

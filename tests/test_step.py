@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from linesweep.core.errors import InfeasibleArchitecture
 from linesweep.run.config import (
@@ -147,8 +148,11 @@ def test_a_pooling_window_on_padding_alone_is_refused_not_trained():
     # pool2 on conv2's 1x1 output, padding 1, dilation 2: its one window reads rows -1 and 1, both
     # padding. torch's max_pool2d gives -inf with index 2 on a 1-pixel plane, and its backward
     # writes there (heap corruption, found by the property test above).
-    cfg = ModelConfig(pool2=WindowConfig(kernel_size=2, padding=1, dilation=2))
-    step = HandStep.for_models([model_of(cfg, 4, 0)], UpdateRule("sgd", 0.1))
+    # plan_cnn refuses this config (tests/test_shapes.py); the step refuses it again for a model
+    # built by other means, here by swapping the layer in after planning.
+    model = model_of(ModelConfig(pool2=WindowConfig(kernel_size=2, padding=1)), 4, 0)
+    model.pool2 = nn.MaxPool2d(kernel_size=2, padding=1, dilation=2)
+    step = HandStep.for_models([model], UpdateRule("sgd", 0.1))
     with pytest.raises(InfeasibleArchitecture, match=r"^pool2: a window sees only padding on"):
         step(images(2, 4, 0)[None], labels(2, 0)[None])
 

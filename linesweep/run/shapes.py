@@ -40,6 +40,29 @@ def conv_output_shape(
     )
 
 
+def window_sees_only_padding(
+    h_w: IntOrPair,
+    kernel_size: IntOrPair = 1,
+    stride: IntOrPair = 1,
+    pad: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+) -> bool:
+    """Whether some window on an `h_w` input covers padding only, no pixel (on either axis).
+
+    Output position o's window reads input rows o*stride - pad + i*dilation for i < kernel;
+    with dilation a window can step over every real row. Max-pooling over such a window has
+    no value to take (torch returns -inf with an index outside the plane, and its backward
+    then writes out of bounds), so the plan refuses it.
+    """
+    sizes, kernels, strides, pads, dilations = map(_pair, (h_w, kernel_size, stride, pad, dilation))
+    outs = conv_output_shape(sizes, kernels, strides, pads, dilations)
+    return any(
+        not any(0 <= o * s - p + i * d < n for i in range(k))
+        for n, out, k, s, p, d in zip(sizes, outs, kernels, strides, pads, dilations, strict=True)
+        for o in range(out)
+    )
+
+
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flattening
 
 
@@ -129,6 +152,12 @@ def _window_output(
             f"input {height}x{width}{padded} is smaller than the {kernel} {effective}x{effective}",
             f"use a smaller {key}.kernel_size or {key}.dilation, more {key}.padding, "
             "or a larger data.image_size",
+        )
+    if kind == "MaxPool2d" and window_sees_only_padding((height, width), k, s, p, d):
+        raise InfeasibleArchitecture(
+            name,
+            f"a window sees only padding on its {height}x{width} input",
+            f"lower {key}.padding or {key}.dilation",
         )
     out_h, out_w = conv_output_shape((height, width), k, s, p, d)
     return (out_channels, out_h, out_w)

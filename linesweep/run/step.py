@@ -62,7 +62,7 @@ from torch import Tensor, nn
 from linesweep.core.errors import InfeasibleArchitecture
 from linesweep.run.config import AdamConfig, OptimizerConfig, SGDConfig
 from linesweep.run.model import LinesCNN
-from linesweep.run.shapes import conv_output_shape
+from linesweep.run.shapes import conv_output_shape, window_sees_only_padding
 
 Pair = tuple[int, int]
 
@@ -98,13 +98,7 @@ class Window:
 
     def sees_only_padding(self, size: Pair) -> bool:
         """Whether some window on a `size` input covers no pixel, only padding (per axis)."""
-        out = self.output_size(size)
-        axes = zip(size, out, self.kernel, self.stride, self.padding, self.dilation, strict=True)
-        return any(
-            not any(0 <= o * s - p + i * d < n for i in range(k))
-            for n, out, k, s, p, d in axes
-            for o in range(out)
-        )
+        return window_sees_only_padding(size, self.kernel, self.stride, self.padding, self.dilation)
 
 
 FAMILY = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Linear)
