@@ -24,7 +24,7 @@ from linesweep.compare.report import render_report
 from linesweep.compare.runs import find_runs
 from linesweep.compare.table import compare, pareto_set, text_table
 from linesweep.core.plotting import PlainLogFormatter, log_scale_if_wide
-from linesweep.run.plots import run_caption
+from linesweep.run.drawing import run_caption
 from tests.test_compare import BASE_CONFIG, PNG, fake_run
 
 SWEEPER = {

@@ -516,6 +516,7 @@ def _draw_pictures(run: Run, out: Path) -> list[Path]:
     from linesweep.core.plotting import add_caption
     from linesweep.run import plots
     from linesweep.run.data import make_split
+    from linesweep.run.drawing import run_caption
     from linesweep.run.model import build_model
     from linesweep.run.seeds import derive_seeds
     from linesweep.run.shapes import plan_cnn
@@ -534,7 +535,7 @@ def _draw_pictures(run: Run, out: Path) -> list[Path]:
             "feature_maps.png": plots.feature_maps(model, images),
             "flattened_activations.png": plots.flattened_activations(model, images),
         }
-    caption = plots.run_caption(run.folder, read_overrides(run))
+    caption = run_caption(run.folder, read_overrides(run))
     paths = []
     for name, fig in figures.items():
         add_caption(fig, caption)

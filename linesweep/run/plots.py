@@ -2,13 +2,12 @@
 
 Figures are built with matplotlib's object API (no pyplot state, no backend switching), so plotting
 is safe in worker processes and leaves the caller's matplotlib setup alone. Every PNG names its run
-at the top (`run_caption`: the folder and the overrides), so a picture copied out of its folder
-still says where it came from.
+at the top (`drawing.run_caption`: the folder and the overrides), so a picture copied out of its
+folder still says where it came from. A run draws them in a second process (`drawing.py`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,24 +25,6 @@ from linesweep.run.data import CLASS_NAMES, Split
 from linesweep.run.model import layer_outputs
 
 MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
-CAPTION_WIDTH = 110  # characters: about the width of the narrowest figure at 8 points
-_LONG_DECIMAL = re.compile(r"[-+]?\d*\.\d{5,}(?:[eE][-+]?\d+)?")
-
-
-def run_caption(run_dir: Path, overrides: Sequence[str] | None) -> str:
-    """The line every run PNG carries: the run's folder (last two parts) and its overrides."""
-    where = "/".join(Path(run_dir).parts[-2:])
-    shown = " ".join(_shorter(str(o)) for o in overrides or []) or "(the defaults)"
-    text = f"{where}: {shown}"
-    return text if len(text) <= CAPTION_WIDTH else text[: CAPTION_WIDTH - 1] + "…"
-
-
-def _shorter(override: str) -> str:
-    """optimizer.lr=0.006431172050131994 -> optimizer.lr=0.006431 (a sampled float, 4 digits)."""
-    key, sep, value = override.partition("=")
-    if sep and _LONG_DECIMAL.fullmatch(value):
-        return f"{key}={float(value):.4g}"
-    return override
 
 
 def _bare(ax: Axes) -> None:
@@ -159,6 +140,39 @@ def flattened_activations(model: nn.Sequential, split: Split) -> Figure:
     return fig
 
 
+def data_figures(cfg: PlotsConfig, train: Split) -> dict[str, Figure]:
+    """The pictures of the data alone, which can be drawn before the model trains."""
+    return {"samples.png": samples(train)} if cfg.samples else {}
+
+
+def run_figures(
+    cfg: PlotsConfig, history: Sequence[EpochMetrics], model: nn.Sequential, train: Split
+) -> dict[str, Figure]:
+    """The pictures of a trained run: its learning curve, kernels and what its layers see."""
+    figures: dict[str, Figure] = {}
+    if cfg.learning_curve and history:
+        figures["learning_curve.png"] = learning_curve(history)
+    if cfg.kernels:
+        figures["kernels_conv1.png"] = kernels(model.conv1.weight, "conv1 kernels")
+        figures["kernels_conv2.png"] = kernels(model.conv2.weight, "conv2 kernels")
+    if cfg.feature_maps:
+        figures["feature_maps.png"] = feature_maps(model, train)
+    if cfg.activations:
+        figures["flattened_activations.png"] = flattened_activations(model, train)
+    return figures
+
+
+def save_figures(folder: Path, figures: dict[str, Figure], caption: str, dpi: int) -> list[Path]:
+    """Each figure as `folder/<name>`, captioned with its run; returns the files written."""
+    if figures:
+        folder.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        if caption:
+            add_caption(fig, caption)
+        save_figure(fig, folder / name, dpi)
+    return [folder / name for name in figures]
+
+
 def save_run_plots(
     folder: Path,
     cfg: PlotsConfig,
@@ -168,22 +182,5 @@ def save_run_plots(
     caption: str = "",
 ) -> list[Path]:
     """Write the plots the config asks for into `folder`, each captioned; returns the files."""
-    figures: dict[str, Figure] = {}
-    if cfg.learning_curve and history:
-        figures["learning_curve.png"] = learning_curve(history)
-    if cfg.kernels:
-        figures["kernels_conv1.png"] = kernels(model.conv1.weight, "conv1 kernels")
-        figures["kernels_conv2.png"] = kernels(model.conv2.weight, "conv2 kernels")
-    if cfg.samples:
-        figures["samples.png"] = samples(train)
-    if cfg.feature_maps:
-        figures["feature_maps.png"] = feature_maps(model, train)
-    if cfg.activations:
-        figures["flattened_activations.png"] = flattened_activations(model, train)
-    if figures:
-        folder.mkdir(parents=True, exist_ok=True)
-    for name, fig in figures.items():
-        if caption:
-            add_caption(fig, caption)
-        save_figure(fig, folder / name, cfg.dpi)
-    return [folder / name for name in figures]
+    figures = data_figures(cfg, train) | run_figures(cfg, history, model, train)
+    return save_figures(folder, figures, caption, cfg.dpi)

@@ -41,6 +41,7 @@ from linesweep.core.trial_link import TrialLink
 from linesweep.run.budget import check_population_fits
 from linesweep.run.config import TrainConfig
 from linesweep.run.data import make_splits
+from linesweep.run.drawing import drawing_beside, run_caption
 from linesweep.run.loggers import RunLoggers, open_loggers
 from linesweep.run.model import build_model, check_plan
 from linesweep.run.population import fit_population, population_rule
@@ -113,22 +114,19 @@ def train(
                 return False
             return trial.report(history[-1].epoch, getattr(history[-1], prune_on))
 
-        outcome = fit(
-            model,
-            cfg.optimizer,  # the config, not a torch optimizer: the hand-written step needs none
-            train_split.to(device),
-            val_split.to(device),
-            cfg.trainer,
-            seeds.shuffle,
-            after_epoch,
-        )
-        write_weights(run_dir, model.state_dict())
-        from linesweep.run.plots import run_caption, save_run_plots  # matplotlib: only to plot
-
         caption = run_caption(run_dir, summary.data.get("overrides"))
-        plots = save_run_plots(
-            run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split, caption
-        )
+        with drawing_beside(run_dir / "plots", cfg.plots, train_split, model, caption) as drawing:
+            outcome = fit(
+                model,
+                cfg.optimizer,  # the config, not a torch optimizer: the hand step needs none
+                train_split.to(device),
+                val_split.to(device),
+                cfg.trainer,
+                seeds.shuffle,
+                after_epoch,
+            )
+            write_weights(run_dir, model.state_dict())
+            plots = drawing.finish(outcome.history)
 
     status = Status(outcome.status)
     if status == Status.DIVERGED:  # no trustworthy value
@@ -210,21 +208,24 @@ def train_population(
             now = [getattr(h[-1], prune_on) if len(h) == epoch else math.nan for h in histories]
             return trial.report(epoch, spread(now, prune_on, rep.success_threshold)[rep.statistic])
 
-        outcome = fit_population(
-            models,
-            cfg.optimizer,
-            train_split.to(device),
-            val_split.to(device),
-            cfg.trainer,
-            [s.shuffle for s in seeds],
-            after_epoch,
-        )
-        for r, model in enumerate(models):
-            write_weights(run_dir, model.state_dict(), r)
-        from linesweep.run.plots import save_run_plots  # matplotlib loads only when a run plots
-
-        first = outcome.histories[0]  # replicate 0's figures: the plain run's
-        plots = save_run_plots(run_dir / "plots", cfg.plots, first, models[0].cpu(), train_split)
+        caption = run_caption(run_dir, summary.data.get("overrides"))
+        # Replicate 0's pictures: the plain run's.
+        with drawing_beside(
+            run_dir / "plots", cfg.plots, train_split, models[0], caption
+        ) as drawing:
+            outcome = fit_population(
+                models,
+                cfg.optimizer,
+                train_split.to(device),
+                val_split.to(device),
+                cfg.trainer,
+                [s.shuffle for s in seeds],
+                after_epoch,
+            )
+            for r, model in enumerate(models):
+                write_weights(run_dir, model.state_dict(), r)
+            first = outcome.histories[0]
+            plots = drawing.finish(first)
 
     per_replicate = [
         tuple(math.nan for _ in metrics)
