@@ -59,6 +59,7 @@ def varying_keys(runs: Sequence[Run]) -> list[str]:
         for key in shared
         if not key.startswith(NOISE_PREFIXES)
         and key not in NOISE_KEYS
+        and key != "replicates"  # how many replicates: the spread column `replicates` shows it
         and len({json.dumps(c[key], sort_keys=True, default=str) for c in configs}) > 1
     ]
 
