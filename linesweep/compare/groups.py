@@ -80,14 +80,18 @@ def merge(runs: Sequence[Run]) -> Run:
     config["seed"] = [(run.config or {}).get("seed") for run in runs]
     members = [member for run in runs for member in _members_of(run)]
     metrics = list(first.objective)
-    statistic = config.get("replicate.statistic")
+    statistic = config.get("replicate.statistic", "mean")  # an older run's config: the default
     threshold = first.success_threshold
     if threshold is None:
         threshold = share(config.get("replicate.success_threshold"))
     objective: dict[str, float | None] = dict.fromkeys(metrics)
-    if metrics and statistic in STATISTICS and threshold is not None:
+    if (
+        metrics
+        and statistic in STATISTICS
+        and (threshold is not None or statistic != "success_rate")
+    ):
         rows = [[_nan(m.values.get(metric)) for metric in metrics] for m in members]
-        values = population_objective(rows, metrics, str(statistic), threshold)
+        values = population_objective(rows, metrics, str(statistic), threshold or 0.0)
         objective = {m: _finite(v) for m, v in zip(metrics, values, strict=True)}
     walls = [run.wall_time_s for run in runs if run.wall_time_s is not None]
     return Run(

@@ -360,7 +360,7 @@ def replicates_line(comparison: Comparison) -> str:
     low, high = min(run.replicates for run in runs), max(run.replicates for run in runs)
     plain = sum(run.replicates == 1 for run in runs)
     counts = f"{low} to {high} per row" if low != high else f"{low} per row"
-    counts += f", one in {plain} rows" if low == 1 else ""
+    counts += f"; {plain} row{'s' if plain > 1 else ''} with one" if plain else ""
     thresholds = {run.success_threshold for run in runs if run.success_threshold is not None}
     at = ", ".join(format_value(t) for t in sorted(thresholds)) or "-"
     return (
