@@ -211,7 +211,7 @@ def test_the_report_says_how_many_replicates_stand_behind_each_number(tmp_path):
     alone = tmp_path / "alone"
     fake_run(alone / "r", (0.6, 0.7))
     page = render_report(compare(find_runs([alone])), [], [], base=alone)
-    assert "<dt>replicates</dt><dd>1 (one run&#x27;s value" in page and "±" not in page
+    assert "<dt>replicates</dt><dd>1 (a single run: no spread)</dd>" in page and "±" not in page
 
 
 def test_hostile_replicate_records_are_one_warning_and_a_state(tmp_path, capsys):

@@ -145,7 +145,7 @@ class Links:
 def _header(column: str, key: bool) -> str:
     """A header that may break after its dots (model.<wbr>out_1), marked when a key column."""
     text = "<wbr>".join(html.escape(part) for part in column.split("."))
-    text = text.replace("<wbr>", ".<wbr>")
+    text = text.replace("<wbr>", ".<wbr>").replace("_mean ±", "_<wbr>mean ±")  # a mean ± std
     return f'<th class="key">{text}</th>' if key else f"<th>{text}</th>"
 
 
@@ -333,7 +333,7 @@ def replicates_behind(run: Run) -> str:
     """How many replicates stand behind a run's value, and what they say: its objective's mean ±
     std and success rate over them; or that it is one run's value."""
     if run.replicates < 2:
-        return "1 (one run's value; replicates=R or --group-seeds give a spread)"
+        return "1 (a single run: no spread)"
     metric = next((m for m in run.objective if m != "n_params"), None)
     stats = replicate_spread(run, metric) if metric is not None else None
     statistic = (run.config or {}).get("replicate.statistic", "mean")
