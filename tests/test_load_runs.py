@@ -52,7 +52,7 @@ def test_the_objectives_best_epoch_when_the_objective_is_measured_at_the_best_ep
     assert linesweep.load_runs(tmp_path)["obj_epoch"].tolist() == [2]
 
 
-def test_runs_that_differ_only_in_their_seed_are_replicates_of_one_config(tmp_path):
+def test_runs_that_differ_only_in_their_seed_are_one_config_group(tmp_path):
     for seed in (1, 2, 3):
         fake_run(tmp_path / f"s{seed}", (0.5 + seed / 10,), {"seed": seed, "plots.dpi": seed})
     fake_run(tmp_path / "other", (0.9,), {"model.out_1": 5})
@@ -60,8 +60,9 @@ def test_runs_that_differ_only_in_their_seed_are_replicates_of_one_config(tmp_pa
     assert df.set_index(df["folder"].str[-2:])["config_group"].to_dict() == {
         "er": 0, "s1": 1, "s2": 1, "s3": 1,
     }  # fmt: skip
-    assert df["replicates"].tolist() == [1, 3, 3, 3]
-    spread = df[df.replicates > 1].groupby("config_group")["obj.val_accuracy"].agg(["mean", "std"])
+    assert df["group_size"].tolist() == [1, 3, 3, 3]
+    assert df["replicates"].tolist() == [1, 1, 1, 1]  # each run is one replicate
+    spread = df[df.group_size > 1].groupby("config_group")["obj.val_accuracy"].agg(["mean", "std"])
     assert spread.loc[1, "mean"] == pytest.approx(0.7) and spread.loc[1, "std"] > 0
 
 

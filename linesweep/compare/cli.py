@@ -7,12 +7,18 @@
     python -m linesweep.compare outputs/ --state complete,pruned --where model.out_2=4 --top 10
     python -m linesweep.compare outputs/ --sort n_params --no-plots --out /tmp/comparison
     python -m linesweep.compare outputs/sweeps/s --storage postgresql://user@db-host/linesweep
+    python -m linesweep.compare outputs/multirun/2026-11-28/10-00-00 --group-seeds
 
 A run folder is any folder holding `.hydra/`, `summary.json`, `metrics.csv` or `shapes.yaml`:
 single runs, `-m` multiruns and Optuna sweeps alike (globs are expanded here too, so quote them or
 not). The table has one row per run: the config values that differ between the runs, the objective
 (`obj.<metric>`), the last epoch's validation accuracy and loss (`val_acc`, `val_loss`), the best
-epoch's accuracy (`best_acc`), parameters, epochs, wall time, state and folder. It is sorted by the
+epoch's accuracy (`best_acc`), parameters, epochs, wall time, state and folder. Runs trained with
+`replicates=R` show their spread after the objective: each objective metric's mean ± std over the
+replicates, the success rate (the share reaching `replicate.success_threshold`) and `replicates`,
+how many stand behind the row (`val_acc`, `best_acc`, `val_loss` are then means too); plain runs
+show `-` there. `--group-seeds` makes runs that differ only in `seed` (a `-m seed=0,1,2`
+multirun) one row the same way, its `seed` cell listing the seeds. It is sorted by the
 objective, best first, printed, and written as table.csv and table.md next to plots/ and
 report.html (default folder: `<sweep>/compare/` for one sweep or multirun, else
 `outputs/compare/<timestamp>/`). A folder with a problem (no summary, a corrupt file, an older
@@ -179,6 +185,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--state", metavar="S[,S...]", help="keep runs in these states")
     parser.add_argument(
+        "--group-seeds", action="store_true",
+        help="one row for the runs (in one state) whose configs differ only in seed: their mean "
+        "± std, success rate and count, as for replicates (default: one row per run)",
+    )  # fmt: skip
+    parser.add_argument(
         "--out", type=Path, metavar="DIR",
         help="where the files go (default: <sweep>/compare or outputs/compare/<time>)",
     )  # fmt: skip
@@ -206,7 +217,7 @@ def _selection(args: argparse.Namespace) -> Selection:
             raise UsageError(f"--where {text!r}: write KEY=VALUE, e.g. --where model.out_1=4")
         where.append(Filter(key.strip(), value.strip()))
     states = tuple(s.strip() for s in args.state.split(",") if s.strip()) if args.state else ()
-    return Selection(tuple(where), states, args.sort, args.descending, args.top)
+    return Selection(tuple(where), states, args.sort, args.descending, args.top, args.group_seeds)
 
 
 def warn(text: str) -> None:

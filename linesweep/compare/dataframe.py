@@ -21,16 +21,24 @@ record-to-row mapping (`table_rows`, i.e. `Run.cell`), so the two never disagree
   (compare's names; `val_acc` is `final.val_accuracy`, `best_acc` is `best.val_accuracy`);
 - `final.<metric>`: the last epoch's row of metrics.csv; `best.<metric>`: the epoch with the best
   validation accuracy (`best.epoch` says which);
+- the spread over a run's replicates (`replicates=R`; see compare's table), always present:
+  `replicates` (how many replicates stand behind the row's numbers: 1 for a plain run; it stands
+  in for the config key of that name), `<metric>_mean` and `<metric>_std` for each objective
+  metric (over the replicates' objective values; std is the sample standard deviation; None for
+  a plain run), `success_rate` (the share of replicates whose first objective metric reaches
+  `replicate.success_threshold`; None for a plain run). For a run with replicates `val_acc`,
+  `best_acc` and `val_loss` are the means over its replicates; `final.<metric>` and
+  `best.<metric>` are replicate 0's (the plain run's seeds), as summary.json records them;
 - `sweep`: the sweep or multirun folder holding the run (None for a single run);
-- `config_group`, `replicates`: runs whose configs differ only in `seed` share a group (numbered
-  in folder order); `replicates` counts the runs in it, e.g.
-  `df[df.replicates > 1].groupby("config_group")["obj.val_accuracy"].agg(["mean", "std"])`;
+- `config_group`, `group_size`: runs whose configs differ only in `seed` share a group
+  (numbered in folder order); `group_size` counts the runs in it, e.g.
+  `df[df.group_size > 1].groupby("config_group")["obj.val_accuracy"].agg(["mean", "std"])`
+  (`python -m linesweep.compare --group-seeds` shows each group as one row);
 - `warnings`: what was odd about the folder (None for most).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -39,8 +47,9 @@ from typing import Any
 import pandas as pd
 
 from linesweep.compare.cli import expand
+from linesweep.compare.groups import config_groups
 from linesweep.compare.runs import Run, SweepConfigs, find_runs, read_run
-from linesweep.compare.table import NOISE_KEYS, NOISE_PREFIXES, columns_for, table_rows
+from linesweep.compare.table import columns_for, table_rows
 
 PathLike = str | os.PathLike
 
@@ -73,11 +82,11 @@ def _flat(paths: Iterable[Any]) -> list[PathLike]:
 def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """The DataFrame of already-read runs (see the module docstring for its columns)."""
     keys = list(dict.fromkeys(k for run in runs if run.config for k in run.config))
-    columns = [c for c in columns_for(runs, keys) if c != "rank"]
+    columns = [c for c in columns_for(runs, keys, spread=True) if c != "rank"]
     rows = table_rows(runs, columns)
     final_keys = list(dict.fromkeys(k for run in runs for k in run.final))
     best_keys = list(dict.fromkeys(k for run in runs for k in run.best))
-    groups = _config_groups(runs)
+    groups = config_groups(runs)
     sizes = {g: list(groups).count(g) for g in set(groups) if g is not None}
     for row, run, group in zip(rows, runs, groups, strict=True):
         del row["rank"]
@@ -86,32 +95,14 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
         row.update({f"best.{k}": run.best.get(k) for k in best_keys})
         row["sweep"] = None if run.sweep is None else str(run.sweep)
         row["config_group"] = group
-        row["replicates"] = sizes.get(group) if group is not None else None
+        row["group_size"] = sizes.get(group) if group is not None else None
         row["warnings"] = "; ".join(run.warnings) or None
     extra = [
         *(f"final.{k}" for k in final_keys),
         *(f"best.{k}" for k in best_keys),
         "sweep",
         "config_group",
-        "replicates",
+        "group_size",
         "warnings",
     ]
     return pd.DataFrame.from_records(rows, columns=[*columns, *extra])
-
-
-def _config_groups(runs: Sequence[Run]) -> list[int | None]:
-    """A number per distinct config, ignoring `seed` and settings that do not change learning."""
-    seen: dict[str, int] = {}
-    groups: list[int | None] = []
-    for run in runs:
-        if run.config is None:
-            groups.append(None)
-            continue
-        kept = {
-            k: v
-            for k, v in run.config.items()
-            if k != "seed" and k not in NOISE_KEYS and not k.startswith(NOISE_PREFIXES)
-        }
-        identity = json.dumps(kept, sort_keys=True, default=str)
-        groups.append(seen.setdefault(identity, len(seen)))
-    return groups

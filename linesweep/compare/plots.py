@@ -11,8 +11,11 @@ are drawn here, because Optuna's matplotlib functions switch to a grey ggplot st
 COMPLETE trials only, without saying so. Every value is drawn with the epoch it was measured at:
 complete runs filled, pruned runs hollow (their value is from the epoch they stopped at), other
 states as grey crosses; frontiers and "best" lines use complete runs only; what a plot leaves out
-is written under it. Parameter plots are drawn only for the keys the runs' overrides set (the
-search space, the command line), not for every key that differs between experiments. A plot that
+is written under it. A run with replicates is drawn at its mean, with an error bar of one standard
+deviation over its replicates and each replicate as a small dot; the note under the plot says how
+many replicates stand behind the bars. Parameter plots are drawn only for the keys the runs'
+overrides set (the search space, the command line), not for every key that differs between
+experiments. A plot that
 cannot be drawn is a one-line problem for the caller, never an exception.
 
 Why one module over 300 lines: one function per picture, sharing the run labels, the state
@@ -34,7 +37,7 @@ from linesweep.compare.question import chosen_keys
 from linesweep.compare.runs import config_tree, objective_epoch
 from linesweep.compare.table import format_value, objective_metrics
 from linesweep.core.files import save_figure
-from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.core.metrics import METRIC_DIRECTIONS, spread
 from linesweep.core.plotting import add_note, legend_row, log_scale_if_wide, set_log, tex_safe
 from linesweep.core.record import PICTURE_CAP, WEIGHTS, WEIGHTS_CAP, read_weights
 from linesweep.core.safe_read import is_regular
@@ -118,6 +121,42 @@ def _scatter_by_state(
         ax.scatter([xs[i] for i in picked], [ys[i] for i in picked], s=22, label=label, **style)
 
 
+def _draw_replicates(
+    ax: Any, runs: Sequence[Run], xs: Sequence[float], values: Sequence[list[float | None]]
+) -> str | None:
+    """Error bars (± one std) and a dot per replicate for the runs with replicates; `values[i]`
+    holds run i's replicate values (empty for a plain run). A note on what was drawn, or None."""
+    drawn = [i for i, v in enumerate(values) if len(v) > 1 and any(x is not None for x in v)]
+    if not drawn:
+        return None
+    dots_x, dots_y, counts = [], [], []
+    for i in drawn:
+        finite = [v for v in values[i] if v is not None and math.isfinite(v)]
+        dots_x += [xs[i]] * len(finite)
+        dots_y += finite
+        counts.append(len(values[i]))
+    # spread's mean and std leave a missing (diverged) replicate out; its threshold is unused here
+    nan = math.nan
+    stats = [spread([nan if v is None else v for v in values[i]], "val_accuracy", 0) for i in drawn]
+    ax.scatter(dots_x, dots_y, s=7, color="black", alpha=0.3, linewidths=0, label="each replicate")
+    ax.errorbar(
+        [xs[i] for i in drawn],
+        [st["mean"] for st in stats],
+        yerr=[st["std"] for st in stats],
+        fmt="none",
+        ecolor="black",
+        elinewidth=1,
+        capsize=3,
+        label="mean ± 1 std over replicates",
+    )
+    low, high = min(counts), max(counts)
+    n = f"{low}" if low == high else f"{low}–{high}"
+    return (
+        f"{len(drawn)} runs with replicates drawn at their mean, bars ± one standard deviation "
+        f"over n = {n} replicates each (sample std), dots each replicate"
+    )
+
+
 def learning_curves(runs: Sequence[Run], keys: Sequence[str]) -> Figure | None:
     """Validation accuracy and loss per epoch of the first TOP_CURVES runs, in table order."""
     ranked = [(rank, run) for rank, run in enumerate(runs, start=1) if run.history][:TOP_CURVES]
@@ -185,8 +224,11 @@ def objective_by_parameter(runs: Sequence[Run], keys: Sequence[str]) -> Figure |
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     fig = Figure(figsize=(4.2 * columns, 3.3 * rows), layout="constrained")
-    axes, legend_ax = legend_row(fig, rows, columns, len(_state_groups(scored)), per_line=3)
+    entries = len(_state_groups(scored)) + 2 * any(run.replicates > 1 for run in scored)
+    axes, legend_ax = legend_row(fig, rows, columns, entries, per_line=3)
     ys = [run.objective[metric] for run in scored]
+    per_replicate = [[m.values.get(metric) for m in run.members] for run in scored]
+    spread_note = None
     for ax, key in zip(axes, panels, strict=False):
         values = [run.cell(key) for run in scored]
         if all(_is_number(v) for v in values):
@@ -202,6 +244,7 @@ def objective_by_parameter(runs: Sequence[Run], keys: Sequence[str]) -> Figure |
                 range(len(labels)), [tex_safe(t) for t in labels], rotation=20, fontsize=7
             )
         _scatter_by_state(ax, scored, xs, ys)
+        spread_note = _draw_replicates(ax, scored, xs, per_replicate)
         ax.set(xlabel=tex_safe(key), ylabel=tex_safe(metric))
         ax.grid(alpha=0.3)
     for ax in axes[len(panels) :]:
@@ -216,6 +259,8 @@ def objective_by_parameter(runs: Sequence[Run], keys: Sequence[str]) -> Figure |
             "pruned runs drawn hollow: their value is from the epoch they stopped at, "
             "not comparable with complete runs"
         )
+    if spread_note is not None:
+        notes.append(f"{spread_note}; the marker: {_statistics(scored)}")
     if len(varied) > len(panels):
         notes.append(f"first {len(panels)} of {len(varied)} varied parameters drawn")
     unscored = len(runs) - len(scored)
@@ -237,18 +282,16 @@ def frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]
 
 def accuracy_by_size(runs: Sequence[Run]) -> Figure | None:
     """Last-epoch validation accuracy against parameter count: how few channels does it need?"""
-    sized = [
-        run
-        for run in runs
-        if _is_number(run.n_params) and _is_number(run.final.get("val_accuracy"))
-    ]
+    sized = [run for run in runs if _is_number(run.n_params) and _is_number(run.cell("val_acc"))]
     if not sized:
         return None
     xs = [float(run.n_params) for run in sized]  # type: ignore[arg-type]
-    ys = [float(run.final["val_accuracy"]) for run in sized]
+    ys = [float(run.cell("val_acc")) for run in sized]  # a mean over replicates, if any
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.add_subplot()
     _scatter_by_state(ax, sized, xs, ys)
+    finals = [[m.final.get("val_accuracy") for m in run.members] for run in sized]
+    spread_note = _draw_replicates(ax, sized, xs, finals)
     complete = [(x, y) for x, y, r in zip(xs, ys, sized, strict=True) if r.state == Status.COMPLETE]
     edge = frontier(complete)
     if edge:
@@ -274,8 +317,20 @@ def accuracy_by_size(runs: Sequence[Run]) -> Figure | None:
         )
     if not complete:
         notes.append("no complete run: no frontier")
+    if spread_note is not None:
+        notes.append(f"{spread_note}; the frontier joins the means")
     add_note(fig, notes)
     return fig
+
+
+def _statistics(runs: Sequence[Run]) -> str:
+    """What a run's objective value is: its replicates' mean (or median...), or its one value."""
+    named = {
+        str((run.config or {}).get("replicate.statistic", "mean"))
+        for run in runs
+        if run.replicates > 1
+    }
+    return f"the objective ({', '.join(sorted(named))} over the replicates)"
 
 
 # ---------------------------------------------------------------- an Optuna study's plots
@@ -551,6 +606,8 @@ def save_comparison_plots(
     out.mkdir(parents=True, exist_ok=True)
     runs = comparison.shown
     keys = chosen_keys(runs, comparison.varying)
+    if any(run.grouped for run in runs):  # --group-seeds: a row's seeds are its replicates
+        keys = [key for key in keys if key != "seed"]
     figures = {
         "learning_curves.png": learning_curves(runs, keys),
         "objective_by_parameter.png": objective_by_parameter(runs, keys),

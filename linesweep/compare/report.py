@@ -7,6 +7,10 @@ the runs table with its key columns first (the keys the user varied, the objecti
 it was measured at, state, folder); folders are relative links. Below: the best run's config,
 shape plan, kernels and feature maps, the plots, and the warnings.
 
+Runs with replicates: the answer says how many replicates stand behind the best value, with
+their mean ± std and success rate; the runs table shows those per row (its `replicates` column)
+under a line saying what they are.
+
 Images are embedded as base64 `data:` URIs and the CSS is inline; there is no JavaScript and no
 external URL, so the file can be mailed or archived and still shows everything. Every piece of text
 (paths, config values, errors, the sweep's settings) is escaped.
@@ -29,10 +33,13 @@ from urllib.parse import quote
 import yaml
 
 from linesweep.compare.question import Question, chosen_keys, read_question
-from linesweep.compare.runs import Run, objective_epoch, reproduce_command
+from linesweep.compare.runs import Run, objective_epoch, replicate_spread, reproduce_command
 from linesweep.compare.table import (
     Comparison,
+    MeanStd,
+    display_table,
     format_value,
+    has_replicates,
     key_columns,
     objective_metrics,
     pareto_set,
@@ -138,7 +145,7 @@ class Links:
 def _header(column: str, key: bool) -> str:
     """A header that may break after its dots (model.<wbr>out_1), marked when a key column."""
     text = "<wbr>".join(html.escape(part) for part in column.split("."))
-    text = text.replace("<wbr>", ".<wbr>")
+    text = text.replace("<wbr>", ".<wbr>").replace("_mean ±", "_<wbr>mean ±")  # a mean ± std
     return f'<th class="key">{text}</th>' if key else f"<th>{text}</th>"
 
 
@@ -158,7 +165,7 @@ def html_table(
             value = row.get(column)
             if column == "folder" and link is not None and value is not None:
                 cells.append(f"<td>{link(value)}</td>")
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            elif isinstance(value, (int, float, MeanStd)) and not isinstance(value, bool):
                 cells.append(f'<td class="num">{e(value)}</td>')
             elif column == "state":
                 cells.append(f'<td class="{_state_class(value)}">{e(value)}</td>')
@@ -272,7 +279,8 @@ def answer_card(comparison: Comparison, chosen: Sequence[str], links: Links) -> 
     if len(metrics) > 1:
         front = pareto_set(runs)
         if front:
-            columns = [*(f"obj.{m}" for m in metrics), "obj_epoch", "folder", *chosen]
+            counted = ["replicates"] if has_replicates(runs) else []
+            columns = [*(f"obj.{m}" for m in metrics), *counted, "obj_epoch", "folder", *chosen]
             rows = [{c: run.cell(c) for c in columns} for run in front]
             directions = ", ".join(f"{m} ({METRIC_DIRECTIONS.get(m, '?')})" for m in metrics)
             return (
@@ -312,11 +320,56 @@ def answer_card(comparison: Comparison, chosen: Sequence[str], links: Links) -> 
     return (
         '<section class="card" id="answer"><h2>Answer: the best run</h2>'
         f'<p class="big">{e(values)}</p>'
-        f"<dl><dt>measured at</dt><dd>{e(_measured(best) or '-')} ({e(best.state)})</dd>"
+        f"<dl><dt>replicates</dt><dd>{e(replicates_behind(best))}</dd>"
+        f"<dt>measured at</dt><dd>{e(_measured(best) or '-')} ({e(best.state)})</dd>"
         + (f"<dt>config</dt><dd>{config}</dd>" if config else "")
         + f"<dt>parameters</dt><dd>{e(best.n_params)}</dd>"
         f"<dt>folder</dt><dd>{links.a(best.folder)}</dd></dl>"
         f"{caveat}<pre><code>{e(reproduce_command(best))}</code></pre></section>"
+    )
+
+
+def replicates_behind(run: Run) -> str:
+    """How many replicates stand behind a run's value, and what they say: its objective's mean ±
+    std and success rate over them; or that it is one run's value."""
+    if run.replicates < 2:
+        return "1 (a single run: no spread)"
+    metric = next((m for m in run.objective if m != "n_params"), None)
+    stats = replicate_spread(run, metric) if metric is not None else None
+    statistic = (run.config or {}).get("replicate.statistic", "mean")
+    what = f"{run.replicates}, the value is their {statistic}"
+    if run.grouped:
+        what += f" ({len(run.grouped)} runs grouped by seed)"
+    if stats is None:
+        return what
+    what += f"; {metric} {MeanStd(stats['mean'], stats['std'])} (mean ± std over {stats['count']})"
+    if stats["success_rate"] is not None:
+        what += (
+            f", success rate {format_value(stats['success_rate'])} "
+            f"(reaching {format_value(run.success_threshold)})"
+        )
+    return what
+
+
+def replicates_line(comparison: Comparison) -> str:
+    """Above the runs table: how many replicates stand behind its rows, and what the spread
+    columns are; nothing when every run is one replicate."""
+    runs = comparison.shown
+    if not has_replicates(runs):
+        return ""
+    low, high = min(run.replicates for run in runs), max(run.replicates for run in runs)
+    plain = sum(run.replicates == 1 for run in runs)
+    counts = f"{low} to {high} per row" if low != high else f"{low} per row"
+    counts += f"; {plain} row{'s' if plain > 1 else ''} with one" if plain else ""
+    thresholds = {run.success_threshold for run in runs if run.success_threshold is not None}
+    at = ", ".join(format_value(t) for t in sorted(thresholds)) or "-"
+    return (
+        '<p class="meta">Each row stands on the replicates its <code>replicates</code> column '
+        f"counts ({e(counts)}): "
+        "<code>&lt;metric&gt;_mean ± std</code> is the mean and sample standard deviation of the "
+        "objective over them, <code>success_rate</code> the share reaching the success threshold "
+        f"({e(at)}); <code>val_acc</code>, <code>best_acc</code> and <code>val_loss</code> are "
+        "means over them. Rows with one replicate show <code>-</code> for the spread.</p>"
     )
 
 
@@ -392,7 +445,8 @@ def render_report(
     sweeps = sorted({run.sweep for run in runs if run.sweep is not None})
     questions = [read_question(sweep) for sweep in sweeps]
     chosen = chosen_keys(runs, comparison.varying)
-    head, tail = key_columns(comparison.columns, chosen)
+    rows, columns = display_table(comparison.rows, comparison.columns)  # mean ± std: one cell
+    head, tail = key_columns(columns, chosen)
     warned = comparison.with_warnings
     warnings = [
         f"<li><code>{e(str(run.folder))}</code>: {e(w)}</li>"
@@ -410,8 +464,10 @@ def render_report(
         + question_card(questions, runs, links)
         + answer_card(comparison, chosen, links)
         + "</div>",
-        f'<section id="runs"><h2>Runs ({len(comparison.rows)})</h2><div class="scroll">'
-        + html_table(head + tail, comparison.rows, "runs", links.a, keys=head)
+        f'<section id="runs"><h2>Runs ({len(comparison.rows)})</h2>'
+        + replicates_line(comparison)
+        + '<div class="scroll">'
+        + html_table(head + tail, rows, "runs", links.a, keys=head)
         + "</div></section>",
         best_section(comparison, pictures, links),
         '<h2 class="rule">Plots</h2>'

@@ -15,6 +15,13 @@ type-checked: a malformed one is left out, and each file with any is one warning
 `read_run`, a Run holds everything the views show of the folder except pictures and weights, so
 the views read no run file themselves.
 
+A run trained with `replicates=R` holds R members (`Run.members`: each replicate's state, last and
+best epoch, objective values), from summary.json's `replicates.members` and metrics.csv's
+per-replicate rows. Its metric cells (`val_acc`, `best_acc`, `val_loss`) are then the mean over
+the replicates, and the spread cells (`<metric>_mean`, `<metric>_std`, `success_rate`) sum up the
+replicates' objective values with `linesweep.core.metrics.spread`, as the trainer does; a plain
+run has no members, `replicates` 1 and no spread.
+
 Why one module over 300 lines: each file of a run folder has one reading function here, each
 with its type checks; they share the `Run` record they fill, and a reader of compare finds every
 rule about what a hostile folder may contain in this one place.
@@ -33,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from linesweep.core.flat import flatten, unflatten
-from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.core.metrics import METRIC_DIRECTIONS, spread
 from linesweep.core.processes import alive_here
 from linesweep.core.record import (
     METRICS,
+    REPLICATE_COLUMN,
     RUN_MARKERS,
     SHAPES,
     SUMMARY,
@@ -58,7 +66,20 @@ MAX_SEARCH_DEPTH = 32  # outputs/sweeps/<study>/<trial> is 3 levels; a deeper tr
 CONFIG = Path(".hydra", "config.yaml")
 OVERRIDES = Path(".hydra", "overrides.yaml")
 MULTIRUN = "multirun.yaml"
+MAX_REPLICATES = 1_000_000  # a population this size would not fit a summary.json's cap anyway
 _METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # no `$`: names reach plot titles
+
+
+@dataclass
+class Member:
+    """One replicate of a run (or, in a group of seeds, one run): what its numbers were."""
+
+    replicate: int
+    state: Status | None = None  # None: no summary said (a running population)
+    final: dict[str, float] = field(default_factory=dict)  # its last epoch's metrics row
+    best: dict[str, float] = field(default_factory=dict)  # its epoch with the best val_accuracy
+    values: dict[str, float | None] = field(default_factory=dict)  # objective metric -> value
+    folder: Path | None = None  # set when the member is a run of its own (a group of seeds)
 
 
 @dataclass
@@ -81,6 +102,9 @@ class Run:
     note: str | None = None  # the error, or why the run stopped
     sweep: Path | None = None  # the sweep or multirun folder that holds it
     warnings: list[str] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)  # its replicates; empty for a plain run
+    success_threshold: float | None = None  # a replicate succeeds when objective[0] reaches it
+    grouped: list[Path] = field(default_factory=list)  # a group of seeds: its runs' folders
 
     def cell(self, column: str) -> Any:
         """The value of a table column, or of any config key; None when the run lacks it."""
@@ -88,7 +112,55 @@ class Run:
             return self.objective.get(column[4:])
         if column in _CELLS:
             return _CELLS[column](self)
+        metric, _, stat = column.rpartition("_")
+        if stat in ("mean", "std") and metric in METRIC_DIRECTIONS:
+            stats = replicate_spread(self, metric)
+            return None if stats is None else stats[stat]
         return None if self.config is None else self.config.get(column)
+
+    @property
+    def replicates(self) -> int:
+        """How many replicates stand behind the run's numbers: 1 for a plain run."""
+        return max(1, len(self.members))
+
+
+def replicate_spread(run: Run, metric: str) -> dict[str, float] | None:
+    """`spread` of the replicates' objective values of `metric` (None for a plain run).
+
+    A replicate without a value (diverged: NaN) is left out of the moments and counts as a
+    failure, as in the trainer's own summary. The success rate needs a threshold and is about
+    the first objective metric only; for other metrics, and without a threshold, it is None.
+    """
+    if len(run.members) < 2 or metric not in METRIC_DIRECTIONS:
+        return None
+    values = [member.values.get(metric) for member in run.members]
+    if all(v is None for v in values):
+        return None
+    threshold = run.success_threshold
+    first = next(iter(run.objective), None)
+    stats = spread([math.nan if v is None else v for v in values], metric, threshold or 0.0)
+    if threshold is None or metric != first:
+        stats["success_rate"] = None  # type: ignore[assignment]
+    return stats
+
+
+def _success_rate(run: Run) -> float | None:
+    first = next(iter(run.objective), None)
+    stats = None if first is None else replicate_spread(run, first)
+    return None if stats is None else stats["success_rate"]
+
+
+def _member_mean(key: str, which: str) -> Callable[[Run], float | None]:
+    """A metric cell: the run's own row, or for replicates the mean of theirs (finite ones)."""
+
+    def cell(run: Run) -> float | None:
+        if len(run.members) < 2:
+            return getattr(run, which).get(key)
+        values = [getattr(m, which).get(key) for m in run.members]
+        finite = [v for v in values if v is not None]
+        return sum(finite) / len(finite) if finite else None
+
+    return cell
 
 
 def objective_epoch(run: Run) -> int | None:
@@ -109,15 +181,17 @@ def objective_epoch(run: Run) -> int | None:
 
 _CELLS = {
     "obj_epoch": objective_epoch,
-    "val_acc": lambda run: run.final.get("val_accuracy"),
-    "best_acc": lambda run: run.best.get("val_accuracy"),
-    "val_loss": lambda run: run.final.get("val_loss"),
+    "val_acc": _member_mean("val_accuracy", "final"),
+    "best_acc": _member_mean("val_accuracy", "best"),
+    "val_loss": _member_mean("val_loss", "final"),
     "n_params": lambda run: run.n_params,
     "epochs": lambda run: run.epochs_run,
     "wall_s": lambda run: run.wall_time_s,
     "state": lambda run: run.state,
     "folder": lambda run: str(run.folder),
     "note": lambda run: run.note,
+    "success_rate": _success_rate,
+    "replicates": lambda run: run.replicates,
 }
 
 
@@ -330,13 +404,14 @@ def read_run(folder: Path, sweeps: SweepConfigs | None = None) -> Run:
     """Everything the table needs from one folder; problems become warnings, never exceptions."""
     run = Run(folder, sweep=folder.parent if is_sweep(folder.parent) else None)
     summary = _read_summary(run)
-    run.history = _read_metrics(run)
+    run.history, by_replicate = _split_replicates(run, _read_metrics(run))
     run.config = _read_config(run, summary, sweeps or SweepConfigs())
     _read_shapes(run)
     if summary is not None:
         _apply_summary(run, summary)
     elif run.history or run.config is not None:
         run.state = Status.INCOMPLETE
+    _fill_members(run, by_replicate)
     run.overrides = _read_overrides(run, summary)
     if run.history and not run.final:  # no summary yet (running, killed): the epochs so far
         run.final = run.history[-1]
@@ -396,6 +471,14 @@ def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
         fields.get("objective", lambda _: None, "not a mapping")
     elif run.state == Status.COMPLETE:
         run.warnings.append(f"{SUMMARY} has no objective: not ranked")
+    if isinstance(summary.get("replicates"), dict):
+        threshold = fields.get("replicates.success_threshold", share, "not a number in [0, 1]")
+        run.success_threshold = threshold
+        check = _members(list(run.objective))
+        members = fields.get("replicates.members", check, "not a list of replicate records")
+        run.members = members or []
+    elif summary.get("replicates") is not None:
+        fields.get("replicates", lambda _: None, "not a mapping")
     if run.state == Status.RUNNING and host is not None and pid is not None:
         record = {"host": host, "pid": pid, "pid_start": pid_start}
         if alive_here(record) is False:  # other hosts: unknowable
@@ -405,9 +488,77 @@ def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
         run.warnings.append(warning)
 
 
+def share(value: Any) -> float | None:
+    """A share (a success threshold): a finite number in [0, 1], else None."""
+    number = _finite(value)
+    return number if number is not None and 0.0 <= number <= 1.0 else None
+
+
+def _members(metrics: list[str]) -> Callable[[Any], list[Member] | None]:
+    """summary.json's `replicates.members`: each replicate's number, status, last epoch and
+    objective values; None (the whole list left out) when any record is malformed."""
+    values_of = _values_for(metrics)
+
+    def member(record: Any) -> Member | None:
+        if not isinstance(record, dict):
+            return None
+        number, status = _count(record.get("replicate")), record.get("status")
+        final = _metrics_row(record.get("final", {}))
+        values = values_of(record["values"]) if "values" in record else [None] * len(metrics)
+        ok = isinstance(status, str) and status in STATUSES_WRITTEN
+        if number is None or not ok or final is None or values is None:
+            return None
+        return Member(number, Status(status), final, values=dict(zip(metrics, values, strict=True)))
+
+    def check(value: Any) -> list[Member] | None:
+        if not isinstance(value, list) or len(value) > MAX_REPLICATES:
+            return None
+        members = [member(record) for record in value]
+        return None if None in members else members  # type: ignore[return-value]
+
+    return check
+
+
+def _split_replicates(
+    run: Run, rows: list[dict[str, float]]
+) -> tuple[list[dict[str, float]], dict[int, list[dict[str, float]]]]:
+    """metrics.csv's rows as (replicate 0's history, every replicate's rows by its number).
+
+    A plain run's file has no `replicate` column: its rows are its history, and no replicates.
+    """
+    if not any(REPLICATE_COLUMN in row for row in rows):
+        return rows, {}
+    by_replicate: dict[int, list[dict[str, float]]] = {}
+    odd = 0
+    for row in rows:
+        number = row.get(REPLICATE_COLUMN, math.nan)
+        if not (math.isfinite(number) and number.is_integer() and 0 <= number < MAX_REPLICATES):
+            odd += 1
+            continue
+        epoch = {k: v for k, v in row.items() if k != REPLICATE_COLUMN}
+        by_replicate.setdefault(int(number), []).append(epoch)
+    if odd:
+        run.warnings.append(f"{METRICS} has {odd} rows whose replicate is not a count, left out")
+    return by_replicate.get(0, []), by_replicate
+
+
+def _fill_members(run: Run, by_replicate: Mapping[int, list[dict[str, float]]]) -> None:
+    """Each member's best epoch from its metrics.csv rows; without summary.json's members (a
+    population still running, killed, its summary unreadable), the members those rows show."""
+    if not run.members and len(by_replicate) > 1:
+        run.members = [Member(r, final=rows[-1]) for r, rows in sorted(by_replicate.items())]
+    for member in run.members:
+        rows = [row for row in by_replicate.get(member.replicate, []) if "val_accuracy" in row]
+        scored = [row for row in rows if math.isfinite(row["val_accuracy"])]
+        if scored:
+            member.best = max(scored, key=lambda row: row["val_accuracy"])
+    if run.success_threshold is None and len(run.members) > 1:
+        run.success_threshold = share((run.config or {}).get("replicate.success_threshold"))
+
+
 def _read_metrics(run: Run) -> list[dict[str, float]]:
     try:
-        return read_metrics(run.folder)
+        return read_metrics(run.folder, replicate=None)
     except FileNotFoundError:
         return []
     except CorruptRow as err:

@@ -3,6 +3,12 @@
 The model behind every view of a comparison (terminal, CSV, Markdown, plots, report): `compare()`
 reads the folders and returns a `Comparison`; the views only render it.
 
+Runs with replicates (`replicates=R`, or repeats of one config merged by `--group-seeds`) add the
+spread columns after the objective: `<metric>_mean` and `<metric>_std` of each objective metric
+over the replicates, `success_rate` and `replicates` (how many stand behind the row's numbers).
+The CSV keeps them apart; the terminal, Markdown and HTML tables show `<metric>_mean ± std` as one
+cell (`display_table`). Without any such run the table is as it always was.
+
 Why one module over 300 lines: selecting, ordering and rendering rows share the column model
 (which columns, their directions, their formatting); the views import this one model.
 """
@@ -18,17 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from linesweep.compare.groups import NOISE_KEYS, NOISE_PREFIXES, group_seeds
 from linesweep.compare.runs import Run, SweepConfigs, natural_key, parse_value, read_run
 from linesweep.core.metrics import METRIC_DIRECTIONS, pareto_ranks
 from linesweep.core.status import STATUSES, Status
 
-NOISE_PREFIXES = ("hydra.", "plots.")  # differ between runs without changing what they learn
-NOISE_KEYS = frozenset({"trainer.progress_bar"})
 # Fixed columns after the varying config keys and the objective; how each one ranks best first.
 FIXED_COLUMNS = ("val_acc", "best_acc", "val_loss", "n_params", "epochs", "wall_s", "state")
 COLUMN_DIRECTIONS = {
     "val_acc": "maximize", "best_acc": "maximize", "val_loss": "minimize", "n_params": "minimize",
+    "success_rate": "maximize", "replicates": "maximize",
 }  # fmt: skip
+SPREAD_TAIL = ("success_rate", "replicates")
+PLUS_MINUS = " ± std"  # `val_accuracy_mean ± std`: the views' one column for a mean and its std
 
 
 class UsageError(Exception):
@@ -51,22 +59,54 @@ def varying_keys(runs: Sequence[Run]) -> list[str]:
         for key in shared
         if not key.startswith(NOISE_PREFIXES)
         and key not in NOISE_KEYS
+        and key != "replicates"  # how many replicates: the spread column `replicates` shows it
         and len({json.dumps(c[key], sort_keys=True, default=str) for c in configs}) > 1
     ]
 
 
-def columns_for(runs: Sequence[Run], varying: Sequence[str]) -> list[str]:
-    """rank, the varying config keys, the objective (and the epoch it was measured at), the fixed
-    columns, folder and note."""
+def has_replicates(runs: Sequence[Run]) -> bool:
+    """Whether any run's numbers stand on more than one replicate."""
+    return any(run.replicates > 1 for run in runs)
+
+
+def spread_columns(runs: Sequence[Run]) -> list[str]:
+    """`<metric>_mean`, `<metric>_std` of each objective metric (not n_params: it does not vary),
+    `success_rate`, `replicates`."""
+    metrics = [m for m in objective_metrics(runs) if m != "n_params" and m in METRIC_DIRECTIONS]
+    return [*(f"{m}_{stat}" for m in metrics for stat in ("mean", "std")), *SPREAD_TAIL]
+
+
+def is_spread_column(column: str) -> bool:
+    metric, _, stat = column.rpartition("_")
+    return (
+        column in SPREAD_TAIL
+        or column.endswith(PLUS_MINUS)
+        or (stat in ("mean", "std") and metric in METRIC_DIRECTIONS)
+    )
+
+
+def columns_for(
+    runs: Sequence[Run], varying: Sequence[str], spread: bool | None = None
+) -> list[str]:
+    """rank, the varying config keys, the objective, the spread columns (`spread`; default: when
+    a run has replicates), the epoch the objective was measured at, the fixed columns, folder and
+    note."""
     objective = [f"obj.{m}" for m in objective_metrics(runs)]
+    spreads = spread_columns(runs) if (has_replicates(runs) if spread is None else spread) else []
+    varying = [k for k in varying if k not in spreads]  # the config key `replicates`
     measured = ["obj_epoch"] if objective else []  # report branch: issue 8
-    return ["rank", *varying, *objective, *measured, *FIXED_COLUMNS, "folder", "note"]
+    return ["rank", *varying, *objective, *spreads, *measured, *FIXED_COLUMNS, "folder", "note"]
 
 
 def direction_of(column: str) -> str | None:
     """maximize/minimize for metric columns (so sorting puts the best first), None otherwise."""
     if column.startswith("obj."):
         return METRIC_DIRECTIONS.get(column[4:])
+    metric, _, stat = column.rpartition("_")
+    if stat == "mean":
+        return METRIC_DIRECTIONS.get(metric)
+    if stat == "std" and metric in METRIC_DIRECTIONS:
+        return "minimize"
     return COLUMN_DIRECTIONS.get(column)
 
 
@@ -194,6 +234,7 @@ class Selection:
     sort: str | None = None
     descending: bool | None = None  # None: best first for metrics, ascending for other columns
     top: int | None = None
+    group_seeds: bool = False  # runs that differ only in `seed`: one row (`groups.group_seeds`)
 
 
 def shown_by_state(run: Run, states: Sequence[str]) -> bool:
@@ -217,6 +258,8 @@ def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
         for run in runs
         if all(c.matches(run) for c in selection.where) and shown_by_state(run, selection.states)
     ]
+    if selection.group_seeds:
+        kept = group_seeds(kept)
     if selection.sort is None:
         columns = [f"obj.{m}" for m in objective_metrics(kept)]
         best_first = [direction_of(c) == "maximize" for c in columns]
@@ -247,10 +290,47 @@ def table_rows(runs: Sequence[Run], columns: Sequence[str]) -> list[dict[str, An
     return rows
 
 
+@dataclass(frozen=True)
+class MeanStd:
+    """A mean and its standard deviation, as the views show them in one cell: 0.75 ± 0.29."""
+
+    mean: float
+    std: float
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4g} ± {self.std:.2g}"
+
+
+def display_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows and columns as the terminal, Markdown and HTML tables show them: each
+    `<metric>_mean` with its `<metric>_std` as one `<metric>_mean ± std` cell (`MeanStd`; "-"
+    for a run without replicates). The CSV, the DataFrame and sorting keep the two numbers."""
+    pairs = {
+        c: c.removesuffix("_mean") + "_std"
+        for c in columns
+        if c.endswith("_mean") and c.removesuffix("_mean") + "_std" in columns
+    }
+    if not pairs:
+        return [dict(row) for row in rows], list(columns)
+    shown = [c + PLUS_MINUS if c in pairs else c for c in columns if c not in pairs.values()]
+    merged = []
+    for row in rows:
+        out = {k: v for k, v in row.items() if k not in pairs and k not in pairs.values()}
+        for mean, std in pairs.items():
+            both = row.get(mean), row.get(std)
+            out[mean + PLUS_MINUS] = None if None in both else MeanStd(*both)  # type: ignore[misc]
+        merged.append(out)
+    return merged, shown
+
+
 def format_value(value: Any) -> str:
     """How a value reads in the terminal, Markdown and HTML tables (the CSV keeps every digit)."""
     if value is None:
         return "-"
+    if isinstance(value, MeanStd):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -263,7 +343,7 @@ def format_value(value: Any) -> str:
 def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
     values = [row[column] for row in rows if row[column] is not None]
     return bool(values) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        isinstance(v, (int, float, MeanStd)) and not isinstance(v, bool) for v in values
     )
 
 
@@ -280,9 +360,11 @@ def key_columns(columns: Sequence[str], first: Sequence[str] | None) -> tuple[li
     `first`, i.e. the ones the user varied, or every config key when None; the objective, its
     epoch, state and folder), then the others (other config keys, the metrics, the note)."""
     named = {"rank", "note", *KEY_TAIL, *FIXED_COLUMNS}
-    keys = [c for c in columns if c not in named and not c.startswith("obj.")]
+    spreads = [c for c in columns if is_spread_column(c)]
+    keys = [c for c in columns if c not in named and not c.startswith("obj.") and c not in spreads]
     chosen = keys if first is None else [k for k in keys if k in set(first)]
-    head = ["rank", *chosen, *(c for c in columns if c.startswith("obj.")), *KEY_TAIL]
+    objective = [c for c in columns if c.startswith("obj.")]
+    head = ["rank", *chosen, *objective, *spreads, *KEY_TAIL]
     tail = [*(k for k in keys if k not in chosen), *FIXED_COLUMNS, "note"]  # state: in head
     head = [c for c in dict.fromkeys(head) if c in columns]
     return head, [c for c in dict.fromkeys(tail) if c in columns and c not in head]
@@ -310,12 +392,15 @@ def text_table(
     from rich.text import Text
 
     width = width or shutil.get_terminal_size().columns
+    rows, columns = display_table(rows, columns)
     head, tail = key_columns(columns, first)
     order = head + tail
     cells = {c: [format_value(row.get(c)) for row in rows] for c in order}
     longest = {c: max((len(text) for text in cells[c]), default=1) for c in order}
     smallest = {"folder": FOLDER_MIN, "note": NOTE_MIN}
-    essential = ["rank", *(c for c in head if c.startswith("obj.")), *KEY_TAIL]
+    # A mean ± std and the replicates behind it are the row's answer; its success rate may wait.
+    answer = [c for c in head if c.endswith(PLUS_MINUS) or c == "replicates"]
+    essential = ["rank", *(c for c in head if c.startswith("obj.")), *answer, *KEY_TAIL]
     by_priority = [c for c in dict.fromkeys([*essential, *head]) if c in order]
 
     def layout(split: bool) -> tuple[list[str], dict[str, int]]:
@@ -395,6 +480,8 @@ def _shorten(text: str, width: int, from_left: bool) -> str:
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    rows, columns = display_table(rows, columns)
+
     def cell(value: Any) -> str:
         return format_value(value).replace("|", "\\|").replace("\n", " ")
 
@@ -454,6 +541,8 @@ def compare(
     runs = [read_run(folder, sweeps) for folder in folders]
     shown = select(runs, selection)
     varying = varying_keys(shown)
+    if selection.group_seeds and "seed" not in varying and any(run.grouped for run in shown):
+        varying.append("seed")  # the seeds each row stands on
     columns = columns_for(shown, varying)
     hidden = 0 if selection.states else sum(run.state == Status.REFUSED for run in runs)
     rows = table_rows(shown, columns)
