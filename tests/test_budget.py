@@ -32,8 +32,8 @@ def test_the_largest_figure_is_estimated_from_the_real_figure_sizes(compose_conf
     plan = plan_cnn(cfg.model, cfg.data.image_size)
     model = build_model(cfg.model, plan, seed=0)
     drawn = max(
-        plots.kernels(model.conv1.weight, "conv1").get_size_inches().prod(),
-        plots.kernels(model.conv2.weight, "conv2").get_size_inches().prod(),
+        plots.kernels(model.conv1.weight.detach().numpy(), "conv1").get_size_inches().prod(),
+        plots.kernels(model.conv2.weight.detach().numpy(), "conv2").get_size_inches().prod(),
     )
     assert figure_bytes(cfg) == pytest.approx(drawn * cfg.plots.dpi**2 * RGBA)
 

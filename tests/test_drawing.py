@@ -1,6 +1,7 @@
 """A run's pictures drawn by a second process while it trains (linesweep/run/drawing.py).
 
 - the forked process writes exactly the PNGs, byte for byte, that drawing in-process writes;
+- it runs no torch operation, so it cannot hang on OpenMP threads its parent used before the fork;
 - a picture that fails to draw fails the run with the drawing's traceback;
 - a drawing process that dies is reported, never waited for forever;
 - a run that ends without finishing (an error, an interrupt) leaves no drawing process behind.
@@ -13,6 +14,7 @@ import signal
 import sys
 
 import pytest
+import torch
 
 from linesweep.core.metrics import EpochMetrics
 from linesweep.run import plots
@@ -64,6 +66,22 @@ def test_the_drawing_process_writes_the_in_process_pictures_byte_for_byte(tmp_pa
     assert len(drawn) == 6
     for path in drawn:
         assert path.read_bytes() == (tmp_path / "inline" / path.name).read_bytes(), path.name
+
+
+def test_a_parent_that_ran_torch_on_several_threads_does_not_hang_the_drawing(tmp_path, run_parts):
+    # libgomp's thread team does not survive a fork: a torch operation in the forked process
+    # would wait for it forever (seen: a convolution in the feature maps, under pytest).
+    model, train = run_parts
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.rand(64, 8, 64, 64)
+        torch.nn.functional.conv2d(x, torch.rand(8, 8, 3, 3))  # starts the OpenMP team
+        with drawing_beside(tmp_path, EVERY_PICTURE, train, model, "") as drawing:
+            drawn = drawing.finish(history())
+    finally:
+        torch.set_num_threads(threads)
+    assert len(drawn) == 6
 
 
 def test_a_picture_that_fails_to_draw_fails_the_run_with_its_traceback(

@@ -294,7 +294,8 @@ def test_run_pngs_carry_the_caption(tmp_path, monkeypatch):
     history = [EpochMetrics(i, 10.0 / i, 1.0, 0.5, 0.8, 0.1, 0.1 * i) for i in (1, 2)]
     config = PlotsConfig(learning_curve=True, kernels=False, samples=False, feature_maps=False,
                          activations=False)  # fmt: skip
-    run_plots.save_run_plots(tmp_path, config, history, None, None, "r/1: model.out_1=$4$")
+    figures = run_plots.run_figures(config, history, trained=None)  # the learning curve only
+    run_plots.save_figures(tmp_path, figures, "r/1: model.out_1=$4$", dpi=50)
     (fig,) = saved.values()
     assert "r/1: model.out_1=\\$4\\$" in [t.get_text() for t in fig.texts]
 

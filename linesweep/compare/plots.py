@@ -564,14 +564,13 @@ def best_run_pictures(run: Run, out: Path) -> tuple[list[Path], list[str]]:
 
 
 def _draw_pictures(run: Run, out: Path) -> list[Path]:
-    import torch
     from omegaconf import OmegaConf
 
     from linesweep.compare.runs import read_overrides
     from linesweep.core.plotting import add_caption
     from linesweep.run import plots
     from linesweep.run.data import make_split
-    from linesweep.run.drawing import run_caption
+    from linesweep.run.drawing import TrainedPictures, run_caption
     from linesweep.run.model import build_model
     from linesweep.run.seeds import derive_seeds
     from linesweep.run.shapes import plan_cnn
@@ -583,13 +582,13 @@ def _draw_pictures(run: Run, out: Path) -> list[Path]:
     model.load_state_dict(read_weights(run.folder))  # weights_only, size-capped, no link
     model.eval()
     images = make_split(cfg.data, 8, derive_seeds(cfg.seed).train_data)  # 4 of each class
-    with torch.no_grad():
-        figures = {
-            "kernels_conv1.png": plots.kernels(model.conv1.weight, "conv1 kernels"),
-            "kernels_conv2.png": plots.kernels(model.conv2.weight, "conv2 kernels"),
-            "feature_maps.png": plots.feature_maps(model, images),
-            "flattened_activations.png": plots.flattened_activations(model, images),
-        }
+    trained = TrainedPictures.of(model, images)
+    figures = {
+        "kernels_conv1.png": plots.kernels(trained.conv1, "conv1 kernels"),
+        "kernels_conv2.png": plots.kernels(trained.conv2, "conv2 kernels"),
+        "feature_maps.png": plots.feature_maps(trained.seen),
+        "flattened_activations.png": plots.flattened_activations(trained.seen),
+    }
     caption = run_caption(run.folder, read_overrides(run))
     paths = []
     for name, fig in figures.items():

@@ -1,21 +1,23 @@
 """A run's pictures, drawn by a second process while the model trains.
 
 The default command draws six PNGs. Importing matplotlib and drawing them cost about 1.5 s, a
-quarter of the whole command, and the training loop keeps one core busy while the other waits.
+quarter of the whole command, while the training loop keeps one core busy and the other waits.
 So a run forks a drawing process before it trains (`drawing_beside`): that process imports
-matplotlib and draws the pictures that need only the data (the sample images) during training,
-then draws the rest as soon as the run hands it the history and the trained weights
+matplotlib and draws the pictures of the data (the sample images) during training, then draws
+the rest as soon as the run hands it the history and what the trained model shows
 (`Drawing.finish`). The run waits for it before it records its end, so a finished run always
 has all its pictures, and a picture that fails to draw fails the run as it did when drawn inline.
 
-The process is forked (it inherits the data and the model's structure, nothing is pickled but
-the weights and the history) and so exists only where fork is safe: Linux. Elsewhere, and when
-the config asks for no picture, everything is drawn in this process after training, as before.
+The drawing process runs no torch operation: everything it draws arrives as numpy arrays
+(`samples_by_class`, `TrainedPictures`), worked out here in the run's process. A process forked
+from one whose OpenMP threads have run cannot use them (libgomp waits forever for a team that
+did not survive the fork), so torch there would hang where the parent had used several threads.
+It is forked, so only where fork is safe: Linux, outside a pool's daemonic worker. Elsewhere,
+and when the config asks for no picture, everything is drawn in this process after training.
 """
 
 from __future__ import annotations
 
-import copy
 import multiprocessing
 import re
 import signal
@@ -23,15 +25,18 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from linesweep.core.metrics import EpochMetrics
 from linesweep.run.config import PlotsConfig
-from linesweep.run.data import Split
+from linesweep.run.data import CLASS_NAMES, Split
+from linesweep.run.model import layer_outputs
 
 CAPTION_WIDTH = 110  # characters: about the width of the narrowest figure at 8 points
 _LONG_DECIMAL = re.compile(r"[-+]?\d*\.\d{5,}(?:[eE][-+]?\d+)?")
@@ -53,6 +58,41 @@ def _shorter(override: str) -> str:
     return override
 
 
+# ---------------------------------------------------------------- what the pictures show, as arrays
+def samples_by_class(split: Split, per_class: int = 4) -> list[np.ndarray]:
+    """The first `per_class` images of each class, (n, H, W) each: the samples picture."""
+    images, labels = split.images.cpu(), split.labels.cpu()
+    firsts = [
+        torch.nonzero(labels == label).flatten()[:per_class] for label in range(len(CLASS_NAMES))
+    ]
+    return [images[indices, 0].numpy() for indices in firsts]
+
+
+@dataclass(frozen=True)
+class TrainedPictures:
+    """What a trained model's pictures show: its kernels, and what its layers see of one image
+    per class ("input" (classes, 1, H, W), "relu1", "relu2" (classes, C, H, W), "flatten"
+    (classes, F))."""
+
+    conv1: np.ndarray  # (C1, C0, k, k)
+    conv2: np.ndarray  # (C2, C1, k, k)
+    seen: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, model: nn.Module, split: Split) -> TrainedPictures:
+        labels = split.labels.cpu()
+        picks = [int(torch.nonzero(labels == label)[0]) for label in range(len(CLASS_NAMES))]
+        images = split.images[picks].to(model.conv1.weight.device)  # (classes, 1, H, W)
+        outputs = layer_outputs(model, images)
+        seen = {"input": images} | {name: outputs[name] for name in ("relu1", "relu2", "flatten")}
+        return cls(
+            conv1=model.conv1.weight.detach().cpu().numpy().copy(),
+            conv2=model.conv2.weight.detach().cpu().numpy().copy(),
+            seen={name: t.detach().cpu().numpy() for name, t in seen.items()},
+        )
+
+
+# ---------------------------------------------------------------- drawing them
 class Drawing:
     """Draws everything at `finish`, in this process: the fallback, and the reference."""
 
@@ -62,17 +102,22 @@ class Drawing:
         self.folder, self.cfg, self.train, self.model, self.caption = (
             folder, cfg, train, model, caption,
         )  # fmt: skip
+        self.samples = samples_by_class(train) if cfg.samples else []
 
     def finish(self, history: Sequence[EpochMetrics]) -> list[Path]:
         """Every picture the config asks for, drawn from the trained model; the files written."""
         from linesweep.run import plots  # matplotlib loads only when a run plots
 
-        return plots.save_run_plots(
-            self.folder, self.cfg, history, self.model.cpu(), self.train, self.caption
-        )
+        figures = plots.data_figures(self.cfg, self.samples)
+        figures |= plots.run_figures(self.cfg, history, self._trained())
+        return plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
 
     def close(self) -> None:
         """Release what `finish` did not (nothing, in this process)."""
+
+    def _trained(self) -> TrainedPictures | None:
+        needed = self.cfg.kernels or self.cfg.feature_maps or self.cfg.activations
+        return TrainedPictures.of(self.model, self.train) if needed else None
 
 
 class ForkedDrawing(Drawing):
@@ -82,7 +127,6 @@ class ForkedDrawing(Drawing):
         self, folder: Path, cfg: PlotsConfig, train: Split, model: nn.Module, caption: str
     ) -> None:
         super().__init__(folder, cfg, train, model, caption)
-        self._skeleton = copy.deepcopy(model).cpu()  # the drawing process's model: never on a GPU
         context = multiprocessing.get_context("fork")
         self._conn, child_end = context.Pipe()
         self._process = context.Process(
@@ -92,11 +136,8 @@ class ForkedDrawing(Drawing):
         child_end.close()
 
     def finish(self, history: Sequence[EpochMetrics]) -> list[Path]:
-        # Plain numpy arrays: a tensor sent through a multiprocessing pipe would cross as a
-        # shared-memory handle once torch.multiprocessing is imported, not as its values.
-        weights = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
         try:
-            self._conn.send((list(history), weights))
+            self._conn.send((list(history), self._trained()))  # numpy arrays and floats only
             kind, payload = self._conn.recv()
         except (EOFError, BrokenPipeError):
             self._process.join()
@@ -122,18 +163,16 @@ class ForkedDrawing(Drawing):
         try:
             from linesweep.run import plots
 
-            files = plots.save_figures(
-                self.folder, plots.data_figures(self.cfg, self.train), self.caption, self.cfg.dpi
-            )
+            figures = plots.data_figures(self.cfg, self.samples)
+            files = plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
             try:
-                history, weights = conn.recv()
+                history, trained = conn.recv()
             except EOFError:
                 return  # the run ended without a trained model: nothing more to draw
-            self._skeleton.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
-            figures = plots.run_figures(self.cfg, history, self._skeleton, self.train)
+            figures = plots.run_figures(self.cfg, history, trained)
             files += plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
             conn.send(("ok", files))
-        except BaseException:
+        except BaseException:  # reported to the run, which fails with it
             conn.send(("error", traceback.format_exc()))
 
 
@@ -145,7 +184,7 @@ def drawing_beside(
     asked = any((cfg.learning_curve, cfg.kernels, cfg.samples, cfg.feature_maps, cfg.activations))
     # A daemonic process (a pool's worker) may not have children: it draws in-process.
     forked = asked and sys.platform == "linux" and not multiprocessing.current_process().daemon
-    drawing = (ForkedDrawing if forked else Drawing)(folder, cfg, train.to("cpu"), model, caption)
+    drawing = (ForkedDrawing if forked else Drawing)(folder, cfg, train, model, caption)
     try:
         yield drawing
     finally:

@@ -3,26 +3,29 @@
 Figures are built with matplotlib's object API (no pyplot state, no backend switching), so plotting
 is safe in worker processes and leaves the caller's matplotlib setup alone. Every PNG names its run
 at the top (`drawing.run_caption`: the folder and the overrides), so a picture copied out of its
-folder still says where it came from. A run draws them in a second process (`drawing.py`).
+folder still says where it came from. The functions here take plain arrays, never a model: a
+run draws them in a second process that must not run torch (`drawing.py` says why), and
+`drawing.py` works out the arrays from the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from torch import nn
 
 from linesweep.core.files import save_figure
 from linesweep.core.metrics import EpochMetrics
 from linesweep.core.plotting import add_caption, log_scale_if_wide
 from linesweep.run.config import PlotsConfig
-from linesweep.run.data import CLASS_NAMES, Split
-from linesweep.run.model import layer_outputs
+from linesweep.run.data import CLASS_NAMES
+
+if TYPE_CHECKING:
+    from linesweep.run.drawing import TrainedPictures
 
 MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
 
@@ -59,16 +62,15 @@ def learning_curve(history: Sequence[EpochMetrics]) -> Figure:
     return fig
 
 
-def kernels(weight: torch.Tensor, title: str) -> Figure:
-    """A conv layer's kernels: one row per output channel, one column per input channel."""
-    w = weight.detach().cpu().numpy()  # (out, in, k, k)
-    n_out, n_in = w.shape[:2]
-    vmin, vmax = _symmetric_limits(w)
+def kernels(weight: np.ndarray, title: str) -> Figure:
+    """A conv layer's kernels (out, in, k, k): a row per output channel, a column per input."""
+    n_out, n_in = weight.shape[:2]
+    vmin, vmax = _symmetric_limits(weight)
     fig = Figure(figsize=(1.2 * n_in + 1.0, 1.2 * n_out + 0.6))
     axes = fig.subplots(n_out, n_in, squeeze=False)
     for o in range(n_out):
         for i in range(n_in):
-            image = axes[o, i].imshow(w[o, i], vmin=vmin, vmax=vmax, cmap="seismic")
+            image = axes[o, i].imshow(weight[o, i], vmin=vmin, vmax=vmax, cmap="seismic")
             _bare(axes[o, i])
         axes[o, 0].set_ylabel(f"out {o + 1}")
     for i in range(n_in):
@@ -78,39 +80,37 @@ def kernels(weight: torch.Tensor, title: str) -> Figure:
     return fig
 
 
-def samples(split: Split, per_class: int = 4) -> Figure:
-    """The first few images of each class."""
+def samples(by_class: Sequence[np.ndarray]) -> Figure:
+    """The first few images of each class: `by_class[label]` is (n, H, W), n per class at most."""
+    per_class = max(1, *(len(images) for images in by_class))
     fig = Figure(figsize=(1.6 * per_class, 3.6))
-    axes = fig.subplots(2, per_class, squeeze=False)
-    for label, name in enumerate(CLASS_NAMES):
-        indices = torch.nonzero(split.labels == label).flatten()[:per_class].tolist()
+    axes = fig.subplots(len(by_class), per_class, squeeze=False)
+    for label, (name, images) in enumerate(zip(CLASS_NAMES, by_class, strict=True)):
         for col in range(per_class):
             ax = axes[label, col]
             _bare(ax)
-            if col < len(indices):
-                ax.imshow(split.images[indices[col], 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+            if col < len(images):
+                ax.imshow(images[col], cmap="gray", vmin=0, vmax=1)
                 ax.set_title(f"{name} (y={label})", fontsize=8)
     fig.suptitle("sample training images")
     return fig
 
 
-def _one_per_class(split: Split) -> list[int]:
-    return [int(torch.nonzero(split.labels == label)[0]) for label in range(len(CLASS_NAMES))]
+def feature_maps(seen: Mapping[str, np.ndarray]) -> Figure:
+    """For one image per class: the image, then each conv layer's maps after ReLU.
 
-
-def feature_maps(model: nn.Sequential, split: Split) -> Figure:
-    """For one image per class: the image, then each conv layer's maps after ReLU."""
-    picks = _one_per_class(split)
-    outputs = layer_outputs(model, split.images[picks])
-    layers = [("input", split.images[picks])] + [(n, outputs[n]) for n in ("relu1", "relu2")]
-    columns = 1 + sum(min(t.shape[1], MAX_MAPS_SHOWN) for _, t in layers[1:])
-    fig = Figure(figsize=(1.5 * columns, 1.8 * len(picks) + 0.6))
-    axes = fig.subplots(len(picks), columns, squeeze=False)
-    for label in range(len(picks)):  # one row per class
+    `seen` is `drawing.LayersSeen`'s arrays: "input" (classes, 1, H, W), "relu1" and "relu2"
+    (classes, C, H, W).
+    """
+    layers = [(name, seen[name]) for name in ("input", "relu1", "relu2")]
+    columns = 1 + sum(min(maps.shape[1], MAX_MAPS_SHOWN) for _, maps in layers[1:])
+    rows = len(seen["input"])
+    fig = Figure(figsize=(1.5 * columns, 1.8 * rows + 0.6))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for label in range(rows):  # one row per class
         col = 0
         for name, maps in layers:
-            values = maps[label].cpu().numpy()  # (C, H, W)
-            shown = values[: 1 if name == "input" else MAX_MAPS_SHOWN]
+            shown = maps[label][: 1 if name == "input" else MAX_MAPS_SHOWN]  # (C, H, W)
             # Inputs are 0/1 pixels; ReLU outputs are >= 0, so a sequential map from 0 reads best.
             vmax = 1.0 if name == "input" else float(shown.max()) or 1.0
             for channel, image in enumerate(shown):
@@ -124,12 +124,11 @@ def feature_maps(model: nn.Sequential, split: Split) -> Figure:
     return fig
 
 
-def flattened_activations(model: nn.Sequential, split: Split) -> Figure:
+def flattened_activations(seen: Mapping[str, np.ndarray]) -> Figure:
     """The vector the linear layer sees, for one image per class: what it has to separate."""
-    picks = _one_per_class(split)
-    flat = layer_outputs(model, split.images[picks])["flatten"].cpu().numpy()  # (classes, F)
+    flat = seen["flatten"]  # (classes, F)
     fig = Figure(figsize=(7, 4))
-    axes = fig.subplots(len(picks), 1, sharex=True, squeeze=False)[:, 0]
+    axes = fig.subplots(len(flat), 1, sharex=True, squeeze=False)[:, 0]
     for ax, values, name, color in zip(
         axes, flat, CLASS_NAMES, ("tab:red", "tab:blue"), strict=True
     ):
@@ -140,25 +139,25 @@ def flattened_activations(model: nn.Sequential, split: Split) -> Figure:
     return fig
 
 
-def data_figures(cfg: PlotsConfig, train: Split) -> dict[str, Figure]:
+def data_figures(cfg: PlotsConfig, by_class: Sequence[np.ndarray]) -> dict[str, Figure]:
     """The pictures of the data alone, which can be drawn before the model trains."""
-    return {"samples.png": samples(train)} if cfg.samples else {}
+    return {"samples.png": samples(by_class)} if cfg.samples else {}
 
 
 def run_figures(
-    cfg: PlotsConfig, history: Sequence[EpochMetrics], model: nn.Sequential, train: Split
+    cfg: PlotsConfig, history: Sequence[EpochMetrics], trained: TrainedPictures
 ) -> dict[str, Figure]:
     """The pictures of a trained run: its learning curve, kernels and what its layers see."""
     figures: dict[str, Figure] = {}
     if cfg.learning_curve and history:
         figures["learning_curve.png"] = learning_curve(history)
     if cfg.kernels:
-        figures["kernels_conv1.png"] = kernels(model.conv1.weight, "conv1 kernels")
-        figures["kernels_conv2.png"] = kernels(model.conv2.weight, "conv2 kernels")
+        figures["kernels_conv1.png"] = kernels(trained.conv1, "conv1 kernels")
+        figures["kernels_conv2.png"] = kernels(trained.conv2, "conv2 kernels")
     if cfg.feature_maps:
-        figures["feature_maps.png"] = feature_maps(model, train)
+        figures["feature_maps.png"] = feature_maps(trained.seen)
     if cfg.activations:
-        figures["flattened_activations.png"] = flattened_activations(model, train)
+        figures["flattened_activations.png"] = flattened_activations(trained.seen)
     return figures
 
 
@@ -171,16 +170,3 @@ def save_figures(folder: Path, figures: dict[str, Figure], caption: str, dpi: in
             add_caption(fig, caption)
         save_figure(fig, folder / name, dpi)
     return [folder / name for name in figures]
-
-
-def save_run_plots(
-    folder: Path,
-    cfg: PlotsConfig,
-    history: Sequence[EpochMetrics],
-    model: nn.Sequential,
-    train: Split,
-    caption: str = "",
-) -> list[Path]:
-    """Write the plots the config asks for into `folder`, each captioned; returns the files."""
-    figures = data_figures(cfg, train) | run_figures(cfg, history, model, train)
-    return save_figures(folder, figures, caption, cfg.dpi)
