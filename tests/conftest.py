@@ -30,6 +30,17 @@ def compose_config() -> Callable[..., DictConfig]:
     return _compose
 
 
+def load_study(folder: Path | None, name: str = "linesweep", storage: str | None = None):
+    """The study a sweep left: in its folder's default journal file, or at `storage`."""
+    import optuna
+
+    from linesweep.core.storage import JOURNAL_NAME, open_storage
+
+    return optuna.load_study(
+        study_name=name, storage=open_storage(storage or str(folder / JOURNAL_NAME))
+    )
+
+
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
     """Run `python -m <args>` from `cwd` (outputs/ lands there) and capture everything."""
     full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}

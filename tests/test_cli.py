@@ -30,7 +30,6 @@ def test_train_runs_and_leaves_one_folder_under_outputs(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.p=1.5", "data.p=1.5 is not allowed: a probability in [0, 1]"),
         ("model.conv2.kernel_size=9", "conv2: input 4x4 is smaller than the kernel 9x9"),
         ("+model.out_3=4", "model.out_3=4 is not allowed: a key linesweep knows"),
         ("trainer.device=${oc.env:LINESWEEP_NO_SUCH_VARIABLE}", "trainer.device=${oc.env:"),

@@ -15,7 +15,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import optuna
 import pytest
 import yaml
 from hydra.errors import HydraException
@@ -23,11 +22,11 @@ from omegaconf import OmegaConf
 from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import TPESampler
 
-from linesweep.core.storage import JOURNAL_NAME, open_storage
+from linesweep.core.storage import JOURNAL_NAME
 from linesweep.sweep.space import parse_search_space
 from linesweep.sweep.study import make_sampler
 from linesweep.sweep.sweeper import SweepSettings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_study
 
 APPS = ROOT / "tests" / "apps"
 
@@ -43,11 +42,6 @@ def run_app(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProc
         text=True,
         timeout=300,
     )
-
-
-def load_study(folder: Path, name: str = "linesweep") -> optuna.Study:
-    """The study in a sweep folder's default journal file."""
-    return optuna.load_study(study_name=name, storage=open_storage(str(folder / JOURNAL_NAME)))
 
 
 def results(folder: Path) -> dict:
@@ -87,7 +81,7 @@ def test_the_sphere_example_minimizes_with_tpe(tmp_path, with_command_line):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     found = results(tmp_path / "sweep")
-    best = optuna.load_study(storage=storage, study_name="sphere-test").best_trial
+    best = load_study(None, "sphere-test", storage).best_trial
     assert found["name"] == "optuna" and found["directions"] == ["minimize"]
     assert found["best_params"] == best.params and found["best_value"] == best.value
     assert ("y" in found["best_params"]) is not with_command_line
@@ -420,3 +414,58 @@ def test_a_broken_custom_search_space_stops_the_sweep_with_one_line(
     assert not list(tmp_path.glob("[0-9]*"))  # no trial ran
     if (tmp_path / JOURNAL_NAME).exists():  # the trial it broke is recorded as failed
         assert [t.state.name for t in load_study(tmp_path).trials] == ["FAIL"]
+
+
+# ------------------------------------------------------------------ apps whose schedule is known
+
+
+@pytest.mark.slow
+def test_the_process_executor_overlaps_two_trials_and_refills_a_slot_at_once(tmp_path):
+    """n_jobs=2: two trials run at the same time, and a third starts when one of them ends.
+
+    The app's trials wait on one another's events (tests/apps/relay.py), so the order of the
+    events is the evidence, whatever the machine's load: trial 0 ends only after trial 1 has
+    ended and trial 2 has started in its freed slot. Under a batch barrier, or with trials run
+    one after another in the sweep process (Hydra's basic launcher), trial 0 would fail.
+    """
+    done = run_app(
+        "relay.py",
+        "hydra/sweeper=linesweep",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.n_jobs=2",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = (tmp_path / "events.log").read_text().splitlines()
+    at = {event: events.index(event) for event in events}
+    assert sorted(events) == sorted(f"{e} {n}" for e in ("start", "end") for n in range(3))
+    assert max(at["start 0"], at["start 1"]) < min(at["end 0"], at["end 1"])  # they overlapped
+    assert at["end 1"] < at["start 2"] < at["end 0"]  # trial 1's slot refilled while 0 ran
+    assert results(tmp_path)["counts"] == {"complete": 3}
+
+
+@pytest.mark.slow
+def test_the_percentile_pruner_stops_a_trial_in_the_bottom_quarter_only(tmp_path):
+    """hydra/sweeper/pruner=percentile (75): the bottom quarter stops, the bottom half runs on.
+
+    tests/apps/reports.py reports known values: trials 0-3 complete with 0, 1, 2, 3 (their
+    75th percentile is 2.25); trial 4 reports 100 and is stopped at the first epoch the pruner
+    judges (n_warmup_steps: 2); trial 5 reports 2, worse than their median (which would stop
+    it) but better than their 75th percentile, and completes.
+    """
+    done = run_app(
+        "reports.py",
+        "hydra/sweeper=linesweep",
+        "hydra/sweeper/pruner=percentile",
+        "hydra.sweeper.pruner.n_startup_trials=4",
+        "hydra.sweeper.n_trials=6",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    states = {t.number: t.state.name for t in load_study(tmp_path).trials}
+    assert states == {0: "COMPLETE", 1: "COMPLETE", 2: "COMPLETE", 3: "COMPLETE",
+                      4: "PRUNED", 5: "COMPLETE"}  # fmt: skip
+    pruned = load_study(tmp_path).trials[4]
+    assert pruned.last_step == 2 and pruned.intermediate_values == {1: 100.0, 2: 100.0}

@@ -22,8 +22,9 @@ import optuna
 import pytest
 
 from linesweep.compare.runs import read_run
-from linesweep.core.storage import JOURNAL_NAME, open_storage
-from linesweep.sweep.coordination import RETRY_OF, holds_slot
+from linesweep.core.storage import JOURNAL_NAME
+from linesweep.sweep.coordination import RETRY_OF, slot_holders
+from tests.conftest import load_study
 
 pytestmark = pytest.mark.slow
 
@@ -77,10 +78,6 @@ def running_trial(folder: Path, number: int) -> dict | None:
     return summary if summary["status"] == "running" and started else None
 
 
-def study_of(folder: Path, name: str = "linesweep") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=open_storage(str(folder / JOURNAL_NAME)))
-
-
 def assert_consistent(
     folder: Path, n_trials: int, name: str = "linesweep", lost: tuple[int, ...] = ()
 ) -> optuna.Study:
@@ -89,8 +86,8 @@ def assert_consistent(
     `lost`: trials whose last journal record was cut away on purpose: the study no longer
     knows they finished (it re-runs them), while their folders still do.
     """
-    study = study_of(folder, name)
-    counted = [t for t in study.trials if holds_slot(t)]
+    study = load_study(folder, name)
+    counted = slot_holders(study.trials)
     assert len(counted) == n_trials, [(t.number, t.state.name) for t in study.trials]
     assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
     rows = {int(r["number"]): r for r in csv.DictReader((folder / "trials.csv").open())}
@@ -115,7 +112,7 @@ def assert_consistent(
 
 def repeats(study: optuna.Study) -> int:
     """How many trials that ran (or run) repeat the parameters of an earlier one."""
-    ran = [tuple(sorted(t.params.items())) for t in study.trials if holds_slot(t)]
+    ran = [tuple(sorted(t.params.items())) for t in slot_holders(study.trials)]
     return len(ran) - len(set(ran))
 
 
@@ -169,7 +166,7 @@ def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path, sign
     assert rows["0"]["state"] == "complete" and rows["1"]["state"] == "interrupted"
     assert (folder / "optimization_results.yaml").exists()
     assert json.loads((folder / "1" / "summary.json").read_text())["status"] == "interrupted"
-    assert study_of(folder).trials[0].state == optuna.trial.TrialState.COMPLETE  # reloads cleanly
+    assert load_study(folder).trials[0].state == optuna.trial.TrialState.COMPLETE  # reloads cleanly
 
     done = run(folder, *args)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -242,7 +239,7 @@ def test_a_stale_journal_lock_is_broken_with_a_warning(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert time.monotonic() - started < 25  # not Optuna's 30 s wait for a stale lock
     assert "removed a stale lock" in done.stdout + done.stderr
-    assert len(study_of(folder).trials) == 2
+    assert len(load_study(folder).trials) == 2
 
 
 def test_a_lock_left_by_a_killed_writer_does_not_stall_the_resume(tmp_path):
@@ -262,7 +259,7 @@ def test_a_lock_left_by_a_killed_writer_does_not_stall_the_resume(tmp_path):
     print(f"resume with a dead writer's lock: {time.monotonic() - began:.1f} s")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"its writer, pid {holder.pid} on this host, is gone" in done.stdout + done.stderr
-    assert len(study_of(folder).trials) == 2
+    assert len(load_study(folder).trials) == 2
 
 
 HOLD_LOCK = """
@@ -295,7 +292,7 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
     output = full.stdout + full.stderr
     assert full.returncode == 0, output
     assert "Traceback" not in output and "Logging error" not in output
-    study = study_of(folder)
+    study = load_study(folder)
     for trial in study.trials:
         reason = trial.user_attrs["linesweep.error"]
         assert trial.user_attrs["linesweep.state"] == "failed" and "File too large" in reason
@@ -321,7 +318,7 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
     done = run(folder, *args, "plots=none", "hydra.sweeper.n_trials=6")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "6 of 6 trials finished" in done.stdout + done.stderr
-    study = study_of(folder)
+    study = load_study(folder)
     cut_short = tuple(
         t.number for t in study.trials if t.user_attrs.get("linesweep.state") == "interrupted"
     )  # running when the journal filled up: their folders say why they failed, the study that

@@ -73,16 +73,6 @@ def test_fit_learns_and_records_one_row_per_epoch():
     assert (first.val_loss, first.val_accuracy) != (0.0, 0.0)
 
 
-def test_same_config_same_metrics_bit_for_bit():
-    runs = []
-    for _ in range(2):
-        model, optimizer, train, val = small_setup()
-        with cpu_settings(1):
-            runs.append(fit(model, optimizer, train, val, FAST, shuffle_seed=0))
-    strip = [[(r.train_cost, r.val_loss, r.val_accuracy) for r in run.history] for run in runs]
-    assert strip[0] == strip[1]
-
-
 def test_divergence_stops_training_and_says_why():
     model, _, train, val = small_setup()
 

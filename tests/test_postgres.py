@@ -19,7 +19,8 @@ import optuna
 import pytest
 
 from linesweep.core.storage import open_storage
-from linesweep.sweep.coordination import holds_slot
+from linesweep.sweep.coordination import slot_holders
+from tests.conftest import load_study
 from tests.test_faults import FAST
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -98,9 +99,9 @@ def test_sweep_processes_share_a_postgres_study_exactly_and_prune_across(tmp_pat
     outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
 
-    study = optuna.load_study(study_name="shared", storage=open_storage(postgres_url))
+    study = load_study(None, "shared", postgres_url)
     assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
-    ran = [t for t in study.trials if holds_slot(t)]  # not the proposals replaced as repeats
+    ran = slot_holders(study.trials)  # not the proposals replaced as repeats
     assert len(ran) == 9  # exactly
     first_owner = {t.user_attrs["linesweep.owner"]["pid"] for t in ran[:3]}
     assert len(first_owner) == 1

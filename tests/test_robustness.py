@@ -3,10 +3,13 @@ config a user can type either running or being refused with one clear line."""
 
 from __future__ import annotations
 
-import errno
+import csv
 import json
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +24,11 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from linesweep.core.errors import Diverged, LinesweepError
-from linesweep.core.files import write_json
+from linesweep.core.files import ensure_writable_folder, write_json
 from linesweep.core.storage import JOURNAL_NAME, open_storage
 from linesweep.run.task import run
-from tests.conftest import TINY, run_cli
+from tests.conftest import ROOT, TINY, load_study, run_cli
+from tests.test_faults import file_size_limit
 
 # ------------------------------------------------------------------ objectives a job may return
 
@@ -69,9 +73,7 @@ def test_nan_inf_none_or_wrong_arity_objectives_fail_with_a_reason(hydra_sweep_r
         temp_dir=tmp_path,
     )
     with sweep:
-        study = optuna.load_study(
-            study_name="linesweep", storage=open_storage(str(tmp_path / JOURNAL_NAME))
-        )
+        study = load_study(tmp_path)
         by_value = {t.params["value"]: t for t in study.trials}
         assert by_value["better"].value == 0.75 and by_value["good"].value == 0.25
         for name in ("nan_value", "inf_value", "none_value", "text", "pair"):
@@ -124,48 +126,64 @@ def test_a_storage_path_that_cannot_be_written_is_refused(sweep_in_process, tmp_
     assert not (tmp_path / "sweep" / "0").exists()
 
 
-def test_permission_denied_is_reported_with_the_path(
-    sweep_in_process, tmp_path, capfd, monkeypatch
-):
-    """As a non-root user would see it (the tests may run as root, so the OSError is simulated)."""
-    real_write = Path.write_bytes
+def refusal_as_a_user_who_cannot_write(folder: Path) -> str:
+    """What ensure_writable_folder raises for `folder`, made read-only for the one who asks.
 
-    def deny(self, data):
-        if self.name.startswith(".write-test"):
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return real_write(self, data)
+    Root writes through any permission bits, so when the tests run as root the check runs in a
+    forked child that has given up root for `nobody`: a real EACCES either way, nothing mocked.
+    """
+    folder.chmod(0o555)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the refusal through the pipe, never return into pytest
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            ensure_writable_folder(folder, "hydra.sweep.dir")
+            os.write(write, b"written")
+        except BaseException as err:
+            os.write(write, str(err).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        message = pipe.read()
+    os.waitpid(pid, 0)
+    return message
 
-    monkeypatch.setattr(Path, "write_bytes", deny)
-    with pytest.raises(SystemExit):
-        sweep_in_process(tmp_path / "sweep", "hydra.sweeper.n_trials=1")
-    assert (
-        f"{tmp_path / 'sweep'} is not allowed: a folder this process can write; Permission denied"
-        in (capfd.readouterr().err)
+
+def test_permission_denied_is_reported_with_the_folder(tmp_path):
+    """A folder the sweep may not write: one line with the key, the folder and the OS's reason.
+
+    (How that line reaches the console, before any trial, is the "Not a directory" test above.)
+    """
+    folder = Path(tempfile.mkdtemp())  # in /tmp, which `nobody` may enter, unlike tmp_path
+    try:
+        message = refusal_as_a_user_who_cannot_write(folder)
+    finally:
+        folder.chmod(0o755)
+        folder.rmdir()
+    assert message == (
+        f"hydra.sweep.dir={folder} is not allowed: a folder this process can write; "
+        "Permission denied"
     )
 
 
-def test_a_full_disk_during_a_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+def test_a_write_the_disk_cannot_hold_leaves_the_previous_file_intact(tmp_path):
+    """A real write past a file-size limit (EFBIG, as a full disk's ENOSPC) in a child process."""
     target = tmp_path / "summary.json"
     write_json(target, {"status": "complete", "value": 0.9})
-    real_fdopen = os.fdopen
-
-    class FullDisk:
-        def __init__(self, handle):
-            self.handle = handle
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-        def write(self, data):
-            self.handle.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
-    with pytest.raises(OSError, match="No space left"):
-        write_json(target, {"status": "complete", "value": 0.1})
+    code = (
+        "from linesweep.core.files import ensure_writable_folder, write_json; "
+        f"write_json({str(target)!r}, {{'status': 'complete', 'padding': 'x' * 100_000}})"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=120, preexec_fn=file_size_limit(10_000),
+    )  # fmt: skip
+    assert done.returncode == 1 and "OSError: [Errno 27] File too large" in done.stderr
     assert json.loads(target.read_text()) == {"status": "complete", "value": 0.9}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no torn temporary left
 
@@ -194,7 +212,10 @@ def test_the_slurm_launcher_config_composes_for_a_sweep(compose_config):
 
 
 def test_a_run_is_reproduced_from_its_folder_alone(tmp_path):
-    """The folder's .hydra/config.yaml (seeds included) is all it takes to train the same model."""
+    """The folder's .hydra/config.yaml (seeds included) is all it takes to train the same model.
+
+    The one determinism test of a run: the same config gives the same metrics and weights.
+    """
     done = run_cli("linesweep.train", *TINY, "seed=11", "model.out_1=3", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     (original,) = (tmp_path / "outputs" / "runs").glob("*/*")
@@ -203,7 +224,14 @@ def test_a_run_is_reproduced_from_its_folder_alone(tmp_path):
         json.loads((f / "summary.json").read_text()) for f in (original, tmp_path / "again")
     )
     assert first["seeds"] == second["seeds"] and first["seeds"]["base"] == 11
-    assert first["final"]["val_loss"] == second["final"]["val_loss"]
+    metrics = [
+        [
+            (r["train_cost"], r["val_loss"], r["val_accuracy"])  # not the timings
+            for r in csv.DictReader((f / "metrics.csv").open())
+        ]
+        for f in (original, tmp_path / "again")
+    ]
+    assert metrics[0] == metrics[1]  # every epoch's loss and accuracy, bit for bit
     a, b = (torch.load(f / "model.pt", weights_only=True) for f in (original, tmp_path / "again"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -222,12 +250,7 @@ def test_a_seeded_sweep_proposes_the_same_parameters_twice(sweep_in_process, tmp
     args = ["hydra.sweeper.n_trials=5", *space]
     sweep_in_process(tmp_path / "a", *args)
     sweep_in_process(tmp_path / "b", *args)
-    a, b = (
-        optuna.load_study(
-            study_name="linesweep", storage=open_storage(str(tmp_path / n / JOURNAL_NAME))
-        )
-        for n in ("a", "b")
-    )
+    a, b = (load_study(tmp_path / n) for n in ("a", "b"))
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
     assert [t.values for t in a.trials] == [t.values for t in b.trials]
     assert [t.user_attrs.get("linesweep.state") for t in a.trials] == [
@@ -321,9 +344,7 @@ def test_trials_run_through_a_hydra_launcher_plugin(sweep_in_process, tmp_path):
         "hydra.sweeper.n_jobs=2",
         "model.out_1=int(interval(1,4))",
     )
-    study = optuna.load_study(
-        study_name="linesweep", storage=open_storage(str(tmp_path / JOURNAL_NAME))
-    )
+    study = load_study(tmp_path)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     for trial in study.trials:
         summary = json.loads((tmp_path / str(trial.number) / "summary.json").read_text())

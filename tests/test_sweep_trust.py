@@ -9,21 +9,25 @@ import optuna
 import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
+from sqlalchemy import text
 
 from linesweep.core.errors import LinesweepError
 from linesweep.core.storage import JOURNAL_NAME, check_study_name, open_storage
-from linesweep.sweep.coordination import OWNER, holds_slot
+from linesweep.sweep.coordination import (
+    OWNER,
+    RetryStale,
+    ask,
+    beat,
+    reap_abandoned,
+    slot_holders,
+)
 from linesweep.sweep.proposals import Proposals, trial_seed
 from linesweep.sweep.space import check_keys, parse_search_space
 from linesweep.sweep.study import make_sampler
-from tests.conftest import run_cli
+from tests.conftest import load_study, run_cli
 
 CONTINUOUS = ["model.out_1=int(interval(1,6))", "optimizer.lr=tag(log,interval(1e-3,1e-1))"]
 DISCRETE = ["model.out_1=int(interval(1,3))", "model.out_2=choice(1,2)"]  # 6 points
-
-
-def load_study(folder, name="linesweep"):
-    return optuna.load_study(study_name=name, storage=open_storage(str(folder / JOURNAL_NAME)))
 
 
 def rows(folder):
@@ -32,7 +36,7 @@ def rows(folder):
 
 def points(study):
     """The parameters of every trial that ran or runs (not the replaced duplicates)."""
-    return [tuple(sorted(t.params.items())) for t in study.trials if holds_slot(t)]
+    return [tuple(sorted(t.params.items())) for t in slot_holders(study.trials)]
 
 
 # ------------------------------------------------------------------ parameters never run twice
@@ -111,7 +115,43 @@ def test_a_running_trial_without_owner_is_reaped_at_once_and_the_study_ends_comp
     assert (
         "died before recording itself as its owner" in study.trials[0].user_attrs["linesweep.error"]
     )
-    assert [t.state for t in study.trials if holds_slot(t)] == [TrialState.COMPLETE] * 2
+    assert [t.state for t in slot_holders(study.trials)] == [TrialState.COMPLETE] * 2
+
+
+def test_a_database_trial_whose_heartbeat_stopped_is_failed_by_optuna_and_its_slot_re_run(
+    sweep_in_process, tmp_path
+):
+    """A worker on another host died mid-trial, on SQLite: Optuna's heartbeat finds it.
+
+    linesweep does not judge another host's trial on a database: Optuna's `fail_stale_trials`
+    does, and its retry callback queues the re-run. The dead worker's last heartbeat is set far
+    in the past rather than waited for, so no clock decides the test.
+    """
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, heartbeat=(10, 120, RetryStale()))
+    study = optuna.create_study(storage=storage, study_name="linesweep", direction="maximize")
+    dead = ask(study, {"model.out_1": IntDistribution(1, 4)})
+    dead.set_user_attr(OWNER, {"host": "another-host", "pid": 1, "pid_start": None})
+    beat(storage, [dead])
+    assert reap_abandoned(storage, study, stale_after_s=120) == []  # a fresh heartbeat: alive
+    with storage.engine.begin() as connection:
+        connection.execute(text("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'"))
+
+    sweep_in_process(
+        tmp_path,
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweeper.storage={url}",
+        "model.out_1=int(interval(1,4))",
+    )
+    study = load_study(None, storage=url)
+    failed, rerun = study.trials[0], study.trials[1]
+    assert failed.state == TrialState.FAIL
+    assert "linesweep.state" not in failed.user_attrs  # failed by Optuna, not linesweep's reaper
+    assert rerun.system_attrs["failed_trial"] == 0 and rerun.params == failed.params
+    assert OWNER in rerun.user_attrs and rerun.user_attrs[OWNER]["host"] != "another-host"
+    assert [t.state for t in slot_holders(study.trials)] == [TrialState.COMPLETE] * 2
+    table = {row["number"]: row for row in rows(tmp_path)}
+    assert table["0"]["state"] == "interrupted" and table["1"]["retry_of"] == "0"
 
 
 # ------------------------------------------------------------------ the answer

@@ -83,21 +83,6 @@ def test_plots_none_writes_no_pictures(compose_config, tmp_path):
     assert read_summary(tmp_path)["plots"] == []
 
 
-def test_same_config_twice_gives_identical_metrics_and_weights(compose_config, tmp_path):
-    for name in ("a", "b"):
-        run(compose_config(*TINY), tmp_path / name)
-    metrics = [
-        [
-            (r["train_cost"], r["val_loss"], r["val_accuracy"])
-            for r in csv.DictReader((tmp_path / n / "metrics.csv").open())
-        ]
-        for n in ("a", "b")
-    ]
-    assert metrics[0] == metrics[1]
-    weights = [torch.load(tmp_path / n / "model.pt", weights_only=True) for n in ("a", "b")]
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-
-
 def test_a_different_seed_gives_different_weights(compose_config, tmp_path):
     run(compose_config(*TINY, "seed=1"), tmp_path / "a")
     run(compose_config(*TINY, "seed=2"), tmp_path / "b")

@@ -236,8 +236,11 @@ class LinesweepOptunaSweeperConf:
     max_failure_rate: float = 0.5
     # process: a process per trial, n_jobs at a time; launcher: batches through hydra/launcher
     executor: str = "process"
-    heartbeat_s: float = 10.0  # how often a worker marks its running trials as alive
-    stale_after_s: float = 120.0  # a trial of another host without a heartbeat this long is dead
+    # How often a worker marks its running trials as alive, and how long a trial of another host
+    # without a heartbeat is taken for alive. On a database: Optuna's heartbeat_interval and
+    # grace_period (whole seconds, rounded up); on a journal file, linesweep's own heartbeat.
+    heartbeat_s: float = 10.0
+    stale_after_s: float = 120.0
     # Modules imported once before trials fork, so that no trial pays for them. null: what the
     # app has loaded decides: torch._dynamo if it imported torch (torch builds its compiler
     # stack the first time an optimizer is made, ~1 s a trial), nothing otherwise.

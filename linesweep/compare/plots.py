@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 
 from linesweep.compare.question import chosen_keys
 from linesweep.compare.runs import config_tree, objective_epoch
+from linesweep.compare.studies import open_study
 from linesweep.compare.table import format_value, objective_metrics
 from linesweep.core.files import save_figure
 from linesweep.core.metrics import METRIC_DIRECTIONS, spread
@@ -336,13 +337,6 @@ def _statistics(runs: Sequence[Run]) -> str:
 # ---------------------------------------------------------------- an Optuna study's plots
 
 
-def load_study(sweep: Path, storage: str | None = None) -> Any:
-    """The Optuna study of a sweep folder: its own journal file, or the user's --storage."""
-    from linesweep.compare.studies import open_study  # never a URL a results file names
-
-    return open_study(sweep, storage)
-
-
 def _trial_value(trial: Any, index: int) -> float | None:
     """A trial's value of objective `index`; a pruned one's is its last reported (its epoch's)."""
     if trial.values is not None and len(trial.values) > index:
@@ -363,7 +357,7 @@ def _not_drawn(states: Sequence[str]) -> str:
 
 def history_plot(study: Any, names: Sequence[str], title: str) -> Figure:
     """Each trial's first objective by trial number; the best-so-far line over complete trials."""
-    from linesweep.sweep.results import state_of
+    from linesweep.sweep.results import trial_states
 
     metric = names[0]
     maximize = study.directions[0].name == "MAXIMIZE"
@@ -371,8 +365,9 @@ def history_plot(study: Any, names: Sequence[str], title: str) -> Figure:
     ax = fig.add_subplot()
     drawn: dict[str, tuple[list[int], list[float], list[int]]] = {}
     left_out: list[str] = []
+    states = trial_states(study.get_trials(deepcopy=False))
     for trial in study.get_trials(deepcopy=False):
-        state, value = state_of(trial), _trial_value(trial, 0)
+        state, value = states[trial.number], _trial_value(trial, 0)
         if state not in ("complete", "pruned") or value is None:
             left_out.append(state)
             continue
@@ -494,10 +489,11 @@ def pareto_plot(study: Any, names: Sequence[str], title: str) -> Figure:
     ax.set_title(tex_safe(title))
     rest = len(study.get_trials(deepcopy=False)) - len(complete)
     if rest:
-        from linesweep.sweep.results import state_of
+        from linesweep.sweep.results import trial_states
 
         numbers = {t.number for t in complete}
-        states = [state_of(t) for t in study.get_trials(deepcopy=False) if t.number not in numbers]
+        by_number = trial_states(study.get_trials(deepcopy=False))
+        states = [state for number, state in by_number.items() if number not in numbers]
         add_note(fig, [f"complete trials only; not drawn: {_not_drawn(states)}"])
     return fig
 
@@ -508,7 +504,7 @@ def study_plots(
     """An Optuna study's optimization history, parameter importances and (two objectives) Pareto
     front, drawn from the study's trials."""
     try:
-        study = load_study(sweep, storage)
+        study = open_study(sweep, storage)  # never a URL a results file names
     except Exception as err:
         return [], [f"{sweep}: no study plots: cannot open the study ({_one_line(err)})"]
     import optuna

@@ -14,8 +14,12 @@ that the sweep process sets in its own environment, which every trial process in
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
+import math
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,12 +66,23 @@ def database_url(url: str) -> str:
     return url
 
 
-def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseStorage:
+def open_storage(
+    url: str,
+    lock_grace_s: int = 30,
+    attempts: int = 5,
+    heartbeat: tuple[float, float, Callable[..., None]] | None = None,
+) -> BaseStorage:
     """Open (creating if needed) the storage at `url`; ConfigError if it cannot be opened.
 
     A journal file is locked with `OwnedSymlinkLock`: a lock its dead writer left is broken at
     once; one of another host or of another program, after `lock_grace_s` seconds.
+
+    `heartbeat` (interval in seconds, grace period in seconds, stale-trial callback) turns on
+    Optuna's own heartbeat on a database: a RUNNING trial whose heartbeat is older than the grace
+    period is failed by `optuna.storages.fail_stale_trials`, which then calls the callback.
+    Journal files have no heartbeat in Optuna; the sweep keeps its own there (coordination.py).
     """
+    from optuna.exceptions import ExperimentalWarning
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -79,9 +94,14 @@ def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseSto
             path.parent.mkdir(parents=True, exist_ok=True)
             lock = OwnedSymlinkLock(str(path), grace_period=lock_grace_s)
             return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+        options = _heartbeat_options(*heartbeat) if heartbeat is not None else {}
         for attempt in range(attempts):
             try:
-                return RDBStorage(database_url(url), engine_kwargs={"pool_pre_ping": True})
+                with warnings.catch_warnings():  # the heartbeat is "experimental" since 2.9
+                    warnings.filterwarnings("ignore", category=ExperimentalWarning)
+                    return RDBStorage(
+                        database_url(url), engine_kwargs={"pool_pre_ping": True}, **options
+                    )
             except Exception as err:  # several workers creating the tables at the same instant
                 if attempt == attempts - 1 or "already exists" not in str(err):
                     raise
@@ -95,6 +115,26 @@ def open_storage(url: str, lock_grace_s: int = 30, attempts: int = 5) -> BaseSto
             f"it failed with: {mask_secrets(detail, url)}",
         ) from None
     raise AssertionError("unreachable")
+
+
+def _heartbeat_options(
+    interval_s: float, grace_s: float, on_stale: Callable[..., None]
+) -> dict[str, Any]:
+    """RDBStorage's heartbeat arguments: whole seconds, the callback under this Optuna's name."""
+    from optuna.storages import RDBStorage
+
+    # Optuna 4.9 renamed failed_trial_callback (still accepted, with a warning, until 6.0).
+    names = inspect.signature(RDBStorage).parameters
+    callback = (
+        "heartbeat_stale_trial_callback"
+        if "heartbeat_stale_trial_callback" in names
+        else "failed_trial_callback"
+    )
+    return {
+        "heartbeat_interval": max(1, math.ceil(interval_s)),
+        "grace_period": max(1, math.ceil(grace_s)),
+        callback: on_stale,
+    }
 
 
 def _parsed(url: str) -> Any:

@@ -6,13 +6,19 @@ storage and study name. Three rules keep them exact:
 * Slots. A process asks Optuna for a new trial only while fewer than `n_trials` trials hold a slot,
   and it counts and asks under one lock shared by all of them (a file lock next to a journal or
   SQLite file, an advisory lock in PostgreSQL). So the study ends with exactly `n_trials`.
-* Owners. Every trial records which process runs it (host, pid, process start time) and, every
-  few seconds, a heartbeat. A RUNNING trial whose owner is gone (its pid has died on this host, or
-  its heartbeat is stale on another) was interrupted: it is failed with that reason, and its
-  parameters are queued again, so its slot is re-run. A worker asks for a trial and records itself
-  as its owner under the slot lock, so a RUNNING trial without an owner, seen under that lock,
-  belongs to a worker that died between the two: it is reaped at once. Optuna's own heartbeat
-  only covers `study.optimize`; sweeps use ask and tell, so linesweep keeps its own.
+* Owners. Every trial records which process runs it (host, pid, process start time), and that
+  process sends a heartbeat for it every few seconds. A RUNNING trial whose owner is gone was
+  interrupted: it is failed, and its parameters are queued again, so its slot is re-run. On a
+  database that is Optuna's own mechanism: the storage records heartbeats
+  (`record_heartbeat`), `fail_stale_trials` fails a trial whose heartbeat is older than
+  `stale_after_s`, and Optuna's `RetryHeartbeatStaleTrialCallback` queues the re-run (its
+  `retry_history` system attribute names the trials re-run). Journal files have no heartbeat in
+  Optuna, so there linesweep keeps its own (the `linesweep.heartbeat` user attribute) and its
+  own re-run mark (`linesweep.retry_of`). Two checks Optuna lacks apply to both: an owner on
+  this host whose pid has died is reaped at once, without waiting out the grace period; and a
+  worker asks for a trial and records itself as its owner under the slot lock, so a RUNNING
+  trial without an owner, seen under that lock, belongs to a worker that died between the two
+  (before its first heartbeat, which Optuna would wait for forever): it is reaped at once.
 * Interrupted trials hold no slot, nor do proposals replaced as duplicates (never run); every
   other finished trial does (complete, pruned, failed).
 """
@@ -20,15 +26,18 @@ storage and study name. Three rules keep them exact:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
-from typing import Any
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import BaseStorage
+from optuna.distributions import BaseDistribution
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.storages import BaseStorage, fail_stale_trials
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.processes import alive_here
@@ -42,30 +51,111 @@ except ImportError:  # Windows
 log = logging.getLogger(__name__)
 
 OWNER = "linesweep.owner"
-HEARTBEAT = "linesweep.heartbeat"
+HEARTBEAT = "linesweep.heartbeat"  # journal files only: a database has Optuna's heartbeat
 STATE = "linesweep.state"  # complete, pruned, failed, diverged, infeasible, killed, interrupted
 ERROR = "linesweep.error"
 FOLDER = "linesweep.folder"
-RETRY_OF = "linesweep.retry_of"
+RETRY_OF = "linesweep.retry_of"  # journal files only: a database has Optuna's retry_history
+RETRY_HISTORY = "retry_history"  # the system attribute Optuna's retry callback writes
 EPOCH = "linesweep.epoch"  # the epoch the trial's values were measured at
 NO_SLOT = frozenset({"interrupted", "duplicate"})  # finished trials that do not count
 
 
-def owner_alive(
-    owner: dict[str, Any] | None, heartbeat: float | None, stale_after_s: float
-) -> bool:
-    """Whether the process that owns a RUNNING trial is still there."""
-    here = alive_here(owner) if owner else None
-    if here is not None:
-        return here
-    return heartbeat is not None and time.time() - heartbeat <= stale_after_s
+def retry_of(trial: FrozenTrial) -> int | None:
+    """The trial this one re-runs (its slot's previous, interrupted holder), if any."""
+    history = trial.system_attrs.get(RETRY_HISTORY)  # RetryHeartbeatStaleTrialCallback's
+    if history:
+        return int(history[-1])
+    return trial.user_attrs.get(RETRY_OF)
 
 
-def holds_slot(trial: FrozenTrial) -> bool:
-    """Trials that count towards n_trials: all but those interrupted or replaced, and waiting."""
-    if trial.state == TrialState.WAITING:
-        return False
-    return not (trial.state == TrialState.FAIL and trial.user_attrs.get(STATE) in NO_SLOT)
+def rerun_numbers(trials: Iterable[FrozenTrial]) -> set[int]:
+    """Numbers of the trials queued again because their process was gone (or was stopped).
+
+    Optuna's `fail_stale_trials` cannot label the trials it fails (a finished trial takes no
+    attributes): the re-run its callback queued is what says so.
+    """
+    return {n for n in map(retry_of, trials) if n is not None}
+
+
+def slot_holders(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials that count towards n_trials: all but waiting ones, re-run ones and duplicates."""
+    rerun = rerun_numbers(trials)
+    return [
+        t
+        for t in trials
+        if t.state != TrialState.WAITING
+        and not (
+            t.state == TrialState.FAIL and (t.number in rerun or t.user_attrs.get(STATE) in NO_SLOT)
+        )
+    ]
+
+
+def uses_optuna_heartbeat(storage: BaseStorage) -> bool:
+    """A database opened with a heartbeat (the sweep's, see open_storage); never a journal."""
+    return is_heartbeat_enabled(storage)
+
+
+def beat(storage: BaseStorage, trials: Iterable[optuna.Trial]) -> None:
+    """Mark the trials as alive: Optuna's heartbeat on a database, linesweep's on a journal.
+
+    The sweep process beats for its trials from its own loop, not with Optuna's heartbeat
+    thread (`get_heartbeat_thread`, which `study.optimize` starts per trial): its trials run in
+    processes forked from it, and forking a process that runs threads may deadlock the child.
+    """
+    now = time.time()
+    for trial in trials:
+        with contextlib.suppress(UpdateFinishedTrialError):  # reaped by another worker
+            if isinstance(storage, BaseHeartbeat) and uses_optuna_heartbeat(storage):
+                storage.record_heartbeat(trial._trial_id)
+            else:
+                trial.set_user_attr(HEARTBEAT, now)
+
+
+def ask(study: optuna.Study, distributions: dict[str, BaseDistribution]) -> optuna.Trial:
+    """`study.ask`, quiet about a heartbeat outside `optimize`: linesweep beats itself (`beat`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Heartbeat of storage is supposed", category=UserWarning
+        )
+        return study.ask(fixed_distributions=distributions)
+
+
+class RetryStale:
+    """Optuna's stale-trial callback for a sweep's database: queue the trial to run again.
+
+    Optuna's `RetryHeartbeatStaleTrialCallback` copies the failed trial's user attributes into
+    the re-run; linesweep's own (owner, state, error, folder) describe the failed run, not the
+    re-run, so they are left behind.
+    """
+
+    def __init__(self) -> None:
+        from optuna import storages
+
+        retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
+        with warnings.catch_warnings():  # "experimental" since 2.8
+            warnings.filterwarnings("ignore", category=ExperimentalWarning)
+            self._retry = (retry or storages.RetryFailedTrialCallback)()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {
+            k: v for k, v in trial.user_attrs.items() if not k.startswith("linesweep.")
+        }
+        self._retry(study, trial)
+
+
+def requeue(storage: BaseStorage, study: optuna.Study, number: int) -> None:
+    """Queue a failed trial's parameters again, recording which trial the re-run replaces."""
+    if uses_optuna_heartbeat(storage):  # one mechanism for every re-run on a database
+        # Optuna 4.9 renamed get_failed_trial_callback (kept, with a warning, until 6.0).
+        get = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+        retry = (get or storage.get_failed_trial_callback)()  # type: ignore[attr-defined]
+        if retry is not None:
+            retry(study, storage.get_trial(trial_id(storage, study, number)))
+            return
+    params = storage.get_trial(trial_id(storage, study, number)).params
+    study.enqueue_trial(params, user_attrs={RETRY_OF: number})
 
 
 class SlotLock:
@@ -154,23 +244,35 @@ def reap_abandoned(
     Call it holding the slot lock (`locked`): then a RUNNING trial without an owner was asked by
     a worker that died before recording itself, and is reaped at once. Without a lock, such a
     trial may be another worker's between the two steps: it gets `stale_after_s` from its start.
+    On a database, a trial of another host is judged by Optuna's heartbeat (`fail_stale_trials`).
     """
+    optuna_beats = uses_optuna_heartbeat(storage)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     reaped = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    if optuna_beats:
+        with warnings.catch_warnings():  # as Optuna's own optimize loop calls it
+            warnings.filterwarnings("ignore", category=ExperimentalWarning)
+            fail_stale_trials(study)  # its callback (RetryStale) queues each re-run
+        now = {t.number: t for t in study.get_trials(deepcopy=False)}
+        reaped = [now[t.number] for t in running if now[t.number].state == TrialState.FAIL]
+        running = [t for t in running if now[t.number].state == TrialState.RUNNING]
+    for trial in running:
         owner = trial.user_attrs.get(OWNER)
-        heartbeat = trial.user_attrs.get(HEARTBEAT)
-        if owner is None and heartbeat is None and not locked and trial.datetime_start is not None:
-            heartbeat = trial.datetime_start.timestamp()
-        if (owner is not None or heartbeat is not None) and owner_alive(
-            owner, heartbeat, stale_after_s
-        ):
-            continue
+        here = alive_here(owner) if owner else None
+        if here is True or (here is None and owner is not None and optuna_beats):
+            continue  # alive here, or another host's: Optuna's heartbeat judges it
+        if here is None:
+            heartbeat = trial.user_attrs.get(HEARTBEAT)
+            if owner is None and heartbeat is None and not locked and trial.datetime_start:
+                heartbeat = trial.datetime_start.timestamp()
+            if heartbeat is not None and time.time() - heartbeat <= stale_after_s:
+                continue
         if owner:
             who = f"the sweep process running it (pid {owner['pid']} on {owner['host']}) is gone"
         else:
             who = "the sweep process that asked for it died before recording itself as its owner"
         reason = f"interrupted: {who}; its slot is re-run"
         if fail_trial(storage, study, trial.number, "interrupted", reason):
-            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            requeue(storage, study, trial.number)
             reaped.append(trial)
     return reaped

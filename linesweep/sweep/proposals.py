@@ -31,7 +31,7 @@ import optuna
 from optuna.samplers import BaseSampler, GridSampler, QMCSampler
 from optuna.trial import FrozenTrial
 
-from linesweep.sweep.coordination import holds_slot
+from linesweep.sweep.coordination import slot_holders
 from linesweep.sweep.space import SearchSpace
 
 ENUMERATE_UP_TO = 100_000  # points; larger finite spaces are searched by random draws
@@ -77,8 +77,8 @@ class Proposals:
     def _taken(self, trials: Iterable[FrozenTrial], besides: int) -> dict[tuple, int]:
         """Points of the trials that ran, run, or will run, by point: their trial number."""
         taken: dict[tuple, int] = {}
-        for trial in trials:
-            if trial.number == besides or not holds_slot(trial):
+        for trial in slot_holders(list(trials)):
+            if trial.number == besides:
                 continue
             key = self._key(trial.params)
             if key is not None:

@@ -7,7 +7,7 @@ are current even if the sweep is killed, and agree with the storage whichever wo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,39 @@ from optuna.trial import FrozenTrial, TrialState
 from linesweep.core.files import write_csv, write_yaml
 from linesweep.core.status import Status
 from linesweep.core.storage import shown_url
-from linesweep.sweep.coordination import EPOCH, ERROR, FOLDER, RETRY_OF, STATE, holds_slot
+from linesweep.sweep.coordination import (
+    EPOCH,
+    ERROR,
+    FOLDER,
+    STATE,
+    rerun_numbers,
+    retry_of,
+    slot_holders,
+)
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
 
 
-def state_of(trial: FrozenTrial) -> str:
-    """linesweep's state of a trial: Optuna's, refined by the reason a trial failed."""
+def state_of(trial: FrozenTrial, rerun: Collection[int] = ()) -> str:
+    """linesweep's state of a trial: Optuna's, refined by the reason a trial failed.
+
+    `rerun`: the numbers of the trials queued again (coordination.rerun_numbers), which were
+    interrupted, whether or not they could be labelled so (Optuna's stale-trial failure cannot).
+    """
     if trial.state == TrialState.RUNNING:
         return "running"
     if trial.state == TrialState.WAITING:
         return "waiting"
+    if trial.state == TrialState.FAIL and trial.number in rerun:
+        return Status.INTERRUPTED.value
     return trial.user_attrs.get(STATE) or trial.state.name.lower()
+
+
+def trial_states(trials: Sequence[FrozenTrial]) -> dict[int, str]:
+    """linesweep's state of each trial, by number (see state_of)."""
+    rerun = rerun_numbers(trials)
+    return {t.number: state_of(t, rerun) for t in trials}
 
 
 def epoch_of(trial: FrozenTrial) -> int | None:
@@ -43,11 +63,12 @@ def epoch_of(trial: FrozenTrial) -> int | None:
 def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[dict], list[str]]:
     """One row per trial and the CSV columns: number, state, params, values, epoch, ..."""
     trials = study.get_trials(deepcopy=False)
+    states = trial_states(trials)
     param_names = sorted({name for t in trials for name in t.params})
     rows = []
     for t in trials:
         duration = t.duration.total_seconds() if t.duration is not None else None
-        row: dict[str, Any] = {"number": t.number, "state": state_of(t)}
+        row: dict[str, Any] = {"number": t.number, "state": states[t.number]}
         row.update({f"params.{name}": t.params.get(name) for name in param_names})
         values = t.values or [None] * len(value_names)
         row.update({f"values.{name}": v for name, v in zip(value_names, values, strict=True)})
@@ -56,7 +77,7 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
             duration_s=None if duration is None else round(duration, 3),
             folder=t.user_attrs.get(FOLDER),
             error=t.user_attrs.get(ERROR),
-            retry_of=t.user_attrs.get(RETRY_OF),
+            retry_of=retry_of(t),
         )
         rows.append(row)
     columns = (
@@ -71,8 +92,7 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
 def counts(study: optuna.Study) -> dict[str, int]:
     """Trials by state; not the proposals replaced as duplicates, which never ran."""
     tally: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        state = state_of(trial)
+    for state in trial_states(study.get_trials(deepcopy=False)).values():
         if state != Status.DUPLICATE:
             tally[state] = tally.get(state, 0) + 1
     return dict(sorted(tally.items()))
@@ -146,7 +166,7 @@ def answer(
 ) -> list[str]:
     """The end of a sweep in a few lines: counts, the best trial, where the results are."""
     trials = study.get_trials(deepcopy=False)
-    held = [t for t in trials if holds_slot(t)]
+    held = slot_holders(trials)
     running = sum(t.state == TrialState.RUNNING for t in held)
     head = f"study {study.study_name!r}: {len(held) - running} of {n_trials} trials finished"
     if running:

@@ -253,7 +253,10 @@ class Sweep:
                 s.n_jobs,
             )
         self._keep_password_out()
-        self.storage = open_storage(self.storage_url)
+        # Optuna's heartbeat on a database (a journal file has none: coordination.py beats)
+        self.storage = open_storage(
+            self.storage_url, heartbeat=(s.heartbeat_s, s.stale_after_s, co.RetryStale())
+        )
         self.study = create_or_load_study(
             self.storage, s.study_name, s.directions, self.sampler, self.pruner
         )
@@ -365,7 +368,7 @@ class Sweep:
         s = self.settings
         with self.slots.hold():
             self._reap()
-        held = [t for t in self.study.get_trials(deepcopy=False) if co.holds_slot(t)]
+        held = co.slot_holders(self.study.get_trials(deepcopy=False))
         running = sum(t.state == TrialState.RUNNING for t in held)
         log.info(
             "study %r in %s: %d of %d trials finished%s; up to %d at a time",
@@ -419,7 +422,7 @@ class Sweep:
             )
 
     def _slots_taken(self) -> int:
-        return sum(co.holds_slot(t) for t in self.study.get_trials(deepcopy=False))
+        return len(co.slot_holders(self.study.get_trials(deepcopy=False)))
 
     def _launch_next(self) -> bool:
         """Ask for a trial if a slot is free (under the lock all workers share) and start it."""
@@ -435,7 +438,7 @@ class Sweep:
                 return False
             trial = self._ask(queued=bool(waiting))
             trial.set_user_attr(co.OWNER, this_process())
-            trial.set_user_attr(co.HEARTBEAT, time.time())
+            co.beat(self.storage, [trial])
         folder = self.sweep_dir / str(trial.number)
         if folder.exists() and any(folder.iterdir()):
             co.fail_trial(
@@ -465,7 +468,7 @@ class Sweep:
         """
         number = len(self.study.get_trials(deepcopy=False))  # the number a new trial gets
         self.study.sampler = self.proposals.sampler_for(number)
-        trial = self.study.ask(fixed_distributions=self.space.distributions)
+        trial = co.ask(self.study, self.space.distributions)
         twin = None if queued else self.proposals.repeated(self.study, trial)
         point = None if twin is None else self.proposals.unvisited(self.study, trial.number)
         if point is None:
@@ -483,7 +486,7 @@ class Sweep:
             "trial %d would repeat trial %d (%s): replaced by trial %d",
             trial.number, twin, format_params(trial.params), replacement,
         )  # fmt: skip
-        return self.study.ask(fixed_distributions=self.space.distributions)
+        return co.ask(self.study, self.space.distributions)
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
         s = self.settings
@@ -502,10 +505,7 @@ class Sweep:
         ]
 
     def _heartbeat(self) -> None:
-        now = time.time()
-        for trial in self.running.values():
-            with contextlib.suppress(UpdateFinishedTrialError):  # reaped by another worker
-                trial.set_user_attr(co.HEARTBEAT, now)
+        co.beat(self.storage, list(self.running.values()))
 
     # ------------------------------------------------------------------ results
     def _record(self, outcome: JobOutcome) -> str | None:
@@ -536,7 +536,7 @@ class Sweep:
             if err.args != ("grid_id",):
                 raise
         if verdict.status == Status.INTERRUPTED:
-            self.study.enqueue_trial(trial.params, user_attrs={co.RETRY_OF: trial.number})
+            co.requeue(self.storage, self.study, trial.number)
         log.info("%s", _one_line(outcome.number, trial.params, verdict, self.value_names))
         self._write_results()
         return None
