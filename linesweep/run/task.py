@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
+from torch import nn
 
 from linesweep.core.errors import Diverged, LinesweepError, Pruned
 from linesweep.core.metrics import (
@@ -40,13 +41,19 @@ from linesweep.core.status import Status
 from linesweep.core.trial_link import TrialLink
 from linesweep.run.budget import check_population_fits
 from linesweep.run.config import TrainConfig
-from linesweep.run.data import make_splits
+from linesweep.run.data import Split, make_splits
 from linesweep.run.loggers import RunLoggers, open_loggers
 from linesweep.run.model import build_model, check_plan
 from linesweep.run.population import fit_population, population_rule
 from linesweep.run.seeds import derive_seeds
 from linesweep.run.shapes import ShapePlan, plan_cnn
-from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_threads
+from linesweep.run.trainer import (
+    FitOutcome,
+    cpu_settings,
+    fit,
+    resolve_device,
+    resolve_threads,
+)
 from linesweep.run.validation import to_train_config
 
 log = logging.getLogger(__name__)
@@ -85,7 +92,7 @@ def train(
     loggers = loggers or RunLoggers()  # none: only the run's own files
     plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
     check_population_fits(cfg, plan)  # a ConfigError before any large allocation
-    _log_plan(plan.table(), plans_seen)
+    log_plan(plan.table(), plans_seen)
     if cfg.replicates > 1:
         return train_population(cfg, run_dir, summary, plan, trial, loggers)
 
@@ -122,14 +129,31 @@ def train(
             seeds.shuffle,
             after_epoch,
         )
-        write_weights(run_dir, model.state_dict())
-        from linesweep.run.plots import run_caption, save_run_plots  # matplotlib: only to plot
+        return record_run(cfg, run_dir, summary, plan, outcome, model, train_split, loggers, trial)
 
-        caption = run_caption(run_dir, summary.data.get("overrides"))
-        plots = save_run_plots(
-            run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split, caption
-        )
 
+def record_run(
+    cfg: TrainConfig,
+    run_dir: Path,
+    summary: RunSummary,
+    plan: ShapePlan,
+    outcome: FitOutcome,
+    model: nn.Module,
+    train_split: Split,
+    loggers: RunLoggers,
+    trial: TrialLink | None,
+) -> RunResult:
+    """Record a run that trained: weights, plots, summary; raise unless it ended complete.
+
+    One run's ending, whether it trained alone or as a member of a sweep's population.
+    """
+    write_weights(run_dir, model.state_dict())
+    from linesweep.run.plots import run_caption, save_run_plots  # matplotlib: only to plot
+
+    caption = run_caption(run_dir, summary.data.get("overrides"))
+    plots = save_run_plots(
+        run_dir / "plots", cfg.plots, outcome.history, model.cpu(), train_split, caption
+    )
     status = Status(outcome.status)
     if status == Status.DIVERGED:  # no trustworthy value
         values = tuple(math.nan for _ in cfg.objective.metrics)
@@ -199,16 +223,18 @@ def train_population(
 
         prune_on = metrics[0]
 
-        def after_epoch(histories: Sequence[Sequence[EpochMetrics]]) -> bool:
+        def after_epoch(histories: Sequence[Sequence[EpochMetrics]]) -> range:
             write_metrics(run_dir, *histories)
             epoch = max(len(h) for h in histories)
             if len(histories[0]) == epoch:
                 loggers.log_epoch(histories[0][-1].as_row())  # replicate 0: the plain run
             if trial is None or prune_on == "n_params":
-                return False
-            # The pruner judges the population by the statistic the sweeper will see.
+                return range(0)
+            # The pruner judges the population by the statistic the sweeper will see: it stops
+            # every replicate or none.
             now = [getattr(h[-1], prune_on) if len(h) == epoch else math.nan for h in histories]
-            return trial.report(epoch, spread(now, prune_on, rep.success_threshold)[rep.statistic])
+            value = spread(now, prune_on, rep.success_threshold)[rep.statistic]
+            return range(count) if trial.report(epoch, value) else range(0)
 
         outcome = fit_population(
             models,
@@ -344,7 +370,7 @@ def run(
             loggers.close(summary.data["status"], summary.data["error"])
 
 
-def _log_plan(table: str, plans_seen: Path | None) -> None:
+def log_plan(table: str, plans_seen: Path | None) -> None:
     """The shape table: in the run's log always, on the console once per architecture.
 
     A sweep's trials mostly repeat a few architectures: the first trial of each prints its table
