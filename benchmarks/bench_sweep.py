@@ -1,7 +1,7 @@
 """Sweep figures, each measured in this one invocation against its own baseline.
 
-    python benchmarks/bench_sweep.py                 # all three parts (about 25 minutes, 2 cores)
-    python benchmarks/bench_sweep.py --part pruning  # or: parallel, whole
+    python benchmarks/bench_sweep.py                 # all four parts (about 30 minutes, 2 cores)
+    python benchmarks/bench_sweep.py --part pruning  # or: parallel, whole, population
     python benchmarks/bench_sweep.py --part pruning --seeds 0 1 2 \
         --settings preset n_warmup_steps=3,n_startup_trials=5 pruner=percentile,percentile=75
     python benchmarks/bench_sweep.py --part pruning --search kernels  # another preset's study
@@ -20,6 +20,10 @@ whole     20 trials of the notebook's experiment searching out_1, out_2 and lr, 
               asks 2 trials, both train in parallel processes with the notebook's loop (DataLoader,
               default threads, no pruning), the batch waits for the slower one, then tells both;
           (b) `python -m linesweep.train -m` with linesweep's defaults (median pruner) and n_jobs=2.
+population 32 trials of `experiment=hard` (one architecture) searching `optimizer.lr` alone, TPE
+          seed 0, no pruning, end to end: the process executor at n_jobs=2 against the
+          population executor, two processes of 16 members and one process of 32 on two
+          threads, interleaved (`--rounds N` for medians): wall times, ratios, best accuracies.
 Every linesweep sweep runs as a real command in a fresh folder under a temporary directory
 (`--keep DIR` leaves them in DIR, to read with `python -m linesweep.compare DIR`; run again with
 the same DIR, the pruning part reuses the studies and re-trained trials already there).
@@ -437,9 +441,69 @@ def part_whole(scratch: Path) -> None:
     )
 
 
+# ------------------------------------------------------------------ population
+POPULATION_SWEEP = [
+    "hydra/sweeper=linesweep",
+    "experiment=hard",  # one architecture (out_1=2, out_2=1), 2,000 images, 10 epochs
+    "plots=light",  # as the presets
+    "hydra/sweeper/pruner=none",  # every trial trains every epoch: equal work for both
+    "hydra.sweeper.sampler.seed=0",
+    "hydra.sweeper.n_trials=32",
+    "optimizer.lr=tag(log,interval(1e-4,1e-1))",
+]
+POPULATION_EXECUTORS = {
+    "process, n_jobs=2": ["hydra.sweeper.n_jobs=2"],
+    # Two processes of 16 members, one thread each: the process executor's two cores, used the
+    # same way (one thread is the fastest setting for these models, trainer.py).
+    "population 2x16": [
+        "hydra.sweeper.executor=population",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.population_size=16",
+    ],
+    # One process of 32 members on two threads: one population, torch splitting its matmuls.
+    "population 1x32, 2 threads": [
+        "hydra.sweeper.executor=population",
+        "hydra.sweeper.n_jobs=1",
+        "hydra.sweeper.population_size=32",
+        "trainer.num_threads=2",
+    ],
+}
+
+
+def part_population(scratch: Path, rounds: int) -> None:
+    """The same 32-trial lr-only sweep with each executor, interleaved, `rounds` times."""
+    seconds: dict[str, list[float]] = {name: [] for name in POPULATION_EXECUTORS}
+    best: dict[str, list[float]] = {name: [] for name in POPULATION_EXECUTORS}
+    for round_ in range(rounds):
+        for i, (name, overrides) in enumerate(POPULATION_EXECUTORS.items()):
+            folder = scratch / f"population-{round_}-{i}"
+            took, runs = linesweep_sweep(folder, *POPULATION_SWEEP, *overrides)
+            complete = sum(r.state == "complete" for r in runs)
+            seconds[name].append(took)
+            best[name].append(best_accuracy(runs))
+            print(
+                f"  round {round_}  {name:28s} {took:6.1f} s  best val_acc {best[name][-1]:.4f}"
+                f"  ({complete} of {len(runs)} complete)",
+                flush=True,
+            )
+    base = statistics.median(seconds["process, n_jobs=2"])
+    for name in POPULATION_EXECUTORS:
+        median = statistics.median(seconds[name])
+        print(
+            f"{name:28s} median {median:6.1f} s  {base / median:4.2f}x the process executor's "
+            f"speed  best val_acc {statistics.median(best[name]):.4f}"
+        )
+    print("target: population >= 3x faster than process at n_jobs=2, same best accuracy")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["pruning", "parallel", "whole", "all"], default="all")
+    parser.add_argument(
+        "--part", choices=["pruning", "parallel", "whole", "population", "all"], default="all"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="population: sweeps per executor (default 1)"
+    )
     parser.add_argument(
         "--search",
         default="channels_lr",
@@ -478,6 +542,7 @@ def main() -> None:
             "pruning": lambda: part_pruning(scratch, args.search, args.seeds, candidates),
             "parallel": lambda: part_parallel(scratch),
             "whole": lambda: part_whole(scratch),
+            "population": lambda: part_population(scratch, args.rounds),
         }
         for name, part in parts.items():
             if args.part in (name, "all"):

@@ -234,8 +234,12 @@ class LinesweepOptunaSweeperConf:
     search_space: Any = None
     # stop once more than this fraction of n_trials has failed (refused configs do not count)
     max_failure_rate: float = 0.5
-    # process: a process per trial, n_jobs at a time; launcher: batches through hydra/launcher
+    # process: a process per trial, n_jobs at a time; launcher: batches through hydra/launcher;
+    # population: trials that differ only in optimizer.lr and seed train together, up to
+    # population_size as one batched model per process, n_jobs processes at a time (the others
+    # as `process` runs them); up to n_jobs * population_size trials are asked at once
     executor: str = "process"
+    population_size: int = 16  # with executor=population: the most trials one process trains
     # How often a worker marks its running trials as alive, and how long a trial of another host
     # without a heartbeat is taken for alive. On a database: Optuna's heartbeat_interval and
     # grace_period (whole seconds, rounded up); on a journal file, linesweep's own heartbeat.

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import EpochMetrics
@@ -34,14 +34,21 @@ from linesweep.run.step import HandStep, Unsupported, UpdateRule, bind_parameter
 
 log = logging.getLogger(__name__)
 
-# Called after each epoch with every member's history so far; True stops the whole population
-# (a pruner's verdict on the population's statistic).
-PopulationCallback = Callable[[Sequence[Sequence[EpochMetrics]]], bool]
+# Called after each epoch with every member's history so far; returns the members to stop there
+# (a pruner's verdict: every member for a population judged on its statistic, some for a sweep's
+# trials judged one by one).
+PopulationCallback = Callable[[Sequence[Sequence[EpochMetrics]]], Collection[int]]
+# Called the moment member m stops before the others (pruned or diverged): its record can be
+# finished, and its trial told, while the others train on.
+MemberCallback = Callable[[int, "PopulationOutcome"], None]
 
 
 @dataclass(frozen=True)
 class PopulationOutcome:
-    """Each member's history and how it ended (complete, diverged or pruned), in member order."""
+    """Each member's history and how it ended (complete, diverged or pruned), in member order.
+
+    While training runs, a member still training has status "complete" and reason None.
+    """
 
     histories: list[list[EpochMetrics]]
     statuses: list[str]
@@ -62,72 +69,106 @@ def population_rule(optimizer: OptimizerConfig, replicates: int) -> UpdateRule:
         ) from None
 
 
-def population_step(models: list[nn.Module], optimizer: OptimizerConfig) -> HandStep:
-    """The hand-written step over `models`, each model's parameters bound to its row."""
-    step = HandStep.for_models(models, population_rule(optimizer, len(models)))
-    for r, model in enumerate(models):  # the models show the weights as they train
-        bind_parameters(model, step.params[r])
+def population_step(
+    models: list[nn.Module], optimizer: OptimizerConfig | Sequence[OptimizerConfig]
+) -> HandStep:
+    """The hand-written step over `models`, each model's parameters bound to its row.
+
+    One optimizer config for all, or one per member: then they may differ in the learning rate
+    alone (the step keeps one per member); anything else is refused.
+    """
+    optimizers = [optimizer] * len(models) if isinstance(optimizer, OptimizerConfig) else optimizer
+    rules = [population_rule(o, len(models)) for o in optimizers]
+    step = HandStep.for_models(models, rules[0])
+    for r, (model, rule) in enumerate(zip(models, rules, strict=True)):
+        if replace(rule, lr=rules[0].lr) != rules[0]:
+            raise ValueError(f"member {r}'s optimizer differs from member 0's in more than lr")
+        step.update.lr[r] = rule.lr
+        bind_parameters(model, step.params[r])  # the models show the weights as they train
     return step
 
 
+def _stacked(splits: Split | Sequence[Split], r: int) -> tuple[Tensor, Tensor]:
+    """Images (R, N, C0, H, W) and labels (R, N): a view when every member shares one split."""
+    if isinstance(splits, Split):
+        return (
+            splits.images.unsqueeze(0).expand(r, *splits.images.shape),
+            splits.labels.unsqueeze(0).expand(r, -1),
+        )
+    return torch.stack([s.images for s in splits]), torch.stack([s.labels for s in splits])
+
+
 def evaluate_population(
-    step: HandStep, val: Split, batch_size: int
+    step: HandStep, val: Split | Sequence[Split], batch_size: int
 ) -> tuple[list[float], list[float]]:
-    """Each member's mean cross-entropy and accuracy on a split: two lists of R floats."""
+    """Each member's mean cross-entropy and accuracy on its split: two lists of R floats."""
     r = len(step.params)
+    images, labels = _stacked(val, r)  # (R, N, C0, H, W), (R, N)
     total_loss = torch.zeros(r, dtype=torch.float64)
     correct = torch.zeros(r, dtype=torch.int64)
-    batches = zip(val.images.split(batch_size), val.labels.split(batch_size), strict=True)
-    for images, labels in batches:
-        x = images.unsqueeze(0).expand(r, *images.shape)  # (R, B, C0, H, W), a view
+    for x, y in zip(images.split(batch_size, 1), labels.split(batch_size, 1), strict=True):
         logits = step.logits(x)  # (R, B, K)
-        y = labels.unsqueeze(0).expand(r, -1)  # (R, B)
         losses = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (R, B)
         total_loss += losses.sum(dim=1).double().cpu()
         correct += (logits.argmax(dim=2) == y).sum(dim=1).cpu()
-    n = len(val)
+    n = labels.shape[1]
     return (total_loss / n).tolist(), (correct.double() / n).tolist()
 
 
 def fit_population(
     models: list[nn.Module],
-    optimizer: OptimizerConfig,
-    train: Split,
-    val: Split,
+    optimizer: OptimizerConfig | Sequence[OptimizerConfig],
+    train: Split | Sequence[Split],
+    val: Split | Sequence[Split],
     cfg: TrainerConfig,
     shuffle_seeds: Sequence[int],
     on_epoch_end: PopulationCallback | None = None,
+    on_member_end: MemberCallback | None = None,
 ) -> PopulationOutcome:
     """Train R models as one population for `cfg.epochs` epochs, each with its own shuffling.
 
-    `models[r]` trains in place with `shuffle_seeds[r]`; `train` and `val` are shared and must
-    already be on the models' device. Stops early only when every member has diverged or when
-    `on_epoch_end` prunes the population.
+    `models[r]` trains in place with `shuffle_seeds[r]` and its optimizer (one config for all,
+    or one each, differing in lr alone); `train` and `val` are one split for all members or one
+    each (of one size), already on the models' device. A member that diverges or is pruned is
+    frozen (learning rate 0) and `on_member_end` hears of it; the others train on. Stops early
+    once no member is training.
     """
     r = len(models)
     step = population_step(models, optimizer)
     shuffles = [torch.Generator().manual_seed(seed) for seed in shuffle_seeds]
+    all_images, all_labels = _stacked(train, r)  # (R, N, C0, H, W), (R, N)
+    n = all_labels.shape[1]
+    members = torch.arange(r, device=all_labels.device).unsqueeze(1)  # (R, 1)
     histories: list[list[EpochMetrics]] = [[] for _ in range(r)]
     statuses: list[str] = ["complete"] * r
     reasons: list[str | None] = [None] * r
+    outcome = PopulationOutcome(histories, statuses, reasons)
     start = time.perf_counter()
+
+    def stop(m: int, status: str, reason: str) -> None:
+        statuses[m], reasons[m] = status, reason
+        step.update.lr[m] = 0.0  # frozen; the others' rows are untouched by its NaNs
+        if on_member_end is not None:
+            on_member_end(m, outcome)
+
     for epoch in range(1, cfg.epochs + 1):
         epoch_start = time.perf_counter()
         if cfg.shuffle:  # member r's order is the plain run's with its seed: one randperm each
-            orders = torch.stack([torch.randperm(len(train), generator=g) for g in shuffles])
-            orders = orders.to(train.images.device)  # (R, N)
-            images, labels = train.images[orders], train.labels[orders]  # (R, N, C0, H, W), (R, N)
+            orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles])
+            orders = orders.to(all_labels.device)  # (R, N)
+            if isinstance(train, Split):
+                images, labels = train.images[orders], train.labels[orders]  # (R, N, ...), (R, N)
+            else:
+                images, labels = all_images[members, orders], all_labels[members, orders]
         else:
-            images = train.images.unsqueeze(0).expand(r, *train.images.shape)  # a view
-            labels = train.labels.unsqueeze(0).expand(r, -1)  # (R, N), a view
+            images, labels = all_images, all_labels
 
         losses = list(step.epoch(images, labels, cfg.batch_size))  # [(R,)] one per step
         costs = torch.stack(losses).sum(dim=0).tolist()  # R floats: summed once per epoch
         val_losses, val_accuracies = evaluate_population(step, val, cfg.eval_batch_size)
         now = time.perf_counter()
-        for m in range(r):
-            if statuses[m] != "complete":
-                continue  # frozen: its history ended when it diverged
+        training = [m for m in range(r) if statuses[m] == "complete"]
+        for m in training:
             histories[m].append(
                 EpochMetrics(
                     epoch=epoch,
@@ -139,23 +180,21 @@ def fit_population(
                     elapsed_s=now - start,
                 )
             )
+        prune = set(on_epoch_end(histories)) if on_epoch_end is not None else set()
+        for m in training:  # records every epoch first, then stops whom it must
             if not (math.isfinite(costs[m]) and math.isfinite(val_losses[m])):
                 bad = costs[m] if not math.isfinite(costs[m]) else val_losses[m]
-                statuses[m], reasons[m] = "diverged", f"loss became {bad} at epoch {epoch}"
-                step.update.lr[m] = 0.0  # frozen; the others' rows are untouched by its NaNs
-                log.warning("replicate %d diverged: %s; the others train on", m, reasons[m])
+                stop(m, "diverged", f"loss became {bad} at epoch {epoch}")
+                log.warning("member %d diverged: %s; the others train on", m, reasons[m])
+            elif m in prune:
+                stop(m, "pruned", f"pruned after epoch {epoch}")
         alive = [m for m in range(r) if statuses[m] == "complete"]
         log.info(
-            "epoch %d/%d  %d/%d replicates training  val_acc mean %.4f  min %.4f  (%.2f s)",
+            "epoch %d/%d  %d/%d members training  val_acc mean %.4f  min %.4f  (%.2f s)",
             epoch, cfg.epochs, len(alive), r,
             sum(val_accuracies[m] for m in alive) / max(1, len(alive)),
             min((val_accuracies[m] for m in alive), default=math.nan), now - epoch_start,
         )  # fmt: skip
-        prune = on_epoch_end is not None and on_epoch_end(histories)  # records every epoch
         if not alive:
             break
-        if prune:
-            for m in alive:
-                statuses[m], reasons[m] = "pruned", f"pruned after epoch {epoch}"
-            break
-    return PopulationOutcome(histories, statuses, reasons)
+    return outcome

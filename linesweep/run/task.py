@@ -47,7 +47,13 @@ from linesweep.run.model import build_model, check_plan
 from linesweep.run.population import fit_population, population_rule
 from linesweep.run.seeds import derive_seeds
 from linesweep.run.shapes import ShapePlan, plan_cnn
-from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_threads
+from linesweep.run.trainer import (
+    FitOutcome,
+    cpu_settings,
+    fit,
+    resolve_device,
+    resolve_threads,
+)
 from linesweep.run.validation import to_train_config
 
 log = logging.getLogger(__name__)
@@ -86,7 +92,7 @@ def train(
     loggers = loggers or RunLoggers()  # none: only the run's own files
     plan = plan_cnn(cfg.model, cfg.data.image_size)  # InfeasibleArchitecture before any work
     check_population_fits(cfg, plan)  # a ConfigError before any large allocation
-    _log_plan(plan.table(), plans_seen)
+    log_plan(plan.table(), plans_seen)
     if cfg.replicates > 1:
         return train_population(cfg, run_dir, summary, plan, trial, loggers)
 
@@ -127,7 +133,24 @@ def train(
             )
             write_weights(run_dir, model.state_dict())
             plots = drawing.finish(outcome.history)
+        return record_run(cfg, run_dir, summary, plan, outcome, plots, loggers, trial)
 
+
+def record_run(
+    cfg: TrainConfig,
+    run_dir: Path,
+    summary: RunSummary,
+    plan: ShapePlan,
+    outcome: FitOutcome,
+    plots: list[Path],
+    loggers: RunLoggers,
+    trial: TrialLink | None,
+) -> RunResult:
+    """Record the end of a run that trained (its weights and `plots` written): the summary and
+    the loggers' result; raise unless it ended complete.
+
+    One run's ending, whether it trained alone or as a member of a sweep's population.
+    """
     status = Status(outcome.status)
     if status == Status.DIVERGED:  # no trustworthy value
         values = tuple(math.nan for _ in cfg.objective.metrics)
@@ -197,16 +220,18 @@ def train_population(
 
         prune_on = metrics[0]
 
-        def after_epoch(histories: Sequence[Sequence[EpochMetrics]]) -> bool:
+        def after_epoch(histories: Sequence[Sequence[EpochMetrics]]) -> range:
             write_metrics(run_dir, *histories)
             epoch = max(len(h) for h in histories)
             if len(histories[0]) == epoch:
                 loggers.log_epoch(histories[0][-1].as_row())  # replicate 0: the plain run
             if trial is None or prune_on == "n_params":
-                return False
-            # The pruner judges the population by the statistic the sweeper will see.
+                return range(0)
+            # The pruner judges the population by the statistic the sweeper will see: it stops
+            # every replicate or none.
             now = [getattr(h[-1], prune_on) if len(h) == epoch else math.nan for h in histories]
-            return trial.report(epoch, spread(now, prune_on, rep.success_threshold)[rep.statistic])
+            value = spread(now, prune_on, rep.success_threshold)[rep.statistic]
+            return range(count) if trial.report(epoch, value) else range(0)
 
         caption = run_caption(run_dir, summary.data.get("overrides"))
         # Replicate 0's pictures: the plain run's.
@@ -345,7 +370,7 @@ def run(
             loggers.close(summary.data["status"], summary.data["error"])
 
 
-def _log_plan(table: str, plans_seen: Path | None) -> None:
+def log_plan(table: str, plans_seen: Path | None) -> None:
     """The shape table: in the run's log always, on the console once per architecture.
 
     A sweep's trials mostly repeat a few architectures: the first trial of each prints its table

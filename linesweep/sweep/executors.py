@@ -9,10 +9,14 @@
   runs them one by one in this process, hydra-joblib-launcher in parallel, and
   hydra-submitit-launcher on a SLURM cluster.
 
-Both speak the same small interface (`submit`, `wait`, `interrupt`), so an executor that trains
-several trials inside one process, as one batched model, can be added without touching the
-sweeper. `wait` hands each finished job to the sweeper's callback inside `deferred()`: a signal
-cannot fall between collecting a trial and recording it.
+* `PopulationExecutor` (population_executor.py) trains the trials that share an architecture
+  as one batched model in one process, and the others as `ProcessExecutor` does.
+
+All speak the same small interface (`submit`, `wait`, `interrupt`). The sweeper submits a job
+for every free slot, then waits: an executor may hold what it was submitted until `wait`, so
+the jobs submitted between two waits are the group it can train together (the sweeper only had
+to let it say how many that may be: `capacity`). `wait` hands each finished job to the sweeper's
+callback inside `deferred()`: a signal cannot fall between collecting a trial and recording it.
 """
 
 from __future__ import annotations
@@ -334,6 +338,10 @@ class ProcessExecutor(TrialExecutor):
         self._running: dict[int, _Running] = {}
 
     def submit(self, job: TrialJob) -> None:
+        self._start(job, *self._compose(job))
+
+    def _compose(self, job: TrialJob) -> tuple[DictConfig, Path]:
+        """The job's whole config (hydra node included) and its output folder."""
         config = self.hydra_context.config_loader.load_sweep_config(
             self.config, list(job.overrides)
         )
@@ -342,7 +350,9 @@ class ProcessExecutor(TrialExecutor):
             config.hydra.job.num = job.number
             # Resolved here, once: `${now:...}` must not be re-evaluated in the trial's process.
             config.hydra.sweep.dir = str(Path(str(config.hydra.sweep.dir)).resolve())
-        output_dir = Path(config.hydra.sweep.dir) / str(config.hydra.sweep.subdir)
+        return config, Path(config.hydra.sweep.dir) / str(config.hydra.sweep.subdir)
+
+    def _start(self, job: TrialJob, config: DictConfig, output_dir: Path) -> None:
         singletons = Singleton.get_state()["instances"]
         results_recv, results_send = self._context.Pipe(duplex=False)
         alive_recv, alive_send = self._context.Pipe(duplex=False)

@@ -106,6 +106,7 @@ class SweepSettings:
     custom_search_space: str | None
     max_failure_rate: float
     executor: str
+    population_size: int
     heartbeat_s: float
     stale_after_s: float
     preload: list[str]
@@ -157,10 +158,13 @@ class SweepSettings:
             "a number in [0, 1]",
         )
         require(
-            self.executor in ("process", "launcher"),
+            self.executor in ("process", "launcher", "population"),
             "executor",
             self.executor,
-            "process or launcher",
+            "process, launcher or population",
+        )
+        require(
+            self.population_size >= 1, "population_size", self.population_size, "an integer >= 1"
         )
         require(bool(self.study_name), "study_name", self.study_name, "a non-empty name")
         require(self.heartbeat_s > 0, "heartbeat_s", self.heartbeat_s, "a number > 0")
@@ -209,7 +213,7 @@ class Sweep:
         check_study_name(s.study_name)
         self.space: SearchSpace = parse_search_space(s.params, arguments)
         check_keys(self.space, self.config)
-        if s.executor == "process":
+        if s.executor in ("process", "population"):
             check_preload(s.preload)
         self.sampler = make_sampler(s.sampler, self.space)
         self.pruner = make_pruner(s.pruner)
@@ -350,18 +354,40 @@ class Sweep:
     def _make_executor(self) -> TrialExecutor:
         s = self.settings
         launcher_name = OmegaConf.select(self.config, "hydra.launcher._target_", default="")
-        if s.executor == "process" and launcher_name.endswith("BasicLauncher"):
+        if s.executor == "population" and launcher_name.endswith("BasicLauncher"):
+            if app_metrics(self.config) is not None:  # linesweep's own app: it trains populations
+                return self._population_executor()
+            log.info("executor=population trains linesweep's app only: one process per trial")
+        if s.executor in ("process", "population") and launcher_name.endswith("BasicLauncher"):
             try:
                 return ProcessExecutor(
                     self.hydra_context, self.config, self.task_function, s.n_jobs, s.preload
                 )
             except ValueError as err:
                 log.info("running trials through Hydra's launcher: %s", err)
-        elif s.executor == "process":
+        elif s.executor in ("process", "population"):
             log.info("running trials through the configured Hydra launcher (%s)", launcher_name)
         return LauncherExecutor(
             self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s, self.config.hydra
         )
+
+    def _population_executor(self) -> TrialExecutor:
+        # Imported here: it brings the trainer (torch), which a sweep of another app never needs.
+        from linesweep.sweep.population_executor import MEMBER_KEYS, PopulationExecutor
+
+        s = self.settings
+        apart = sorted(k for k in self.space.distributions if k.lstrip("+") not in MEMBER_KEYS)
+        if apart:
+            log.info(
+                "executor=population: the search space varies %s, so only trials that happen to "
+                "share those values train together (members may differ in %s); the others run "
+                "one process each",
+                ", ".join(apart), " and ".join(sorted(MEMBER_KEYS)),
+            )  # fmt: skip
+        return PopulationExecutor(
+            self.hydra_context, self.config, self.task_function, s.n_jobs, s.population_size,
+            s.preload,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[list[JobReturn]]:

@@ -1,0 +1,216 @@
+"""The population executor: a sweep's trials of one architecture trained as one population.
+
+Each trial must still be a run like any other (its folder, record, Optuna trial and pruning
+decision), equal to the same trial trained alone, and a sweep interrupted mid-population must
+leave no trial RUNNING.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from linesweep.core.storage import JOURNAL_NAME, open_storage
+from linesweep.run.task import run
+
+POPULATION = ["hydra.sweeper.executor=population", "hydra/sweeper/pruner=none"]
+GRID = ["hydra/sweeper/sampler=grid"]
+
+
+def load_study(folder: Path) -> optuna.Study:
+    return optuna.load_study(
+        study_name="linesweep", storage=open_storage(str(folder / JOURNAL_NAME))
+    )
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+def metrics(folder: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((folder / "metrics.csv").open()))
+
+
+def populations(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "train as one population" in r.getMessage()]
+
+
+def test_every_member_is_a_complete_run_with_its_own_record(sweep_in_process, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    sweep_in_process(
+        tmp_path,
+        *POPULATION,
+        "hydra.sweeper.n_trials=5",
+        "hydra.sweeper.population_size=5",
+        "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+        "seed=choice(3,4)",  # members of two seeds: two data splits in one population
+    )
+    study = load_study(tmp_path)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
+    assert populations(caplog) == ["trials 0, 1, 2, 3, 4 train as one population"]
+    for trial in study.trials:
+        folder = tmp_path / str(trial.number)
+        job = summary(folder)
+        assert job["status"] == "complete" and job["trial"]["number"] == trial.number
+        assert job["objective"]["values"] == [trial.value]
+        assert f"optimizer.lr={trial.params['optimizer.lr']}" in job["overrides"]
+        assert len(metrics(folder)) == job["epochs_run"] == 2
+        assert sorted(trial.intermediate_values) == [1, 2]  # reported every epoch
+        config = OmegaConf.load(folder / ".hydra" / "config.yaml")
+        assert config.optimizer.lr == trial.params["optimizer.lr"]
+        assert config.seed == trial.params["seed"]
+        for name in ("model.pt", "shapes.yaml", "train.log"):
+            assert (folder / name).exists(), name
+    assert len(list(csv.DictReader((tmp_path / "trials.csv").open()))) == 5
+
+
+def test_a_member_ends_where_the_same_trial_trained_alone_ends(sweep_in_process, tmp_path):
+    sweep_in_process(
+        tmp_path / "sweep",
+        *POPULATION,
+        *GRID,
+        "hydra.sweeper.population_size=3",
+        "optimizer.lr=choice(0.001,0.01,0.05)",
+        "seed=choice(4,5)",
+    )
+    trials = sorted((tmp_path / "sweep").glob("[0-9]*"))
+    assert len(trials) == 6
+    for folder in trials:
+        cfg = OmegaConf.load(folder / ".hydra" / "config.yaml")
+        alone = tmp_path / "alone" / folder.name
+        run(cfg, alone)  # the solo run of the same config: the same seeds
+        member, solo = metrics(folder), metrics(alone)
+        for key in ("train_loss", "val_loss"):
+            assert float(member[0][key]) == pytest.approx(float(solo[0][key]), rel=1e-5), key
+        assert float(member[-1]["val_accuracy"]) == float(solo[-1]["val_accuracy"])
+
+
+def test_a_pruned_member_is_recorded_pruned_while_the_others_complete(sweep_in_process, tmp_path):
+    sweep_in_process(
+        tmp_path,
+        *GRID,
+        "hydra.sweeper.executor=population",
+        "hydra.sweeper.population_size=3",
+        "trainer.epochs=4",
+        "hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.lower=0.9",  # val_accuracy below 0.9: stop
+        "hydra.sweeper.pruner.n_warmup_steps=0",
+        "optimizer.lr=choice(0.03,0.000001,0.02)",
+    )
+    study = load_study(tmp_path)
+    states = {t.params["optimizer.lr"]: t.state for t in study.trials}
+    assert states == {
+        0.03: optuna.trial.TrialState.COMPLETE,
+        0.02: optuna.trial.TrialState.COMPLETE,
+        0.000001: optuna.trial.TrialState.PRUNED,
+    }
+    for trial in study.trials:
+        folder = tmp_path / str(trial.number)
+        job = summary(folder)
+        pruned = trial.state == optuna.trial.TrialState.PRUNED
+        assert job["status"] == ("pruned" if pruned else "complete")
+        assert len(metrics(folder)) == job["epochs_run"] == (1 if pruned else 4)
+        assert sorted(trial.intermediate_values) == list(range(1, job["epochs_run"] + 1))
+        assert (folder / "model.pt").exists()
+
+
+def test_trials_of_different_architectures_train_apart(sweep_in_process, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    sweep_in_process(
+        tmp_path,
+        *POPULATION,
+        *GRID,
+        "hydra.sweeper.population_size=8",
+        "model.out_1=choice(1,2,3)",  # three architectures
+        "optimizer.lr=choice(0.01,0.02)",
+        "hydra.sweeper.n_trials=5",  # so that one architecture has one trial: it runs alone
+    )
+    study = load_study(tmp_path)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
+    by_width: dict[int, list[int]] = {}
+    for trial in study.trials:
+        by_width.setdefault(trial.params["model.out_1"], []).append(trial.number)
+        assert summary(tmp_path / str(trial.number))["status"] == "complete"
+    expected = sorted(
+        f"trials {', '.join(map(str, numbers))} train as one population"
+        for numbers in by_width.values()
+        if len(numbers) > 1
+    )
+    assert sorted(populations(caplog)) == expected
+    assert any(len(numbers) == 1 for numbers in by_width.values())  # a solo trial ran too
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "hydra.sweeper.executor=batch",
+            "hydra.sweeper.executor=batch is not allowed: process, launcher or population",
+        ),
+        (
+            "hydra.sweeper.population_size=0",
+            "hydra.sweeper.population_size=0 is not allowed: an integer >= 1",
+        ),
+    ],
+)
+def test_bad_executor_input_exits_2_with_one_line(
+    sweep_in_process, tmp_path, caplog, override, message
+):
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(tmp_path, "hydra.sweeper.executor=population", override)
+    assert stop.value.code == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0]
+    assert not list(tmp_path.glob("[0-9]*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, code):
+    folder = tmp_path / "sweep"
+    args = [
+        "hydra/sweeper=linesweep",
+        "experiment=smoke",
+        "plots=none",
+        "hydra.sweeper.sampler.seed=0",
+        *POPULATION,
+        "data.N_images=2000",
+        "trainer.batch_size=10",
+        "trainer.epochs=25",  # seconds: time to interrupt it mid-training
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.population_size=3",
+        "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+        f"hydra.sweep.dir={folder}",
+    ]
+    command = [sys.executable, "-m", "linesweep.train", "-m", *args]
+    sweep = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while not all((folder / str(n) / "metrics.csv").exists() for n in range(3)):
+        assert time.monotonic() < deadline, "the population did not start training"
+        time.sleep(0.05)
+    sweep.send_signal(signum)
+    output, _ = sweep.communicate(timeout=30)
+    assert sweep.returncode == code, output.decode()
+    study = load_study(folder)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states  # every member told
+    assert states == [optuna.trial.TrialState.FAIL] * 3 + [optuna.trial.TrialState.WAITING] * 3
+    for trial in study.trials[:3]:  # interrupted; each queued again (WAITING) for the re-run
+        assert trial.user_attrs["linesweep.state"] == "interrupted"
+        assert summary(folder / str(trial.number))["status"] == "interrupted"
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    states = [t.state for t in load_study(folder).trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3  # the re-runs of all three
