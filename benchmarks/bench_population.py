@@ -2,6 +2,7 @@
 
     python benchmarks/bench_population.py                   # 8 replicates, notebook, 3 rounds
     python benchmarks/bench_population.py --replicates 4 --rounds 5 --experiment notebook
+    python benchmarks/bench_population.py --part bmm        # bmm into a gradient view, R = 1, 8, 32
 
 Issue 11's figure: 8 replicates of the notebook experiment train in at most 2.5x the training
 time of one run, on 2 CPU cores (one thread, as the trainer runs). Training time is `fit`'s
@@ -17,6 +18,7 @@ import argparse
 import statistics
 import time
 
+import torch
 from hydra import compose, initialize_config_module
 
 from linesweep.run.config import register_configs
@@ -29,12 +31,43 @@ from linesweep.run.trainer import cpu_settings, fit
 from linesweep.run.validation import to_train_config
 
 
+def bmm_into_a_view(rounds: int = 5, calls: int = 3000) -> None:
+    """conv1's weight gradient (R, 2, 1000) @ (R, 1000, 4) written into a view of a (R, P)
+    gradient buffer, as `step.bmm_into` does: bmm's `out=` against bmm then copy."""
+
+    def median_us(call) -> float:
+        for _ in range(50):
+            call()
+        times = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            times.append((time.perf_counter() - start) / calls * 1e6)
+        return statistics.median(times)
+
+    torch.set_num_threads(1)
+    print(f"bmm into a gradient view, medians of {rounds} rounds of {calls} calls:")
+    for r in (1, 8, 32):
+        grad = torch.zeros(r, 400)  # (R, P)
+        out = grad[:, 100:108].view(r, 2, 4)  # a weight's gradient: members P apart
+        dz, columns = torch.rand(r, 2, 1000), torch.rand(r, 50, 4, 1000)[:, 3]
+        b = columns.transpose(1, 2)  # (R, 1000, 4)
+        direct = median_us(lambda a=dz, b=b, out=out: torch.bmm(a, b, out=out))
+        copied = median_us(lambda a=dz, b=b, out=out: out.copy_(torch.bmm(a, b)))
+        print(f"  R={r:2d}: out= the view {direct:5.1f} µs, bmm then copy {copied:5.1f} µs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--experiment", default="notebook")
+    parser.add_argument("--part", choices=("replicates", "bmm"), default="replicates")
     args = parser.parse_args()
+    if args.part == "bmm":
+        bmm_into_a_view()
+        return
 
     register_configs()
     with initialize_config_module("linesweep.conf", version_base="1.3"):
