@@ -3,6 +3,7 @@
     python benchmarks/bench_population.py                   # 8 replicates, notebook, 3 rounds
     python benchmarks/bench_population.py --replicates 4 --rounds 5 --experiment notebook
     python benchmarks/bench_population.py --part bmm        # bmm into a gradient view, R = 1, 8, 32
+    python benchmarks/bench_population.py --part profile --replicates 8   # the step's profile
 
 Issue 11's figure: 8 replicates of the notebook experiment train in at most 2.5x the training
 time of one run, on 2 CPU cores (one thread, as the trainer runs). Training time is `fit`'s
@@ -58,12 +59,41 @@ def bmm_into_a_view(rounds: int = 5, calls: int = 3000) -> None:
         print(f"  R={r:2d}: out= the view {direct:5.1f} µs, bmm then copy {copied:5.1f} µs")
 
 
+def step_profile(cfg, replicates: int) -> None:
+    """µs a step of R members on 2,000 of the experiment's images, then torch's profile of it."""
+    from torch.profiler import profile
+
+    from linesweep.run.population import population_step
+
+    plan = plan_cnn(cfg.model, cfg.data.image_size)
+    seeds = [derive_seeds(cfg.seed, r) for r in range(replicates)]
+    with cpu_settings(1):
+        train, _ = make_splits(cfg.data, seeds[0].train_data, seeds[0].val_data)
+        models = [build_model(cfg.model, plan, s.model_init) for s in seeds]
+        step = population_step(models, cfg.optimizer)
+        images = train.images[:2000].expand(replicates, -1, -1, -1, -1)  # (R, N, C0, H, W)
+        labels = train.labels[:2000].expand(replicates, -1)  # (R, N)
+        batch = cfg.trainer.batch_size
+        for _ in step.epoch(images, labels, batch):  # warm-up
+            pass
+        start = time.perf_counter()
+        for _ in range(3):
+            for _ in step.epoch(images, labels, batch):
+                pass
+        steps = 3 * len(labels[0]) // batch
+        print(f"R={replicates}: {(time.perf_counter() - start) / steps * 1e6:.0f} µs a step")
+        with profile() as profiled:
+            for _ in step.epoch(images, labels, batch):
+                pass
+    print(profiled.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--experiment", default="notebook")
-    parser.add_argument("--part", choices=("replicates", "bmm"), default="replicates")
+    parser.add_argument("--part", choices=("replicates", "bmm", "profile"), default="replicates")
     args = parser.parse_args()
     if args.part == "bmm":
         bmm_into_a_view()
@@ -72,6 +102,9 @@ def main() -> None:
     register_configs()
     with initialize_config_module("linesweep.conf", version_base="1.3"):
         cfg = to_train_config(compose("train", overrides=[f"experiment={args.experiment}"]))
+    if args.part == "profile":
+        step_profile(cfg, args.replicates)
+        return
     plan = plan_cnn(cfg.model, cfg.data.image_size)
     seeds = [derive_seeds(cfg.seed, r) for r in range(args.replicates)]
     single_s, population_s = [], []
