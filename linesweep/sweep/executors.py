@@ -17,6 +17,9 @@ for every free slot, then waits: an executor may hold what it was submitted unti
 the jobs submitted between two waits are the group it can train together (the sweeper only had
 to let it say how many that may be: `capacity`). `wait` hands each finished job to the sweeper's
 callback inside `deferred()`: a signal cannot fall between collecting a trial and recording it.
+
+Why one module over 300 lines: both executors share the interface, how a job is composed and how
+a trial process starts and dies with its parent; each class is about a hundred lines.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ process of its own, as `ProcessExecutor` runs it. At most `n_jobs` processes run
 
 Only linesweep's own app trains populations: the worker calls its task directly, doing for
 each member what Hydra's `run_job` does for a job (the output folder, `.hydra/`, the log file).
+
+Why one module over 300 lines: grouping, the worker processes and each member's job set-up are
+one mechanism; the training itself is in `linesweep.run.trials`.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ killed), it is told to the study with its reason, and the sweep goes on, until m
 Every sweep ends, however it ends, with its answer: the counts by state, the best trial (or the
 size of the Pareto set), where the results are and the command that compares the trials. How a
 trial ended is one console line, the sweep's; the detail (a traceback) is in its `train.log`.
+
+Why one module over 300 lines: the loop's steps (ask, start, collect, record, reap, answer)
+share the study, the executor and the settings, and read best in the order they run; what stands
+alone already has its module (space, proposals, coordination, outcomes, results, executors).
 """
 
 from __future__ import annotations
