@@ -2,7 +2,7 @@
 
 - the forked process writes exactly the PNGs, byte for byte, that drawing in-process writes;
 - it runs no torch operation, so it cannot hang on OpenMP threads its parent used before the fork;
-- a picture that fails to draw fails the run with the drawing's traceback;
+- a picture that fails to draw fails the run with the drawing's own exception and traceback;
 - a drawing process that dies is reported, never waited for forever;
 - a run that ends without finishing (an error, an interrupt) leaves no drawing process behind.
 """
@@ -20,7 +20,7 @@ from linesweep.core.metrics import EpochMetrics
 from linesweep.run import plots
 from linesweep.run.config import DataConfig, ModelConfig, PlotsConfig
 from linesweep.run.data import make_split
-from linesweep.run.drawing import Drawing, ForkedDrawing, drawing_beside
+from linesweep.run.drawing import Drawing, DrawingTraceback, ForkedDrawing, drawing_beside
 from linesweep.run.model import build_model
 from linesweep.run.shapes import plan_cnn
 
@@ -95,8 +95,10 @@ def test_a_picture_that_fails_to_draw_fails_the_run_with_its_traceback(
     monkeypatch.setattr(plots, "kernels", broken)  # the forked process inherits the patch
     with drawing_beside(tmp_path, EVERY_PICTURE, train, model, "") as drawing:
         assert isinstance(drawing, ForkedDrawing)
-        with pytest.raises(RuntimeError, match=r"(?s)plots failed.*ValueError: cannot draw conv1"):
+        with pytest.raises(ValueError, match=r"^cannot draw conv1 kernels$") as raised:
             drawing.finish(history())
+    assert isinstance(raised.value.__cause__, DrawingTraceback)
+    assert "in broken" in str(raised.value.__cause__)  # the drawing process's own traceback
 
 
 def test_a_drawing_process_that_dies_is_reported_not_waited_for(tmp_path, run_parts):

@@ -93,6 +93,14 @@ class TrainedPictures:
 
 
 # ---------------------------------------------------------------- drawing them
+class DrawingTraceback(Exception):
+    """Where the drawing process failed: the cause of the error raised again in the run (as
+    concurrent.futures chains a worker's traceback)."""
+
+    def __str__(self) -> str:
+        return f"\n{self.args[0]}"
+
+
 class Drawing:
     """Draws everything at `finish`, in this process: the fallback, and the reference."""
 
@@ -146,8 +154,9 @@ class ForkedDrawing(Drawing):
                 f"in {self.folder} were written"
             ) from None
         self._process.join()
-        if kind == "error":
-            raise RuntimeError(f"drawing the run's plots failed:\n{payload}")
+        if kind == "error":  # the drawing's own exception, so that a full disk reads as one
+            error, where = payload
+            raise error from DrawingTraceback(where)
         return payload
 
     def close(self) -> None:
@@ -172,8 +181,14 @@ class ForkedDrawing(Drawing):
             figures = plots.run_figures(self.cfg, history, trained)
             files += plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
             conn.send(("ok", files))
-        except BaseException:  # reported to the run, which fails with it
-            conn.send(("error", traceback.format_exc()))
+        except BaseException as error:  # raised again in the run, which fails with it
+            where = traceback.format_exc()
+            try:
+                conn.send(("error", (error, where)))
+            except Exception:  # an exception that does not pickle: its text, then
+                conn.send(
+                    ("error", (RuntimeError(f"drawing the run's plots failed: {error}"), where))
+                )
 
 
 @contextmanager
