@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -30,7 +31,6 @@ from omegaconf import DictConfig, OmegaConf
 from linesweep.core.errors import LinesweepError, RunStopped
 from linesweep.core.trial_link import TrialLink
 from linesweep.run.config import register_configs
-from linesweep.run.task import file_log, run
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ register_configs()  # Hydra composes the config before main() runs: the schemas 
 @hydra.main(version_base="1.3", config_path="pkg://linesweep.conf", config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
+    from linesweep.run.task import file_log, run  # already imported by `cli`
+
     hydra_cfg = HydraConfig.get()
     trial = TrialLink.from_environment()  # set by a sweeper that wants typed outcomes
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -60,8 +62,29 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
         if multirun:
             return math.nan
         sys.exit(err.exit_code)
+    except KeyboardInterrupt as err:  # recorded by run(): one line, and the shell's exit status
+        if trial is not None or multirun:
+            raise  # the sweep stops, and says so
+        name = str(err) or "SIGINT"
+        log.error("interrupted by %s; recorded in %s", name, hydra_cfg.runtime.output_dir)
+        sys.exit(128 + signal.Signals[name].value)
     return result.value
 
 
+def cli() -> None:
+    """`python -m linesweep.train`, `linesweep-train`: an interrupt while Hydra starts or ends
+    is one line too, with the shell's exit status (130 for Ctrl-C, 143 for SIGTERM)."""
+    try:
+        # torch, here where Ctrl-C is caught, and before a sweep forks its trials (none of them
+        # pays for the import again).
+        import linesweep.run.task  # noqa: F401
+
+        main()
+    except KeyboardInterrupt as err:
+        name = str(err) or "SIGINT"
+        print(f"interrupted by {name}", file=sys.stderr)
+        sys.exit(128 + signal.Signals[name].value)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -326,6 +326,26 @@ def test_the_reproduce_command_is_the_runs_overrides_shell_quoted(tmp_path):
     )
 
 
+def test_a_study_presets_reproduce_command_spells_out_the_groups_it_chose(tmp_path):
+    # hparams_search=... runs only with -m: its run is reproduced by the groups it chose.
+    folder = fake_run(tmp_path / "r")
+    overrides = ["hparams_search=channels_lr", "trainer.epochs=3", "model.out_1=5"]
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    choices = {
+        "data": "lines", "model": "cnn", "plots": "light", "experiment": "hard",
+        "hparams_search": "channels_lr", "hydra/sweeper": "linesweep",
+    }  # fmt: skip
+    hydra_record = {"hydra": {"runtime": {"choices": choices}}}
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra_record, sort_keys=False))
+    assert reproduce_command(read_run(folder)) == (
+        "python -m linesweep.train plots=light experiment=hard trainer.epochs=3 model.out_1=5"
+    )
+    (folder / ".hydra" / "hydra.yaml").write_text("{not yaml")  # cannot say: as recorded
+    assert reproduce_command(read_run(folder)).startswith(
+        "python -m linesweep.train hparams_search=channels_lr"
+    )
+
+
 def test_plot_helpers():
     assert frontier([(100, 0.5), (50, 0.6), (200, 0.55), (300, 0.9), (300, 0.7)]) == [
         (50, 0.6), (300, 0.9),

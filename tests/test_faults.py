@@ -161,6 +161,7 @@ def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path, sign
     assert sweep.returncode == code
     assert time.monotonic() - sent < 20  # prompt: the trial is not allowed to finish first
     assert f"sweep interrupted by {signal.Signals(signum).name}" in output
+    assert "Traceback" not in output
     assert "study 'linesweep': 1 of 3 trials finished (1 complete, 1 interrupted" in output
     rows = {r["number"]: r for r in csv.DictReader((folder / "trials.csv").open())}
     assert rows["0"]["state"] == "complete" and rows["1"]["state"] == "interrupted"
@@ -171,6 +172,42 @@ def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path, sign
     done = run(folder, *args)
     assert done.returncode == 0, done.stdout + done.stderr
     assert repeats(assert_consistent(folder, 3)) == 0  # the re-run of trial 1 is no repeat
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_an_interrupted_run_is_one_line_and_keeps_the_epochs_it_finished(tmp_path, signum, code):
+    folder = tmp_path / "run"
+    training = ["experiment=smoke", "data.N_images=2000", "trainer.batch_size=10"]
+    command = [
+        sys.executable, "-m", "linesweep.train", *training, "trainer.epochs=200", "plots=all",
+        f"hydra.run.dir={folder}",
+    ]  # fmt: skip
+    # Its own process group, signalled whole as a terminal's Ctrl-C is: the drawing process too.
+    single = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    wait_for(lambda: len(metric_rows(folder)) >= 2 or single.poll() is not None, what="epochs")
+    os.killpg(single.pid, signum)
+    output, _ = single.communicate(timeout=60)
+    name = signal.Signals(signum).name
+    assert single.returncode == code, output
+    assert "Traceback" not in output
+    assert f"interrupted by {name}; recorded in {folder}" in output
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["error"] == f"interrupted by {name}"
+    rows = metric_rows(folder)
+    assert summary["epochs_run"] == len(rows) >= 2  # what it finished is in the summary
+    assert summary["final"]["epoch"] == float(rows[-1]["epoch"])
+    with pytest.raises(ProcessLookupError):  # nothing of the run is left: not its drawing
+        os.killpg(single.pid, 0)
+
+
+def metric_rows(folder: Path) -> list[dict[str, str]]:
+    try:
+        return list(csv.DictReader((folder / "metrics.csv").open()))
+    except FileNotFoundError:
+        return []
 
 
 @pytest.mark.parametrize(("workers", "n_trials"), [(2, 8), (4, 12)])

@@ -79,12 +79,13 @@ def test_a_member_ends_where_the_same_trial_trained_alone_ends(sweep_in_process,
         tmp_path / "sweep",
         *POPULATION,
         *GRID,
-        "hydra.sweeper.population_size=3",
-        "optimizer.lr=choice(0.001,0.01,0.05)",
+        "hydra.sweeper.population_size=4",
+        "optimizer.lr=choice(0.001,0.05)",
+        "optimizer.weight_decay=choice(0,0.05)",  # members' rules differ beyond the rate
         "seed=choice(4,5)",
     )
     trials = sorted((tmp_path / "sweep").glob("[0-9]*"))
-    assert len(trials) == 6
+    assert len(trials) == 8
     for folder in trials:
         cfg = OmegaConf.load(folder / ".hydra" / "config.yaml")
         alone = tmp_path / "alone" / folder.name

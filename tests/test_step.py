@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -218,9 +218,11 @@ def test_members_stepped_together_end_where_separate_runs_end():
     members = [model_of(SMALL, 12, seed) for seed in range(3)]
     batches = [(images(200, 12, seed + 10), labels(200, seed + 10)) for seed in range(3)]
     together = HandStep.for_models(members, rule)
-    together.update.lr[2] = 0.003  # a learning rate per member
+    # Hyperparameters per member: a learning rate, betas and weight decay of its own.
+    own = replace(rule, lr=0.003, betas=(0.8, 0.99), weight_decay=0.1)
+    together.update.rules[2] = own
     alone = [HandStep.for_models([model_of(SMALL, 12, seed)], rule) for seed in range(3)]
-    alone[2].update.lr[0] = 0.003
+    alone[2].update.rules[0] = own
     for i in range(20):
         x = torch.stack([b[0][10 * i : 10 * i + 10] for b in batches])  # (3, 10, 1, 12, 12)
         y = torch.stack([b[1][10 * i : 10 * i + 10] for b in batches])  # (3, 10)

@@ -235,9 +235,10 @@ class LinesweepOptunaSweeperConf:
     # stop once more than this fraction of n_trials has failed (refused configs do not count)
     max_failure_rate: float = 0.5
     # process: a process per trial, n_jobs at a time; launcher: batches through hydra/launcher;
-    # population: trials that differ only in optimizer.lr and seed train together, up to
-    # population_size as one batched model per process, n_jobs processes at a time (the others
-    # as `process` runs them); up to n_jobs * population_size trials are asked at once
+    # population: trials that differ only in the optimizer's hyperparameters and the seed train
+    # together, up to population_size as one batched model per process, n_jobs processes at a
+    # time (the others as `process` runs them); up to n_jobs * population_size trials are asked
+    # at once
     executor: str = "process"
     population_size: int = 16  # with executor=population: the most trials one process trains
     # How often a worker marks its running trials as alive, and how long a trial of another host

@@ -18,7 +18,9 @@ and when the config asks for no picture, everything is drawn in this process aft
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import pickle
 import re
 import signal
 import sys
@@ -182,13 +184,15 @@ class ForkedDrawing(Drawing):
             files += plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
             conn.send(("ok", files))
         except BaseException as error:  # raised again in the run, which fails with it
-            where = traceback.format_exc()
-            try:
-                conn.send(("error", (error, where)))
-            except Exception:  # an exception that does not pickle: its text, then
-                conn.send(
-                    ("error", (RuntimeError(f"drawing the run's plots failed: {error}"), where))
-                )
+            with contextlib.suppress(OSError):  # a broken pipe: the run is gone, nobody to tell
+                self._report(conn, error, traceback.format_exc())
+
+    @staticmethod
+    def _report(conn: Connection, error: BaseException, where: str) -> None:
+        try:
+            conn.send(("error", (error, where)))
+        except (TypeError, AttributeError, pickle.PicklingError):  # an error that does not pickle
+            conn.send(("error", (RuntimeError(f"drawing the run's plots failed: {error}"), where)))
 
 
 @contextmanager

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -74,17 +74,17 @@ def population_step(
 ) -> HandStep:
     """The hand-written step over `models`, each model's parameters bound to its row.
 
-    One optimizer config for all, or one per member: then they may differ in the learning rate
-    alone (the step keeps one per member); anything else is refused.
+    One optimizer config for all, or one per member: then they may differ in every
+    hyperparameter (the step keeps a rule per member), not in the optimizer itself.
     """
     optimizers = [optimizer] * len(models) if isinstance(optimizer, OptimizerConfig) else optimizer
     rules = [population_rule(o, len(models)) for o in optimizers]
+    if len({rule.kind for rule in rules}) > 1:
+        raise ValueError(f"the members' optimizers differ: {sorted({r.kind for r in rules})}")
     step = HandStep.for_models(models, rules[0])
-    for r, (model, rule) in enumerate(zip(models, rules, strict=True)):
-        if replace(rule, lr=rules[0].lr) != rules[0]:
-            raise ValueError(f"member {r}'s optimizer differs from member 0's in more than lr")
-        step.update.lr[r] = rule.lr
-        bind_parameters(model, step.params[r])  # the models show the weights as they train
+    step.update.rules = rules
+    for model, row in zip(models, step.params, strict=True):
+        bind_parameters(model, row)  # the models show the weights as they train
     return step
 
 
@@ -147,7 +147,7 @@ def fit_population(
 
     def stop(m: int, status: str, reason: str) -> None:
         statuses[m], reasons[m] = status, reason
-        step.update.lr[m] = 0.0  # frozen; the others' rows are untouched by its NaNs
+        step.update.freeze(m)  # the others' rows are untouched by its NaNs
         if on_member_end is not None:
             on_member_end(m, outcome)
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple
 
@@ -507,8 +507,9 @@ class FusedUpdate:
 
     This is the arithmetic torch.optim runs with `fused=True` (the config's default), on the
     members' rows as its tensors. Each member has its own state and step counter, and its own
-    learning rate in `lr`, a Python float per member as torch keeps one per parameter group:
-    `update.lr[r] = 0.003`. Members sharing a learning rate share one kernel call.
+    hyperparameters in `rules`, as torch keeps them per parameter group:
+    `update.rules[r] = replace(rule, lr=0.003)`. Members sharing a rule share one kernel call;
+    every rule has the same kind (one of Adam, AdamW, SGD: one state layout).
 
     Why the fused kernel rather than the update written out with a per-member learning rate
     broadcast as an (R, 1) tensor (commit 07c5e21): that is torch's single-tensor Adam in 13
@@ -518,19 +519,29 @@ class FusedUpdate:
     """
 
     def __init__(self, params: Tensor, grad: Tensor, rule: UpdateRule, state: list[Tensor]) -> None:
-        self.rule, self.lr = rule, [rule.lr] * len(params)
+        self.rules = [rule] * len(params)
         # Every tensor the kernel reads or writes, as one list of member rows each: (P,) views.
         self._rows = [list(t.unbind()) for t in (params, grad, *state)]
-        self._calls: tuple[tuple[float, list[list[Tensor]]], ...] = ()
-        self._calls_lr: tuple[float, ...] = ()
+        self._calls: tuple[tuple[UpdateRule, list[list[Tensor]]], ...] = ()
+        self._calls_rules: tuple[UpdateRule, ...] = ()
 
-    def calls(self) -> tuple[tuple[float, list[list[Tensor]]], ...]:
-        """(learning rate, the rows of its members) for each distinct learning rate."""
-        if tuple(self.lr) != self._calls_lr:
-            self._calls_lr = tuple(self.lr)
-            members = {lr: [r for r, mine in enumerate(self.lr) if mine == lr] for lr in self.lr}
+    def freeze(self, member: int) -> None:
+        """Stop a member where it is: its learning rate 0 (its state still moves, unused)."""
+        self.rules[member] = replace(self.rules[member], lr=0.0)
+
+    def calls(self) -> tuple[tuple[UpdateRule, list[list[Tensor]]], ...]:
+        """(rule, the rows of its members) for each distinct rule."""
+        if tuple(self.rules) != self._calls_rules:
+            kinds = {rule.kind for rule in self.rules}
+            if len(kinds) > 1:
+                raise Unsupported(f"one population with several optimizers: {sorted(kinds)}")
+            self._calls_rules = tuple(self.rules)
+            members: dict[UpdateRule, list[int]] = {}
+            for r, rule in enumerate(self.rules):
+                members.setdefault(rule, []).append(r)
             self._calls = tuple(
-                (lr, [[rows[r] for r in rs] for rows in self._rows]) for lr, rs in members.items()
+                (rule, [[rows[r] for r in rs] for rows in self._rows])
+                for rule, rs in members.items()
             )
         return self._calls
 
@@ -546,13 +557,12 @@ class Adam(FusedUpdate):
         self._kernel = torch._fused_adamw_ if rule.kind == "adamw" else torch._fused_adam_
 
     def __call__(self) -> None:
-        rule = self.rule
         self.step.add_(1)  # (R,)
-        for lr, (params, grads, exp_avgs, exp_avg_sqs, steps) in self.calls():
+        for rule, (params, grads, exp_avgs, exp_avg_sqs, steps) in self.calls():
             self._kernel(
                 params, grads, exp_avgs, exp_avg_sqs, [], steps,
-                lr=lr, beta1=rule.betas[0], beta2=rule.betas[1], weight_decay=rule.weight_decay,
-                eps=rule.eps, amsgrad=False, maximize=False,
+                lr=rule.lr, beta1=rule.betas[0], beta2=rule.betas[1],
+                weight_decay=rule.weight_decay, eps=rule.eps, amsgrad=False, maximize=False,
             )  # fmt: skip
 
 
@@ -565,11 +575,10 @@ class SGD(FusedUpdate):
         self._first = True
 
     def __call__(self) -> None:
-        rule = self.rule
-        for lr, (params, grads, buffers) in self.calls():
+        for rule, (params, grads, buffers) in self.calls():
             torch._fused_sgd_(
                 params, grads, buffers if rule.momentum else [],
-                weight_decay=rule.weight_decay, momentum=rule.momentum, lr=lr,
+                weight_decay=rule.weight_decay, momentum=rule.momentum, lr=rule.lr,
                 dampening=rule.dampening, nesterov=rule.nesterov, maximize=False,
                 is_first_step=self._first and rule.momentum != 0,
             )  # fmt: skip

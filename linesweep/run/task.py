@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -35,7 +36,14 @@ from linesweep.core.metrics import (
     population_objective,
     spread,
 )
-from linesweep.core.record import SHAPES, RunSummary, write_metrics, write_shapes, write_weights
+from linesweep.core.record import (
+    SHAPES,
+    RunSummary,
+    read_metrics,
+    write_metrics,
+    write_shapes,
+    write_weights,
+)
 from linesweep.core.status import Status
 from linesweep.core.trial_link import TrialLink
 from linesweep.run.budget import check_population_fits
@@ -356,7 +364,9 @@ def run(
         summary.finish(err.status, error=_shown(trial, str(err)))
         raise
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, or a sweep stopping
-        summary.finish(Status.INTERRUPTED, error=f"interrupted by {err or 'SIGINT'}")
+        summary.finish(
+            Status.INTERRUPTED, error=f"interrupted by {str(err) or 'SIGINT'}", **_so_far(run_dir)
+        )
         raise
     except Exception as err:
         with contextlib.suppress(OSError):  # the disk that failed the run may refuse this too
@@ -368,6 +378,18 @@ def run(
     finally:  # every ending passes here, with its final status
         if loggers is not None:
             loggers.close(summary.data["status"], summary.data["error"])
+
+
+def _so_far(run_dir: Path) -> dict[str, Any]:
+    """What an interrupted run had finished: its epochs, last and best (from metrics.csv)."""
+    try:
+        history = read_metrics(run_dir)  # replicate 0's, for a population, as `final` is
+    except (OSError, ValueError):
+        return {}
+    if not history:
+        return {}
+    best = max(history, key=lambda row: row.get("val_accuracy", -math.inf))
+    return {"epochs_run": len(history), "final": history[-1], "best": best}
 
 
 def log_plan(table: str, plans_seen: Path | None) -> None:

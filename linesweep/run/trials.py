@@ -4,7 +4,7 @@
         experiment=hard 'optimizer.lr=tag(log,interval(1e-4,1e-1))' hydra.sweeper.n_trials=32
 
 The sweeper's population executor (`linesweep.sweep.population_executor`) hands over trials
-whose configs differ only in the optimizer's learning rate and the seed. They train as one
+whose configs differ only in the optimizer's hyperparameters and the seed. They train as one
 population (`fit_population`), yet each is a run like any other: its own folder with
 summary.json, metrics.csv, shapes.yaml, model.pt and loggers, its own Optuna trial, told every
 epoch. The pruner stops one member (frozen, recorded pruned) while the others train on, and a

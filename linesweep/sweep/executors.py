@@ -248,7 +248,7 @@ def _worker_main(
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
         )
-    except Exception as err:
+    except (Exception, KeyboardInterrupt) as err:  # an interrupt too: a verdict, no traceback
         ret = JobReturn(status=JobStatus.FAILED, _return_value=err)
     results.send(_portable(ret))
     results.close()

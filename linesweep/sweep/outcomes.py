@@ -90,4 +90,6 @@ def _judge_error(error: Any) -> Verdict:
         return Verdict(Status.PRUNED, None, str(error) or "pruned")
     if isinstance(error, LinesweepError):
         return Verdict(error.status, None, str(error))
+    if isinstance(error, KeyboardInterrupt):  # SIGTERM or SIGINT reached the trial's process
+        return Verdict(Status.INTERRUPTED, None, f"interrupted by {str(error) or 'SIGINT'}")
     return Verdict(Status.FAILED, None, f"{type(error).__name__}: {error}")

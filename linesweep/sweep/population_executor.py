@@ -6,7 +6,8 @@
 
 `PopulationExecutor` holds what it is submitted until the sweeper waits (the sweeper submits a
 job for every free slot first, so up to `n_jobs * population_size` trials are asked together),
-then groups the trials whose composed configs differ only in `optimizer.lr` and `seed`: each
+then groups the trials whose composed configs differ only in the optimizer's hyperparameters
+(the learning rate, weight decay, betas, momentum...; not the optimizer) and `seed`: each
 group of up to `population_size` trains in one forked process as one batched model
 (`linesweep.run.trials`), every trial still with its own folder, record, Optuna trial and
 pruning decision, handed back the moment it ends. A trial that shares its configuration with no
@@ -68,13 +69,21 @@ from linesweep.sweep.outcomes import JobOutcome
 
 log = logging.getLogger(__name__)
 
-# The keys a population's members may differ in: the update keeps a learning rate per member,
-# and each member draws its own seeds (and data, when its seed differs).
-MEMBER_KEYS = frozenset({"optimizer.lr", "seed"})
+
+def member_may_differ(key: str) -> bool:
+    """Whether a population's members may differ in `key`: the seed (each member draws its own
+    seeds, and data when its seed differs) and the optimizer's hyperparameters (the update
+    keeps a rule per member), not the optimizer itself (`optimizer._target_`, the group)."""
+    key = key.lstrip("+~")
+    return key == "seed" or (key.startswith("optimizer.") and key != "optimizer._target_")
+
+
+MEMBER_KEYS_SHOWN = "seed and optimizer.<hyperparameter> (lr, weight_decay, betas, momentum, ...)"
 
 
 def population_key(config: DictConfig) -> str | None:
-    """What trials must share to train together: their config less MEMBER_KEYS; None: alone.
+    """What trials must share to train together: their config less the keys members may differ
+    in (`member_may_differ`); None: alone.
 
     A config the task would refuse, replicates, or an optimizer outside the hand-written step's
     family trains alone, as the process executor runs it (and records why it could not run).
@@ -92,7 +101,7 @@ def population_key(config: DictConfig) -> str | None:
     if typed.replicates != 1:
         return None
     plain.pop("seed", None)
-    plain["optimizer"].pop("lr", None)
+    plain["optimizer"] = {"_target_": plain["optimizer"].get("_target_")}  # one kind of update
     return json.dumps(plain, sort_keys=True, default=str)
 
 

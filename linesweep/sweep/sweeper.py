@@ -377,16 +377,20 @@ class Sweep:
 
     def _population_executor(self) -> TrialExecutor:
         # Imported here: it brings the trainer (torch), which a sweep of another app never needs.
-        from linesweep.sweep.population_executor import MEMBER_KEYS, PopulationExecutor
+        from linesweep.sweep.population_executor import (
+            MEMBER_KEYS_SHOWN,
+            PopulationExecutor,
+            member_may_differ,
+        )
 
         s = self.settings
-        apart = sorted(k for k in self.space.distributions if k.lstrip("+") not in MEMBER_KEYS)
+        apart = sorted(k for k in self.space.distributions if not member_may_differ(k))
         if apart:
             log.info(
                 "executor=population: the search space varies %s, so only trials that happen to "
                 "share those values train together (members may differ in %s); the others run "
                 "one process each",
-                ", ".join(apart), " and ".join(sorted(MEMBER_KEYS)),
+                ", ".join(apart), MEMBER_KEYS_SHOWN,
             )  # fmt: skip
         return PopulationExecutor(
             self.hydra_context, self.config, self.task_function, s.n_jobs, s.population_size,
