@@ -281,3 +281,21 @@ def test_a_real_population_in_the_table_equals_its_metrics_by_hand(compose_confi
     assert row["val_accuracy_std"] == pytest.approx(statistics.stdev(finals))
     assert row["success_rate"] == sum(f >= 0.9 for f in finals) / 4
     assert row["obj.val_accuracy"] == pytest.approx(statistics.mean(finals))  # the default mean
+
+
+@pytest.mark.slow
+def test_a_seed_groups_best_run_gets_its_pictures_from_its_first_runs_weights(
+    compose_config, tmp_path, capsys
+):
+    for seed in (0, 1):
+        folder = tmp_path / "runs" / f"s{seed}"
+        overrides = [*TINY, f"seed={seed}"]
+        cfg = compose_config(*overrides)
+        train(cfg, folder, overrides=overrides)
+        (folder / ".hydra").mkdir()
+        OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
+        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--group-seeds"]) == 0
+    assert "no kernel or feature-map pictures" not in capsys.readouterr().out
+    assert (out / "plots" / "best_kernels_conv1.png").is_file()

@@ -572,7 +572,10 @@ def _draw_pictures(run: Run, out: Path) -> list[Path]:
     from linesweep.run.shapes import plan_cnn
     from linesweep.run.validation import to_train_config
 
-    cfg = to_train_config(OmegaConf.create(config_tree(run)))  # no ${oc.env:...} resolved
+    tree = config_tree(run)  # no ${oc.env:...} resolved
+    if isinstance(tree.get("seed"), list):  # a row of runs grouped by seed: the first's pictures
+        tree["seed"] = tree["seed"][0]
+    cfg = to_train_config(OmegaConf.create(tree))
     plan = plan_cnn(cfg.model, cfg.data.image_size)
     model = build_model(cfg.model, plan, seed=0)
     model.load_state_dict(read_weights(run.folder))  # weights_only, size-capped, no link
