@@ -724,6 +724,8 @@ def run_sweep(
                 sys.exit(128 + stop.signum)
     except LinesweepError as err:
         log.error("%s", err)
+        with contextlib.suppress(OSError):  # refused: the folder made to check it is writable
+            Path(str(config.hydra.sweep.dir)).rmdir()  # goes if empty; a study's stays
         sys.exit(2)
     except STORAGE_ERRORS as err:
         if sweep is not None and hasattr(sweep, "study"):
