@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 oldest=${OLDEST:-$(sed -n 's/.*"optuna>=\([0-9.]*\)".*/\1/p' pyproject.toml)}
-tests=(tests/test_sweep_space.py tests/test_sweeper.py tests/test_dropin.py tests/test_hydra_suites.py)
+tests=(tests/test_sweep_space.py tests/test_sweeper.py tests/test_dropin.py tests/test_hydra_suites.py
+  tests/test_sweep_trust.py tests/test_sweep_signals.py)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
