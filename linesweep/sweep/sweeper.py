@@ -451,7 +451,8 @@ class Sweep:
             self.storage, self.study, self.settings.stale_after_s, locked=self.slots.exclusive
         ):
             log.warning(
-                "trial %d was left RUNNING by a sweep process that died: failed, its slot re-runs",
+                "trial %d was left RUNNING by a sweep process that died: interrupted, its slot "
+                "re-runs",
                 trial.number,
             )
 
