@@ -67,7 +67,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
             raise  # the sweep stops, and says so
         name = str(err) or "SIGINT"
         log.error("interrupted by %s; recorded in %s", name, hydra_cfg.runtime.output_dir)
-        sys.exit(128 + signal.Signals[name].value)
+        sys.exit(_exit_status(name))
     return result.value
 
 
@@ -83,7 +83,13 @@ def cli() -> None:
     except KeyboardInterrupt as err:
         name = str(err) or "SIGINT"
         print(f"interrupted by {name}", file=sys.stderr)
-        sys.exit(128 + signal.Signals[name].value)
+        sys.exit(_exit_status(name))
+
+
+def _exit_status(signal_name: str) -> int:
+    """The shell's status for a process a signal stopped: 128 + its number (Ctrl-C: 130)."""
+    stopped_by = signal.Signals.__members__.get(signal_name, signal.SIGINT)
+    return 128 + stopped_by.value
 
 
 if __name__ == "__main__":

@@ -388,8 +388,9 @@ def _so_far(run_dir: Path) -> dict[str, Any]:
         return {}
     if not history:
         return {}
-    best = max(history, key=lambda row: row.get("val_accuracy", -math.inf))
-    return {"epochs_run": len(history), "final": history[-1], "best": best}
+    rows = [{**row, "epoch": int(row["epoch"])} for row in history]  # as a finished run's
+    best = max(rows, key=lambda row: row.get("val_accuracy", -math.inf))
+    return {"epochs_run": len(rows), "final": rows[-1], "best": best}
 
 
 def log_plan(table: str, plans_seen: Path | None) -> None:
