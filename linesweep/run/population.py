@@ -128,7 +128,7 @@ def fit_population(
     """Train R models as one population for `cfg.epochs` epochs, each with its own shuffling.
 
     `models[r]` trains in place with `shuffle_seeds[r]` and its optimizer (one config for all,
-    or one each, differing in lr alone); `train` and `val` are one split for all members or one
+    or one each, differing in any hyperparameter); `train` and `val` are one split for all or one
     each (of one size), already on the models' device. A member that diverges or is pruned is
     frozen (learning rate 0) and `on_member_end` hears of it; the others train on. Stops early
     once no member is training.
