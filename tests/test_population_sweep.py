@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import multiprocessing
+import multiprocessing.connection
 import signal
 import subprocess
 import sys
@@ -18,10 +20,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from linesweep.core.storage import JOURNAL_NAME, open_storage
 from linesweep.run.task import run
+from linesweep.sweep.population_executor import PopulationExecutor, _Population
 
 POPULATION = ["hydra.sweeper.executor=population", "hydra/sweeper/pruner=none"]
 GRID = ["hydra/sweeper/sampler=grid"]
@@ -215,3 +219,35 @@ def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, cod
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     states = [t.state for t in load_study(folder).trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3  # the re-runs of all three
+
+
+def _two_reports(send) -> None:
+    """A population's process: member 0's result, member 1's shortly after, then exit 0."""
+    for number in (0, 1):
+        ret = JobReturn(status=JobStatus.COMPLETED, _return_value=0.9)
+        send.send((number, ret))
+        time.sleep(0.05)
+
+
+def test_a_result_sent_while_the_sweep_records_another_is_not_taken_for_a_death():
+    # The sweep records member 0 (the journal, trials.csv: slow under load) while the process
+    # sends member 1 and exits: member 1 must still be read, not called dead.
+    context = multiprocessing.get_context("fork")
+    results, send = context.Pipe(duplex=False)
+    _, alive = context.Pipe(duplex=False)
+    process = context.Process(target=_two_reports, args=(send,))
+    process.start()
+    send.close()
+    executor = PopulationExecutor.__new__(PopulationExecutor)  # only its collecting is used
+    population = _Population({0: Path("/x/0"), 1: Path("/x/1")}, process, results, alive)
+    executor._populations = [population]
+    outcomes = []
+
+    def record_slowly(outcome) -> None:
+        outcomes.append(outcome)
+        process.join()  # the process sent member 1 and exited meanwhile
+
+    multiprocessing.connection.wait([results], timeout=30)
+    executor._collect_population(population, record_slowly)
+    assert [(o.number, o.died) for o in outcomes] == [(0, None), (1, None)]
+    assert executor._populations == []

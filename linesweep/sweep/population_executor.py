@@ -200,22 +200,29 @@ class PopulationExecutor(ProcessExecutor):
 
     def _collect_population(self, pop: _Population, on_outcome: OutcomeHandler) -> None:
         """Hand over every member that reported; once the process is gone, the rest died."""
-        for number, ret in _received(pop):
-            with deferred():
-                output_dir = pop.jobs.pop(number)
-                on_outcome(JobOutcome(number, ret, output_dir_of(ret) or output_dir))
+        self._hand_over(pop, on_outcome)
         if pop.jobs and pop.process.is_alive():
             return
         pop.process.join(timeout=10 if not pop.jobs else 1)
         if pop.process.is_alive():  # reported everything and hung: done either way
             pop.process.kill()
             pop.process.join()
+        # What it sent between the first read and its exit (the handler above takes a while:
+        # the journal, trials.csv): read the pipe again before calling any member dead.
+        self._hand_over(pop, on_outcome)
         died = _signal_name(pop.process.exitcode)
         for number, output_dir in list(pop.jobs.items()):
             with deferred():
                 on_outcome(JobOutcome(number, None, output_dir, died=died))
                 pop.jobs.pop(number)
         self._end(pop)
+
+    @staticmethod
+    def _hand_over(pop: _Population, on_outcome: OutcomeHandler) -> None:
+        for number, ret in _received(pop):
+            with deferred():
+                output_dir = pop.jobs.pop(number)
+                on_outcome(JobOutcome(number, ret, output_dir_of(ret) or output_dir))
 
     def _end(self, pop: _Population) -> None:
         pop.results.close()
