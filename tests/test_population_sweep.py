@@ -214,7 +214,9 @@ def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, cod
     assert states == [optuna.trial.TrialState.FAIL] * 3 + [optuna.trial.TrialState.WAITING] * 3
     for trial in study.trials[:3]:  # interrupted; each queued again (WAITING) for the re-run
         assert trial.user_attrs["linesweep.state"] == "interrupted"
-        assert summary(folder / str(trial.number))["status"] == "interrupted"
+        record = summary(folder / str(trial.number))
+        assert record["status"] == "interrupted"
+        assert record["epochs_run"] == len(metrics(folder / str(trial.number)))  # what finished
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     states = [t.state for t in load_study(folder).trials]

@@ -27,6 +27,7 @@ import csv
 import getpass
 import importlib.metadata
 import io
+import math
 import platform
 import time
 from collections.abc import Sequence
@@ -86,6 +87,20 @@ def read_summary(folder: Path, root: Path | None = None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Unreadable("not a JSON object")
     return data
+
+
+def finished_so_far(folder: Path) -> dict[str, Any]:
+    """What a run that stopped early had finished, from its metrics.csv: `epochs_run`, `final`
+    and `best` (replicate 0's, for a population), as a finished run's summary holds them."""
+    try:
+        history = read_metrics(folder)
+    except (OSError, ValueError):
+        return {}
+    if not history:
+        return {}
+    rows = [{**row, "epoch": int(row["epoch"])} for row in history]
+    best = max(rows, key=lambda row: row.get("val_accuracy", -math.inf))
+    return {"epochs_run": len(rows), "final": rows[-1], "best": best}
 
 
 def write_metrics(folder: Path, *histories: Sequence[EpochMetrics]) -> None:

@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig
 
@@ -39,7 +38,7 @@ from linesweep.core.metrics import (
 from linesweep.core.record import (
     SHAPES,
     RunSummary,
-    read_metrics,
+    finished_so_far,
     write_metrics,
     write_shapes,
     write_weights,
@@ -365,12 +364,18 @@ def run(
         raise
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, or a sweep stopping
         summary.finish(
-            Status.INTERRUPTED, error=f"interrupted by {str(err) or 'SIGINT'}", **_so_far(run_dir)
+            Status.INTERRUPTED,
+            error=f"interrupted by {str(err) or 'SIGINT'}",
+            **finished_so_far(run_dir),
         )
         raise
     except Exception as err:
         with contextlib.suppress(OSError):  # the disk that failed the run may refuse this too
-            summary.finish(Status.FAILED, error=_shown(trial, f"{type(err).__name__}: {err}"))
+            summary.finish(
+                Status.FAILED,
+                error=_shown(trial, f"{type(err).__name__}: {err}"),
+                **finished_so_far(run_dir),
+            )
         if not (isinstance(err, OSError) and err.errno in NO_ROOM):
             trace = _shown(trial, traceback.format_exc())
             file_log.error("run failed with an unexpected error:\n%s", trace.rstrip())
@@ -378,19 +383,6 @@ def run(
     finally:  # every ending passes here, with its final status
         if loggers is not None:
             loggers.close(summary.data["status"], summary.data["error"])
-
-
-def _so_far(run_dir: Path) -> dict[str, Any]:
-    """What an interrupted run had finished: its epochs, last and best (from metrics.csv)."""
-    try:
-        history = read_metrics(run_dir)  # replicate 0's, for a population, as `final` is
-    except (OSError, ValueError):
-        return {}
-    if not history:
-        return {}
-    rows = [{**row, "epoch": int(row["epoch"])} for row in history]  # as a finished run's
-    best = max(rows, key=lambda row: row.get("val_accuracy", -math.inf))
-    return {"epochs_run": len(rows), "final": rows[-1], "best": best}
 
 
 def log_plan(table: str, plans_seen: Path | None) -> None:

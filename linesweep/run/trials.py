@@ -26,7 +26,14 @@ from omegaconf import DictConfig
 
 from linesweep.core.errors import LinesweepError, RunStopped
 from linesweep.core.metrics import EpochMetrics
-from linesweep.core.record import SHAPES, RunSummary, write_metrics, write_shapes, write_weights
+from linesweep.core.record import (
+    SHAPES,
+    RunSummary,
+    finished_so_far,
+    write_metrics,
+    write_shapes,
+    write_weights,
+)
 from linesweep.core.status import Status
 from linesweep.core.trial_link import TrialLink
 from linesweep.run.budget import check_population_fits
@@ -110,7 +117,11 @@ def run_members(
         fail_open(err, err.status, str(err))
     except KeyboardInterrupt as err:  # SIGTERM from the sweep (the task's handler), or Ctrl-C
         for i in list(open_):
-            open_[i].summary.finish(Status.INTERRUPTED, error=f"interrupted by {err or 'SIGINT'}")
+            open_[i].summary.finish(
+                Status.INTERRUPTED,
+                error=f"interrupted by {str(err) or 'SIGINT'}",
+                **finished_so_far(members[i].run_dir),
+            )
             state = open_.pop(i)
             state.loggers.close(Status.INTERRUPTED.value, state.summary.data["error"])
         raise
