@@ -228,6 +228,14 @@ def test_a_typo_in_a_search_space_key_names_the_nearest_keys_before_any_study(
     assert "the nearest: model.out_1, model.out_2" in error
 
 
+def test_a_typo_in_a_config_groups_option_is_refused_before_any_study(
+    sweep_in_process, tmp_path, caplog
+):
+    error = refused(sweep_in_process, tmp_path, caplog, "optimizer=choice(adam,sgdd)")
+    assert error.startswith("search-space key optimizer: 'sgdd' is not an option of the config")
+    assert error.endswith("the nearest: sgd")
+
+
 @pytest.mark.parametrize(
     "argument",
     [

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,10 +130,15 @@ def parse_search_space(params: Mapping[str, Any] | None, arguments: Sequence[str
     return SearchSpace(distributions, tuple(fixed))
 
 
-def check_keys(space: SearchSpace, config: DictConfig) -> None:
-    """Refuse a search-space key that is neither in the composed config nor a config group.
+def check_keys(
+    space: SearchSpace,
+    config: DictConfig,
+    group_options: Callable[[str], list[str]] | None = None,
+) -> None:
+    """Refuse a search-space key that is neither in the composed config nor a config group, and
+    a config group's option that does not exist (`group_options` lists a group's options).
 
-    Hydra would refuse it too, but only when the first trial's config is composed: after the
+    Hydra would refuse them too, but only when the first trial's config is composed: after the
     study exists and the trial is asked. A key added with `+` is new by intent, and not checked;
     nor is one deleted with `~` (Hydra has deleted it from `config` already, or will refuse).
     """
@@ -145,6 +150,9 @@ def check_keys(space: SearchSpace, config: DictConfig) -> None:
         bare = key.split("@", 1)[0]
         if key.startswith(("+", "~")) or bare.startswith(("hydra.", "hydra/")):
             continue  # added by intent; or deleted, which Hydra checks as it composes
+        if bare in groups and group_options is not None:
+            _check_options(bare, _choices(space, key), group_options(bare))
+            continue
         if bare in known or bare in groups:
             continue
         near = difflib.get_close_matches(bare, sorted(known | groups), n=3, cutoff=0.6)
@@ -153,6 +161,26 @@ def check_keys(space: SearchSpace, config: DictConfig) -> None:
             f"search-space key {bare} is not in the composed config, nor a config group; "
             f"{hint} (to add a new key, write +{bare}=...)"
         )
+
+
+def _choices(space: SearchSpace, key: str) -> list[str]:
+    """The options a search-space key can take: a categorical's choices, or its fixed value."""
+    distribution = space.distributions.get(key)
+    if isinstance(distribution, CategoricalDistribution):
+        return [str(choice) for choice in distribution.choices]
+    fixed = [f.split("=", 1)[1] for f in space.fixed if f.split("=", 1)[0] == key]
+    return fixed
+
+
+def _check_options(group: str, chosen: list[str], options: list[str]) -> None:
+    for option in chosen:
+        if option not in options:
+            near = difflib.get_close_matches(option, options, n=3, cutoff=0.5)
+            hint = f"the nearest: {', '.join(near)}" if near else f"one of {', '.join(options)}"
+            raise LinesweepError(
+                f"search-space key {group}: {option!r} is not an option of the config group "
+                f"{group}; {hint}"
+            )
 
 
 def _paths(node: object, prefix: str = "") -> Iterator[str]:

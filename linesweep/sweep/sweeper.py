@@ -216,7 +216,7 @@ class Sweep:
         s = self.settings
         check_study_name(s.study_name)
         self.space: SearchSpace = parse_search_space(s.params, arguments)
-        check_keys(self.space, self.config)
+        check_keys(self.space, self.config, self.hydra_context.config_loader.get_group_options)
         if s.executor in ("process", "population"):
             check_preload(s.preload)
         self.sampler = make_sampler(s.sampler, self.space)
