@@ -7,6 +7,7 @@ are current even if the sweep is killed, and agree with the storage whichever wo
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -193,5 +194,5 @@ def answer(
             f"{sweep_dir / RESULTS_NAME}"
         )
     lines.append(f"results: {sweep_dir / RESULTS_NAME} and {sweep_dir / TRIALS_NAME}")
-    lines.append(f"compare the trials: python -m linesweep.compare {sweep_dir}")
+    lines.append(f"compare the trials: python -m linesweep.compare {shlex.quote(str(sweep_dir))}")
     return lines
