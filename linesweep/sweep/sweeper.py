@@ -597,6 +597,8 @@ class Sweep:
         return epochs if isinstance(epochs, int) and not best else None
 
     def _failure_budget_exceeded(self) -> str | None:
+        if self._slots_taken() >= self.n_trials:
+            return None  # nothing left to start: the study ends as it is, with its failures said
         failed = [
             t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
             if t.user_attrs.get(co.STATE) in FAILURES
