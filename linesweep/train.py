@@ -72,8 +72,8 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
 
 
 def cli() -> None:
-    """`python -m linesweep.train`, `linesweep-train`: an interrupt while Hydra starts or ends
-    is one line too, with the shell's exit status (130 for Ctrl-C, 143 for SIGTERM)."""
+    """`python -m linesweep.train`, `linesweep-train`: Ctrl-C while Hydra starts or ends is one
+    line too, with the shell's exit status 130 (SIGTERM there ends the process at once, 143)."""
     try:
         # torch, here where Ctrl-C is caught, and before a sweep forks its trials (none of them
         # pays for the import again).

@@ -1,7 +1,8 @@
 """A run's pictures, drawn by a second process while the model trains.
 
-The default command draws six PNGs. Importing matplotlib and drawing them cost about 1.5 s, a
-quarter of the whole command, while the training loop keeps one core busy and the other waits.
+The default command draws six PNGs. Importing matplotlib and drawing them inline cost about
+1.3-2 s, a quarter to a third of the whole command (benchmarks/README.md), while the training
+loop keeps one core busy and the other waits.
 So a run forks a drawing process before it trains (`drawing_beside`): that process imports
 matplotlib and draws the pictures of the data (the sample images) during training, then draws
 the rest as soon as the run hands it the history and what the trained model shows
