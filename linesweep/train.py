@@ -28,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from linesweep.core.errors import LinesweepError, RunStopped
+from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
 from linesweep.core.trial_link import TrialLink
 from linesweep.run.config import register_configs
 
@@ -65,7 +65,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     except KeyboardInterrupt as err:  # recorded by run(): one line, and the shell's exit status
         if trial is not None or multirun:
             raise  # the sweep stops, and says so
-        name = str(err) or "SIGINT"
+        name = interrupted_by(err)
         log.error("interrupted by %s; recorded in %s", name, hydra_cfg.runtime.output_dir)
         sys.exit(_exit_status(name))
     return result.value
@@ -81,7 +81,7 @@ def cli() -> None:
 
         main()
     except KeyboardInterrupt as err:
-        name = str(err) or "SIGINT"
+        name = interrupted_by(err)
         print(f"interrupted by {name}", file=sys.stderr)
         sys.exit(_exit_status(name))
 

@@ -16,6 +16,12 @@ from typing import Any
 from linesweep.core.status import Status
 
 
+def interrupted_by(interrupt: KeyboardInterrupt) -> str:
+    """The signal that stopped a run: a run turns SIGTERM into KeyboardInterrupt("SIGTERM"),
+    Python turns Ctrl-C into a bare KeyboardInterrupt."""
+    return str(interrupt) or "SIGINT"
+
+
 class LinesweepError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from linesweep.core.errors import Diverged, LinesweepError, Pruned
+from linesweep.core.errors import Diverged, LinesweepError, Pruned, interrupted_by
 from linesweep.core.metrics import (
     EpochMetrics,
     best_epoch,
@@ -365,7 +365,7 @@ def run(
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, or a sweep stopping
         summary.finish(
             Status.INTERRUPTED,
-            error=f"interrupted by {str(err) or 'SIGINT'}",
+            error=f"interrupted by {interrupted_by(err)}",
             **finished_so_far(run_dir),
         )
         raise

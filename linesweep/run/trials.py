@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from linesweep.core.errors import LinesweepError, RunStopped
+from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
 from linesweep.core.metrics import EpochMetrics
 from linesweep.core.record import (
     SHAPES,
@@ -119,7 +119,7 @@ def run_members(
         for i in list(open_):
             open_[i].summary.finish(
                 Status.INTERRUPTED,
-                error=f"interrupted by {str(err) or 'SIGINT'}",
+                error=f"interrupted by {interrupted_by(err)}",
                 **finished_so_far(members[i].run_dir),
             )
             state = open_.pop(i)

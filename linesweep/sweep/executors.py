@@ -277,6 +277,19 @@ def _portable(ret: JobReturn) -> JobReturn:
     return ret
 
 
+def stop_processes(processes: list[Any], grace_s: float = 5.0) -> None:
+    """SIGTERM each (a run records `interrupted` itself), then SIGKILL what is left after
+    `grace_s` seconds for them all."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
 def _signal_name(exitcode: int | None) -> str:
     if exitcode is None:
         return "did not exit"
@@ -416,14 +429,7 @@ class ProcessExecutor(TrialExecutor):
 
     def interrupt(self) -> list[JobOutcome]:
         runs = list(self._running.values())
-        for run in runs:
-            run.process.terminate()
-        deadline = time.monotonic() + 5
-        for run in runs:
-            run.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if run.process.is_alive():
-                run.process.kill()
-                run.process.join()
+        stop_processes([run.process for run in runs])
         outcomes = []
         for run in runs:
             self._finish(run)

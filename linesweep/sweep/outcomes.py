@@ -16,7 +16,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from linesweep.core.errors import LinesweepError, RunStopped
+from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
 from linesweep.core.status import Status
 
 
@@ -91,5 +91,5 @@ def _judge_error(error: Any) -> Verdict:
     if isinstance(error, LinesweepError):
         return Verdict(error.status, None, str(error))
     if isinstance(error, KeyboardInterrupt):  # SIGTERM or SIGINT reached the trial's process
-        return Verdict(Status.INTERRUPTED, None, f"interrupted by {str(error) or 'SIGINT'}")
+        return Verdict(Status.INTERRUPTED, None, f"interrupted by {interrupted_by(error)}")
     return Verdict(Status.FAILED, None, f"{type(error).__name__}: {error}")

@@ -31,7 +31,6 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,7 @@ from linesweep.sweep.executors import (
     _portable,
     _signal_name,
     output_dir_of,
+    stop_processes,
 )
 from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import JobOutcome
@@ -232,14 +232,7 @@ class PopulationExecutor(ProcessExecutor):
     def interrupt(self) -> list[JobOutcome]:
         outcomes = super().interrupt()  # the solo trials
         pops = list(self._populations)
-        for pop in pops:
-            pop.process.terminate()  # each member records `interrupted` in its folder
-        deadline = time.monotonic() + 5
-        for pop in pops:
-            pop.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            if pop.process.is_alive():
-                pop.process.kill()
-                pop.process.join()
+        stop_processes([pop.process for pop in pops])  # each member records `interrupted`
         for pop in pops:
             for number, ret in _received(pop):  # finished before the signal: their results stand
                 output_dir = pop.jobs.pop(number)
