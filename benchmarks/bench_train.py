@@ -250,12 +250,12 @@ def step_profile(rounds: int, calls: int = 400) -> None:
             "pool2, relu2 backward: scatter, mask": lambda: hand.relu_backward(
                 hand.pool_backward(d_features, tape.index2, z2.shape), z2
             ),
-            "conv2 backward: weights, then fold": lambda: hand.conv_input_backward(
+            "conv2 backward: weights, then fold (tap adds)": lambda: hand.conv_input_backward(
                 hand.conv_weight_backward(d_z2, tape.columns2, (g.conv2_w, g.conv2_b)),
                 m.conv2_w.transpose(1, 2),
                 arch.conv2,
-                sizes.fold2,
                 sizes.pool1,
+                sizes.conv2,
             ),
             "pool1, relu1 backward: scatter, mask": lambda: hand.relu_backward(
                 hand.pool_backward(d_p1, tape.index1, z1.shape), z1

@@ -34,7 +34,15 @@ matmul per member, weights (R, O, C*kh*kw) times columns (R, C*kh*kw, Ho*Wo*B), 
 is already in that layout; max-pooling sees R*C planes of B "channels" stored channels-last,
 torch's vectorised kernel (2-4x faster here than its plain one); the linear layer's input is a
 view, (R, C*H*W, B) in torch's flatten order. conv1's columns depend on the images alone, so
-an epoch's are unfolded at once (`HandStep.epoch`).
+an epoch's are unfolded at once (`HandStep.epoch`), and members that see the same images
+(replicates of an unshuffled experiment; every member's validation on a shared split) share
+one set of them: conv1 is then one matmul (R*C1, C0*k*k) @ columns for all members, forward
+and weight gradient alike (`shared`).
+
+Measured and not taken: the members innermost beside the images, (C, H, W, R, B), so that
+max-pooling sees C planes of R*B channels. Pooling itself got 3x faster at R=8 (17 µs against
+58), yet the whole step got slower (R=1 by 24%, R=8 by 10%): unfold, fold and the ReLU then
+copy runs of B floats where they now copy runs of Wo*B.
 
 Unfold + one bmm per member, or grouped conv2d? One convolution's forward (2 -> 3 channels,
 9x9, batch 10, one thread), `python benchmarks/bench_train.py --part conv`: R=1, 9.8 µs against
@@ -106,13 +114,12 @@ FAMILY = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn
 
 @dataclass(frozen=True)
 class Sizes:
-    """The spatial size after each layer for one input size, and conv2's fold index."""
+    """The spatial size after each layer for one input size."""
 
     conv1: Pair  # (H1, W1)
     pool1: Pair  # (P1h, P1w), conv2's input
     conv2: Pair  # (H2, W2)
     pool2: Pair  # (P2h, P2w)
-    fold2: Tensor  # (1, kh*kw*H2*W2, 1): see `fold_index`
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,7 @@ class Architecture:
             shapes=tuple(p.shape for _, p in named),
         )
 
-    def sizes(self, image: Pair, device: torch.device) -> Sizes:
+    def sizes(self, image: Pair) -> Sizes:
         """Every layer's output size for images of size `image` (the shape plan's arithmetic).
 
         A max-pooling window that would see only padding is InfeasibleArchitecture: torch's
@@ -170,7 +177,7 @@ class Architecture:
                     f"a window sees only padding on its {size[0]}x{size[1]} input",
                     f"lower model.{name}.padding or model.{name}.dilation",
                 )
-        return Sizes(conv1, pool1, conv2, pool2, fold_index(self.conv2, pool1, conv2, device))
+        return Sizes(conv1, pool1, conv2, pool2)
 
 
 def _check_layer(name: str, layer: nn.Module) -> None:
@@ -284,34 +291,49 @@ def unfold(x: Tensor, window: Window, out: Pair) -> Tensor:
     return taps.reshape(r, c * kh * kw, -1)  # (R, C*kh*kw, Ho*Wo*B), a copy
 
 
-def fold_index(window: Window, size: Pair, out: Pair, device: torch.device) -> Tensor:
-    """For each row of a column (kh*kw*Ho*Wo of them), the padded pixel it was read from.
-
-    It is `unfold` applied to the pixel numbers 0 .. Hp*Wp-1 instead of the pixels: (1, N, 1).
-    """
-    hp, wp = window.padded(size)
-    numbers = torch.arange(hp * wp, device=device).view(1, 1, hp, wp, 1)  # (1, 1, Hp, Wp, 1)
-    return unfold(numbers, window.unpadded(), out).view(1, -1, 1)  # (1, kh*kw*Ho*Wo, 1)
-
-
-def fold(columns: Tensor, window: Window, index: Tensor, c: int, size: Pair) -> Tensor:
+def fold(columns: Tensor, window: Window, c: int, size: Pair, out: Pair) -> Tensor:
     """col2im, the adjoint of `unfold`: (R, C*kh*kw, Ho*Wo*B) -> (R, C, H, W, B).
 
     Each entry of a column is added back onto the pixel it was read from, so a pixel under
-    several windows receives the sum: a scatter-add with the index `fold_index` computed.
+    several windows receives the sum: tap (i, j) of every window, a (R, C, Ho, Wo, B) block of
+    the columns, is added onto the strided view of the input that `unfold` read it from.
     """
-    r, (hp, wp), (ph, pw) = columns.shape[0], window.padded(size), window.padding
-    entries = columns.view(r * c, index.shape[1], -1)  # (R*C, kh*kw*Ho*Wo, B)
-    summed = columns.new_zeros(r * c, hp * wp, entries.shape[2])  # (R*C, Hp*Wp, B)
-    summed.scatter_add_(1, index.expand(entries.shape), entries)  # (R*C, Hp*Wp, B)
-    padded = summed.view(r, c, hp, wp, -1)  # (R, C, Hp, Wp, B)
-    return padded[:, :, ph : ph + size[0], pw : pw + size[1]] if ph or pw else padded
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+        window.kernel, window.stride, window.padding, window.dilation
+    )  # fmt: skip
+    r, (hp, wp) = columns.shape[0], window.padded(size)
+    taps = columns.view(r, c, kh * kw, *out, -1).unbind(2)  # kh*kw of (R, C, Ho, Wo, B)
+    summed = columns.new_zeros(r, c, hp, wp, taps[0].shape[-1])  # (R, C, Hp, Wp, B)
+    s_r, s_c, s_h, s_w, s_b = summed.stride()
+    strides = (s_r, s_c, sh * s_h, sw * s_w, s_b)
+    for tap, block in enumerate(taps):
+        i, j = divmod(tap, kw)
+        summed.as_strided(block.shape, strides, i * dh * s_h + j * dw * s_w).add_(block)
+    return summed[:, :, ph : ph + size[0], pw : pw + size[1]] if ph or pw else summed
 
 
 def conv_forward(columns: Tensor, weight: Tensor, bias: Tensor, out: Pair) -> Tensor:
-    """A convolution from its input's columns (R, C*kh*kw, Ho*Wo*B) -> (R, O, Ho, Wo, B)."""
+    """A convolution from its input's columns (R, C*kh*kw, Ho*Wo*B) -> (R, O, Ho, Wo, B).
+
+    Columns (1, C*kh*kw, Ho*Wo*B) are every member's (`shared`): the members' weights then
+    stack into one matrix, and the convolution is one matmul (R*O, C*kh*kw) @ columns.
+    """
+    r, o, _ = weight.shape
+    if shared(columns, r):
+        z = torch.addmm(bias.reshape(r * o, 1), weight.reshape(r * o, -1), columns[0])
+        return z.view(r, o, *out, -1)  # (R*O, Ho*Wo*B) = W @ columns + b
     z = torch.baddbmm(bias, weight, columns)  # (R, O, Ho*Wo*B) = W @ columns + b
-    return z.view(*z.shape[:2], *out, -1)
+    return z.view(r, o, *out, -1)
+
+
+def shared(columns: Tensor, members: int) -> bool:
+    """Whether `members` (more than one) share one set of columns (1, C*kh*kw, L*B).
+
+    Members that train on the same images in the same order (replicates of an unshuffled
+    experiment) and every member's validation on one split see the same conv1 columns: they
+    are unfolded once, not once per member (`image_columns`).
+    """
+    return members > 1 and columns.shape[0] == 1
 
 
 def conv_weight_backward(dz: Tensor, columns: Tensor, grads: tuple[Tensor, Tensor]) -> Tensor:
@@ -324,14 +346,18 @@ def conv_weight_backward(dz: Tensor, columns: Tensor, grads: tuple[Tensor, Tenso
     times dz over output positions (L = Ho*Wo) and images. Written into `grads`, views of the
     gradient buffer; returns dz as (R, O, L*B).
     """
-    dz = dz.view(*dz.shape[:2], -1)  # (R, O, L*B)
-    bmm_into(grads[0], dz, columns.transpose(1, 2))  # (R, O, C*kh*kw)
+    r, o = dz.shape[:2]
+    dz = dz.view(r, o, -1)  # (R, O, L*B)
+    if shared(columns, r):  # one matmul for all members: (R*O, L*B) @ (L*B, C*kh*kw)
+        grads[0].copy_(torch.mm(dz.view(r * o, -1), columns[0].T).view(r, o, -1))
+    else:
+        bmm_into(grads[0], dz, columns.transpose(1, 2))  # (R, O, C*kh*kw)
     torch.sum(dz, dim=2, keepdim=True, out=grads[1])  # (R, O, 1)
     return dz
 
 
 def conv_input_backward(
-    dz: Tensor, weight_t: Tensor, window: Window, index: Tensor, size: Pair
+    dz: Tensor, weight_t: Tensor, window: Window, size: Pair, out: Pair
 ) -> Tensor:
     """The gradient for the input of z = W @ columns + b, from dz (R, O, L*B).
 
@@ -343,7 +369,7 @@ def conv_input_backward(
     """
     d_columns = torch.bmm(weight_t, dz)  # (R, C*kh*kw, L*B)
     c = weight_t.shape[1] // (window.kernel[0] * window.kernel[1])
-    return fold(d_columns, window, index, c, size)  # (R, C, H, W, B)
+    return fold(d_columns, window, c, size, out)  # (R, C, H, W, B)
 
 
 def pool_forward(x: Tensor, window: Window, out: Pair) -> tuple[Tensor, Tensor]:
@@ -413,10 +439,13 @@ class Tape(NamedTuple):
 
 
 def image_columns(arch: Architecture, sizes: Sizes, x: Tensor) -> Tensor:
-    """conv1's columns for images (R, B, C0, H, W): (R, C0*k*k, H1*W1*B).
+    """conv1's columns for images (R, B, C0, H, W): (R, C0*k*k, H1*W1*B), or (1, ...) `shared`
+    by every member when the members' images are one batch expanded (stride 0 over members).
 
     They depend on the images alone, so a whole epoch's can be unfolded at once (`HandStep.epoch`).
     """
+    if x.shape[0] > 1 and x.stride(0) == 0:
+        x = x[:1]  # (1, B, C0, H, W): one unfold serves every member
     x = x.permute(0, 2, 3, 4, 1)  # (R, C0, H, W, B), a view: the images innermost from here on
     return unfold(x, arch.conv1, sizes.conv1)  # (R, C0*k*k, H1*W1*B)
 
@@ -445,7 +474,7 @@ def backward(
     d_a2 = pool_backward(d_features, tape.index2, tape.relu2.shape)  # (R, C2, H2, W2, B)
     d_z2 = relu_backward(d_a2, tape.relu2)  # (R, C2, H2, W2, B)
     d_z2 = conv_weight_backward(d_z2, tape.columns2, (g.conv2_w, g.conv2_b))  # (R, C2, H2*W2*B)
-    d_p1 = conv_input_backward(d_z2, m.conv2_wt, arch.conv2, sizes.fold2, sizes.pool1)
+    d_p1 = conv_input_backward(d_z2, m.conv2_wt, arch.conv2, sizes.pool1, sizes.conv2)
     d_a1 = pool_backward(d_p1, tape.index1, tape.relu1.shape)  # (R, C1, H1, W1, B)
     d_z1 = relu_backward(d_a1, tape.relu1)  # (R, C1, H1, W1, B)
     conv_weight_backward(d_z1, tape.columns1, (g.conv1_w, g.conv1_b))
@@ -622,7 +651,7 @@ class HandStep:
         """The layer sizes for images x (..., C0, H, W), worked out once per image size."""
         image = x.shape[-2:]
         if image not in self._sizes:
-            self._sizes[image] = self.arch.sizes(tuple(image), x.device)  # type: ignore[arg-type]
+            self._sizes[image] = self.arch.sizes(tuple(image))  # type: ignore[arg-type]
         return self._sizes[image]
 
     @torch.inference_mode()
@@ -659,14 +688,16 @@ class HandStep:
         sizes = self.sizes(images)
         rows = self.arch.shapes[0][1:].numel()  # C0*k*k: conv1's weight is (C1, C0, k, k)
         per_image = rows * math.prod(sizes.conv1)  # numbers in one image's columns
-        per_chunk = max(1, CHUNK_NUMBERS // (r * batch_size * per_image))
+        if r > 1 and images.stride(0) == 0:  # every member the same images: `shared` columns
+            images = images[:1]  # (1, N, C0, H, W)
+        per_chunk = max(1, CHUNK_NUMBERS // (len(images) * batch_size * per_image))
         for start, count, size in _chunks(n, batch_size, per_chunk):
             stop = start + count * size
-            x = images[:, start:stop].reshape(r * count, size, *images.shape[2:])  # (R*n, b, ...)
-            columns = image_columns(self.arch, sizes, x).view(r, count, rows, -1)  # (R, n, ...)
+            x = images[:, start:stop].reshape(-1, size, *images.shape[2:])  # (R*n or n, b, ...)
+            columns = image_columns(self.arch, sizes, x).view(len(images), count, rows, -1)
             y = labels[:, start:stop].reshape(r, count, size)  # (R, n, b)
             for i in range(count):
-                yield self._step(sizes, columns[:, i], y[:, i])  # (R, C0*k*k, H1*W1*b), (R, b)
+                yield self._step(sizes, columns[:, i], y[:, i])  # (R or 1, C0*k*k, H1*W1*b)
 
     def _gradient(self, sizes: Sizes, columns1: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         logits, tape = forward(self.arch, sizes, self._params, columns1)  # (R, K, B)
