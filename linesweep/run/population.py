@@ -135,6 +135,10 @@ def fit_population(
     """
     r = len(models)
     step = population_step(models, optimizer)
+    # Members with one split and one shuffling seed (a sweep's trials of one seed) see the same
+    # batches: one order, drawn once, keeps their images a shared view (`step.shared`).
+    if isinstance(train, Split) and len(set(shuffle_seeds)) == 1:
+        shuffle_seeds = shuffle_seeds[:1]
     shuffles = [torch.Generator().manual_seed(seed) for seed in shuffle_seeds]
     all_images, all_labels = _stacked(train, r)  # (R, N, C0, H, W), (R, N)
     n = all_labels.shape[1]
@@ -155,9 +159,10 @@ def fit_population(
         epoch_start = time.perf_counter()
         if cfg.shuffle:  # member r's order is the plain run's with its seed: one randperm each
             orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles])
-            orders = orders.to(all_labels.device)  # (R, N)
+            orders = orders.to(all_labels.device)  # (R, N), or (1, N): one order for all
             if isinstance(train, Split):
-                images, labels = train.images[orders], train.labels[orders]  # (R, N, ...), (R, N)
+                images, labels = train.images[orders], train.labels[orders]  # (R or 1, N, ...)
+                images, labels = images.expand(r, *images.shape[1:]), labels.expand(r, -1)
             else:
                 images, labels = all_images[members, orders], all_labels[members, orders]
         else:
