@@ -1,8 +1,8 @@
 """Training speed: linesweep's step and command against the notebook's, each in one invocation.
 
-    python benchmarks/bench_train.py                # steps, whole commands, profile (~3 minutes)
+    python benchmarks/bench_train.py                # every part but runs (~3 minutes)
     python benchmarks/bench_train.py --rounds 5     # more rounds of each, interleaved; medians
-    python benchmarks/bench_train.py --part steps   # or: commands, profile, conv, runs
+    python benchmarks/bench_train.py --part steps   # or: commands, profile, conv, curves, runs
     python benchmarks/bench_train.py --ablation     # what each change to the autograd loop buys
 
 steps     microseconds per training step of the notebook's experiment (10,000 images in class
@@ -18,6 +18,12 @@ profile   what remains in the hand-written step: each group of its operations ti
           one batch of the notebook's experiment, medians over rounds.
 conv      one convolution's forward for R = 1 and 8 members: grouped conv2d against the step's
           unfold + one bmm per member.
+curves    milliseconds per learning-curve PNG at dpi 80 (plots=light), 16 members of a population
+          with their own costs and captions, each written to a file: as it was drawn before (a new
+          figure, `tight_layout`, the caption above it, savefig's tight bounding box) against a
+          new `plots.LearningCurve` (the first member; a run drawing in-process), one prepared
+          untimed (a single run: its drawing process prepares it while the model trains) and the
+          process's one, redrawn (a population's members), alternating.
 runs      (not in the default) the notebook's run in-process against linesweep's trainer and
           `linesweep.run.task.run`, data generation and validation included, as before.
 The machine is noisy (2 shared cores): every figure is a median of interleaved rounds, and
@@ -34,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +50,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 if TYPE_CHECKING:  # `--notebook` runs the notebook's loop alone: no linesweep import
+    from matplotlib.figure import Figure
+
+    from linesweep.core.metrics import EpochMetrics
     from linesweep.run.data import Split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,6 +329,94 @@ def compare_convolutions(rounds: int, calls: int = 400) -> None:
             print(f"  R={r}:  {line}")
 
 
+# ---------------------------------------------------------------- a run's learning curve
+def curve_before(history: Sequence[EpochMetrics], caption: str, dpi: int) -> Figure:
+    """The learning curve as drawn before: a new figure laid out by `tight_layout`, its caption
+    above it, for savefig's tight bounding box (`save_figure`'s crop)."""
+    from matplotlib.figure import Figure
+
+    from linesweep.core.plotting import add_caption, log_scale_if_wide
+
+    epochs = [row.epoch for row in history]
+    fig = Figure(figsize=(6, 4))
+    cost_ax = fig.add_subplot()
+    cost_ax.plot(epochs, [row.train_cost for row in history], color="tab:red", marker="o")
+    cost_ax.set_xlabel("epoch")
+    cost_ax.xaxis.get_major_locator().set_params(integer=True)
+    cost_ax.set_ylabel("training cost (sum of batch losses)", color="tab:red")
+    log_scale_if_wide(cost_ax, "y", [row.train_cost for row in history])
+    cost_ax.tick_params(axis="y", labelcolor="tab:red")
+    acc_ax = cost_ax.twinx()
+    acc_ax.plot(epochs, [row.val_accuracy for row in history], color="tab:blue", marker="s")
+    acc_ax.set_ylabel("validation accuracy", color="tab:blue")
+    acc_ax.tick_params(axis="y", labelcolor="tab:blue")
+    acc_ax.set_ylim(-0.02, 1.02)
+    cost_ax.set_title(f"learning curve (final validation accuracy {history[-1].val_accuracy:.3f})")
+    fig.tight_layout()
+    add_caption(fig, caption)
+    return fig
+
+
+def compare_curves(rounds: int, members: int = 16, dpi: int = 80) -> None:
+    """One learning-curve PNG per member, four ways, alternating member by member."""
+    from linesweep.core.files import save_figure
+    from linesweep.core.metrics import EpochMetrics
+    from linesweep.run import plots
+
+    rng = np.random.default_rng(0)
+    population = [
+        (
+            [
+                EpochMetrics(e, 100 / e + rng.random(), 0.5 / e, 0.4, 0.5 + e / 30, 0.3, 0.3 * e)
+                for e in range(1, 11)
+            ],
+            f"sweeps/lr/{k}: optimizer.lr={10 ** rng.uniform(-4, -1):.4g}",
+        )
+        for k in range(members)
+    ]
+
+    def prepared() -> plots.LearningCurve:
+        curve = plots.LearningCurve()
+        curve.prepare(dpi)
+        return curve
+
+    def new(h: Sequence[EpochMetrics], c: str) -> Figure:
+        return plots.LearningCurve().draw(h, c, dpi)
+
+    ways: dict[str, tuple[Callable[[], object], Callable[..., Figure], bool]] = {
+        "before: new figure, tight layout, cropped": (
+            lambda: None, lambda _, h, c: curve_before(h, c, dpi), True,
+        ),
+        "a new LearningCurve (not prepared)": (lambda: None, lambda _, h, c: new(h, c), False),
+        "a single run: prepared while it trains": (
+            prepared, lambda curve, h, c: curve.draw(h, c, dpi), False,
+        ),
+        "a population's members: redrawn": (
+            lambda: None, lambda _, h, c: plots.learning_curve(h, c, dpi), False,
+        ),
+    }  # fmt: skip
+    found: dict[str, list[float]] = {name: [] for name in ways}  # ways: untimed setup, draw, crop
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "learning_curve.png"
+        plots.learning_curve(*population[0], dpi)  # the process's one curve, built
+        for round_ in range(rounds):
+            for history, caption in population:
+                for name, (setup, draw, crop) in ways.items():
+                    ready = setup()
+                    start = time.perf_counter()
+                    save_figure(draw(ready, history, caption), path, dpi, crop=crop)
+                    found[name].append((time.perf_counter() - start) * 1e3)
+            line = "  ".join(f"{statistics.median(v[-members:]):5.1f}" for v in found.values())
+            print(f"round {round_ + 1}  ms/PNG  {line}", flush=True)
+    medians = {name: statistics.median(v) for name, v in found.items()}
+    first = next(iter(ways))
+    before = medians.pop(first)
+    print(f"\nlearning curve at dpi {dpi}, ms per PNG, medians of {rounds} rounds of {members}:")
+    print(f"  {first:42s} {before:6.1f}")
+    for name, ms in medians.items():
+        print(f"  {name:42s} {ms:6.1f}   {before / ms:4.2f}x cheaper")
+
+
 # ---------------------------------------------------------------- whole runs in-process
 def linesweep_trainer_run() -> dict:
     from linesweep.run.config import AdamConfig, DataConfig, ModelConfig, TrainerConfig
@@ -481,6 +578,7 @@ PARTS = {
     "commands": compare_commands,
     "profile": step_profile,
     "conv": compare_convolutions,
+    "curves": compare_curves,
 }
 
 

@@ -290,12 +290,14 @@ def test_run_pngs_carry_the_caption(tmp_path, monkeypatch):
     from linesweep.run.config import PlotsConfig
 
     saved = {}
-    monkeypatch.setattr(run_plots, "save_figure", lambda fig, path, dpi: saved.update({path: fig}))
+    monkeypatch.setattr(
+        run_plots, "save_figure", lambda fig, path, dpi, crop=True: saved.update({path: fig})
+    )
     history = [EpochMetrics(i, 10.0 / i, 1.0, 0.5, 0.8, 0.1, 0.1 * i) for i in (1, 2)]
     config = PlotsConfig(learning_curve=True, kernels=False, samples=False, feature_maps=False,
                          activations=False)  # fmt: skip
-    figures = run_plots.run_figures(config, history, trained=None)  # the learning curve only
-    run_plots.save_figures(tmp_path, figures, "r/1: model.out_1=$4$", dpi=50)
+    caption = "r/1: model.out_1=$4$"
+    run_plots.save_run_figures(tmp_path, config, history, None, caption, dpi=50)  # the curve only
     (fig,) = saved.values()
     assert "r/1: model.out_1=\\$4\\$" in [t.get_text() for t in fig.texts]
 

@@ -71,10 +71,15 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: list[str])
     atomic_write_text(path, buffer.getvalue())
 
 
-def save_figure(fig: Any, path: Path, dpi: int) -> None:
-    """A matplotlib figure as a PNG file, written atomically like every other result."""
+def save_figure(fig: Any, path: Path, dpi: int, crop: bool = True) -> None:
+    """A matplotlib figure as a PNG file, written atomically like every other result.
+
+    Cropped to what is drawn (savefig's tight bounding box), so that a label or caption past the
+    figure's edge is kept; that costs a second layout of every text. A figure laid out to hold
+    everything inside its edges is saved as it is (`crop=False`: the run's learning curve).
+    """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if crop else None)
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -68,7 +68,10 @@ def add_note(fig: Any, lines: Sequence[str]) -> None:
 
 
 def add_caption(fig: Any, text: str) -> None:
-    """A line above the figure (above its title) naming what it shows: a run and its config."""
+    """A line above the figure (above its title) naming what it shows: a run and its config.
+
+    It lies past the figure's top edge, kept by savefig's tight bounding box; the run's learning
+    curve, laid out with fixed margins, holds its caption inside (`run.plots.LearningCurve`)."""
     fig.text(0.5, 1.01, tex_safe(text), ha="center", va="bottom", **CAPTION_STYLE)
 
 

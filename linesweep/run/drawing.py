@@ -4,10 +4,11 @@ The default command draws six PNGs. Importing matplotlib and drawing them inline
 1.3-2 s, a quarter to a third of the whole command (benchmarks/README.md), while the training
 loop keeps one core busy and the other waits.
 So a run forks a drawing process before it trains (`drawing_beside`): that process imports
-matplotlib and draws the pictures of the data (the sample images) during training, then draws
-the rest as soon as the run hands it the history and what the trained model shows
-(`Drawing.finish`). The run waits for it before it records its end, so a finished run always
-has all its pictures, and a picture that fails to draw fails the run as it did when drawn inline.
+matplotlib, draws the pictures of the data (the sample images) and builds the learning curve's
+figure during training, then draws the rest as soon as the run hands it the history and what
+the trained model shows (`Drawing.finish`). The run waits for it before it records its end, so
+a finished run always has all its pictures, and a picture that fails to draw fails the run as it
+did when drawn inline.
 
 The drawing process runs no torch operation: everything it draws arrives as numpy arrays
 (`samples_by_class`, `TrainedPictures`), worked out here in the run's process. A process forked
@@ -120,8 +121,11 @@ class Drawing:
         from linesweep.run import plots  # matplotlib loads only when a run plots
 
         figures = plots.data_figures(self.cfg, self.samples)
-        figures |= plots.run_figures(self.cfg, history, self._trained())
-        return plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
+        files = plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
+        trained = self._trained()
+        return files + plots.save_run_figures(
+            self.folder, self.cfg, history, trained, self.caption, self.cfg.dpi
+        )
 
     def close(self) -> None:
         """Release what `finish` did not (nothing, in this process)."""
@@ -177,12 +181,15 @@ class ForkedDrawing(Drawing):
 
             figures = plots.data_figures(self.cfg, self.samples)
             files = plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
+            if self.cfg.learning_curve:  # while the model trains: the end redraws it (~25 ms less)
+                plots.prepare_learning_curve(self.cfg.dpi)
             try:
                 history, trained = conn.recv()
             except EOFError:
                 return  # the run ended without a trained model: nothing more to draw
-            figures = plots.run_figures(self.cfg, history, trained)
-            files += plots.save_figures(self.folder, figures, self.caption, self.cfg.dpi)
+            files += plots.save_run_figures(
+                self.folder, self.cfg, history, trained, self.caption, self.cfg.dpi
+            )
             conn.send(("ok", files))
         except BaseException as error:  # raised again in the run, which fails with it
             with contextlib.suppress(OSError):  # a broken pipe: the run is gone, nobody to tell
