@@ -248,7 +248,8 @@ def test_a_result_sent_while_the_sweep_records_another_is_not_taken_for_a_death(
     process.start()
     send.close()
     executor = PopulationExecutor.__new__(PopulationExecutor)  # only its collecting is used
-    population = _Population({0: Path("/x/0"), 1: Path("/x/1")}, process, results, alive)
+    configs = {n: OmegaConf.create({"trainer": {"epochs": 2}}) for n in (0, 1)}
+    population = _Population({0: Path("/x/0"), 1: Path("/x/1")}, configs, process, results, alive)
     executor._populations = [population]
     outcomes = []
 
@@ -259,4 +260,5 @@ def test_a_result_sent_while_the_sweep_records_another_is_not_taken_for_a_death(
     multiprocessing.connection.wait([results], timeout=30)
     executor._collect_population(population, record_slowly)
     assert [(o.number, o.died) for o in outcomes] == [(0, None), (1, None)]
+    assert [o.job_return.cfg for o in outcomes] == [configs[0], configs[1]]  # attached here
     assert executor._populations == []

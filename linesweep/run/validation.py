@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 
@@ -50,16 +51,30 @@ def to_train_config(cfg: DictConfig) -> TrainConfig:
     return typed
 
 
-def _typed(task_cfg: DictConfig) -> TrainConfig:
+@functools.cache
+def _schema(optimizer_target: str | None) -> DictConfig:
+    """TrainConfig's schema as OmegaConf builds it, with the optimizer schema of `_target_`
+    (None: the default's). Built once: it is half of `to_train_config`'s time (a sweep checks
+    every trial), and merging copies it, never changes it."""
     schema = OmegaConf.structured(TrainConfig)
+    if optimizer_target is not None:
+        by_target = {s._target_: s for s in OPTIMIZER_SCHEMAS.values()}
+        schema.optimizer = OmegaConf.structured(by_target[optimizer_target])
+    return schema
+
+
+def _typed(task_cfg: DictConfig) -> TrainConfig:
+    target = None
     optimizer = task_cfg.get("optimizer")
     if optimizer is not None and OmegaConf.get_type(optimizer) is dict:
         # A saved config has lost its schema: find the optimizer's by its `_target_`.
-        by_target = {s._target_: s for s in OPTIMIZER_SCHEMAS.values()}
         target = optimizer.get("_target_")
-        if target not in by_target:
-            raise ConfigError("optimizer._target_", target, "one of " + ", ".join(by_target))
-        schema.optimizer = OmegaConf.structured(by_target[target])
+        if not isinstance(target, str) or target not in {
+            s._target_ for s in OPTIMIZER_SCHEMAS.values()
+        }:
+            targets = ", ".join(s._target_ for s in OPTIMIZER_SCHEMAS.values())
+            raise ConfigError("optimizer._target_", target, "one of " + targets)
+    schema = _schema(target)
     merged = OmegaConf.merge(schema, task_cfg)
     for key in _unknown_keys(merged):
         parent, _, _ = key.rpartition(".")

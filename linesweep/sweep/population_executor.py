@@ -61,7 +61,6 @@ from linesweep.sweep.executors import (
     _exit_with_parent,
     _portable,
     _signal_name,
-    output_dir_of,
     stop_processes,
 )
 from linesweep.sweep.interrupts import deferred, reset_in_child
@@ -108,6 +107,7 @@ def population_key(config: DictConfig) -> str | None:
 @dataclass
 class _Population:
     jobs: dict[int, Path]  # the members without an outcome yet: number -> output folder
+    configs: dict[int, DictConfig]  # every member's composed config, attached to its return
     process: Any  # multiprocessing.Process
     results: multiprocessing.connection.Connection
     alive: multiprocessing.connection.Connection
@@ -177,7 +177,8 @@ class PopulationExecutor(ProcessExecutor):
         results_send.close()
         alive_recv.close()
         jobs = {p.job.number: p.output_dir for p in group}
-        self._populations.append(_Population(jobs, process, results_recv, alive_send))
+        configs = {p.job.number: p.config for p in group}
+        self._populations.append(_Population(jobs, configs, process, results_recv, alive_send))
         log.info(
             "trials %s train as one population", ", ".join(str(n) for n in jobs)
         )  # fmt: skip
@@ -221,8 +222,7 @@ class PopulationExecutor(ProcessExecutor):
     def _hand_over(pop: _Population, on_outcome: OutcomeHandler) -> None:
         for number, ret in _received(pop):
             with deferred():
-                output_dir = pop.jobs.pop(number)
-                on_outcome(JobOutcome(number, ret, output_dir_of(ret) or output_dir))
+                on_outcome(_member_outcome(pop, number, ret))
 
     def _end(self, pop: _Population) -> None:
         pop.results.close()
@@ -235,8 +235,7 @@ class PopulationExecutor(ProcessExecutor):
         stop_processes([pop.process for pop in pops])  # each member records `interrupted`
         for pop in pops:
             for number, ret in _received(pop):  # finished before the signal: their results stand
-                output_dir = pop.jobs.pop(number)
-                outcomes.append(JobOutcome(number, ret, output_dir_of(ret) or output_dir))
+                outcomes.append(_member_outcome(pop, number, ret))
             for number, out in pop.jobs.items():
                 outcomes.append(JobOutcome(number, None, out, died="interrupted"))
             self._end(pop)
@@ -249,6 +248,12 @@ class PopulationExecutor(ProcessExecutor):
     def close(self) -> None:
         if self.running():
             self.interrupt()
+
+
+def _member_outcome(pop: _Population, number: int, ret: JobReturn) -> JobOutcome:
+    """Member `number`'s outcome from the result it sent, its config attached (`_prepare`)."""
+    ret.cfg = pop.configs[number]
+    return JobOutcome(number, ret, pop.jobs.pop(number))
 
 
 def _received(pop: _Population) -> list[tuple[int, JobReturn]]:
@@ -309,12 +314,11 @@ def _prepare(config: DictConfig) -> tuple[JobReturn, Member]:
     task_cfg = copy.deepcopy(config)
     with read_write(task_cfg), open_dict(task_cfg):
         del task_cfg["hydra"]
-    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
     overrides = OmegaConf.to_container(config.hydra.overrides.task)
+    # The return carries the result alone: the sweep holds every member's config already and
+    # attaches it (`_hand_over`), so no config is copied, converted and pickled back per member.
     ret = JobReturn(
         overrides=overrides,  # type: ignore[arg-type]
-        cfg=task_cfg,
-        hydra_cfg=hydra_cfg,  # type: ignore[arg-type]
         working_dir=os.getcwd(),
         task_name=str(config.hydra.job.name),
     )
@@ -322,7 +326,7 @@ def _prepare(config: DictConfig) -> tuple[JobReturn, Member]:
     if config.hydra.output_subdir is not None:
         hydra_output = output_dir / str(config.hydra.output_subdir)
         _save_config(task_cfg, "config.yaml", hydra_output)
-        _save_config(hydra_cfg, "hydra.yaml", hydra_output)  # type: ignore[arg-type]
+        _save_config(HydraConfig.instance().cfg, "hydra.yaml", hydra_output)  # type: ignore[arg-type]
         _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
     trial_env = (config.hydra.job.env_set or {}).get(ENV_VAR)
     with env_override({ENV_VAR: str(trial_env)} if trial_env else {}):
