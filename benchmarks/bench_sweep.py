@@ -1,7 +1,7 @@
 """Sweep figures, each measured in this one invocation against its own baseline.
 
-    python benchmarks/bench_sweep.py                 # all four parts (about 30 minutes, 2 cores)
-    python benchmarks/bench_sweep.py --part pruning  # or: parallel, whole, population
+    python benchmarks/bench_sweep.py                 # all five parts (about 30 minutes, 2 cores)
+    python benchmarks/bench_sweep.py --part pruning  # or: parallel, whole, population, compose
     python benchmarks/bench_sweep.py --part pruning --seeds 0 1 2 \
         --settings preset n_warmup_steps=3,n_startup_trials=5 pruner=percentile,percentile=75
     python benchmarks/bench_sweep.py --part pruning --search kernels  # another preset's study
@@ -24,6 +24,9 @@ population 32 trials of `experiment=hard` (one architecture) searching `optimize
           seed 0, no pruning, end to end: the process executor at n_jobs=2 against the
           population executor, two processes of 16 members and one process of 32 on two
           threads, interleaved (`--rounds N` for medians): wall times, ratios, best accuracies.
+compose   the configs of 32 trials of that lr-only sweep, composed in one process by Hydra's
+          `load_sweep_config` and by linesweep's `SweepComposer` (which the executors use), the
+          overrides as the sweeper writes them: median seconds of 5 repeats each, interleaved.
 Every linesweep sweep runs as a real command in a fresh folder under a temporary directory
 (`--keep DIR` leaves them in DIR, to read with `python -m linesweep.compare DIR`; run again with
 the same DIR, the pruning part reuses the studies and re-trained trials already there).
@@ -496,10 +499,59 @@ def part_population(scratch: Path, rounds: int) -> None:
     print("target: population >= 3x faster than process at n_jobs=2, same best accuracy")
 
 
+# ------------------------------------------------------------------ compose
+def part_compose(repeats: int = 5, trials: int = 32) -> None:
+    """Composing every trial's config: Hydra's full composition against the composer's copies."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from linesweep.core.trial_link import ENV_VAR, TrialContext
+    from linesweep.run.config import register_configs
+    from linesweep.sweep.composing import SweepComposer
+
+    def overrides(number: int) -> list[str]:  # as the sweeper writes them (sweeper.py)
+        context = TrialContext(storage="sqlite:///s.db", study_name="linesweep", number=number)
+        return [
+            "experiment=hard",
+            "plots=light",
+            f"optimizer.lr={1e-4 * 1.2**number!r}",
+            f"hydra.sweep.subdir={number}",
+            f"++hydra.job.env_set.{ENV_VAR}='{context.to_env()}'",
+        ]
+
+    register_configs()
+    with initialize_config_module("linesweep.conf", version_base="1.3", job_name="train"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(
+            "train", [*POPULATION_SWEEP, "hydra.mode=MULTIRUN"], RunMode.MULTIRUN
+        )
+        ways = {
+            "load_sweep_config": lambda: lambda o: loader.load_sweep_config(master, o),
+            "SweepComposer": lambda: SweepComposer(loader, master).compose,  # a fresh cache
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(repeats):
+            for name, make in ways.items():
+                compose = make()
+                start = time.perf_counter()
+                for number in range(trials):
+                    compose(overrides(number))
+                seconds[name].append(time.perf_counter() - start)
+    full, ours = (statistics.median(seconds[name]) for name in ways)
+    print(
+        f"{trials} trials' configs: load_sweep_config {full:.3f} s "
+        f"({1000 * full / trials:.1f} ms each), SweepComposer {ours:.3f} s "
+        f"({1000 * ours / trials:.1f} ms each, one full composition): {full / ours:.1f}x faster"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--part", choices=["pruning", "parallel", "whole", "population", "all"], default="all"
+        "--part",
+        choices=["pruning", "parallel", "whole", "population", "compose", "all"],
+        default="all",
     )
     parser.add_argument(
         "--rounds", type=int, default=1, help="population: sweeps per executor (default 1)"
@@ -543,6 +595,7 @@ def main() -> None:
             "parallel": lambda: part_parallel(scratch),
             "whole": lambda: part_whole(scratch),
             "population": lambda: part_population(scratch, args.rounds),
+            "compose": part_compose,
         }
         for name, part in parts.items():
             if args.part in (name, "all"):

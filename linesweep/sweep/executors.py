@@ -51,6 +51,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.basecontainer import BaseContainer
 
 from linesweep.core.errors import ConfigError
+from linesweep.sweep.composing import SweepComposer
 from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import JobOutcome, as_objective
 
@@ -350,6 +351,7 @@ class ProcessExecutor(TrialExecutor):
         preload: list[str],
     ) -> None:
         self.hydra_context, self.config, self.capacity = hydra_context, config, capacity
+        self._composer = SweepComposer(hydra_context.config_loader, config)
         self._context, self._task = start_method(task, preload)
         self._running: dict[int, _Running] = {}
 
@@ -357,10 +359,12 @@ class ProcessExecutor(TrialExecutor):
         self._start(job, *self._compose(job))
 
     def _compose(self, job: TrialJob) -> tuple[DictConfig, Path]:
-        """The job's whole config (hydra node included) and its output folder."""
-        config = self.hydra_context.config_loader.load_sweep_config(
-            self.config, list(job.overrides)
-        )
+        """The job's whole config (hydra node included) and its output folder.
+
+        Exactly what Hydra's `load_sweep_config` gives, composed fully once per frame of
+        overrides (composing.py): a trial that changes only values costs a copy, not 150 ms.
+        """
+        config = self._composer.compose(job.overrides)
         with open_dict(config):
             config.hydra.job.id = f"{config.hydra.job.name}_{job.number}"
             config.hydra.job.num = job.number
