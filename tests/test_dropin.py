@@ -345,13 +345,16 @@ def test_the_sweepers_nulls_resolve_against_linesweeps_app(compose_config):
         with_hydra=True,
     )
     conf = {k: v for k, v in cfg.hydra.sweeper.items() if not k.startswith("_")}
-    importlib.import_module("linesweep.train")  # as in a sweep of the app, which imports torch
+    importlib.import_module("linesweep.run.task")  # as the app's cli() does: torch imported
     settings = SweepSettings.from_config(conf, cfg)
     assert settings.directions == ["maximize", "minimize"]
     assert settings.pruner == {"_target_": "optuna.pruners.NopPruner"}  # two objectives
     assert settings.study_name == cfg.hydra.job.name  # and its folder is named alike
     assert cfg.hydra.sweep.dir == f"outputs/sweeps/{settings.study_name}"
-    assert settings.preload == ["torch._dynamo"]  # linesweep's app has imported torch
+    assert settings.preload == []  # linesweep's hand-written step needs no torch._dynamo
+    amsgrad = compose_config("hydra/sweeper=linesweep", "optimizer.amsgrad=true", with_hydra=True)
+    conf = {k: v for k, v in amsgrad.hydra.sweeper.items() if not k.startswith("_")}
+    assert SweepSettings.from_config(conf, amsgrad).preload == ["torch._dynamo"]  # torch.optim's
     one = compose_config("hydra/sweeper=linesweep", with_hydra=True)
     conf = {k: v for k, v in one.hydra.sweeper.items() if not k.startswith("_")}
     pruner = SweepSettings.from_config(conf, one).pruner

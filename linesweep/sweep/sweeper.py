@@ -141,8 +141,8 @@ class SweepSettings:
         if plain["pruner"] is None:  # Optuna prunes single-objective studies only
             default = MedianPrunerConfig if len(directions) == 1 else NopPrunerConfig
             plain["pruner"] = OmegaConf.to_container(OmegaConf.structured(default))
-        if plain["preload"] is None:  # only what the app's own imports say it needs
-            plain["preload"] = ["torch._dynamo"] if "torch" in sys.modules else []
+        if plain["preload"] is None:
+            plain["preload"] = default_preload(app_config, linesweep_app=metrics is not None)
         plain["params"] = plain["params"] or {}
         settings = cls(directions=directions, **plain)
         settings.check()
@@ -186,6 +186,27 @@ def app_metrics(config: DictConfig) -> list[str] | None:
     if not OmegaConf.is_list(metrics) or not all(m in METRIC_DIRECTIONS for m in metrics):
         return None
     return list(metrics)
+
+
+def default_preload(app_config: DictConfig, linesweep_app: bool) -> list[str]:
+    """What every trial would import for itself, imported once before trials fork.
+
+    torch.optim's step imports `torch._dynamo`, about 1 s a process. linesweep's hand-written
+    step needs no torch.optim, unless the optimizer is outside its family (amsgrad): a sweep
+    preloading it anyway started 1 s later. Another app that imported torch may well use it.
+    """
+    if "torch" not in sys.modules:
+        return []
+    if linesweep_app:
+        from linesweep.run.step import Unsupported, UpdateRule  # torch is imported already
+        from linesweep.run.validation import to_train_config
+
+        try:
+            UpdateRule.of_config(to_train_config(app_config).optimizer)
+            return []
+        except (LinesweepError, Unsupported):
+            pass
+    return ["torch._dynamo"]
 
 
 class Sweep:
