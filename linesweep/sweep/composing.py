@@ -5,7 +5,7 @@
 values (`optimizer.lr=0.0123`, `hydra.sweep.subdir=7`), and Hydra applies those last, to the
 finished composition, with one function (`_apply_overrides_to_config`). So `SweepComposer`
 composes fully once per *frame* (a trial's overrides with each plain value blanked, key and
-position kept), and for every later trial of that frame deep-copies that composition, re-applies
+position kept), and for every later trial of that frame copies that composition, re-applies
 the plain values with Hydra's own function (the same errors, word for word), and redoes what Hydra
 derives from the override list: `hydra.overrides`, `override_dirname`, `env_set` from `env_copy`,
 `runtime.cwd` and the master's resolver cache. An lr-only sweep is one frame;
@@ -30,8 +30,8 @@ One difference: a YAML file edited during a sweep reaches only trials of a new f
 
 from __future__ import annotations
 
-import copy
 import os
+import pickle
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +43,8 @@ from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 MAX_FRAMES = 64  # compositions kept, the least recently used dropped (each about 200 kB)
+# Kept pickled: unpickling a whole config takes 0.9 ms where deep-copying it takes 5 ms, and gives
+# the same nodes, types, flags and resolver cache (tests/test_sweep_composing.py compares them).
 
 # What Hydra writes after applying the overrides, or reads to find the configs: a value for one of
 # these (or above or below one) always makes a frame of its own.
@@ -65,7 +67,7 @@ class SweepComposer:
 
     def __init__(self, config_loader: ConfigLoader, master_config: DictConfig) -> None:
         self.loader, self.master = config_loader, master_config
-        self._frames: OrderedDict[Frame, DictConfig] = OrderedDict()
+        self._frames: OrderedDict[Frame, bytes] = OrderedDict()  # each a pickled composition
         self._repositories: dict[tuple[str | None, str | None], Any] = {}
         self._parser = OverridesParser.create()
         self._can_reapply = hasattr(config_loader, "_parse_overrides_and_create_caching_repo")
@@ -78,12 +80,12 @@ class SweepComposer:
         frame, parsed, plain = planned
         if frame not in self._frames:
             config = self.loader.load_sweep_config(self.master, list(overrides))
-            self._frames[frame] = copy.deepcopy(config)
+            self._frames[frame] = pickle.dumps(config)
             if len(self._frames) > MAX_FRAMES:
                 self._frames.popitem(last=False)
             return config
         self._frames.move_to_end(frame)
-        return self._reapply(copy.deepcopy(self._frames[frame]), parsed, plain)
+        return self._reapply(pickle.loads(self._frames[frame]), parsed, plain)
 
     def _plan(self, overrides: list[str]) -> tuple[Frame, list[Override], list[Override]] | None:
         """The trial's frame, its parsed overrides (as `load_sweep_config` lists them) and the

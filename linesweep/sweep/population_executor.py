@@ -87,9 +87,7 @@ def population_key(config: DictConfig) -> str | None:
     A config the task would refuse, replicates, or an optimizer outside the hand-written step's
     family trains alone, as the process executor runs it (and records why it could not run).
     """
-    task_cfg = copy.deepcopy(config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
+    task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     try:
         typed = to_train_config(task_cfg)
         UpdateRule.of_config(typed.optimizer)
