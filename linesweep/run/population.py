@@ -101,8 +101,15 @@ def _stacked(splits: Split | Sequence[Split], r: int) -> tuple[Tensor, Tensor]:
 def evaluate_population(
     step: HandStep, val: Split | Sequence[Split], batch_size: int
 ) -> tuple[list[float], list[float]]:
-    """Each member's mean cross-entropy and accuracy on its split: two lists of R floats."""
+    """Each member's mean cross-entropy and accuracy on its split: two lists of R floats.
+
+    `batch_size` counts images of all members together: each forward takes batch_size // R
+    images of every member, as much work as a single run's batch. A forward R times wider
+    leaves the cache: 16 members of `experiment=hard` on 1,000 validation images took 103 ms in
+    batches of 1,000 and 25 ms in batches of 100 (one run: 3.3 ms).
+    """
     r = len(step.params)
+    batch_size = max(1, batch_size // r)
     images, labels = _stacked(val, r)  # (R, N, C0, H, W), (R, N)
     total_loss = torch.zeros(r, dtype=torch.float64)
     correct = torch.zeros(r, dtype=torch.int64)
