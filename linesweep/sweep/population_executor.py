@@ -24,7 +24,6 @@ one mechanism; the training itself is in `linesweep.run.trials`.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import multiprocessing.connection
@@ -309,9 +308,7 @@ def _prepare(config: DictConfig) -> tuple[JobReturn, Member]:
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = str(output_dir.resolve())
     HydraConfig.instance().set_config(config)
-    task_cfg = copy.deepcopy(config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
+    task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     overrides = OmegaConf.to_container(config.hydra.overrides.task)
     # The return carries the result alone: the sweep holds every member's config already and
     # attaches it (`_hand_over`), so no config is copied, converted and pickled back per member.
