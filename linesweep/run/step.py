@@ -40,7 +40,7 @@ one set of them: conv1 is then one matmul (R*C1, C0*k*k) @ columns for all membe
 and weight gradient alike (`shared`).
 
 Measured and not taken: the members innermost beside the images, (C, H, W, R, B), so that
-max-pooling sees C planes of R*B channels. Pooling itself got 3x faster at R=8 (17 µs against
+max-pooling sees C planes of R*B channels. Pooling itself got 3.4x faster at R=8 (17 µs against
 58), yet the whole step got slower (R=1 by 24%, R=8 by 10%): unfold, fold and the ReLU then
 copy runs of B floats where they now copy runs of Wo*B.
 

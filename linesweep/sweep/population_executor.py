@@ -311,7 +311,7 @@ def _prepare(config: DictConfig) -> tuple[JobReturn, Member]:
     task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     overrides = OmegaConf.to_container(config.hydra.overrides.task)
     # The return carries the result alone: the sweep holds every member's config already and
-    # attaches it (`_hand_over`), so no config is copied, converted and pickled back per member.
+    # attaches it (`_member_outcome`), so no config is copied, converted and pickled back.
     ret = JobReturn(
         overrides=overrides,  # type: ignore[arg-type]
         working_dir=os.getcwd(),
