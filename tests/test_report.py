@@ -281,7 +281,10 @@ def test_run_pictures_name_their_run_and_configuration():
     assert caption == "channels_lr/7: model.out_1=7 optimizer.lr=0.02196"
     assert run_caption(Path("a/b"), None) == "a/b: (the defaults)"
     long = run_caption(Path("a/b"), [f"k{i}=v" for i in range(60)])
-    assert len(long) == 110 and long.endswith("…")
+    assert len(long) <= 110 and long.startswith("a/b: … ") and long.endswith(" k58=v k59=v")
+    sampled = ["experiment=hard", "plots=light", "trainer.shuffle=false"] * 6 + ["optimizer.lr=0.1"]
+    assert run_caption(Path("s/7"), sampled).endswith("optimizer.lr=0.1")  # a sweep's own value
+    assert run_caption(Path("a/b"), ["k=" + "v" * 200]).endswith("…")  # one override too long
 
 
 def test_run_pngs_carry_the_caption(tmp_path, monkeypatch):

@@ -207,6 +207,32 @@ def test_trials_csv_gives_the_epoch_each_value_was_measured_at(sweep_in_process,
     assert {"complete", "pruned"} <= states
 
 
+@pytest.mark.parametrize("executor", ["process", "population"])
+def test_a_sampled_value_hydra_cannot_compose_refuses_its_trial_alone(
+    sweep_in_process, tmp_path, executor
+):
+    # trainer.batch_size=abc passes the search space (a choice of anything) but not Hydra's
+    # typed config: that trial is refused, the others train, the study ends.
+    sweep_in_process(
+        tmp_path,
+        "hydra/sweeper/sampler=grid",
+        f"hydra.sweeper.executor={executor}",
+        "trainer.batch_size=choice(20,abc)",
+        "optimizer.lr=choice(0.01,0.1)",
+    )
+    study = load_study(tmp_path)
+    assert (
+        sorted(t.state for t in study.trials) == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] * 2
+    )
+    by_state = {}
+    for row in rows(tmp_path):
+        by_state.setdefault(row["state"], []).append(row)
+    assert [r["params.trainer.batch_size"] for r in by_state["refused"]] == ["abc", "abc"]
+    for row in by_state["refused"]:
+        assert row["error"].startswith("trainer.batch_size=abc is not allowed: a value Hydra can")
+        assert "\n" not in row["error"]
+
+
 # ------------------------------------------------------------------ bad input, before any study
 
 

@@ -47,11 +47,24 @@ _LONG_DECIMAL = re.compile(r"[-+]?\d*\.\d{5,}(?:[eE][-+]?\d+)?")
 
 
 def run_caption(run_dir: Path, overrides: Sequence[str] | None) -> str:
-    """The line every run PNG carries: the run's folder (last two parts) and its overrides."""
+    """The line every run PNG carries: the run's folder (last two parts) and its overrides.
+
+    Too long, it keeps the last overrides whole and drops the first: a sweep's trial lists the
+    command's fixed overrides first and its sampled values last, the ones that tell its
+    pictures apart.
+    """
     where = "/".join(Path(run_dir).parts[-2:])
-    shown = " ".join(_shorter(str(o)) for o in overrides or []) or "(the defaults)"
-    text = f"{where}: {shown}"
-    return text if len(text) <= CAPTION_WIDTH else text[: CAPTION_WIDTH - 1] + "…"
+    parts = [_shorter(str(o)) for o in overrides or []]
+    text = f"{where}: {' '.join(parts) or '(the defaults)'}"
+    if len(text) <= CAPTION_WIDTH:
+        return text
+    kept: list[str] = []
+    room = CAPTION_WIDTH - len(f"{where}: … ")
+    while parts and len(" ".join([parts[-1], *kept])) <= room:
+        kept.insert(0, parts.pop())
+    if not kept:  # one override longer than the line
+        return text[: CAPTION_WIDTH - 1] + "…"
+    return f"{where}: … {' '.join(kept)}"
 
 
 def _shorter(override: str) -> str:

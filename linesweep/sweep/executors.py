@@ -33,11 +33,12 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,12 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.errors import HydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.basecontainer import BaseContainer
+from omegaconf.errors import OmegaConfBaseException
 
 from linesweep.core.errors import ConfigError
 from linesweep.sweep.composing import SweepComposer
@@ -278,6 +281,16 @@ def _portable(ret: JobReturn) -> JobReturn:
     return ret
 
 
+def refusal(err: Exception, overrides: Sequence[str]) -> ConfigError:
+    """Hydra's refusal to compose a trial's overrides, as one line naming the override."""
+    cause = err.__cause__ or err
+    why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    named = re.search(r"override (\S+?)=(\S*)", str(err))
+    if named:
+        return ConfigError(named[1], named[2], f"a value Hydra can compose ({why})")
+    return ConfigError("overrides", list(overrides), f"overrides Hydra can compose ({why})")
+
+
 def stop_processes(processes: list[Any], grace_s: float = 5.0) -> None:
     """SIGTERM each (a run records `interrupted` itself), then SIGKILL what is left after
     `grace_s` seconds for them all."""
@@ -354,9 +367,32 @@ class ProcessExecutor(TrialExecutor):
         self._composer = SweepComposer(hydra_context.config_loader, config)
         self._context, self._task = start_method(task, preload)
         self._running: dict[int, _Running] = {}
+        self._refused: list[JobOutcome] = []  # composing failed: handed over at the next wait
 
     def submit(self, job: TrialJob) -> None:
-        self._start(job, *self._compose(job))
+        composed = self._compose_or_refuse(job)
+        if composed is not None:
+            self._start(job, *composed)
+
+    def _compose_or_refuse(self, job: TrialJob) -> tuple[DictConfig, Path] | None:
+        """`_compose`, or None when Hydra cannot compose the trial's overrides (a sampled value
+        of the wrong type, `trainer.batch_size=abc`): that trial alone is refused, in one line,
+        and the sweep goes on."""
+        try:
+            return self._compose(job)
+        except (HydraException, OmegaConfBaseException) as err:
+            ret = JobReturn(status=JobStatus.FAILED, _return_value=refusal(err, job.overrides))
+            folder = Path(str(self.config.hydra.sweep.dir)) / str(job.number)
+            self._refused.append(JobOutcome(job.number, ret, folder))
+            return None
+
+    def _hand_over_refused(self, on_outcome: OutcomeHandler) -> bool:
+        """Pass the refused jobs' outcomes on; whether there were any."""
+        refused, self._refused = self._refused, []
+        for outcome in refused:
+            with deferred():
+                on_outcome(outcome)
+        return bool(refused)
 
     def _compose(self, job: TrialJob) -> tuple[DictConfig, Path]:
         """The job's whole config (hydra node included) and its output folder.
@@ -391,10 +427,10 @@ class ProcessExecutor(TrialExecutor):
         self._running[job.number] = _Running(job, process, results_recv, alive_send, output_dir)
 
     def running(self) -> list[int]:
-        return list(self._running)
+        return [*self._running, *(o.number for o in self._refused)]
 
     def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
-        if not self._running:
+        if self._hand_over_refused(on_outcome) or not self._running:
             return
         by_handle: dict[Any, _Running] = {}
         for run in self._running.values():
@@ -434,7 +470,7 @@ class ProcessExecutor(TrialExecutor):
     def interrupt(self) -> list[JobOutcome]:
         runs = list(self._running.values())
         stop_processes([run.process for run in runs])
-        outcomes = []
+        outcomes, self._refused = self._refused, []
         for run in runs:
             self._finish(run)
             outcomes.append(JobOutcome(run.job.number, None, run.output_dir, died="interrupted"))

@@ -137,12 +137,14 @@ class PopulationExecutor(ProcessExecutor):
         self._populations: list[_Population] = []
 
     def submit(self, job: TrialJob) -> None:
-        config, output_dir = self._compose(job)
-        self._pending.append(_Pending(job, config, output_dir, population_key(config)))
+        composed = self._compose_or_refuse(job)
+        if composed is not None:
+            config, output_dir = composed
+            self._pending.append(_Pending(job, config, output_dir, population_key(config)))
 
     def running(self) -> list[int]:
         return [
-            *self._running,
+            *super().running(),
             *(n for p in self._populations for n in p.jobs),
             *(p.job.number for p in self._pending),
         ]
@@ -182,7 +184,7 @@ class PopulationExecutor(ProcessExecutor):
 
     def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
         self._start_pending()
-        if not self._running and not self._populations:
+        if self._hand_over_refused(on_outcome) or (not self._running and not self._populations):
             return
         by_handle: dict[Any, Any] = {}
         for item in [*self._running.values(), *self._populations]:
