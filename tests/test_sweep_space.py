@@ -76,6 +76,8 @@ def test_fixed_values_and_deletions_pass_through_to_every_trial_as_written():
     assert space.fixed == ("key=5", "~z", "~w=10")  # `~z` deletes z whatever its value
     assert space.fixed_keys() == {"key", "z", "w"}
     assert space.overrides({"key1": 2}) == ["key=5", "~z", "~w=10", "key1=2"]
+    typed = ["a=false", "b=${seed}", 'c=${oc.env:X,"cpu"}', "d=1e-3", "e=[1, 2]"]
+    assert parse_search_space({}, typed).fixed == tuple(typed)  # not False, $\{seed\}, 0.001
 
 
 def test_parameters_a_custom_search_space_added_become_overrides_after_the_sampled_ones():

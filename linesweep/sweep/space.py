@@ -125,8 +125,8 @@ def parse_search_space(params: Mapping[str, Any] | None, arguments: Sequence[str
             distributions[override.get_key_element()] = to_distribution(override, origin)
         elif override.is_delete() and override.value_type is None:  # `~key`: delete, any value
             fixed.append(override.get_key_element())
-        else:
-            fixed.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
+        else:  # as typed: rebuilt from the parse, `false` read `False` and `${a}` `$\{a\}`
+            fixed.append(override.input_line)
     return SearchSpace(distributions, tuple(fixed))
 
 
