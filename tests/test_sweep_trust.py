@@ -254,6 +254,18 @@ def test_a_typo_in_a_search_space_key_names_the_nearest_keys_before_any_study(
     assert "the nearest: model.out_1, model.out_2" in error
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["hydra.sweeper.sampler=grid", "hydra.sweeper.sampler=null", "hydra.sweeper.pruner=median"],
+)
+def test_a_sampler_or_pruner_set_as_a_value_names_its_config_group(
+    sweep_in_process, tmp_path, caplog, value
+):
+    error = refused(sweep_in_process, tmp_path, caplog, "optimizer.lr=choice(0.1,0.2)", value)
+    group = "hydra/sweeper/" + value.split(".")[2].split("=")[0]
+    assert error.startswith(f"{value} is not allowed: a `_target_` config, chosen with {group}=")
+
+
 def test_a_typo_in_a_config_groups_option_is_refused_before_any_study(
     sweep_in_process, tmp_path, caplog
 ):

@@ -23,6 +23,7 @@ from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler, GridSampler
 from optuna.storages import BaseStorage
 
+from hydra_plugins.linesweep_optuna_sweeper.config import PRUNER_OPTIONS, SAMPLER_OPTIONS
 from linesweep.core.errors import ConfigError
 from linesweep.sweep.space import SearchSpace
 
@@ -88,9 +89,23 @@ def _build(config: Mapping[str, Any], key: str, cls: type, **extra: Any) -> Any:
         ) from None
 
 
+def _chosen(config: Any, group: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A sampler's or pruner's config, or a ConfigError: a plain value where the config group's
+    option belongs (`hydra.sweeper.sampler=grid` for `hydra/sweeper/sampler=grid`)."""
+    if not isinstance(config, Mapping):
+        key = group.replace("/", ".")
+        raise ConfigError(
+            key, config, f"a `_target_` config, chosen with {group}=<option>",
+            f"write {group}={config if config in options else '<option>'} (one of "
+            f"{', '.join(options)})",
+        )  # fmt: skip
+    return target_config(config)
+
+
 def make_sampler(config: Mapping[str, Any], space: SearchSpace) -> BaseSampler:
     """The sampler of `hydra.sweeper.sampler`; a grid sampler gets its grid from the space."""
-    key, conf = "hydra.sweeper.sampler", target_config(config)
+    key = "hydra.sweeper.sampler"
+    conf = _chosen(config, "hydra/sweeper/sampler", SAMPLER_OPTIONS)
     cls = _target_class(conf, key, BaseSampler, "optuna.samplers.TPESampler")
     extra = {"search_space": space.grid()} if issubclass(cls, GridSampler) else {}
     return _build(conf, key, cls, **extra)
@@ -98,7 +113,7 @@ def make_sampler(config: Mapping[str, Any], space: SearchSpace) -> BaseSampler:
 
 def make_pruner(config: Mapping[str, Any]) -> BasePruner:
     """The pruner of `hydra.sweeper.pruner` (a `_target_` config)."""
-    key, conf = "hydra.sweeper.pruner", target_config(config)
+    key, conf = "hydra.sweeper.pruner", _chosen(config, "hydra/sweeper/pruner", PRUNER_OPTIONS)
     return _build(conf, key, _target_class(conf, key, BasePruner, "optuna.pruners.MedianPruner"))
 
 
