@@ -233,6 +233,24 @@ def test_a_sampled_value_hydra_cannot_compose_refuses_its_trial_alone(
         assert "\n" not in row["error"]
 
 
+def test_config_groups_on_the_commands_search_path_are_options_like_any_other(
+    sweep_in_process, tmp_path
+):
+    extra = tmp_path / "extra"
+    (extra / "experiment").mkdir(parents=True)
+    (extra / "experiment" / "extra.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - /experiment/smoke\ntrainer:\n  epochs: 1\n"
+    )
+    sweep_in_process(
+        tmp_path / "sweep",
+        f"hydra.searchpath=[file://{extra}]",
+        "experiment=extra",  # found only through hydra.searchpath
+        "hydra/sweeper/sampler=grid",
+        "optimizer.lr=choice(0.1,0.2)",
+    )
+    assert [r["epoch"] for r in rows(tmp_path / "sweep")] == ["1", "1"]
+
+
 # ------------------------------------------------------------------ bad input, before any study
 
 

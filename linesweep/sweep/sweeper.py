@@ -232,12 +232,21 @@ class Sweep:
         self.password_before: str | None = None
 
     # ------------------------------------------------------------------ set-up
+    def _group_options(self, group: str) -> list[str]:
+        """A config group's options as the trials will find them: with the search path the
+        command added (`hydra.searchpath=[...]`), which the loader's own view leaves out."""
+        return self.hydra_context.config_loader.get_group_options(
+            group,
+            config_name=self.config.hydra.job.config_name,
+            overrides=list(OmegaConf.to_container(self.config.hydra.overrides.hydra)),
+        )
+
     def prepare(self, arguments: list[str]) -> None:
         """Everything that can refuse the sweep, done before any trial starts."""
         s = self.settings
         check_study_name(s.study_name)
         self.space: SearchSpace = parse_search_space(s.params, arguments)
-        check_keys(self.space, self.config, self.hydra_context.config_loader.get_group_options)
+        check_keys(self.space, self.config, self._group_options)
         if s.executor in ("process", "population"):
             check_preload(s.preload)
         self.sampler = make_sampler(s.sampler, self.space)
