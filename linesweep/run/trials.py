@@ -15,6 +15,7 @@ result does not depend on the executor that ran it (tests/test_population_sweep.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import traceback
@@ -124,6 +125,8 @@ def run_members(
             )
             state = open_.pop(i)
             state.loggers.close(Status.INTERRUPTED.value, state.summary.data["error"])
+            with contextlib.suppress(OSError):  # told, as a trial's process tells its verdict
+                on_result(i, err)
         raise
     except Exception as err:
         file_log.error("population failed with an unexpected error:\n%s", traceback.format_exc())
