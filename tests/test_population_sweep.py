@@ -12,6 +12,7 @@ import json
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import subprocess
 import sys
@@ -228,6 +229,50 @@ def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, cod
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     states = [t.state for t in load_study(folder).trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3  # the re-runs of all three
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds the population's process in /proc")
+def test_a_population_process_stopped_alone_tells_its_members_interrupted(tmp_path):
+    # SIGTERM to the population's process, not the sweep: its members record `interrupted`,
+    # the study and trials.csv say so too, and the sweep re-runs their slots to the end.
+    folder = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "linesweep.train", "-m", "hydra/sweeper=linesweep",
+        "experiment=smoke", "plots=none", "hydra.sweeper.sampler.seed=0", *POPULATION,
+        "data.N_images=2000", "trainer.batch_size=10", "trainer.epochs=25",
+        "hydra.sweeper.n_trials=3", "hydra.sweeper.population_size=3",
+        "optimizer.lr=tag(log,interval(1e-3,1e-1))", f"hydra.sweep.dir={folder}",
+    ]  # fmt: skip
+    sweep = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while not all((folder / str(n) / "metrics.csv").exists() for n in range(3)):
+        assert time.monotonic() < deadline, "the population did not start training"
+        time.sleep(0.05)
+    (population,) = _children(sweep.pid)
+    os.kill(population, signal.SIGTERM)
+    output, _ = sweep.communicate(timeout=240)
+    assert sweep.returncode == 0, output.decode()[-3000:]
+    rows = list(csv.DictReader((folder / "trials.csv").open()))
+    assert [r["state"] for r in rows[:3]] == ["interrupted"] * 3
+    assert [r["state"] for r in rows[3:]] == ["complete"] * 3  # their slots, re-run
+    for n in range(3):
+        assert summary(folder / str(n))["status"] == "interrupted"
 
 
 def _two_reports(send) -> None:
