@@ -187,10 +187,8 @@ def test_bad_executor_input_exits_2_with_one_line(
     assert not list(tmp_path.glob("[0-9]*"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, code):
-    folder = tmp_path / "sweep"
+def training_population(folder: Path) -> tuple[list[str], subprocess.Popen]:
+    """A population sweep of 3 trials started as a command, returned once all 3 train."""
     args = [
         "hydra/sweeper=linesweep",
         "experiment=smoke",
@@ -207,12 +205,20 @@ def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, cod
     ]
     command = [sys.executable, "-m", "linesweep.train", "-m", *args]
     sweep = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command, cwd=folder.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
     while not all((folder / str(n) / "metrics.csv").exists() for n in range(3)):
         assert time.monotonic() < deadline, "the population did not start training"
         time.sleep(0.05)
+    return command, sweep
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, code):
+    folder = tmp_path / "sweep"
+    command, sweep = training_population(folder)
     sweep.send_signal(signum)
     output, _ = sweep.communicate(timeout=30)
     assert sweep.returncode == code, output.decode()
@@ -250,20 +256,7 @@ def test_a_population_process_stopped_alone_tells_its_members_interrupted(tmp_pa
     # SIGTERM to the population's process, not the sweep: its members record `interrupted`,
     # the study and trials.csv say so too, and the sweep re-runs their slots to the end.
     folder = tmp_path / "sweep"
-    command = [
-        sys.executable, "-m", "linesweep.train", "-m", "hydra/sweeper=linesweep",
-        "experiment=smoke", "plots=none", "hydra.sweeper.sampler.seed=0", *POPULATION,
-        "data.N_images=2000", "trainer.batch_size=10", "trainer.epochs=25",
-        "hydra.sweeper.n_trials=3", "hydra.sweeper.population_size=3",
-        "optimizer.lr=tag(log,interval(1e-3,1e-1))", f"hydra.sweep.dir={folder}",
-    ]  # fmt: skip
-    sweep = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 60
-    while not all((folder / str(n) / "metrics.csv").exists() for n in range(3)):
-        assert time.monotonic() < deadline, "the population did not start training"
-        time.sleep(0.05)
+    _, sweep = training_population(folder)
     (population,) = _children(sweep.pid)
     os.kill(population, signal.SIGTERM)
     output, _ = sweep.communicate(timeout=240)
