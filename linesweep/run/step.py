@@ -41,8 +41,8 @@ and weight gradient alike (`shared`).
 
 Measured and not taken: the members innermost beside the images, (C, H, W, R, B), so that
 max-pooling sees C planes of R*B channels. Pooling itself got 3.4x faster at R=8 (17 µs against
-58), yet the whole step got slower (R=1 by 24%, R=8 by 10%): unfold, fold and the ReLU then
-copy runs of B floats where they now copy runs of Wo*B.
+58), yet the whole step got slower (R=1 by 24%, R=8 by 10%, A/B in one process): unfold, fold
+and the ReLU then copy runs of B floats where they now copy runs of Wo*B.
 
 Unfold + one bmm per member, or grouped conv2d? One convolution's forward (2 -> 3 channels,
 9x9, batch 10, one thread), `python benchmarks/bench_train.py --part conv`: R=1, 9.8 µs against
