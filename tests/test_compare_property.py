@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linesweep.compare.cli import main
-from linesweep.compare.runs import STATUSES_WRITTEN
+from linesweep.core.status import Status
 from tests.test_compare import fake_run
 from tests.test_compare_hostile import ALIAS_BOMB, SECRET, time_limit
 
@@ -128,7 +128,7 @@ def layer(v) -> bool:
 
 # What compare accepts in each field it reads (None, an absent value, is always accepted).
 SUMMARY_FIELDS = {
-    "status": lambda v: isinstance(v, str) and v in STATUSES_WRITTEN,
+    "status": lambda v: isinstance(v, str) and v in {s.value for s in Status if s.written},
     "error": text,
     "reason": text,
     "host": text,

@@ -28,7 +28,11 @@ from tests.conftest import load_study
 
 pytestmark = pytest.mark.slow
 
-FAST = ["hydra/sweeper=linesweep", "experiment=smoke", "plots=none", "hydra.sweeper.sampler.seed=0"]
+# One process per trial, one at a time: a trial to kill, a sweep to stop between two trials.
+FAST = [
+    "hydra/sweeper=linesweep", "experiment=smoke", "plots=none", "hydra.sweeper.sampler.seed=0",
+    "hydra.sweeper.executor=process",
+]  # fmt: skip
 # About two seconds per trial: time to kill one in the middle.
 SLOW = [*FAST, "data.N_images=2000", "trainer.batch_size=10", "trainer.epochs=25"]
 SPACE = ["model.out_1=int(interval(1,4))"]

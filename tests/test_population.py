@@ -18,7 +18,7 @@ from conftest import TINY, run_cli
 
 from linesweep.core.errors import ConfigError, Diverged
 from linesweep.core.metrics import EpochMetrics, population_objective, spread
-from linesweep.core.record import read_metrics, read_summary, read_weights, write_metrics
+from linesweep.core.record import read_metrics, read_weights, write_metrics
 from linesweep.run.budget import check_population_fits
 from linesweep.run.data import make_splits
 from linesweep.run.model import build_model
@@ -29,6 +29,11 @@ from linesweep.run.task import run
 from linesweep.run.validation import to_train_config
 
 REL = 1e-5  # the first epoch's loss, replicate 0 against the plain run
+
+
+def read_summary(folder):
+    """summary.json as the file holds it: the format is what these tests check."""
+    return json.loads((folder / "summary.json").read_text())
 
 
 def _runs(compose_config, tmp_path, *overrides, replicates=3):
@@ -144,7 +149,7 @@ def test_a_run_with_one_diverged_replicate_completes_and_records_it(compose_conf
 
 
 def test_every_member_diverging_is_a_diverged_run(compose_config, tmp_path, monkeypatch):
-    import linesweep.run.task as task
+    import linesweep.run.pipeline as pipeline
 
     def poisoned(*args, **kwargs):
         model = build_model(*args, **kwargs)
@@ -152,7 +157,7 @@ def test_every_member_diverging_is_a_diverged_run(compose_config, tmp_path, monk
             model.fc.bias.fill_(math.nan)
         return model
 
-    monkeypatch.setattr(task, "build_model", poisoned)
+    monkeypatch.setattr(pipeline, "build_model", poisoned)
     with pytest.raises(Diverged, match="every replicate diverged"):
         run(compose_config(*TINY, "replicates=2"), tmp_path)
     summary = read_summary(tmp_path)

@@ -62,7 +62,7 @@ def test_every_member_is_a_complete_run_with_its_own_record(sweep_in_process, tm
     )
     study = load_study(tmp_path)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
-    assert populations(caplog) == ["trials 0, 1, 2, 3, 4 train as one population"]
+    assert populations(caplog) == ["trials 0-4 train as one population (padded to out_1=2 out_2=1)"]
     for trial in study.trials:
         folder = tmp_path / str(trial.number)
         job = summary(folder)
@@ -137,30 +137,30 @@ def test_a_pruned_member_is_recorded_pruned_while_the_others_complete(sweep_in_p
         assert (folder / "model.pt").exists()
 
 
-def test_trials_of_different_architectures_train_apart(sweep_in_process, tmp_path, caplog):
+def test_trials_of_other_channel_counts_train_together_other_kernels_apart(
+    sweep_in_process, tmp_path, caplog
+):
     caplog.set_level(logging.INFO)
     sweep_in_process(
         tmp_path,
         *POPULATION,
         *GRID,
         "hydra.sweeper.population_size=8",
-        "model.out_1=choice(1,2,3)",  # three architectures
-        "optimizer.lr=choice(0.01,0.02)",
-        "hydra.sweeper.n_trials=5",  # so that one architecture has one trial: it runs alone
+        "model.out_1=choice(1,3)",  # padded: one population
+        "model.conv2.kernel_size=choice(2,3)",  # another geometry: another population
+        "hydra.sweeper.n_trials=4",
     )
     study = load_study(tmp_path)
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
-    by_width: dict[int, list[int]] = {}
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    by_kernel: dict[int, list[int]] = {}
     for trial in study.trials:
-        by_width.setdefault(trial.params["model.out_1"], []).append(trial.number)
+        by_kernel.setdefault(trial.params["model.conv2.kernel_size"], []).append(trial.number)
         assert summary(tmp_path / str(trial.number))["status"] == "complete"
     expected = sorted(
-        f"trials {', '.join(map(str, numbers))} train as one population"
-        for numbers in by_width.values()
-        if len(numbers) > 1
+        f"trials {', '.join(map(str, numbers))} train as one population (padded to out_1=3 out_2=1)"
+        for numbers in by_kernel.values()
     )
     assert sorted(populations(caplog)) == expected
-    assert any(len(numbers) == 1 for numbers in by_width.values())  # a solo trial ran too
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_trials_of_different_architectures_train_apart(sweep_in_process, tmp_pat
     [
         (
             "hydra.sweeper.executor=batch",
-            "hydra.sweeper.executor=batch is not allowed: process, launcher or population",
+            "hydra.sweeper.executor=batch is not allowed: auto, process, launcher or population",
         ),
         (
             "hydra.sweeper.population_size=0",

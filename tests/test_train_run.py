@@ -42,7 +42,7 @@ def test_a_run_leaves_metrics_summary_shapes_weights_and_plots(compose_config, t
     assert summary["final"]["val_accuracy"] == float(rows[-1]["val_accuracy"])
     assert summary["objective"] == {
         "metrics": ["val_accuracy"], "directions": ["maximize"], "epoch": "last",
-        "values": [float(rows[-1]["val_accuracy"])],
+        "values": [float(rows[-1]["val_accuracy"])], "statistic": None,
     }  # fmt: skip
     assert result.objective == (float(rows[-1]["val_accuracy"]),)
     # 3 conv1 kernels 2x2 + bias, 1 conv2 kernel 3x2x2 + bias, a linear layer 49 -> 2

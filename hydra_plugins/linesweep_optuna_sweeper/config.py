@@ -234,21 +234,26 @@ class LinesweepOptunaSweeperConf:
     search_space: Any = None
     # stop once more than this fraction of n_trials has failed (refused configs do not count)
     max_failure_rate: float = 0.5
-    # process: a process per trial, n_jobs at a time; launcher: batches through hydra/launcher;
-    # population: trials that differ only in the optimizer's hyperparameters and the seed train
-    # together, up to population_size as one batched model per process, n_jobs processes at a
-    # time (the others as `process` runs them); up to n_jobs * population_size trials are asked
-    # at once
-    executor: str = "process"
-    population_size: int = 16  # with executor=population: the most trials one process trains
+    # auto: population for an app that names a batch entry point (batch_task) and whose trials
+    # can share, process for any other; process: a process per trial, n_jobs at a time;
+    # launcher: batches through hydra/launcher; population: the app's batch entry point trains
+    # trials together, up to population_size per process, n_jobs processes at a time (a trial
+    # it cannot pair runs as `process` runs it); up to n_jobs * population_size trials are
+    # asked at once
+    executor: str = "auto"
+    population_size: int = 16  # the most trials one process trains as one population
+    # The app's batch entry point: a module with plan(configs, most) and
+    # run(configs, on_return, context, task). linesweep's own app: linesweep.run.batch.
+    batch_task: str | None = "linesweep.run.batch"
     # How often a worker marks its running trials as alive, and how long a trial of another host
     # without a heartbeat is taken for alive. On a database: Optuna's heartbeat_interval and
     # grace_period (whole seconds, rounded up); on a journal file, linesweep's own heartbeat.
     heartbeat_s: float = 10.0
     stale_after_s: float = 120.0
-    # Modules imported once before trials fork, so that no trial pays for them. null: what the
-    # app has loaded decides: torch._dynamo if it imported torch (torch builds its compiler
-    # stack the first time an optimizer is made, ~1 s a trial), nothing otherwise.
+    # Modules imported once before trials fork, so that no trial pays for them. null: nothing
+    # for linesweep's app (it has imported what it needs); for another app that imported torch,
+    # torch._dynamo (torch builds its compiler stack the first time an optimizer is made, ~1 s
+    # a trial).
     preload: list[str] | None = None
 
 

@@ -66,7 +66,7 @@ from linesweep.compare.table import (
     text_table,
 )
 from linesweep.core.files import atomic_write_text, write_csv
-from linesweep.core.record import SUMMARY, read_summary
+from linesweep.core.record import SUMMARY, read_record
 from linesweep.core.safe_read import below
 from linesweep.core.status import Status
 
@@ -143,7 +143,7 @@ def _refused(folder: Path) -> bool:
     if not os.path.lexists(folder / SUMMARY):
         return False
     try:
-        return read_summary(folder).get("status") == Status.REFUSED
+        return read_record(folder)[0].status == Status.REFUSED
     except (OSError, ValueError):
         return False
 

@@ -385,29 +385,27 @@ def _config_text(run: Run) -> str:
 
 def shape_plan(run: Run) -> str:
     """The best run's shapes.yaml as a table: each layer's input, output and parameters."""
-    shapes = run.shapes or {}  # type-checked by read_run: plan is a list of layer mappings
-    plan = shapes.get("plan")
-    if plan is None:
+    shapes = run.shapes  # checked by read_run
+    if shapes is None or not shapes.plan:
         return "<p>No readable shapes.yaml in the run folder.</p>"
 
-    def dims(shape: Any) -> str:
-        return "x".join(str(n) for n in shape) if isinstance(shape, list) else str(shape)
+    def dims(shape: list[int]) -> str:
+        return "x".join(str(n) for n in shape)
 
     rows = [
         {
-            "layer": layer.get("layer"),
-            "type": layer.get("type"),
-            "input": dims(layer.get("input")),
-            "output": dims(layer.get("output")),
-            "params": layer.get("params"),
+            "layer": layer.layer,
+            "type": layer.type,
+            "input": dims(layer.input),
+            "output": dims(layer.output),
+            "params": layer.params,
         }
-        for layer in plan
-        if isinstance(layer, dict)
+        for layer in shapes.plan
     ]
-    rows.append({"layer": "total", "params": shapes.get("n_params")})
-    verdict = "agrees" if shapes.get("agree") else "does NOT agree"
+    rows.append({"layer": "total", "params": shapes.n_params})
+    verdict = "agrees" if shapes.agree else "does NOT agree"
     return html_table(["layer", "type", "input", "output", "params"], rows) + (
-        f"<p>Linear layer input: {e(shapes.get('flat_features'))} features; "
+        f"<p>Linear layer input: {e(shapes.flat_features)} features; "
         f"the plan {verdict} with a forward pass.</p>"
     )
 

@@ -54,24 +54,21 @@ from linesweep.core.record import (
     SUMMARY,
     YAML_CAP,
     CorruptRow,
+    RunRecord,
+    ShapesRecord,
     read_metrics,
+    read_record,
     read_shapes,
-    read_summary,
 )
-from linesweep.core.safe_read import MAX_INT, Unreadable, is_regular, read_text
+from linesweep.core.safe_read import Unreadable, is_regular, read_text
 from linesweep.core.safe_read import load_yaml as parse_yaml
 from linesweep.core.status import Status
 
-# What a trainer may write into summary.json; compare's own words (incomplete...) are not.
-STATUSES_WRITTEN = frozenset(
-    s.value for s in Status if s not in (Status.INCOMPLETE, Status.UNREADABLE, Status.KILLED)
-)
 MAX_SEARCH_DEPTH = 32  # outputs/sweeps/<study>/<trial> is 3 levels; a deeper tree is not searched
 CONFIG = Path(".hydra", "config.yaml")
 OVERRIDES = Path(".hydra", "overrides.yaml")
 MULTIRUN = "multirun.yaml"
 MAX_REPLICATES = 1_000_000  # a population this size would not fit a summary.json's cap anyway
-_METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # no `$`: names reach plot titles
 
 
 @dataclass
@@ -98,7 +95,7 @@ class Run:
     final: dict[str, float] = field(default_factory=dict)  # the last epoch's metrics row
     best: dict[str, float] = field(default_factory=dict)  # the row with the best val_accuracy
     history: list[dict[str, float]] = field(default_factory=list)  # metrics.csv, one per epoch
-    shapes: dict[str, Any] | None = None  # shapes.yaml, the fields it type-checks (`_SHAPES`)
+    shapes: ShapesRecord | None = None  # shapes.yaml, checked
     n_params: int | None = None
     epochs_run: int | None = None
     wall_time_s: float | None = None
@@ -109,6 +106,7 @@ class Run:
     members: list[Member] = field(default_factory=list)  # its replicates; empty for a plain run
     success_threshold: float | None = None  # a replicate succeeds when objective[0] reaches it
     grouped: list[Path] = field(default_factory=list)  # a group of seeds: its runs' folders
+    malformed_objective: bool = False  # summary.json's objective was there, and unsound
 
     def cell(self, column: str) -> Any:
         """The value of a table column, or of any config key; None when the run lacks it."""
@@ -310,78 +308,6 @@ def _finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None  # plain data: ints fit a float
 
 
-def _count(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INT
-    return value if ok else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _texts(value: Any) -> list[str] | None:
-    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    return value if ok else None
-
-
-def _metric_names(value: Any) -> list[str] | None:
-    names = _texts(value)
-    return names if names and all(_METRIC_NAME.fullmatch(n) for n in names) else None
-
-
-def _metrics_row(value: Any) -> dict[str, float] | None:
-    """A metrics row: names to numbers; None (how JSON writes NaN) leaves a metric out."""
-    if not isinstance(value, dict):
-        return None
-    if any(v is not None and not _is_number(v) for v in value.values()):
-        return None
-    return {k: f for k, v in value.items() if (f := _finite(v)) is not None}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _values_for(names: list[str]) -> Callable[[Any], list[float | None] | None]:
-    def check(value: Any) -> list[float | None] | None:
-        ok = isinstance(value, list) and len(value) == len(names)
-        if not ok or not all(v is None or _is_number(v) for v in value):
-            return None
-        return [_finite(v) for v in value]
-
-    return check
-
-
-def _pid(value: Any) -> int | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
-    return value if ok else None
-
-
-class _Fields:
-    """Typed values out of one parsed file: a malformed one is noted and left out, never raised."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.data = data
-        self.bad: list[str] = []
-
-    def get(self, key: str, check: Callable[[Any], Any], expected: str) -> Any:
-        """The value of `key` if `check` accepts it; None when it is absent or malformed."""
-        value = self.data
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            return None
-        checked = check(value)
-        if checked is None:
-            self.bad.append(f"{key} ({expected}: {_show(value)})")
-        return checked
-
-    def warning(self, name: str) -> str | None:
-        if not self.bad:
-            return None
-        return f"{name} has malformed values, left out: {', '.join(self.bad)}"
-
-
 # ---------------------------------------------------------------- reading one run
 
 
@@ -429,98 +355,71 @@ def read_run(folder: Path, sweeps: SweepConfigs | None = None) -> Run:
         and run.shapes is not None
         and (run.state.trained or run.state in (Status.RUNNING, Status.KILLED, Status.INCOMPLETE))
     ):
-        run.n_params = run.shapes.get("n_params")
+        run.n_params = run.shapes.n_params
     if run.state.trained and not os.path.lexists(run.folder / METRICS):
         run.warnings.append(f"no {METRICS}: no learning curve")
     return run
 
 
-def _read_summary(run: Run) -> dict[str, Any] | None:
+def _read_summary(run: Run) -> RunRecord | None:
     try:
-        return read_summary(run.folder)
+        record, problems = read_record(run.folder)
     except FileNotFoundError:
         run.warnings.append(f"no {SUMMARY} (stopped before its first write)")
+        return None
     except (OSError, ValueError) as err:
         run.warnings.append(f"{SUMMARY} is unreadable ({_problem(err)})")
-    return None
+        return None
+    if problems:
+        run.warnings.append(f"{SUMMARY} has malformed values, left out: {', '.join(problems)}")
+        run.malformed_objective = any(p.startswith("objective") for p in problems)
+    return record
 
 
-def _apply_summary(run: Run, summary: dict[str, Any]) -> None:
-    status = summary.get("status")
-    if not isinstance(status, str) or status not in STATUSES_WRITTEN:  # a list is unhashable
-        run.warnings.append(f"{SUMMARY} has no status linesweep writes: {_show(status)}")
+def _apply_summary(run: Run, record: RunRecord) -> None:
+    """The record's fields, as the table holds them (its reader checked every one)."""
+    if record.status is None:
+        run.warnings.append(f"{SUMMARY} has no status linesweep writes")
         run.state = Status.INCOMPLETE
     else:
-        run.state = Status(status)
-    fields = _Fields(summary)
-    error, reason = fields.get("error", _text, "not text"), fields.get("reason", _text, "not text")
-    run.note = error or reason
-    final = fields.get("final", _metrics_row, "not a row of numbers")
-    best = fields.get("best", _metrics_row, "not a row of numbers")
-    run.final, run.best = final or {}, best or {}
-    run.n_params = fields.get("n_params", _count, "not a count")
-    run.epochs_run = fields.get("epochs_run", _count, "not a count")
-    run.wall_time_s = fields.get("wall_time_s", _finite, "not a finite number")
-    fields.get("overrides", _texts, "not a list of text")
-    host = fields.get("host", _text, "not text")
-    pid = fields.get("pid", _pid, "not a process id")
-    pid_start = fields.get("pid_start", _text, "not text")
-    objective = summary.get("objective")
-    if isinstance(objective, dict):
-        metrics = fields.get("objective.metrics", _metric_names, "not a list of metric names")
-        if metrics:
-            values = fields.get("objective.values", _values_for(metrics), "not one number each")
-            run.objective = dict(zip(metrics, values or [None] * len(metrics), strict=True))
-    elif objective is not None:
-        fields.get("objective", lambda _: None, "not a mapping")
-    elif run.state == Status.COMPLETE:
+        run.state = record.status
+    run.note = record.error or record.reason
+    run.final, run.best = _numbers(record.final), _numbers(record.best)
+    run.n_params, run.epochs_run, run.wall_time_s = (
+        record.n_params, record.epochs_run, record.wall_time_s
+    )  # fmt: skip
+    if record.objective is not None:
+        metrics = record.objective.metrics
+        run.objective = dict(zip(metrics, record.objective.values, strict=True))
+    elif run.state == Status.COMPLETE and not run.malformed_objective:
         run.warnings.append(f"{SUMMARY} has no objective: not ranked")
-    if isinstance(summary.get("replicates"), dict):
-        threshold = fields.get("replicates.success_threshold", share, "not a number in [0, 1]")
-        run.success_threshold = threshold
-        check = _members(list(run.objective))
-        members = fields.get("replicates.members", check, "not a list of replicate records")
-        run.members = members or []
-    elif summary.get("replicates") is not None:
-        fields.get("replicates", lambda _: None, "not a mapping")
-    if run.state == Status.RUNNING and host is not None and pid is not None:
-        record = {"host": host, "pid": pid, "pid_start": pid_start}
-        if alive_here(record) is False:  # other hosts: unknowable
+    if record.replicates is not None:
+        run.success_threshold = record.replicates.success_threshold
+        run.members = [
+            Member(
+                m.replicate,
+                m.status,
+                _numbers(m.final),
+                values=dict(zip(run.objective, m.values, strict=True)),
+            )
+            for m in record.replicates.members
+        ]
+    if run.state == Status.RUNNING and record.host is not None and record.pid is not None:
+        owner = {"host": record.host, "pid": record.pid, "pid_start": record.pid_start}
+        if alive_here(owner) is False:  # other hosts: unknowable
             run.state = Status.KILLED
-            run.note = f"process {pid} on {host} is gone"
-    if warning := fields.warning(SUMMARY):
-        run.warnings.append(warning)
+            run.note = f"process {record.pid} on {record.host} is gone"
+
+
+def _numbers(row: dict[str, float | None]) -> dict[str, float]:
+    """A metrics row without the values JSON could not hold (NaN, written as null)."""
+    return {k: v for k, v in row.items() if v is not None}
 
 
 def share(value: Any) -> float | None:
     """A share (a success threshold): a finite number in [0, 1], else None."""
     number = _finite(value)
     return number if number is not None and 0.0 <= number <= 1.0 else None
-
-
-def _members(metrics: list[str]) -> Callable[[Any], list[Member] | None]:
-    """summary.json's `replicates.members`: each replicate's number, status, last epoch and
-    objective values; None (the whole list left out) when any record is malformed."""
-    values_of = _values_for(metrics)
-
-    def member(record: Any) -> Member | None:
-        if not isinstance(record, dict):
-            return None
-        number, status = _count(record.get("replicate")), record.get("status")
-        final = _metrics_row(record.get("final", {}))
-        values = values_of(record["values"]) if "values" in record else [None] * len(metrics)
-        ok = isinstance(status, str) and status in STATUSES_WRITTEN
-        if number is None or not ok or final is None or values is None:
-            return None
-        return Member(number, Status(status), final, values=dict(zip(metrics, values, strict=True)))
-
-    def check(value: Any) -> list[Member] | None:
-        if not isinstance(value, list) or len(value) > MAX_REPLICATES:
-            return None
-        members = [member(record) for record in value]
-        return None if None in members else members  # type: ignore[return-value]
-
-    return check
 
 
 def _split_replicates(
@@ -574,7 +473,7 @@ def _read_metrics(run: Run) -> list[dict[str, float]]:
 
 
 def _read_config(
-    run: Run, summary: Mapping[str, Any] | None, sweeps: SweepConfigs
+    run: Run, summary: RunRecord | None, sweeps: SweepConfigs
 ) -> dict[str, Any] | None:
     try:
         text = read_text(run.folder / CONFIG, run.folder, YAML_CAP)
@@ -588,8 +487,8 @@ def _read_config(
     except (OSError, ValueError) as err:
         problem = f"{CONFIG} is unreadable ({_problem(err)})"
     base = sweeps.base(run.sweep) if run.sweep is not None else None
-    overrides = _texts((summary or {}).get("overrides"))
-    if base is None or overrides is None:
+    overrides = summary.overrides if summary is not None else None
+    if base is None or not overrides:
         run.warnings.append(f"{problem}: its config values are unknown")
         return None
     run.warnings.append(f"{problem}: config rebuilt from ../{MULTIRUN} and its overrides")
@@ -615,53 +514,22 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def _layer(value: Any) -> dict[str, Any] | None:
-    """One row of shapes.yaml's plan: names, shapes (lists of counts) and a parameter count."""
-    if not isinstance(value, dict):
-        return None
-    row = {key: _text(value.get(key)) for key in ("layer", "type")}
-    for key in ("input", "output"):
-        shape = value.get(key)
-        ok = isinstance(shape, list) and all(_count(n) is not None for n in shape)
-        row[key] = shape if ok else None
-    row["params"] = _count(value.get("params"))
-    return row if None not in row.values() else None
-
-
-def _plan(value: Any) -> list[dict[str, Any]] | None:
-    if not isinstance(value, list):
-        return None
-    rows = [_layer(v) for v in value]
-    return rows if None not in rows else None  # type: ignore[return-value]
-
-
-_SHAPES: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "plan": (_plan, "not a list of layers"),
-    "n_params": (_count, "not a count"),
-    "flat_features": (_count, "not a count"),
-    "agree": (lambda v: v if isinstance(v, bool) else None, "not true or false"),
-}
-
-
 def _read_shapes(run: Run) -> None:
     try:
-        record = read_shapes(run.folder)
+        record, problems = read_shapes(run.folder)
     except FileNotFoundError:
         return
     except (OSError, ValueError) as err:
         run.warnings.append(f"{SHAPES} is unreadable ({_problem(err)})")
         return
-    fields = _Fields(record)
-    run.shapes = {
-        key: fields.get(key, check, expected) for key, (check, expected) in _SHAPES.items()
-    }
-    if warning := fields.warning(SHAPES):
-        run.warnings.append(warning)
+    run.shapes = record
+    if problems:
+        run.warnings.append(f"{SHAPES} has malformed values, left out: {', '.join(problems)}")
 
 
-def _read_overrides(run: Run, summary: Mapping[str, Any] | None) -> list[str] | None:
+def _read_overrides(run: Run, summary: RunRecord | None) -> list[str] | None:
     """The run's task overrides: .hydra/overrides.yaml, else the ones summary.json recorded."""
-    recorded = _texts((summary or {}).get("overrides"))
+    recorded = summary.overrides if summary is not None else None
     try:
         overrides = load_yaml(run.folder / OVERRIDES, root=run.folder)
     except FileNotFoundError:
@@ -669,7 +537,7 @@ def _read_overrides(run: Run, summary: Mapping[str, Any] | None) -> list[str] | 
     except (OSError, ValueError) as err:
         run.warnings.append(f"{OVERRIDES} is unreadable ({_problem(err)})")
         return recorded
-    if _texts(overrides) is None:
+    if not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
         run.warnings.append(f"{OVERRIDES} is not a list of overrides: {_show(overrides)}")
         return recorded
     return overrides

@@ -10,10 +10,12 @@ A run folder holds Hydra's `.hydra/` and `train.log`, and linesweep's own files,
     replicates/    model_<r>.pt: replicate r's weights, r >= 1
     plots/         the run's figures
 
-The trainer writes these files (through `RunSummary`, `write_metrics`, `write_shapes`,
-`write_weights`); compare reads them (through `read_summary`, `read_metrics`, `read_shapes`,
-`read_weights`); a sweeper reads none of them: it learns a trial's outcome from the task's return
-value and exceptions (see `linesweep.core.errors`).
+summary.json and shapes.yaml are typed records (`RunRecord`, `ShapesRecord`): each dataclass is
+its file's schema, filled by the writer and checked field by field, once, by the reader
+(`linesweep.core.checked`). The run writes these files (through `RecordFile`, `write_metrics`,
+`write_shapes`, `write_weights`); compare and `load_runs` read them (through `read_record`,
+`read_metrics`, `read_shapes`, `read_weights`); a sweeper reads none of them: it learns a
+trial's outcome from the task's return value and exceptions (see `linesweep.core.errors`).
 
 The readers take folders someone else may have written (a colleague's outputs, an archive), so
 they read through `linesweep.core.safe_read`: regular files below `root` only (default: the run
@@ -29,16 +31,27 @@ import importlib.metadata
 import io
 import math
 import platform
+import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from linesweep.core.checked import Problems, checked, from_plain, to_plain
 from linesweep.core.files import atomic_write_bytes, write_csv, write_json, write_yaml
 from linesweep.core.metrics import EpochMetrics
 from linesweep.core.processes import this_process
-from linesweep.core.safe_read import MiB, Unreadable, load_json, load_yaml, read_bytes, read_text
+from linesweep.core.safe_read import (
+    MAX_INT,
+    MiB,
+    Unreadable,
+    load_json,
+    load_yaml,
+    read_bytes,
+    read_text,
+)
 from linesweep.core.status import Status
 
 SUMMARY = "summary.json"
@@ -56,37 +69,165 @@ METRICS_CAP = 16 * MiB  # ~160,000 epochs
 YAML_CAP = 1 * MiB  # shapes.yaml and Hydra's .hydra/*.yaml and multirun.yaml
 WEIGHTS_CAP = 64 * MiB  # the usual models weigh KiBs; compare draws no larger one
 PICTURE_CAP = 20 * MiB
+METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # no `$`: names reach plot titles
 
 
-class RunSummary:
+# ---------------------------------------------------------------- summary.json: the run record
+def _count(value: int) -> bool:
+    return 0 <= value <= MAX_INT
+
+
+def _share(value: float) -> bool:
+    return 0.0 <= value <= 1.0
+
+
+def _names(value: list[str]) -> bool:
+    return bool(value) and all(METRIC_NAME.fullmatch(name) for name in value)
+
+
+def _writes(status: Status) -> bool:
+    return status.written
+
+
+@dataclass
+class Objective:
+    """What the run returns to a sweeper: one value per objective metric (NaN as None)."""
+
+    metrics: list[str] = checked(_names, "a list of metric names", default_factory=list)
+    directions: list[str] = field(default_factory=list)
+    epoch: str = "last"  # last: the last trained epoch's; best: each metric's best epoch
+    values: list[float | None] = field(default_factory=list)
+    statistic: str | None = None  # with replicates: the statistic over them (mean, median...)
+
+    def problems(self) -> list[str]:
+        """Checks across fields: what does not agree is dropped, and said."""
+        if len(self.values) != len(self.metrics):
+            said = bool(self.metrics)  # no metrics: said already, values mean nothing
+            self.values = [None] * len(self.metrics)
+            return ["values (not one number per metric)"] if said else []
+        return []
+
+
+@dataclass
+class Member:
+    """One replicate of a run: how it ended and its numbers."""
+
+    replicate: int = checked(_count, "a count", default=0)
+    status: Status | None = checked(_writes, "a status a run writes", default=None)
+    reason: str | None = None
+    seeds: dict[str, int] = field(default_factory=dict)  # model_init and shuffle
+    epochs_run: int | None = checked(_count, "a count", default=None)
+    final: dict[str, float | None] = field(default_factory=dict)  # its last epoch's metrics
+    values: list[float | None] = field(default_factory=list)  # one per objective metric
+
+    def problems(self) -> list[str]:
+        return [] if self.status is not None else [" (not a replicate record with a status)"]
+
+
+@dataclass
+class Replicates:
+    """A run's replicates: each one's record and, per objective metric, their spread."""
+
+    count: int = checked(_count, "a count", default=0)
+    statistic: str = "mean"
+    success_threshold: float | None = checked(_share, "a number in [0, 1]", default=None)
+    diverged: int = checked(_count, "a count", default=0)
+    members: list[Member] = checked(None, "a list of replicate records", default_factory=list)
+    stats: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """summary.json: how a run ended (`Status`) and what it measured, as one typed record.
+
+    The run fills it in as it goes (written `running` at its start, again at its end) through
+    `RecordFile`; every reader gets it through `read_record`, which checks each field once
+    against these annotations (`linesweep.core.checked`) and leaves out, by name, what does not
+    fit. Test fixtures write run folders through the same type.
+    """
+
+    status: Status | None = checked(_writes, "a status a run writes", default=None)
+    error: str | None = None  # why it did not complete, one line (a bug's traceback: train.log)
+    reason: str | None = None  # why it stopped early (pruned, diverged)
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_time_s: float | None = None
+    host: str | None = None  # with pid and pid_start: is a `running` run's process alive?
+    pid: int | None = checked(lambda p: 0 < p < 2**31, "a process id", default=None)
+    pid_start: str | None = None
+    user: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)  # as typed on the command line
+    trial: dict[str, Any] | None = None  # the sweep trial it ran as (study, number)
+    seeds: dict[str, int] = field(default_factory=dict)  # replicate 0's: the plain run's
+    device: str | None = None
+    num_threads: int | None = None
+    objective: Objective | None = None
+    epochs_run: int | None = checked(_count, "a count", default=None)
+    final: dict[str, float | None] = field(default_factory=dict)  # the last epoch's metrics
+    best: dict[str, float | None] = field(default_factory=dict)  # the best val_accuracy epoch's
+    n_params: int | None = checked(_count, "a count", default=None)
+    shape_check: str | None = None
+    plots: list[str] = field(default_factory=list)  # the PNGs it drew into plots/
+    replicates: Replicates | None = None  # with replicates=R > 1
+
+    def problems(self) -> list[str]:
+        """Checks across fields: replicates with one value per objective metric, or none."""
+        metrics = self.objective.metrics if self.objective is not None else []
+        members = self.replicates.members if self.replicates is not None else []
+        if any(len(m.values) != len(metrics) for m in members if m.values):
+            self.replicates.members = []  # type: ignore[union-attr]
+            return ["replicates.members (not a list of replicate records with one value each)"]
+        return []
+
+    @classmethod
+    def started(cls, **fields: Any) -> RunRecord:
+        """The record of a run that starts now, in this process."""
+        return cls(
+            Status.RUNNING, started_at=_now(), **this_process(), user=_user(), versions=versions(),
+            **fields,
+        )  # fmt: skip
+
+
+class RecordFile:
     """summary.json, rewritten atomically as the run moves from `running` to its final status."""
 
-    def __init__(self, run_dir: Path, **fields: Any) -> None:
-        self.path = run_dir / SUMMARY
-        self.data: dict[str, Any] = {
-            "status": Status.RUNNING.value,
-            "error": None,
-            "started_at": _now(),
-            **this_process(),  # host, pid, pid_start: so a `running` run can be told alive or dead
-            "user": _user(),
-            "versions": versions(),
-            **fields,
-        }
+    def __init__(self, run_dir: Path, record: RunRecord) -> None:
+        self.path, self.record = run_dir / SUMMARY, record
         self._start = time.perf_counter()
-        write_json(self.path, self.data)
+        self.write()
+
+    def write(self) -> None:
+        write_json(self.path, to_plain(self.record))
 
     def finish(self, status: Status, **fields: Any) -> None:
-        self.data.update(fields, status=status.value, finished_at=_now())
-        self.data["wall_time_s"] = time.perf_counter() - self._start
-        write_json(self.path, self.data)
+        """The run's end: its status and whatever else it knows, written at once."""
+        for name, value in fields.items():
+            if not hasattr(self.record, name):
+                raise AttributeError(f"RunRecord has no field {name!r}")
+            setattr(self.record, name, value)
+        self.record.status, self.record.finished_at = status, _now()
+        self.record.wall_time_s = time.perf_counter() - self._start
+        self.write()
 
 
-def read_summary(folder: Path, root: Path | None = None) -> dict[str, Any]:
-    """summary.json as plain data; FileNotFoundError, or Unreadable (a ValueError) saying why."""
+def write_record(folder: Path, record: RunRecord) -> None:
+    """summary.json as `record` holds it (a run writes through `RecordFile`)."""
+    write_json(folder / SUMMARY, to_plain(record))
+
+
+def read_record(folder: Path, root: Path | None = None) -> tuple[RunRecord, Problems]:
+    """summary.json as a checked RunRecord, and what was left out of it (each field named).
+
+    FileNotFoundError when there is none; Unreadable (a ValueError) when it is not JSON, or not
+    an object at all.
+    """
     data = load_json(read_text(folder / SUMMARY, root or folder, SUMMARY_CAP))
-    if not isinstance(data, dict):
-        raise Unreadable("not a JSON object")
-    return data
+    problems = Problems()
+    try:
+        return from_plain(RunRecord, data, problems), problems
+    except ValueError:
+        raise Unreadable("not a JSON object") from None
 
 
 def finished_so_far(folder: Path) -> dict[str, Any]:
@@ -167,16 +308,52 @@ class CorruptRow(ValueError):
         self.kept = kept
 
 
-def write_shapes(folder: Path, record: dict[str, Any]) -> None:
-    write_yaml(folder / SHAPES, record)
+# ---------------------------------------------------------------- shapes.yaml: the shape plan
+def _shape(value: list[int]) -> bool:
+    return all(_count(n) for n in value)
 
 
-def read_shapes(folder: Path, root: Path | None = None) -> dict[str, Any]:
-    """shapes.yaml as plain data; FileNotFoundError, or Unreadable saying why."""
+@dataclass
+class LayerShapes:
+    """One layer of the plan: its name and kind, its input and output shape, its parameters."""
+
+    layer: str = checked(bool, "a name", default="")
+    type: str = checked(bool, "a layer type", default="")
+    input: list[int] = checked(_shape, "a shape", default_factory=list)
+    output: list[int] = checked(_shape, "a shape", default_factory=list)
+    params: int | None = checked(_count, "a count", default=None)
+
+    def problems(self) -> list[str]:
+        whole = self.layer and self.type and self.input and self.output
+        return [] if whole and self.params is not None else [" (not a whole layer record)"]
+
+
+@dataclass
+class ShapesRecord:
+    """shapes.yaml: the shape plan, what a real forward pass produced, and whether they agree."""
+
+    agree: bool | None = None
+    input: list[int] = field(default_factory=list)
+    flat_features: int | None = checked(_count, "a count", default=None)
+    n_params: int | None = checked(_count, "a count", default=None)
+    plan: list[LayerShapes] = checked(None, "a list of layers", default_factory=list)
+    observed: dict[str, list[int]] = field(default_factory=dict)
+    observed_params: int | None = checked(_count, "a count", default=None)
+
+
+def write_shapes(folder: Path, record: ShapesRecord) -> None:
+    write_yaml(folder / SHAPES, to_plain(record))
+
+
+def read_shapes(folder: Path, root: Path | None = None) -> tuple[ShapesRecord, Problems]:
+    """shapes.yaml as a checked ShapesRecord and what was left out; FileNotFoundError, or
+    Unreadable saying why."""
     data = load_yaml(read_text(folder / SHAPES, root or folder, YAML_CAP))
-    if not isinstance(data, dict):
-        raise Unreadable("not a mapping")
-    return data
+    problems = Problems()
+    try:
+        return from_plain(ShapesRecord, data, problems), problems
+    except ValueError:
+        raise Unreadable("not a mapping") from None
 
 
 def weights_path(folder: Path, replicate: int = 0) -> Path:
@@ -188,8 +365,13 @@ def write_weights(folder: Path, state: dict[str, Any], replicate: int = 0) -> No
     """The weights as torch.save writes them, every tensor on the CPU."""
     import torch  # only a run that trained has weights to write
 
+    # Copies: a member's parameters are views of its population's buffer, and torch.save
+    # writes a view's whole storage (512 replicates of 119 parameters each left 121 MB).
+    own = {
+        n: t.detach().cpu().clone(memory_format=torch.contiguous_format) for n, t in state.items()
+    }
     buffer = io.BytesIO()
-    torch.save({name: tensor.detach().cpu() for name, tensor in state.items()}, buffer)
+    torch.save(own, buffer)
     path = weights_path(folder, replicate)
     path.parent.mkdir(exist_ok=True)
     atomic_write_bytes(path, buffer.getvalue())

@@ -31,6 +31,11 @@ class Status(str, enum.Enum):
         return self.value
 
     @property
+    def written(self) -> bool:
+        """Whether a run writes it into summary.json (the others are a sweep's or compare's)."""
+        return self not in (Status.KILLED, Status.DUPLICATE, Status.INCOMPLETE, Status.UNREADABLE)
+
+    @property
     def trained(self) -> bool:
         """Whether the run trained epochs whose metrics mean something."""
         return self in (Status.COMPLETE, Status.PRUNED, Status.DIVERGED)

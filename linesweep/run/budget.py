@@ -140,9 +140,11 @@ def _gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**27 else f"{nbytes / 2**20:.0f} MiB"
 
 
-def check_population_fits(cfg: TrainConfig, plan: ShapePlan, available: int | None = None) -> None:
+def check_population_fits(
+    cfg: TrainConfig, plan: ShapePlan, available: int | None = None, key: str = "replicates"
+) -> None:
     """`check_fits` for `cfg.replicates` members; a population that fits only when smaller is a
-    ConfigError on `replicates`, naming the most that fit."""
+    ConfigError on `key` (a sweep's: hydra.sweeper.population_size), naming the most that fit."""
     available = available_bytes() if available is None else available
     replicates = cfg.replicates
     if replicates == 1:
@@ -160,8 +162,9 @@ def check_population_fits(cfg: TrainConfig, plan: ShapePlan, available: int | No
         mid = (low + high) // 2
         low, high = (mid, high) if fits(mid) else (low, mid)
     raise ConfigError(
-        "replicates",
+        key,
         replicates,
-        f"at most {low} replicates of this configuration fit in {_gib(available)} of memory",
-        f"use replicates={low} or fewer",
+        f"at most {low} {'replicates' if key == 'replicates' else 'members'} of this "
+        f"configuration fit in {_gib(available)} of memory",
+        f"use {key}={low} or fewer",
     )

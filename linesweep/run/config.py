@@ -125,6 +125,12 @@ class PlotsConfig:
     activations: bool = True
     dpi: int = 100
 
+    @property
+    def asked(self) -> bool:
+        """Whether any picture is drawn at all."""
+        pictures = (self.learning_curve, self.kernels, self.samples, self.feature_maps)
+        return any(pictures) or self.activations
+
 
 # ---------------------------------------------------------------- loggers (run/loggers.py)
 # conf/logger/<name>.yaml each fill one key of `logger`; `logger=[tensorboard,mlflow]` fills

@@ -221,9 +221,8 @@ def drawing_beside(
     folder: Path, cfg: PlotsConfig, train: Split, model: nn.Module, caption: str
 ) -> Iterator[Drawing]:
     """A `Drawing` of the run's pictures into `folder`, started now and finished by the run."""
-    asked = any((cfg.learning_curve, cfg.kernels, cfg.samples, cfg.feature_maps, cfg.activations))
     # A daemonic process (a pool's worker) may not have children: it draws in-process.
-    forked = asked and sys.platform == "linux" and not multiprocessing.current_process().daemon
+    forked = cfg.asked and sys.platform == "linux" and not multiprocessing.current_process().daemon
     drawing = (ForkedDrawing if forked else Drawing)(folder, cfg, train, model, caption)
     try:
         yield drawing

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from linesweep.core.record import LayerShapes, ShapesRecord
 from linesweep.run.config import ModelConfig, WindowConfig
 from linesweep.run.shapes import LayerPlan, Shape, ShapePlan
 
@@ -94,16 +95,16 @@ class ShapeCheck:
             )
         return problems
 
-    def to_record(self) -> dict:
-        return {
-            "agree": self.agrees,
-            "input": list(self.plan.layers[0].input_shape),
-            "flat_features": self.plan.flat_features,
-            "n_params": self.plan.n_params,
-            "plan": self.plan.to_records(),
-            "observed": {name: list(shape) for name, shape in self.observed.items()},
-            "observed_params": self.observed_params,
-        }
+    def to_record(self) -> ShapesRecord:
+        return ShapesRecord(
+            agree=self.agrees,
+            input=list(self.plan.layers[0].input_shape),
+            flat_features=self.plan.flat_features,
+            n_params=self.plan.n_params,
+            plan=[LayerShapes(**row) for row in self.plan.to_records()],
+            observed={name: list(shape) for name, shape in self.observed.items()},
+            observed_params=self.observed_params,
+        )
 
 
 def check_plan(model: LinesCNN, plan: ShapePlan) -> ShapeCheck:

@@ -1,58 +1,62 @@
-"""Replicates of one configuration trained together as one vectorised population.
+"""R models trained together as one vectorised population: a run's replicates, a sweep's trials.
 
     python -m linesweep.train model.out_2=1 replicates=8
+    python -m linesweep.train -m hparams_search=channels_lr_grid experiment=notebook
 
-On these tiny models a configuration's accuracy depends on its seed (with out_2=1 some seeds
-start with a dead ReLU channel and stay at 0.5), so one run says little. R replicates, each from
-its own initial weights and shuffling, train here as one population through the hand-written
-step (`linesweep/run/step.py`): every parameter carries a leading member dimension, so a step
-of R members is the same few matmuls as a step of one, with R times the rows. Member r sees
-exactly what a plain run with replicate r's seeds sees (`seeds.derive_seeds`), so replicate 0
-ends where the plain run ends, within float tolerance (tests/test_population.py).
+Every member is a lines CNN with its own initial weights, optimizer hyperparameters, shuffling
+and data split; members may differ in their channel counts too (`linesweep.run.widths` pads each
+to the widest, the padding held at exactly zero). They train through the hand-written step
+(`linesweep/run/step.py`): every parameter carries a leading member dimension, so a step of R
+members is the same few matmuls as a step of one, with R times the rows. Member m sees exactly
+what a solo run with its seeds sees, so it ends where that run ends, within float tolerance
+(tests/test_population.py, tests/test_widths.py). A single run is a population of one.
 
-A member whose loss becomes NaN or infinite is frozen (its learning rate set to 0, its history
-closed at that epoch) and recorded as diverged; the others train on.
+A member whose loss becomes NaN or infinite, or that its caller stops (a pruner), leaves the
+population at the end of that epoch: the step keeps only the others' rows (`HandStep.keep`), so
+what stopped costs nothing afterwards, and its model keeps the weights it had.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import EpochMetrics
+from linesweep.core.status import Status
 from linesweep.run.config import OptimizerConfig, TrainerConfig
 from linesweep.run.data import Split
-from linesweep.run.step import HandStep, Unsupported, UpdateRule, bind_parameters
-
-log = logging.getLogger(__name__)
+from linesweep.run.model import LinesCNN
+from linesweep.run.step import Architecture, HandStep, Unsupported, UpdateRule, parameter_views
+from linesweep.run.trainer import progress_bar
+from linesweep.run.widths import embed, rebind, widened, widest
 
 # Called after each epoch with every member's history so far; returns the members to stop there
-# (a pruner's verdict: every member for a population judged on its statistic, some for a sweep's
-# trials judged one by one).
+# (a pruner's verdict: all of a run's replicates, or one trial of a sweep's population).
 PopulationCallback = Callable[[Sequence[Sequence[EpochMetrics]]], Collection[int]]
 # Called the moment member m stops before the others (pruned or diverged): its record can be
 # finished, and its trial told, while the others train on.
 MemberCallback = Callable[[int, "PopulationOutcome"], None]
+GATHER_NUMBERS = 1 << 21  # images gathered for one block of batches: 8 MB in float32
 
 
 @dataclass(frozen=True)
 class PopulationOutcome:
     """Each member's history and how it ended (complete, diverged or pruned), in member order.
 
-    While training runs, a member still training has status "complete" and reason None.
+    While training runs, a member still training has status complete and reason None.
     """
 
     histories: list[list[EpochMetrics]]
-    statuses: list[str]
+    statuses: list[Status]
     reasons: list[str | None]
+    rows: list[int] = field(default_factory=list)  # members the step trained, each epoch
 
 
 def population_rule(optimizer: OptimizerConfig, replicates: int) -> UpdateRule:
@@ -70,32 +74,38 @@ def population_rule(optimizer: OptimizerConfig, replicates: int) -> UpdateRule:
 
 
 def population_step(
-    models: list[nn.Module], optimizer: OptimizerConfig | Sequence[OptimizerConfig]
+    models: Sequence[LinesCNN], optimizer: OptimizerConfig | Sequence[OptimizerConfig]
 ) -> HandStep:
-    """The hand-written step over `models`, each model's parameters bound to its row.
+    """The hand-written step over `models`, each padded to the widest and bound to its row.
 
     One optimizer config for all, or one per member: then they may differ in every
     hyperparameter (the step keeps a rule per member), not in the optimizer itself.
     """
     optimizers = [optimizer] * len(models) if isinstance(optimizer, OptimizerConfig) else optimizer
-    rules = [population_rule(o, len(models)) for o in optimizers]
+    rules = [UpdateRule.of_config(o) for o in optimizers]  # Unsupported: outside the family
     if len({rule.kind for rule in rules}) > 1:
         raise ValueError(f"the members' optimizers differ: {sorted({r.kind for r in rules})}")
-    step = HandStep.for_models(models, rules[0])
-    step.update.rules = rules
-    for model, row in zip(models, step.params, strict=True):
-        bind_parameters(model, row)  # the models show the weights as they train
+    template = widened(models[0], widest(models))
+    arch = Architecture.of(template)
+    if any(_geometry(Architecture.of(m)) != _geometry(arch) for m in models):
+        raise ValueError("the members' layers differ in more than their channel counts")
+    device = next(models[0].parameters()).device
+    params = torch.zeros(len(models), sum(s.numel() for s in arch.shapes), device=device)
+    step = HandStep(arch, params, rules[0])
+    step.update.rules = list(rules)
+    for model, row in zip(models, _rows(step), strict=True):
+        embed(model, row)  # its weights into its padded row; its parameters views of it
     return step
 
 
-def _stacked(splits: Split | Sequence[Split], r: int) -> tuple[Tensor, Tensor]:
-    """Images (R, N, C0, H, W) and labels (R, N): a view when every member shares one split."""
-    if isinstance(splits, Split):
-        return (
-            splits.images.unsqueeze(0).expand(r, *splits.images.shape),
-            splits.labels.unsqueeze(0).expand(r, -1),
-        )
-    return torch.stack([s.images for s in splits]), torch.stack([s.labels for s in splits])
+def _geometry(arch: Architecture) -> tuple:
+    return arch.conv1, arch.pool1, arch.conv2, arch.pool2
+
+
+def _rows(step: HandStep) -> list[list[Tensor]]:
+    """Each member's parameters, as views of its row of the step's buffer (torch's shapes)."""
+    views = list(parameter_views(step.arch, step.params).values())  # (R, *shape) each
+    return [[v[k] for v in views] for k in range(len(step.params))]
 
 
 def evaluate_population(
@@ -122,8 +132,75 @@ def evaluate_population(
     return (total_loss / n).tolist(), (correct.double() / n).tolist()
 
 
+def _stacked(splits: Split | Sequence[Split], r: int) -> tuple[Tensor, Tensor]:
+    """Images (R, N, C0, H, W) and labels (R, N): a view when every member shares one split."""
+    if isinstance(splits, Split):
+        return (
+            splits.images.unsqueeze(0).expand(r, *splits.images.shape),
+            splits.labels.unsqueeze(0).expand(r, -1),
+        )
+    return torch.stack([s.images for s in splits]), torch.stack([s.labels for s in splits])
+
+
+class _Streams:
+    """The members' image streams: one per distinct (split, shuffling seed), drawn once each.
+
+    Member m's order is its solo run's: one randperm a epoch from a generator seeded with its
+    shuffling seed. Members sharing a split and a seed share the stream, and when every member
+    still training shares one, its images reach the step as one batch seen by all (a view with
+    stride 0 over members: `step.shared`), conv1's columns unfolded once.
+    """
+
+    def __init__(self, splits: Sequence[Split], seeds: Sequence[int], shuffle: bool) -> None:
+        keys = [
+            (id(split), seed if shuffle else 0) for split, seed in zip(splits, seeds, strict=True)
+        ]
+        self.of_member = [list(dict.fromkeys(keys)).index(k) for k in keys]  # member -> stream
+        first = {k: m for m, k in reversed(list(enumerate(keys)))}
+        self.splits = [splits[first[k]] for k in dict.fromkeys(keys)]
+        self.shuffles = (
+            [torch.Generator().manual_seed(seeds[first[k]]) for k in dict.fromkeys(keys)]
+            if shuffle
+            else None
+        )
+        self.n = len(self.splits[0])
+
+    def orders(self) -> list[Tensor | None]:
+        """This epoch's order of each stream (None: the split's own order)."""
+        if self.shuffles is None:
+            return [None] * len(self.splits)
+        device = self.splits[0].labels.device
+        return [torch.randperm(self.n, generator=g).to(device) for g in self.shuffles]
+
+    def blocks(
+        self, members: Sequence[int], orders: Sequence[Tensor | None], batch: int
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Images (R, n, C0, H, W) and labels (R, n) of the members, n images at a time (whole
+        batches), gathered block by block: never an epoch's copy per member."""
+        streams = [self.of_member[m] for m in members]
+        one = len(set(streams)) == 1
+        per_block = max(1, GATHER_NUMBERS // ((1 if one else len(members)) * batch * 121)) * batch
+        for start in range(0, self.n, per_block):
+            stop = min(self.n, start + per_block)
+            images, labels = [], []
+            for s in dict.fromkeys(streams):
+                split, order = self.splits[s], orders[s]
+                index = slice(start, stop) if order is None else order[start:stop]
+                images.append(split.images[index])  # (n, C0, H, W)
+                labels.append(split.labels[index])  # (n,)
+            if one:
+                yield (
+                    images[0].unsqueeze(0).expand(len(members), *images[0].shape),
+                    labels[0].unsqueeze(0).expand(len(members), -1),
+                )
+                continue
+            slot = {s: i for i, s in enumerate(dict.fromkeys(streams))}
+            pick = torch.tensor([slot[s] for s in streams], device=labels[0].device)
+            yield torch.stack(images)[pick], torch.stack(labels)[pick]  # (R, n, ...), (R, n)
+
+
 def fit_population(
-    models: list[nn.Module],
+    models: Sequence[LinesCNN],
     optimizer: OptimizerConfig | Sequence[OptimizerConfig],
     train: Split | Sequence[Split],
     val: Split | Sequence[Split],
@@ -134,79 +211,75 @@ def fit_population(
 ) -> PopulationOutcome:
     """Train R models as one population for `cfg.epochs` epochs, each with its own shuffling.
 
-    `models[r]` trains in place with `shuffle_seeds[r]` and its optimizer (one config for all,
-    or one each, differing in any hyperparameter); `train` and `val` are one split for all or one
-    each (of one size), already on the models' device. A member that diverges or is pruned is
-    frozen (learning rate 0) and `on_member_end` hears of it; the others train on. Stops early
-    once no member is training.
+    `models[m]` (any channel counts, one layer geometry) trains in place with `shuffle_seeds[m]`
+    and its optimizer config (one for all, or one each: any hyperparameter may differ, not the
+    optimizer); `train` and `val` are one split for all, or one each (members given the same
+    Split object share it), already on the models' device. A member that diverges or is
+    stopped by `on_epoch_end` leaves the population and `on_member_end` hears of it; the
+    others train on. Stops early once no member is training.
     """
     r = len(models)
+    trains = [train] * r if isinstance(train, Split) else list(train)
+    vals = [val] * r if isinstance(val, Split) else list(val)
     step = population_step(models, optimizer)
-    # Members with one split and one shuffling seed (a sweep's trials of one seed) see the same
-    # batches: one order, drawn once, keeps their images a shared view (`step.shared`).
-    if isinstance(train, Split) and len(set(shuffle_seeds)) == 1:
-        shuffle_seeds = shuffle_seeds[:1]
-    shuffles = [torch.Generator().manual_seed(seed) for seed in shuffle_seeds]
-    all_images, all_labels = _stacked(train, r)  # (R, N, C0, H, W), (R, N)
-    n = all_labels.shape[1]
-    members = torch.arange(r, device=all_labels.device).unsqueeze(1)  # (R, 1)
+    streams = _Streams(trains, shuffle_seeds, cfg.shuffle)
     histories: list[list[EpochMetrics]] = [[] for _ in range(r)]
-    statuses: list[str] = ["complete"] * r
+    statuses: list[Status] = [Status.COMPLETE] * r
     reasons: list[str | None] = [None] * r
     outcome = PopulationOutcome(histories, statuses, reasons)
+    alive = list(range(r))  # row k of the step is member alive[k]
+    steps_per_epoch = math.ceil(streams.n / cfg.batch_size)
     start = time.perf_counter()
-
-    def stop(m: int, status: str, reason: str) -> None:
-        statuses[m], reasons[m] = status, reason
-        step.update.freeze(m)  # the others' rows are untouched by its NaNs
-        if on_member_end is not None:
-            on_member_end(m, outcome)
-
-    for epoch in range(1, cfg.epochs + 1):
-        epoch_start = time.perf_counter()
-        if cfg.shuffle:  # member r's order is the plain run's with its seed: one randperm each
-            orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles])
-            orders = orders.to(all_labels.device)  # (R, N), or (1, N): one order for all
-            if isinstance(train, Split):
-                images, labels = train.images[orders], train.labels[orders]  # (R or 1, N, ...)
-                images, labels = images.expand(r, *images.shape[1:]), labels.expand(r, -1)
-            else:
-                images, labels = all_images[members, orders], all_labels[members, orders]
-        else:
-            images, labels = all_images, all_labels
-
-        losses = list(step.epoch(images, labels, cfg.batch_size))  # [(R,)] one per step
-        costs = torch.stack(losses).sum(dim=0).tolist()  # R floats: summed once per epoch
-        val_losses, val_accuracies = evaluate_population(step, val, cfg.eval_batch_size)
-        now = time.perf_counter()
-        training = [m for m in range(r) if statuses[m] == "complete"]
-        for m in training:
-            histories[m].append(
-                EpochMetrics(
-                    epoch=epoch,
-                    train_cost=costs[m],
-                    train_loss=costs[m] / len(losses),
-                    val_loss=val_losses[m],
-                    val_accuracy=val_accuracies[m],
-                    epoch_s=now - epoch_start,  # the population's time: members share it
-                    elapsed_s=now - start,
-                )
+    with progress_bar(cfg.progress_bar, cfg.epochs * steps_per_epoch) as bar:
+        for epoch in range(1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            outcome.rows.append(len(alive))
+            losses: list[Tensor] = []  # (R,) a step
+            for images, labels in streams.blocks(alive, streams.orders(), cfg.batch_size):
+                losses.extend(step.epoch(images, labels, cfg.batch_size))
+                if bar is not None:
+                    bar.update(math.ceil(labels.shape[1] / cfg.batch_size))
+            costs = torch.stack(losses).sum(dim=0).tolist()  # R floats: summed once an epoch
+            shared_val = vals[alive[0]] if all(vals[m] is vals[alive[0]] for m in alive) else None
+            val_losses, val_accuracies = evaluate_population(
+                step, shared_val or [vals[m] for m in alive], cfg.eval_batch_size
             )
-        prune = set(on_epoch_end(histories)) if on_epoch_end is not None else set()
-        for m in training:  # records every epoch first, then stops whom it must
-            if not (math.isfinite(costs[m]) and math.isfinite(val_losses[m])):
-                bad = costs[m] if not math.isfinite(costs[m]) else val_losses[m]
-                stop(m, "diverged", f"loss became {bad} at epoch {epoch}")
-                log.warning("member %d diverged: %s; the others train on", m, reasons[m])
-            elif m in prune:
-                stop(m, "pruned", f"pruned after epoch {epoch}")
-        alive = [m for m in range(r) if statuses[m] == "complete"]
-        log.info(
-            "epoch %d/%d  %d/%d members training  val_acc mean %.4f  min %.4f  (%.2f s)",
-            epoch, cfg.epochs, len(alive), r,
-            sum(val_accuracies[m] for m in alive) / max(1, len(alive)),
-            min((val_accuracies[m] for m in alive), default=math.nan), now - epoch_start,
-        )  # fmt: skip
-        if not alive:
-            break
+            now = time.perf_counter()
+            for k, m in enumerate(alive):
+                histories[m].append(
+                    EpochMetrics(
+                        epoch=epoch,
+                        train_cost=costs[k],
+                        train_loss=costs[k] / len(losses),
+                        val_loss=val_losses[k],
+                        val_accuracy=val_accuracies[k],
+                        epoch_s=now - epoch_start,  # the population's time: members share it
+                        elapsed_s=now - start,
+                    )
+                )
+            if bar is not None:
+                best = max(val_accuracies)
+                bar.set_postfix(epoch=epoch, val_acc=f"{best:.3f}", refresh=False)
+            stopped = set(on_epoch_end(histories)) if on_epoch_end is not None else set()
+            rows, leaving = list(alive), []
+            for k, m in enumerate(alive):  # records every epoch first, then stops whom it must
+                if not (math.isfinite(costs[k]) and math.isfinite(val_losses[k])):
+                    bad = costs[k] if not math.isfinite(costs[k]) else val_losses[k]
+                    statuses[m], reasons[m] = Status.DIVERGED, f"loss became {bad} at epoch {epoch}"
+                elif m in stopped:
+                    statuses[m], reasons[m] = Status.PRUNED, f"pruned after epoch {epoch}"
+                else:
+                    continue
+                leaving.append(m)
+            if leaving:
+                alive = [m for m in alive if m not in leaving]
+                if alive:
+                    step.keep([k for k, m in enumerate(rows) if m not in leaving])
+                    for model, row in zip((models[m] for m in alive), _rows(step), strict=True):
+                        rebind(model, row)
+                for m in leaving:
+                    if on_member_end is not None:
+                        on_member_end(m, outcome)
+            if not alive:
+                break
     return outcome

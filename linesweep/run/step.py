@@ -58,7 +58,7 @@ layers from the update would scatter one lesson over several files.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple
@@ -554,6 +554,17 @@ class FusedUpdate:
         self._calls: tuple[tuple[UpdateRule, list[list[Tensor]]], ...] = ()
         self._calls_rules: tuple[UpdateRule, ...] = ()
 
+    def kept(self, params: Tensor, grad: Tensor, rows: Tensor) -> FusedUpdate:
+        """The same update for the members `rows` only (params and grad: their new buffers),
+        each with its state, step count and rule carried over."""
+        kept = type(self)(params, grad, self.rules[0])
+        kept.rules = [self.rules[r] for r in rows.tolist()]
+        for mine, theirs in zip(self._rows[2:], kept._rows[2:], strict=True):
+            for k, r in enumerate(rows.tolist()):
+                theirs[k].copy_(mine[r])
+        kept.__dict__.update({k: v for k, v in vars(self).items() if k == "_first"})
+        return kept
+
     def freeze(self, member: int) -> None:
         """Stop a member where it is: its learning rate 0 (its state still moves, unused)."""
         self.rules[member] = replace(self.rules[member], lr=0.0)
@@ -641,6 +652,22 @@ class HandStep:
         if len(models) == 1:
             bind_parameters(models[0], params[0])
         return cls(arch, params, rule)
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Go on with the members `rows` only, in that order: their parameters, optimizer state
+        and rules move to new buffers, and the others' rows cost nothing from here on.
+
+        A member that leaves keeps the old buffer's row (a model bound to it keeps its
+        weights); the caller rebinds the others to their new rows (`self.params[k]`).
+        """
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.params.device)
+        self.params = self.params.index_select(0, index)  # (R', P), a new buffer
+        self.grad = torch.zeros_like(self.params)
+        self.update = self.update.kept(self.params, self.grad, index)
+        self._params, self._grads = (
+            Matrices.of(self.arch, self.params),
+            Matrices.of(self.arch, self.grad),
+        )
 
     def state_dict(self, member: int) -> dict[str, Tensor]:
         """A member's parameters as a LinesCNN's state_dict: views of its row of the buffer."""

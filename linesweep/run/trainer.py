@@ -165,7 +165,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int) -> tuple[float, fl
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool | None, total: int) -> Iterator[Any]:
+def progress_bar(enabled: bool | None, total: int) -> Iterator[Any]:
     """A tqdm bar on an interactive terminal (log lines print above it), else None."""
     if not (sys.stderr.isatty() if enabled is None else enabled):
         yield None
@@ -200,7 +200,7 @@ def fit(
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     history: list[EpochMetrics] = []
     start = time.perf_counter()
-    with _progress_bar(cfg.progress_bar, cfg.epochs * steps_per_epoch) as bar:
+    with progress_bar(cfg.progress_bar, cfg.epochs * steps_per_epoch) as bar:
         for epoch in range(1, cfg.epochs + 1):
             epoch_start = time.perf_counter()
             images, labels = train.images, train.labels
@@ -229,11 +229,6 @@ def fit(
             history.append(row)
             if bar is not None:
                 bar.set_postfix(epoch=epoch, val_acc=f"{val_accuracy:.3f}", refresh=False)
-            log.info(
-                "epoch %d/%d  cost %.4f  val_loss %.4f  val_acc %.4f  (%.2f s)",
-                epoch, cfg.epochs, cost, val_loss, val_accuracy, row.epoch_s,
-            )  # fmt: skip
-
             prune = on_epoch_end is not None and on_epoch_end(history)  # records every epoch
             if not (math.isfinite(cost) and math.isfinite(val_loss)):
                 bad = cost if not math.isfinite(cost) else val_loss

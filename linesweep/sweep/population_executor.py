@@ -1,30 +1,26 @@
-"""Trials that share an architecture, trained as one population in one process per group.
+"""Trials trained together, a population per process, through the app's batch entry point.
 
+    python -m linesweep.train -m hparams_search=channels_lr hydra.sweeper.n_jobs=2
     python -m linesweep.train -m hydra/sweeper=linesweep experiment=hard \
-        'optimizer.lr=tag(log,interval(1e-4,1e-1))' hydra.sweeper.n_trials=32 \
-        hydra.sweeper.executor=population hydra.sweeper.population_size=16 hydra.sweeper.n_jobs=2
+        'model.out_1=int(interval(1,8))' 'optimizer.lr=tag(log,interval(1e-4,1e-1))' \
+        hydra.sweeper.population_size=16 hydra.sweeper.n_jobs=2
 
 `PopulationExecutor` holds what it is submitted until the sweeper waits (the sweeper submits a
 job for every free slot first, so up to `n_jobs * population_size` trials are asked together),
-then groups the trials whose composed configs differ only in the optimizer's hyperparameters
-(the learning rate, weight decay, betas, momentum...; not the optimizer) and `seed`: each
-group of up to `population_size` trains in one forked process as one batched model
-(`linesweep.run.trials`), every trial still with its own folder, record, Optuna trial and
-pruning decision, handed back the moment it ends. A trial that shares its configuration with no
-other waiting trial (another architecture, another optimizer setting, replicates) runs in a
-process of its own, as `ProcessExecutor` runs it. At most `n_jobs` processes run at once.
-
-Only linesweep's own app trains populations: the worker calls its task directly, doing for
-each member what Hydra's `run_job` does for a job (the output folder, `.hydra/`, the log file).
-
-Why one module over 300 lines: grouping, the worker processes and each member's job set-up are
-one mechanism; the training itself is in `linesweep.run.trials`.
+then asks the app's batch entry point (`hydra.sweeper.batch_task`, a module: linesweep's own
+is `linesweep.run.batch`) how the waiting trials may share processes (`describe(config)` once a
+trial, `plan(descriptions, most)`), and forks a process per population that calls
+`run(configs, on_return, context, task)`: the
+app trains them as it knows how, and hands back each trial's `JobReturn` the moment it ends.
+This side knows nothing of training: only Hydra's configs and JobReturns, and processes. A trial
+the plan leaves out runs in a process of its own, as `ProcessExecutor` runs it (Hydra's
+`run_job` and the app's task). At most `n_jobs` processes run at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import importlib
 import logging
 import multiprocessing.connection
 import os
@@ -32,30 +28,20 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import (
-    JobReturn,
-    JobStatus,
-    _save_config,
-    configure_log,
-    env_override,
-    setup_globals,
-)
+from hydra.core.utils import JobReturn, setup_globals
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig
 from omegaconf.basecontainer import BaseContainer
 
-from linesweep.core.errors import LinesweepError
-from linesweep.core.trial_link import ENV_VAR, TrialLink
-from linesweep.run.step import Unsupported, UpdateRule
-from linesweep.run.trials import Member, run_members
-from linesweep.run.validation import to_train_config
+from linesweep.core.errors import ConfigError
 from linesweep.sweep.executors import (
     OutcomeHandler,
     ProcessExecutor,
+    TaskReference,
     TrialJob,
     _exit_with_parent,
     _portable,
@@ -68,37 +54,23 @@ from linesweep.sweep.outcomes import JobOutcome
 log = logging.getLogger(__name__)
 
 
-def member_may_differ(key: str) -> bool:
-    """Whether a population's members may differ in `key`: the seed (each member draws its own
-    seeds, and data when its seed differs) and the optimizer's hyperparameters (the update
-    keeps a rule per member), not the optimizer itself (`optimizer._target_`, the group)."""
-    key = key.lstrip("+~")
-    return key == "seed" or (key.startswith("optimizer.") and key != "optimizer._target_")
-
-
-MEMBER_KEYS_SHOWN = "seed and optimizer.<hyperparameter> (lr, weight_decay, betas, momentum, ...)"
-
-
-def population_key(config: DictConfig) -> str | None:
-    """What trials must share to train together: their config less the keys members may differ
-    in (`member_may_differ`); None: alone.
-
-    A config the task would refuse, replicates, or an optimizer outside the hand-written step's
-    family trains alone, as the process executor runs it (and records why it could not run).
-    """
-    task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+def load_batch_task(name: str) -> ModuleType:
+    """The app's batch entry point, a module with `plan` and `run`; ConfigError if it is none."""
     try:
-        typed = to_train_config(task_cfg)
-        UpdateRule.of_config(typed.optimizer)
-        plain = OmegaConf.to_container(task_cfg, resolve=True)
-    except (LinesweepError, Unsupported, ValueError):
-        return None
-    assert isinstance(plain, dict)
-    if typed.replicates != 1:
-        return None
-    plain.pop("seed", None)
-    plain["optimizer"] = {"_target_": plain["optimizer"].get("_target_")}  # one kind of update
-    return json.dumps(plain, sort_keys=True, default=str)
+        module = importlib.import_module(name)
+    except ImportError as err:
+        raise ConfigError(
+            "hydra.sweeper.batch_task", name, f"a module this Python can import ({err})"
+        ) from None
+    missing = [f for f in ("describe", "plan", "run") if not callable(getattr(module, f, None))]
+    if missing:
+        raise ConfigError(
+            "hydra.sweeper.batch_task",
+            name,
+            "a module with describe(config), plan(descriptions, most) and "
+            f"run(configs, on_return, context, task); it has no {' or '.join(missing)}",
+        )
+    return module
 
 
 @dataclass
@@ -110,12 +82,12 @@ class _Population:
     alive: multiprocessing.connection.Connection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Pending:
     job: TrialJob
     config: DictConfig
     output_dir: Path
-    key: str | None
+    description: Any  # what the app's `describe` made of the config, for its `plan`
 
 
 class PopulationExecutor(ProcessExecutor):
@@ -129,18 +101,21 @@ class PopulationExecutor(ProcessExecutor):
         n_jobs: int,
         population_size: int,
         preload: list[str],
+        batch_task: str,
     ) -> None:
+        self.batch, self.batch_task = load_batch_task(batch_task), batch_task
         super().__init__(hydra_context, config, task, n_jobs, preload)
         self.processes, self.population_size = n_jobs, population_size
         self.capacity = n_jobs * population_size
         self._pending: list[_Pending] = []
         self._populations: list[_Population] = []
+        self._said_alone = False
 
     def submit(self, job: TrialJob) -> None:
         composed = self._compose_or_refuse(job)
         if composed is not None:
             config, output_dir = composed
-            self._pending.append(_Pending(job, config, output_dir, population_key(config)))
+            self._pending.append(_Pending(job, config, output_dir, self.batch.describe(config)))
 
     def running(self) -> list[int]:
         return [
@@ -150,37 +125,56 @@ class PopulationExecutor(ProcessExecutor):
         ]
 
     def _start_pending(self) -> None:
-        """Start waiting jobs, the oldest's group first, while fewer than n_jobs processes run."""
-        while self._pending and len(self._running) + len(self._populations) < self.processes:
-            key = self._pending[0].key
-            group = [p for p in self._pending if key is not None and p.key == key]
-            group = group[: self.population_size] or self._pending[:1]
-            for item in group:
-                self._pending.remove(item)
-            if len(group) == 1:
-                self._start(group[0].job, group[0].config, group[0].output_dir)
-            else:
-                self._start_population(group)
+        """While fewer than n_jobs processes run: the app's plan of the waiting trials, and its
+        populations started, the one that holds the oldest trial first (a trial in none of them
+        in a process of its own). Each population takes at most its share of the waiting trials,
+        so that every free process gets one."""
+        free = self.processes - len(self._running) - len(self._populations)
+        if not self._pending or free <= 0:
+            return
+        most = min(self.population_size, -(-len(self._pending) // free))
+        planned = self.batch.plan([p.description for p in self._pending], most)
+        placed = {i for trials, _ in planned for i in trials}
+        starts: list[tuple[list[int], str | None]] = [
+            *((trials, note) for trials, note in planned),
+            *(([i], None) for i in range(len(self._pending)) if i not in placed),
+        ]
+        starts.sort(key=lambda start: min(start[0]))  # the oldest trial's first
+        started: list[_Pending] = []
+        for trials, note in starts[:free]:
+            chosen = [self._pending[i] for i in sorted(trials)]
+            started += chosen
+            if note is not None:
+                self._start_population(chosen, note)
+                continue
+            if not self._said_alone:  # the app trains it with no other: Hydra's run_job
+                log.info(
+                    "trial %d (and any like it) runs in a process of its own: %s trains it "
+                    "with no other", chosen[0].job.number, self.batch_task,
+                )  # fmt: skip
+                self._said_alone = True
+            self._start(chosen[0].job, chosen[0].config, chosen[0].output_dir)
+        gone = {id(p) for p in started}
+        self._pending = [p for p in self._pending if id(p) not in gone]
 
-    def _start_population(self, group: list[_Pending]) -> None:
+    def _start_population(self, group: list[_Pending], note: str) -> None:
         singletons = Singleton.get_state()["instances"]
         results_recv, results_send = self._context.Pipe(duplex=False)
         alive_recv, alive_send = self._context.Pipe(duplex=False)
         configs = [p.config for p in group]
+        job = (configs, singletons, os.getpid(), self.batch_task, self.hydra_context, self._task)
         process = self._context.Process(
             target=_population_main,
-            args=(results_send, alive_recv, (configs, singletons, os.getpid())),
+            args=(results_send, alive_recv, job),
             name=f"population-{group[0].job.number}",
         )
         process.start()
         results_send.close()
         alive_recv.close()
         jobs = {p.job.number: p.output_dir for p in group}
-        configs = {p.job.number: p.config for p in group}
-        self._populations.append(_Population(jobs, configs, process, results_recv, alive_send))
-        log.info(
-            "trials %s train as one population", ", ".join(str(n) for n in jobs)
-        )  # fmt: skip
+        by_number = {p.job.number: p.config for p in group}
+        self._populations.append(_Population(jobs, by_number, process, results_recv, alive_send))
+        log.info("trials %s train as one population (%s)", _numbers(list(jobs)), note)
 
     def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
         self._start_pending()
@@ -249,8 +243,19 @@ class PopulationExecutor(ProcessExecutor):
             self.interrupt()
 
 
+def _numbers(numbers: list[int]) -> str:
+    """3, 4, 5, 9 -> '3-5, 9': a population's trials in one short line."""
+    spans: list[list[int]] = []
+    for n in sorted(numbers):
+        if spans and n == spans[-1][-1] + 1:
+            spans[-1].append(n)
+        else:
+            spans.append([n])
+    return ", ".join(f"{s[0]}-{s[-1]}" if len(s) > 2 else ", ".join(map(str, s)) for s in spans)
+
+
 def _member_outcome(pop: _Population, number: int, ret: JobReturn) -> JobOutcome:
-    """Member `number`'s outcome from the result it sent, its config attached (`_prepare`)."""
+    """Member `number`'s outcome from the result it sent, its config attached."""
     ret.cfg = pop.configs[number]
     return JobOutcome(number, ret, pop.jobs.pop(number))
 
@@ -270,78 +275,26 @@ def _received(pop: _Population) -> list[tuple[int, JobReturn]]:
 def _population_main(
     results: multiprocessing.connection.Connection,
     alive: multiprocessing.connection.Connection,
-    job: tuple[list[DictConfig], dict, int],
+    job: tuple[list[DictConfig], dict, int, str, HydraContext, TaskFunction | TaskReference],
 ) -> None:
-    """Body of a population's process: set each member up as Hydra would, train, send results."""
+    """Body of a population's process: the app's batch entry point trains, results go back."""
     reset_in_child()  # the sweep process decides about interrupts
 
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, interrupt)  # each open member records `interrupted`
-    configs, singletons, parent = job
+    configs, singletons, parent, batch_task, context, task = job
     threading.Thread(target=_exit_with_parent, args=(alive, parent), daemon=True).start()
     setup_globals()
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
-    prepared = [_prepare(config) for config in configs]
-    HydraConfig.instance().set_config(configs[0])
-    configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
-    _log_to_every_member([m.run_dir for _, m in prepared[1:]], str(configs[0].hydra.job.name))
-    env = {k: v for k, v in (configs[0].hydra.job.env_set or {}).items() if k != ENV_VAR}
+    batch = importlib.import_module(batch_task)
 
-    def send(i: int, value: Any) -> None:
-        ret = prepared[i][0]
-        failed = isinstance(value, BaseException)
-        ret.status = JobStatus.FAILED if failed else JobStatus.COMPLETED
-        ret._return_value = value if failed else value.value
+    def send(i: int, ret: JobReturn) -> None:
         results.send((int(configs[i].hydra.job.num), _portable(ret)))
 
-    plans_seen = Path(str(configs[0].hydra.sweep.dir)) / ".plans"
-    with env_override(env), contextlib.suppress(KeyboardInterrupt):
-        run_members([m for _, m in prepared], send, plans_seen)
+    function = task.resolve() if isinstance(task, TaskReference) else task
+    with contextlib.suppress(KeyboardInterrupt):
+        batch.run(configs, send, context, function)
     logging.shutdown()
     results.close()
-
-
-def _prepare(config: DictConfig) -> tuple[JobReturn, Member]:
-    """What Hydra's `run_job` does before it calls the task: the folder, `.hydra/`, the return."""
-    HydraConfig.instance().set_config(config)
-    output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-        config.hydra.runtime.output_dir = str(output_dir.resolve())
-    HydraConfig.instance().set_config(config)
-    task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-    overrides = OmegaConf.to_container(config.hydra.overrides.task)
-    # The return carries the result alone: the sweep holds every member's config already and
-    # attaches it (`_member_outcome`), so no config is copied, converted and pickled back.
-    ret = JobReturn(
-        overrides=overrides,  # type: ignore[arg-type]
-        working_dir=os.getcwd(),
-        task_name=str(config.hydra.job.name),
-    )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if config.hydra.output_subdir is not None:
-        hydra_output = output_dir / str(config.hydra.output_subdir)
-        _save_config(task_cfg, "config.yaml", hydra_output)
-        _save_config(HydraConfig.instance().cfg, "hydra.yaml", hydra_output)  # type: ignore[arg-type]
-        _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
-    trial_env = (config.hydra.job.env_set or {}).get(ENV_VAR)
-    with env_override({ENV_VAR: str(trial_env)} if trial_env else {}):
-        trial = TrialLink.from_environment() if trial_env else None
-    as_typed = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-    return ret, Member(task_cfg, output_dir, trial, list(as_typed))  # type: ignore[arg-type]
-
-
-def _log_to_every_member(folders: list[Path], job_name: str) -> None:
-    """The population's log lines in every member's log file too (Hydra set up the first's)."""
-    root, file_only = logging.getLogger(), logging.getLogger("linesweep.file")
-    first = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
-    if first is None:
-        return
-    for folder in folders:
-        handler = logging.FileHandler(folder / f"{job_name}.log")
-        handler.setFormatter(first.formatter)
-        handler.setLevel(first.level)
-        root.addHandler(handler)
-        if first in file_only.handlers:
-            file_only.addHandler(handler)

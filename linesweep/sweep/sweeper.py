@@ -77,6 +77,7 @@ from linesweep.sweep.executors import (
 from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signals, interruptible
 from linesweep.sweep.journal import check_journal
 from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
+from linesweep.sweep.population_executor import PopulationExecutor
 from linesweep.sweep.proposals import Proposals
 from linesweep.sweep.results import answer, format_params, write_sweep_results
 from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
@@ -111,6 +112,7 @@ class SweepSettings:
     max_failure_rate: float
     executor: str
     population_size: int
+    batch_task: str | None
     heartbeat_s: float
     stale_after_s: float
     preload: list[str]
@@ -142,7 +144,7 @@ class SweepSettings:
             default = MedianPrunerConfig if len(directions) == 1 else NopPrunerConfig
             plain["pruner"] = OmegaConf.to_container(OmegaConf.structured(default))
         if plain["preload"] is None:
-            plain["preload"] = default_preload(app_config, linesweep_app=metrics is not None)
+            plain["preload"] = default_preload(linesweep_app=metrics is not None)
         plain["params"] = plain["params"] or {}
         settings = cls(directions=directions, **plain)
         settings.check()
@@ -162,13 +164,22 @@ class SweepSettings:
             "a number in [0, 1]",
         )
         require(
-            self.executor in ("process", "launcher", "population"),
+            self.executor in ("auto", "process", "launcher", "population"),
             "executor",
             self.executor,
-            "process, launcher or population",
+            "auto, process, launcher or population",
         )
         require(
-            self.population_size >= 1, "population_size", self.population_size, "an integer >= 1"
+            self.executor != "population" or bool(self.batch_task),
+            "batch_task",
+            self.batch_task,
+            "a module (linesweep's: linesweep.run.batch) with executor=population",
+        )
+        require(
+            isinstance(self.population_size, int) and self.population_size >= 1,
+            "population_size",
+            self.population_size,
+            "an integer >= 1",
         )
         require(bool(self.study_name), "study_name", self.study_name, "a non-empty name")
         require(self.heartbeat_s > 0, "heartbeat_s", self.heartbeat_s, "a number > 0")
@@ -188,24 +199,16 @@ def app_metrics(config: DictConfig) -> list[str] | None:
     return list(metrics)
 
 
-def default_preload(app_config: DictConfig, linesweep_app: bool) -> list[str]:
+def default_preload(linesweep_app: bool) -> list[str]:
     """What every trial would import for itself, imported once before trials fork.
 
-    torch.optim's step imports `torch._dynamo`, about 1 s a process. linesweep's hand-written
-    step needs no torch.optim, unless the optimizer is outside its family (amsgrad): a sweep
-    preloading it anyway started 1 s later. Another app that imported torch may well use it.
+    torch.optim's step imports `torch._dynamo`, about 1 s a process. linesweep's app has
+    imported what its trials need (its hand-written step needs no torch.optim; a trial with an
+    optimizer outside that family, amsgrad, pays the second itself). Another app that imported
+    torch may well build a torch optimizer in every trial.
     """
-    if "torch" not in sys.modules:
+    if linesweep_app or "torch" not in sys.modules:
         return []
-    if linesweep_app:
-        from linesweep.run.step import Unsupported, UpdateRule  # torch is imported already
-        from linesweep.run.validation import to_train_config
-
-        try:
-            UpdateRule.of_config(to_train_config(app_config).optimizer)
-            return []
-        except (LinesweepError, Unsupported):
-            pass
     return ["torch._dynamo"]
 
 
@@ -247,7 +250,7 @@ class Sweep:
         check_study_name(s.study_name)
         self.space: SearchSpace = parse_search_space(s.params, arguments)
         check_keys(self.space, self.config, self._group_options)
-        if s.executor in ("process", "population"):
+        if s.executor in ("auto", "process", "population"):
             check_preload(s.preload)
         self.sampler = make_sampler(s.sampler, self.space)
         self.pruner = make_pruner(s.pruner)
@@ -388,44 +391,29 @@ class Sweep:
     def _make_executor(self) -> TrialExecutor:
         s = self.settings
         launcher_name = OmegaConf.select(self.config, "hydra.launcher._target_", default="")
-        if s.executor == "population" and launcher_name.endswith("BasicLauncher"):
-            if app_metrics(self.config) is not None:  # linesweep's own app: it trains populations
-                return self._population_executor()
-            log.info("executor=population trains linesweep's app only: one process per trial")
-        if s.executor in ("process", "population") and launcher_name.endswith("BasicLauncher"):
+        basic = launcher_name.endswith("BasicLauncher")
+        executor = s.executor
+        if executor == "auto":  # populations for an app with a batch entry point
+            linesweep_app = app_metrics(self.config) is not None
+            executor = "population" if linesweep_app and s.batch_task and basic else "process"
+        if executor == "population" and basic:
+            assert s.batch_task is not None
+            return PopulationExecutor(
+                self.hydra_context, self.config, self.task_function, s.n_jobs, s.population_size,
+                s.preload, s.batch_task,
+            )  # fmt: skip
+        if executor in ("process", "population") and basic:
             try:
                 return ProcessExecutor(
                     self.hydra_context, self.config, self.task_function, s.n_jobs, s.preload
                 )
             except ValueError as err:
                 log.info("running trials through Hydra's launcher: %s", err)
-        elif s.executor in ("process", "population"):
+        elif executor in ("process", "population"):
             log.info("running trials through the configured Hydra launcher (%s)", launcher_name)
         return LauncherExecutor(
             self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s, self.config.hydra
         )
-
-    def _population_executor(self) -> TrialExecutor:
-        # Imported here: it brings the trainer (torch), which a sweep of another app never needs.
-        from linesweep.sweep.population_executor import (
-            MEMBER_KEYS_SHOWN,
-            PopulationExecutor,
-            member_may_differ,
-        )
-
-        s = self.settings
-        apart = sorted(k for k in self.space.distributions if not member_may_differ(k))
-        if apart:
-            log.info(
-                "executor=population: the search space varies %s, so only trials that happen to "
-                "share those values train together (members may differ in %s); the others run "
-                "one process each",
-                ", ".join(apart), MEMBER_KEYS_SHOWN,
-            )  # fmt: skip
-        return PopulationExecutor(
-            self.hydra_context, self.config, self.task_function, s.n_jobs, s.population_size,
-            s.preload,
-        )  # fmt: skip
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[list[JobReturn]]:

@@ -1,0 +1,74 @@
+"""linesweep's batch entry point: a sweep's trials trained as populations, one JobReturn each.
+
+    python -m linesweep.train -m hparams_search=channels_lr      # hydra.sweeper.executor=auto
+
+The sweeper (`linesweep.sweep`) knows only Hydra's `JobReturn`. For an app that names a batch
+entry point (`hydra.sweeper.batch_task`, this module for linesweep's own app), its population
+executor composes each trial's config and has it `describe`d, asks `plan` how the waiting
+trials may share processes, forks a process per population, and there calls `run`, which hands
+back each trial's JobReturn the moment it ends. Everything about what may train together and
+how each member is set up lives here, with the run: the grouping rules
+(`linesweep.run.grouping`), the Hydra job set-up (`linesweep.run.hydra_jobs`) and the training
+itself (`linesweep.run.pipeline`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hydra.core.utils import JobReturn
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+from linesweep.core.errors import LinesweepError
+from linesweep.run.config import TrainConfig
+from linesweep.run.grouping import plan_populations
+from linesweep.run.hydra_jobs import jobs_running, prepare, returned
+from linesweep.run.pipeline import train_runs
+from linesweep.run.validation import to_train_config
+
+ReturnHandler = Callable[[int, JobReturn], None]
+
+
+def describe(config: DictConfig) -> TrainConfig | None:
+    """What `plan` needs to know of one composed trial config (hydra node included), worked
+    out once, when the trial is submitted; None: it trains alone, through Hydra's run_job and
+    the app's task (a config the task refuses, which records why; `hydra.job.chdir`, which one
+    process cannot honour for several jobs)."""
+    if OmegaConf.select(config, "hydra.job.chdir", default=False):
+        return None
+    task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    try:
+        cfg = to_train_config(task_cfg)
+    except (LinesweepError, ValueError):
+        return None
+    if cfg.plots.asked:
+        import linesweep.run.plots  # noqa: F401 - matplotlib, loaded once here, not per population
+    return cfg
+
+
+def plan(described: Sequence[TrainConfig | None], most: int) -> list[tuple[list[int], str]]:
+    """Split waiting trials (as `describe` saw them) into populations of at most `most` trials:
+    (the trials' places in `described`, how the population was formed) for each. A trial in
+    none of them trains alone (also an optimizer outside the hand-written step's family)."""
+    return [(p.trials, p.note) for p in plan_populations(described, most)]
+
+
+def run(
+    configs: Sequence[DictConfig],
+    on_return: ReturnHandler,
+    context: HydraContext | None = None,
+    task: TaskFunction | None = None,
+) -> None:
+    """Train the jobs of `configs` as one population, each set up as Hydra's run_job would;
+    `on_return(i, JobReturn)` the moment job i ends (a KeyboardInterrupt: every open job's
+    return says so, then it propagates)."""
+    jobs = [prepare(config) for config in configs]
+    plans_seen = Path(str(configs[0].hydra.sweep.dir)) / ".plans"
+    with jobs_running(jobs, context, task):
+        train_runs(
+            [job.spec for job in jobs],
+            lambda i, outcome: on_return(i, returned(jobs[i], outcome)),
+            plans_seen,
+        )
