@@ -168,6 +168,28 @@ def test_paired_when_the_replicates_share_seeds():
     assert "paired t x1" in a.lines()[2]
 
 
+def test_seeds_as_summary_json_holds_them_pair():
+    seeds = [{"model_init": 10 + r, "shuffle": 20 + r} for r in range(3)]
+    configs = [
+        config(2, [0.90, 0.91, 0.93], seeds=seeds),
+        config(8, [0.92, 0.93, 0.95], seeds=seeds[::-1]),
+    ]
+    assert answer(configs).compared[0].comparison.test == "paired"
+
+
+def test_paired_asked_for_where_seeds_differ_warns():
+    configs = [
+        config(2, [0.90, 0.91, 0.93], seeds=[1, 2, 3]),
+        config(8, [0.92, 0.93, 0.95], seeds=[4, 5, 6]),
+    ]
+    a = answer(configs, AnswerSettings(test="paired"))
+    assert a.compared[0].comparison.test == "welch"
+    assert (
+        "warning: answer.test=paired, but 1 configuration(s) do not share the best's seeds"
+        in "\n".join(a.lines())
+    )
+
+
 # ---------------------------------------------------------------- the rules
 
 
@@ -410,7 +432,7 @@ def test_one_channel_against_four_on_the_hard_experiment_is_told_apart(tmp_path)
                 values=[m["values"][0] for m in members],
                 epoch=summary["epochs_run"],
                 epochs=summary["epochs_run"],
-                seeds=[(m["seeds"]["model_init"], m["seeds"]["shuffle"]) for m in members],
+                seeds=[m["seeds"] for m in members],  # {"model_init": ..., "shuffle": ...}
                 status=summary["status"],
             )
         )

@@ -177,6 +177,13 @@ def test_every_value_equal_on_both_sides_has_an_exact_difference():
     assert compare([0.9] * 3, [1.0] * 3, "maximize", "mannwhitney").p_value == pytest.approx(1 / 20)
 
 
+def test_one_constant_side_is_welchs_t_against_a_known_value():
+    """Every replicate at 1.0: Welch's t is then the other side's one-sample t against 1.0."""
+    k = compare([0.97, 0.98, 0.99, 0.975], [1.0, 1.0, 1.0], "maximize", "welch")
+    expected = sps.ttest_1samp([0.97, 0.98, 0.99, 0.975], 1.0, alternative="less")
+    assert k.p_value == pytest.approx(expected.pvalue, rel=1e-9) and k.note is None
+
+
 def test_constant_paired_differences_are_exact():
     k = compare([0.8, 0.85, 0.9], [0.81, 0.86, 0.91], "maximize", "paired", *[[1, 2, 3]] * 2)
     assert k.p_value == 0.0 and k.ci_low == pytest.approx(-0.01) == k.ci_high

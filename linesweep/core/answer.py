@@ -44,15 +44,16 @@ where it changes the answer):
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from linesweep.core import answer_text
 from linesweep.core.errors import ConfigError
 from linesweep.core.stats import (
     DIRECTIONS,
+    PAIRED_FALLBACK,
     TESTS,
     Comparison,
     Summary,
@@ -65,7 +66,6 @@ from linesweep.core.stats import (
 CORRECTIONS = ("holm", "none")
 FEW_REPLICATES = 3  # below this, a warning: too few to tell configurations apart
 COMPLETE = "complete"  # linesweep.core.status.Status.COMPLETE's value
-NAMES_SHOWN = 3  # configurations named per reason in a line; to_dict names them all
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,9 @@ class Configuration:
     values: Sequence[float]  # the metric per replicate; NaN: a diverged replicate
     epoch: int | str  # the epoch the values were measured at, or "best" (each replicate's own)
     epochs: int  # epochs trained
-    seeds: Sequence[Hashable] | None = None  # per replicate, for pairing; None: unknown
+    # Per replicate, for pairing: any value, a dict (summary.json's members[r].seeds) or a list
+    # included; None: unknown, so never paired.
+    seeds: Sequence[Any] | None = None
     status: str = COMPLETE  # linesweep.core.status.Status, or its value
     success_threshold: float | None = None  # a replicate succeeds reaching it; None: no rate
     label: str | None = None  # how lines name it; None: "key=value, ..." of params
@@ -112,7 +114,9 @@ class Configuration:
     def name(self) -> str:
         if self.label is not None:
             return self.label
-        shown = (f"{k}={_g(v) if isinstance(v, float) else v}" for k, v in self.params.items())
+        shown = (
+            f"{k}={answer_text.g(v) if isinstance(v, float) else v}" for k, v in self.params.items()
+        )
         return ", ".join(shown) or "(no parameters)"
 
     @property
@@ -196,9 +200,7 @@ class Answer:
 
     def lines(self) -> list[str]:
         """Three lines (best, smallest not distinguishable, what was compared), then warnings."""
-        return [self._best_line(), self._smallest_line(), self._compared_line()] + [
-            f"warning: {w}" for w in self.warnings
-        ]
+        return answer_text.lines(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only: for optimization_results.yaml's `answer:` and the report."""
@@ -221,127 +223,6 @@ class Answer:
             "left_out": dict(self.left_out),
             "warnings": list(self.warnings),
         }
-
-    # ---------------------------------------------------------------- the three lines
-
-    def _best_line(self) -> str:
-        if self.best is None:
-            return f"best: none: no complete configuration to answer with{self._left_out_text()}"
-        c, s = self.best.configuration, self.best.summary
-        if not self.has_spread:
-            return (
-                f"best (by its single value): {c.name} ({c.n_params:,} parameters): "
-                f"{c.metric} {_g(s.mean)}, no interval ({s.ci_method})"
-            )
-        how = f"by its mean, of {self.ranked}" if self.ranked > 1 else "the only one ranked"
-        line = f"best ({how}): {c.name} ({c.n_params:,} parameters): {c.metric} {_mean_text(s)}"
-        if s.success_rate is not None:
-            line += (
-                f", success rate {_g(s.success_rate)} ({s.successes}/{s.replicates} reach "
-                f"{_g(c.success_threshold)}; Wilson 95% {_interval(s.success_low, s.success_high)})"
-            )
-        if self.ranked > 1:
-            line += "; the winner of many noisy configurations is optimistic"
-        return line
-
-    def _smallest_line(self) -> str:
-        head = "smallest not distinguishable from the best"
-        if self.best is None:
-            return f"{head}: none"
-        if not self.has_spread:
-            add = f"`{self.command} replicates=3`" if self.command else "`replicates=3`"
-            return (
-                f"{head}: cannot tell: no spread to judge by (no configuration has 2 or more "
-                f"replicates); add replicates to the command: {add}"
-            )
-        best = self.best.configuration
-        if self.smallest is self.best:
-            smaller = [e for e in self.compared if e.configuration.n_params < best.n_params]
-            worse = [e for e in smaller if e.worse]
-            if not smaller:
-                return f"{head}: the best itself: no smaller configuration was compared"
-            line = (
-                f"{head}: the best itself: {len(worse)} smaller configuration(s) compared, each "
-                f"worse ({self._p_kind()} p < {_g(self.settings.alpha)})"
-            )
-            if len(worse) < len(smaller):
-                line += f"; {len(smaller) - len(worse)} smaller could not be tested"
-            return line
-        e = self.smallest
-        assert e is not None and e.comparison is not None
-        c, k = e.configuration, e.comparison
-        low, high = k.ci_low, k.ci_high
-        line = (
-            f"{head}: {c.name} ({c.n_params:,} parameters): {c.metric} {_mean_text(e.summary)}; "
-            f"{k.test_name}, one-sided (worse than the best), {self._p_kind()} "
-            f"p={_g(e.p_adjusted)}"
-            + (f" (raw {_g(k.p_value)})" if self.settings.correction != "none" else "")
-            + f" >= alpha={_g(self.settings.alpha)}; difference {_signed(k.difference)}, "
-            f"95% CI [{_signed(low)}, {_signed(high)}]"
-        )
-        if e.corrected_ci is not None:
-            low, high, level = e.corrected_ci
-            line += (
-                f", [{_signed(low)}, {_signed(high)}] at the corrected level ({_percent(level)}: "
-                f"Bonferroni over the {self.family_size:,} pairs)"
-            )
-        worst = -low if self.direction == "maximize" else high
-        return line + f": not shown worse, yet it could be up to {_g(max(worst, 0.0))} worse"
-
-    def _compared_line(self) -> str:
-        if self.best is None:
-            return f"compared: none{self._not_compared_text()}"
-        c = self.best.configuration
-        if not self.has_spread:
-            return (
-                f"compared: none of {self.entered} configuration(s) on "
-                f"{c.objective}: none has 2 or more finite replicate values"
-                + self._left_out_text()
-                + self._not_compared_text()
-            )
-        at = (
-            f"epoch {c.epoch} of {c.epochs}" if c.epoch != "best" else "each replicate's best epoch"
-        )
-        line = (
-            f"compared {len(self.compared)} configuration(s) with the best on {c.objective} at {at}"
-        )
-        if self.compared:
-            tests = Counter(e.comparison.test_name for e in self.compared if e.comparison)
-            used = ", ".join(f"{name} x{count}" for name, count in tests.items())
-            line += f": {used}, one-sided, alpha={_g(self.settings.alpha)}, "
-            if self.settings.correction == "holm":
-                line += (
-                    f"Holm-adjusted over the {self.family_size:,} ordered pairs of the "
-                    f"{self.ranked} ranked configurations (the best was chosen among them)"
-                )
-            else:
-                line += "not corrected for multiple comparisons (answer.correction=none)"
-        return line + self._left_out_text() + self._not_compared_text()
-
-    def _p_kind(self) -> str:
-        return "Holm-adjusted" if self.settings.correction == "holm" else "uncorrected"
-
-    def _left_out_text(self) -> str:
-        if not self.left_out:
-            return ""
-        counts = ", ".join(f"{n} {status}" for status, n in self.left_out.items())
-        return (
-            f"; left out: {counts} (only complete configurations are compared: a pruned "
-            "run's value is from an earlier epoch, not final)"
-        )
-
-    def _not_compared_text(self) -> str:
-        if not self.not_compared:
-            return ""
-        by_why: dict[str, list[str]] = {}
-        for name, why in self.not_compared:
-            by_why.setdefault(why, []).append(name)
-        parts = []
-        for why, names in by_why.items():
-            shown = "; ".join(names[:NAMES_SHOWN])
-            more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
-            parts.append(f"{len(names)} {why} ({shown}{more})")
-        return "; not compared: " + "; ".join(parts)
 
 
 def answer(
@@ -502,7 +383,7 @@ def _warnings(
             "differences are told apart; a raw p-value below alpha alone would be chance"
         )
     fallback = [
-        e for e in compared if e.comparison and (e.comparison.note or "").startswith("paired asked")
+        e for e in compared if e.comparison and PAIRED_FALLBACK in (e.comparison.note or "")
     ]
     if fallback:
         out.append(
@@ -521,32 +402,6 @@ def _warnings(
             "optimistic, the best's most"
         )
     return out
-
-
-def _g(x: float | None) -> str:
-    """4 significant digits; n/a for a number that does not exist."""
-    return "n/a" if x is None else f"{x:.4g}"
-
-
-def _percent(level: float) -> str:
-    """95%, 99.97%, 99.99999%: as many decimals as tell the level from 100%."""
-    tail = (1 - level) * 100
-    decimals = max(0, math.ceil(-math.log10(tail))) if tail > 0 else 0
-    return f"{level * 100:.{decimals}f}%"
-
-
-def _signed(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.4g}"
-
-
-def _interval(low: float | None, high: float | None) -> str:
-    return f"[{_g(low)}, {_g(high)}]"
-
-
-def _mean_text(s: Summary) -> str:
-    if s.ci_low is None:
-        return f"{_g(s.mean)} (n={s.n}; {s.ci_method})"
-    return f"{_g(s.mean)}, 95% CI {_interval(s.ci_low, s.ci_high)} (Student t, n={s.n})"
 
 
 def _pair(low: float | None, high: float | None) -> list[float] | None:

@@ -5,9 +5,11 @@ the report show one computation:
 
 - `summarize`: one configuration's replicate values -> mean, its 95% Student t interval, n, the
   sample std, and the success rate with its 95% Wilson score interval.
-- `compare` / `compare_many`: is a candidate worse than a reference (the best)? A one-sided test
-  in the metric's direction (a maximised metric: lower is worse), and the difference of means
-  (candidate - reference, in the metric's units) with its two-sided 95% interval.
+- `compare` (one pair), `compare_many` (many candidates, one reference: the best),
+  `compare_pairs` (many independent pairs): is a candidate worse than a reference? A one-sided
+  test in the metric's direction (a maximised metric: lower is worse), and the difference of
+  means (candidate - reference, in the metric's units) with its two-sided 95% interval. Rows
+  of one shape go to scipy in one vectorised call: 1,000 candidates cost about two calls.
 - `holm`: Holm's step-down adjustment of a family of p-values (scipy has none).
 
 Never NaN, never a scipy warning: a missing number is None, and each degenerate input has a
@@ -28,8 +30,9 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -45,6 +48,7 @@ TEST_NAMES = {
 }
 T_METHOD = "Student t, 95%"
 WILSON_METHOD = "Wilson score, 95%"
+PAIRED_FALLBACK = "paired asked for, but the seeds differ: Welch's t"
 EQUAL_WITHIN = 1e-9  # relative spread below which a sample counts as constant (see above)
 MWU_EXACT_MOST = 9_999  # scipy's permutation test enumerates every split up to this many
 
@@ -223,7 +227,7 @@ def compare_pairs(
         if test == "auto":
             chosen = "paired" if pairs is not None else "welch"
         elif test == "paired" and pairs is None:
-            chosen, note = "welch", "paired asked for, but the seeds differ: Welch's t"
+            chosen, note = "welch", PAIRED_FALLBACK
         if chosen == "paired":
             x, y = pairs
         else:
@@ -255,13 +259,23 @@ def _pairs(
         return None
     if len(cand_seeds) != cand.size or len(ref_seeds) != ref.size:
         raise ValueError("each value needs its seed: seeds and values differ in length")
-    if len(set(cand_seeds)) != len(cand_seeds) or set(cand_seeds) != set(ref_seeds):
+    cand_keys, ref_keys = [_hashable(s) for s in cand_seeds], [_hashable(s) for s in ref_seeds]
+    if len(set(cand_keys)) != len(cand_keys) or set(cand_keys) != set(ref_keys):
         return None
-    ref_by_seed = dict(zip(ref_seeds, ref, strict=True))
+    ref_by_seed = dict(zip(ref_keys, ref, strict=True))
     x = cand
-    y = np.array([ref_by_seed[s] for s in cand_seeds], dtype=float)
+    y = np.array([ref_by_seed[s] for s in cand_keys], dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     return x[keep], y[keep]
+
+
+def _hashable(seed: Any) -> Hashable:
+    """A seed as a key: summary.json's {"model_init": ..., "shuffle": ...} or a list as is."""
+    if isinstance(seed, Mapping):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in seed.items()))
+    if isinstance(seed, (list, tuple)):
+        return tuple(_hashable(v) for v in seed)
+    return seed
 
 
 def _untested(test: str, x: np.ndarray, y: np.ndarray) -> Comparison:
