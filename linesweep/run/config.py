@@ -117,6 +117,15 @@ class ReplicateConfig:
 
 
 @dataclass
+class AnswerConfig:
+    """How replicated configurations are judged against the best (linesweep/core/answer.py)."""
+
+    alpha: float = 0.05  # in (0, 1): the chance of calling any truly equal configuration worse
+    test: str = "auto"  # auto (paired where replicates share seeds, else welch), welch, ...
+    correction: str = "holm"  # holm (over every pair the best was chosen among) or none
+
+
+@dataclass
 class PlotsConfig:
     learning_curve: bool = True
     kernels: bool = True
@@ -177,6 +186,7 @@ class TrainConfig:
     optimizer: OptimizerConfig = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
     plots: PlotsConfig = field(default_factory=PlotsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 

@@ -16,12 +16,14 @@ import re
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from linesweep.core.answer import AnswerSettings
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.run.config import (
     MAX_CHANNELS,
     OPTIMIZER_SCHEMAS,
     AdamConfig,
+    AnswerConfig,
     DataConfig,
     ModelConfig,
     ObjectiveConfig,
@@ -136,6 +138,7 @@ def validate(cfg: TrainConfig) -> None:
     _validate_trainer(cfg.trainer)
     _validate_objective(cfg.objective)
     _validate_replicates(cfg)
+    _validate_answer(cfg.answer)
     _require(cfg.plots.dpi >= 10, "plots.dpi", cfg.plots.dpi, "an integer >= 10")
 
 
@@ -293,3 +296,9 @@ def _validate_replicates(cfg: TrainConfig) -> None:
         f"{first} is minimised",
         "put val_accuracy first in objective.metrics",
     )
+
+
+def _validate_answer(answer: AnswerConfig) -> None:
+    """The answer's own settings type checks them (ConfigError naming `answer.<key>`), so that
+    a sweep's end and compare, which build it from other sources, refuse the same values."""
+    AnswerSettings(alpha=answer.alpha, test=answer.test, correction=answer.correction)

@@ -1,0 +1,171 @@
+"""The answer's words: its three lines, each number to 4 significant digits.
+
+`linesweep.core.answer.Answer.lines()` calls `lines`; nothing here computes, it only says what
+`answer` found, so every place that shows the answer shows the same words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the type only: answer.py imports this module
+    from linesweep.core.answer import Answer
+    from linesweep.core.stats import Summary
+
+NAMES_SHOWN = 3  # configurations named per reason in a line; to_dict names them all
+
+
+def lines(a: Answer) -> list[str]:
+    """Three lines (best, smallest not distinguishable, what was compared), then warnings."""
+    return [_best_line(a), _smallest_line(a), _compared_line(a)] + [
+        f"warning: {w}" for w in a.warnings
+    ]
+
+
+def _best_line(a: Answer) -> str:
+    if a.best is None:
+        return f"best: none: no complete configuration to answer with{_left_out_text(a)}"
+    c, s = a.best.configuration, a.best.summary
+    if not a.has_spread:
+        return (
+            f"best (by its single value): {c.name} ({c.n_params:,} parameters): "
+            f"{c.metric} {g(s.mean)}, no interval ({s.ci_method})"
+        )
+    how = f"by its mean, of {a.ranked}" if a.ranked > 1 else "the only one ranked"
+    line = f"best ({how}): {c.name} ({c.n_params:,} parameters): {c.metric} {_mean_text(s)}"
+    if s.success_rate is not None:
+        line += (
+            f", success rate {g(s.success_rate)} ({s.successes}/{s.replicates} reach "
+            f"{g(c.success_threshold)}; Wilson 95% {_interval(s.success_low, s.success_high)})"
+        )
+    if a.ranked > 1:
+        line += "; the winner of many noisy configurations is optimistic"
+    return line
+
+
+def _smallest_line(a: Answer) -> str:
+    head = "smallest not distinguishable from the best"
+    if a.best is None:
+        return f"{head}: none"
+    if not a.has_spread:
+        add = f"`{a.command} replicates=3`" if a.command else "`replicates=3`"
+        return (
+            f"{head}: cannot tell: no spread to judge by (no configuration has 2 or more "
+            f"replicates); add replicates to the command: {add}"
+        )
+    best = a.best.configuration
+    if a.smallest is a.best:
+        smaller = [e for e in a.compared if e.configuration.n_params < best.n_params]
+        worse = [e for e in smaller if e.worse]
+        if not smaller:
+            return f"{head}: the best itself: no smaller configuration was compared"
+        line = (
+            f"{head}: the best itself: {len(worse)} smaller configuration(s) compared, each "
+            f"worse ({_p_kind(a)} p < {g(a.settings.alpha)})"
+        )
+        if len(worse) < len(smaller):
+            line += f"; {len(smaller) - len(worse)} smaller could not be tested"
+        return line
+    e = a.smallest
+    assert e is not None and e.comparison is not None
+    c, k = e.configuration, e.comparison
+    low, high = k.ci_low, k.ci_high
+    line = (
+        f"{head}: {c.name} ({c.n_params:,} parameters): {c.metric} {_mean_text(e.summary)}; "
+        f"{k.test_name}, one-sided (worse than the best), {_p_kind(a)} "
+        f"p={g(e.p_adjusted)}"
+        + (f" (raw {g(k.p_value)})" if a.settings.correction != "none" else "")
+        + f" >= alpha={g(a.settings.alpha)}; difference {_signed(k.difference)}, "
+        f"95% CI [{_signed(low)}, {_signed(high)}]"
+    )
+    if e.corrected_ci is not None:
+        low, high, level = e.corrected_ci
+        line += (
+            f", [{_signed(low)}, {_signed(high)}] at the corrected level ({_percent(level)}: "
+            f"Bonferroni over the {a.family_size:,} pairs)"
+        )
+    worst = -low if a.direction == "maximize" else high
+    return line + f": not shown worse, yet it could be up to {g(max(worst, 0.0))} worse"
+
+
+def _compared_line(a: Answer) -> str:
+    if a.best is None:
+        return f"compared: none{_not_compared_text(a)}"
+    c = a.best.configuration
+    if not a.has_spread:
+        return (
+            f"compared: none of {a.entered} configuration(s) on "
+            f"{c.objective}: none has 2 or more finite replicate values"
+            + _left_out_text(a)
+            + _not_compared_text(a)
+        )
+    at = f"epoch {c.epoch} of {c.epochs}" if c.epoch != "best" else "each replicate's best epoch"
+    line = f"compared {len(a.compared)} configuration(s) with the best on {c.objective} at {at}"
+    if a.compared:
+        tests = Counter(e.comparison.test_name for e in a.compared if e.comparison)
+        used = ", ".join(f"{name} x{count}" for name, count in tests.items())
+        line += f": {used}, one-sided, alpha={g(a.settings.alpha)}, "
+        if a.settings.correction == "holm":
+            line += (
+                f"Holm-adjusted over the {a.family_size:,} ordered pairs of the "
+                f"{a.ranked} ranked configurations (the best was chosen among them)"
+            )
+        else:
+            line += "not corrected for multiple comparisons (answer.correction=none)"
+    return line + _left_out_text(a) + _not_compared_text(a)
+
+
+def _p_kind(a: Answer) -> str:
+    return "Holm-adjusted" if a.settings.correction == "holm" else "uncorrected"
+
+
+def _left_out_text(a: Answer) -> str:
+    if not a.left_out:
+        return ""
+    counts = ", ".join(f"{n} {status}" for status, n in a.left_out.items())
+    why = "only complete configurations are compared"
+    if "pruned" in a.left_out:
+        why += ": a pruned run's value is from an earlier epoch, not final"
+    return f"; left out: {counts} ({why})"
+
+
+def _not_compared_text(a: Answer) -> str:
+    if not a.not_compared:
+        return ""
+    by_why: dict[str, list[str]] = {}
+    for name, why in a.not_compared:
+        by_why.setdefault(why, []).append(name)
+    parts = []
+    for why, names in by_why.items():
+        shown = "; ".join(names[:NAMES_SHOWN])
+        more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+        parts.append(f"{len(names)} {why} ({shown}{more})")
+    return "; not compared: " + "; ".join(parts)
+
+
+def g(x: float | None) -> str:
+    """4 significant digits; n/a for a number that does not exist."""
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _percent(level: float) -> str:
+    """95%, 99.97%, 99.99999%: as many decimals as tell the level from 100%."""
+    tail = (1 - level) * 100
+    decimals = max(0, math.ceil(-math.log10(tail))) if tail > 0 else 0
+    return f"{level * 100:.{decimals}f}%"
+
+
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.4g}"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return f"[{g(low)}, {g(high)}]"
+
+
+def _mean_text(s: Summary) -> str:
+    if s.ci_low is None:
+        return f"{g(s.mean)} (n={s.n}; {s.ci_method})"
+    return f"{g(s.mean)}, 95% CI {_interval(s.ci_low, s.ci_high)} (Student t, n={s.n})"
