@@ -250,6 +250,9 @@ class LinesweepOptunaSweeperConf:
     # grace_period (whole seconds, rounded up); on a journal file, linesweep's own heartbeat.
     heartbeat_s: float = 10.0
     stale_after_s: float = 120.0
+    # Seconds a trial (or a population's process) may go without reporting an epoch before it
+    # is ended and recorded `timeout` (a failure); null: never. Silence over a minute is said.
+    trial_timeout: float | None = None
     # Modules imported once before trials fork, so that no trial pays for them. null: nothing
     # for linesweep's app (it has imported what it needs); for another app that imported torch,
     # torch._dynamo (torch builds its compiler stack the first time an optimizer is made, ~1 s

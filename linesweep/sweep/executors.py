@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,17 @@ class TrialExecutor(abc.ABC):
     @abc.abstractmethod
     def interrupt(self) -> list[JobOutcome]:
         """Stop every running job; their outcomes say they died."""
+
+    def executing(self) -> dict[int, float]:
+        """The jobs whose process runs now: number -> when it started (time.monotonic)."""
+        return {}
+
+    def stop(self, numbers: Sequence[int], reason: str) -> list[JobOutcome]:
+        """End the jobs `numbers` (and any that share their process) for `reason`: timed out.
+
+        An executor that cannot (Hydra's launchers run the jobs) ends none.
+        """
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release resources."""
@@ -350,6 +361,7 @@ class _Running:
     results: multiprocessing.connection.Connection
     alive: multiprocessing.connection.Connection
     output_dir: Path
+    started: float = field(default_factory=time.monotonic)
 
 
 class ProcessExecutor(TrialExecutor):
@@ -466,6 +478,23 @@ class ProcessExecutor(TrialExecutor):
         run.results.close()
         run.alive.close()
         self._running.pop(run.job.number, None)
+
+    def executing(self) -> dict[int, float]:
+        return {number: run.started for number, run in self._running.items()}
+
+    def stop(self, numbers: Sequence[int], reason: str) -> list[JobOutcome]:
+        """SIGKILL: a stalled process (stopped, or stuck in a kernel call) may never run a
+        SIGTERM handler. Its folder keeps `running`, which compare reads as killed."""
+        outcomes = []
+        for number in numbers:
+            run = self._running.get(number)
+            if run is None:
+                continue
+            run.process.kill()
+            run.process.join()
+            self._finish(run)
+            outcomes.append(JobOutcome(number, None, run.output_dir, died=reason, timed_out=True))
+        return outcomes
 
     def interrupt(self) -> list[JobOutcome]:
         runs = list(self._running.values())

@@ -28,6 +28,7 @@ class JobOutcome:
     job_return: JobReturn | None  # None when the job's process died before returning
     output_dir: Path | None
     died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
+    timed_out: bool = False  # ended by the sweep: no epoch reported within trial_timeout
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def as_objective(value: Any) -> list[float]:
 
 def judge(outcome: JobOutcome, n_objectives: int) -> Verdict:
     """The trial's status, values and reason from how its job ended."""
+    if outcome.timed_out:
+        return Verdict(Status.TIMEOUT, None, outcome.died)
     if outcome.died is not None:
         status = Status.INTERRUPTED if outcome.died == "interrupted" else Status.KILLED
         return Verdict(status, None, f"trial process {outcome.died}")

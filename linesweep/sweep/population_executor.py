@@ -26,7 +26,9 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,6 +52,7 @@ from linesweep.sweep.executors import (
 )
 from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import JobOutcome
+from linesweep.sweep.stalls import number_ranges
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ class _Population:
     process: Any  # multiprocessing.Process
     results: multiprocessing.connection.Connection
     alive: multiprocessing.connection.Connection
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +178,10 @@ class PopulationExecutor(ProcessExecutor):
         jobs = {p.job.number: p.output_dir for p in group}
         by_number = {p.job.number: p.config for p in group}
         self._populations.append(_Population(jobs, by_number, process, results_recv, alive_send))
-        log.info("trials %s train as one population (%s)", _numbers(list(jobs)), note)
+        if len(jobs) > 1:
+            log.info("trials %s train as one population (%s)", number_ranges(list(jobs)), note)
+        else:
+            log.info("trial %d trains in a process of its own", group[0].job.number)
 
     def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
         self._start_pending()
@@ -222,6 +229,26 @@ class PopulationExecutor(ProcessExecutor):
         pop.alive.close()
         self._populations.remove(pop)
 
+    def executing(self) -> dict[int, float]:
+        members = {n: pop.started for pop in self._populations for n in pop.jobs}
+        return {**super().executing(), **members}
+
+    def stop(self, numbers: Sequence[int], reason: str) -> list[JobOutcome]:
+        """End trials that stalled; a population stalls whole, so all its open members end."""
+        outcomes = super().stop(numbers, reason)
+        for pop in [p for p in self._populations if set(p.jobs) & set(numbers)]:
+            pop.process.kill()
+            pop.process.join()
+            for number, ret in _received(pop):  # finished before it stalled: their results stand
+                outcomes.append(_member_outcome(pop, number, ret))
+            outcomes += [
+                JobOutcome(number, None, out, died=reason, timed_out=True)
+                for number, out in pop.jobs.items()
+            ]
+            pop.jobs.clear()
+            self._end(pop)
+        return outcomes
+
     def interrupt(self) -> list[JobOutcome]:
         outcomes = super().interrupt()  # the solo trials
         pops = list(self._populations)
@@ -241,17 +268,6 @@ class PopulationExecutor(ProcessExecutor):
     def close(self) -> None:
         if self.running():
             self.interrupt()
-
-
-def _numbers(numbers: list[int]) -> str:
-    """3, 4, 5, 9 -> '3-5, 9': a population's trials in one short line."""
-    spans: list[list[int]] = []
-    for n in sorted(numbers):
-        if spans and n == spans[-1][-1] + 1:
-            spans[-1].append(n)
-        else:
-            spans.append([n])
-    return ", ".join(f"{s[0]}-{s[-1]}" if len(s) > 2 else ", ".join(map(str, s)) for s in spans)
 
 
 def _member_outcome(pop: _Population, number: int, ret: JobReturn) -> JobOutcome:

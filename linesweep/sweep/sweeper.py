@@ -81,6 +81,7 @@ from linesweep.sweep.population_executor import PopulationExecutor
 from linesweep.sweep.proposals import Proposals
 from linesweep.sweep.results import answer, format_params, write_sweep_results
 from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
+from linesweep.sweep.stalls import StallWatch
 from linesweep.sweep.study import (
     check_directions,
     create_or_load_study,
@@ -115,6 +116,7 @@ class SweepSettings:
     batch_task: str | None
     heartbeat_s: float
     stale_after_s: float
+    trial_timeout: float | None
     preload: list[str]
 
     @classmethod
@@ -183,6 +185,13 @@ class SweepSettings:
         )
         require(bool(self.study_name), "study_name", self.study_name, "a non-empty name")
         require(self.heartbeat_s > 0, "heartbeat_s", self.heartbeat_s, "a number > 0")
+        require(
+            self.trial_timeout is None
+            or (isinstance(self.trial_timeout, (int, float)) and self.trial_timeout > 0),
+            "trial_timeout",
+            self.trial_timeout,
+            "seconds > 0, or null (no timeout)",
+        )
         require(
             self.stale_after_s > 2 * self.heartbeat_s,
             "stale_after_s",
@@ -314,6 +323,12 @@ class Sweep:
             mask_secrets(OmegaConf.to_yaml(self.config), self.storage_url),
         )
         self.executor = self._make_executor()
+        self.stalls = StallWatch(s.trial_timeout)
+        if s.trial_timeout and isinstance(self.executor, LauncherExecutor):
+            log.warning(
+                "hydra.sweeper.trial_timeout does not apply to trials that Hydra's launcher "
+                "runs (they run to their end)"
+            )
 
     def _sampler_with_seed(self, seed: int | None) -> BaseSampler:
         """The configured sampler, with another seed (see proposals.py)."""
@@ -444,7 +459,8 @@ class Sweep:
                     break
             if not self.executor.running():
                 break
-            self.executor.wait(s.heartbeat_s, on_outcome)
+            self.executor.wait(min(s.heartbeat_s, self.stalls.warn_after_s), on_outcome)
+            self._end_stalled(on_outcome)
             if batch:
                 self.returns.append(batch.copy())
                 batch.clear()
@@ -456,6 +472,19 @@ class Sweep:
         if stopping:
             raise LinesweepError(stopping[0])
         return self.returns
+
+    def _end_stalled(self, on_outcome: Any) -> None:
+        """Name the trials that report nothing; end those past `trial_timeout` (`timeout`)."""
+        late = self.stalls.check(self.study, self.executor.executing())
+        if not late:
+            return
+        reason = (
+            f"timeout: no epoch reported for {max(late.values()):.0f} s "
+            f"(hydra.sweeper.trial_timeout={self.settings.trial_timeout:g})"
+        )
+        for outcome in self.executor.stop(sorted(late), reason):
+            with deferred():
+                on_outcome(outcome)
 
     def tell_answer(self) -> None:
         """The sweep's answer so far, in a few lines (see results.answer)."""
