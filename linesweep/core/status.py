@@ -45,7 +45,13 @@ class Status(str, enum.Enum):
     @property
     def counts_as_failure(self) -> bool:
         """Whether a sweep counts it against its failure budget (an infeasible point does not)."""
-        return self in (Status.FAILED, Status.DIVERGED, Status.KILLED, Status.REFUSED, Status.TIMEOUT)
+        return self in (
+            Status.FAILED,
+            Status.DIVERGED,
+            Status.KILLED,
+            Status.REFUSED,
+            Status.TIMEOUT,
+        )
 
 
 STATUSES = tuple(s.value for s in Status)

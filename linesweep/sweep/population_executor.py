@@ -130,20 +130,18 @@ class PopulationExecutor(ProcessExecutor):
 
     def _start_pending(self) -> None:
         """While fewer than n_jobs processes run: the app's plan of the waiting trials, and its
-        populations started, the one that holds the oldest trial first (a trial in none of them
-        in a process of its own). Each population takes at most its share of the waiting trials,
-        so that every free process gets one."""
+        populations started in the plan's order, as many as there are free processes; a trial
+        in none of them in a process of its own, after them."""
         free = self.processes - len(self._running) - len(self._populations)
         if not self._pending or free <= 0:
             return
-        most = min(self.population_size, -(-len(self._pending) // free))
-        planned = self.batch.plan([p.description for p in self._pending], most)
+        described = [p.description for p in self._pending]
+        planned = self.batch.plan(described, self.population_size, free)
         placed = {i for trials, _ in planned for i in trials}
         starts: list[tuple[list[int], str | None]] = [
             *((trials, note) for trials, note in planned),
             *(([i], None) for i in range(len(self._pending)) if i not in placed),
         ]
-        starts.sort(key=lambda start: min(start[0]))  # the oldest trial's first
         started: list[_Pending] = []
         for trials, note in starts[:free]:
             chosen = [self._pending[i] for i in sorted(trials)]
