@@ -62,10 +62,11 @@ from linesweep.core.stats import (
     holm,
     summarize,
 )
+from linesweep.core.status import Status
 
 CORRECTIONS = ("holm", "none")
 FEW_REPLICATES = 3  # below this, a warning: too few to tell configurations apart
-COMPLETE = "complete"  # linesweep.core.status.Status.COMPLETE's value
+COMPLETE = Status.COMPLETE.value
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ class Status(str, enum.Enum):
     compare's words for folders it could not read in full.
     """
 
+    WAITING = "waiting"  # a sweep's trial queued (a re-run of an interrupted one), not started
     RUNNING = "running"  # training now (or its process died without a word: see KILLED)
     COMPLETE = "complete"  # trained every epoch
     PRUNED = "pruned"  # stopped early by a sweep's pruner; its value is from that epoch
@@ -34,7 +35,7 @@ class Status(str, enum.Enum):
     @property
     def written(self) -> bool:
         """Whether a run writes it into summary.json (the others are a sweep's or compare's)."""
-        sweeps_or_compares = (Status.KILLED, Status.TIMEOUT, Status.DUPLICATE)
+        sweeps_or_compares = (Status.WAITING, Status.KILLED, Status.TIMEOUT, Status.DUPLICATE)
         return self not in (*sweeps_or_compares, Status.INCOMPLETE, Status.UNREADABLE)
 
     @property

@@ -41,6 +41,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.processes import alive_here
+from linesweep.core.status import Status
 from linesweep.core.storage import database_url, is_database_url
 
 try:  # POSIX file locks: released by the kernel when the holder dies, so never stale
@@ -58,7 +59,7 @@ FOLDER = "linesweep.folder"
 RETRY_OF = "linesweep.retry_of"  # journal files only: a database has Optuna's retry_history
 RETRY_HISTORY = "retry_history"  # the system attribute Optuna's retry callback writes
 EPOCH = "linesweep.epoch"  # the epoch the trial's values were measured at
-NO_SLOT = frozenset({"interrupted", "duplicate"})  # finished trials that do not count
+NO_SLOT = frozenset({Status.INTERRUPTED, Status.DUPLICATE})  # finished, holding no slot
 
 
 def retry_of(trial: FrozenTrial) -> int | None:
@@ -223,12 +224,12 @@ def trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
 
 
 def fail_trial(
-    storage: BaseStorage, study: optuna.Study, number: int, label: str, reason: str
+    storage: BaseStorage, study: optuna.Study, number: int, label: Status, reason: str
 ) -> bool:
     """Mark a RUNNING trial failed with a reason; False if another process finished it first."""
     tid = trial_id(storage, study, number)
     try:
-        storage.set_trial_user_attr(tid, STATE, label)
+        storage.set_trial_user_attr(tid, STATE, label.value)
         storage.set_trial_user_attr(tid, ERROR, reason)
         storage.set_trial_state_values(tid, TrialState.FAIL)
     except UpdateFinishedTrialError:
@@ -272,7 +273,7 @@ def reap_abandoned(
         else:
             who = "the sweep process that asked for it died before recording itself as its owner"
         reason = f"interrupted: {who}; its slot is re-run"
-        if fail_trial(storage, study, trial.number, "interrupted", reason):
+        if fail_trial(storage, study, trial.number, Status.INTERRUPTED, reason):
             requeue(storage, study, trial.number)
             reaped.append(trial)
     return reaped

@@ -54,6 +54,7 @@ from omegaconf.basecontainer import BaseContainer
 from omegaconf.errors import OmegaConfBaseException
 
 from linesweep.core.errors import ConfigError
+from linesweep.core.status import Status
 from linesweep.sweep.composing import SweepComposer
 from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import JobOutcome, as_objective
@@ -180,7 +181,9 @@ class LauncherExecutor(TrialExecutor):
             self._heartbeat()
 
     def interrupt(self) -> list[JobOutcome]:
-        interrupted = [JobOutcome(j.number, None, None, died="interrupted") for j in self._pending]
+        interrupted = [
+            JobOutcome(j.number, None, None, died=Status.INTERRUPTED) for j in self._pending
+        ]
         self._pending = []
         return interrupted
 
@@ -502,7 +505,9 @@ class ProcessExecutor(TrialExecutor):
         outcomes, self._refused = self._refused, []
         for run in runs:
             self._finish(run)
-            outcomes.append(JobOutcome(run.job.number, None, run.output_dir, died="interrupted"))
+            outcomes.append(
+                JobOutcome(run.job.number, None, run.output_dir, died=Status.INTERRUPTED)
+            )
         return outcomes
 
     def close(self) -> None:

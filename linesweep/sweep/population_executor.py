@@ -40,6 +40,7 @@ from omegaconf import DictConfig
 from omegaconf.basecontainer import BaseContainer
 
 from linesweep.core.errors import ConfigError
+from linesweep.core.status import Status
 from linesweep.sweep.executors import (
     OutcomeHandler,
     ProcessExecutor,
@@ -255,10 +256,11 @@ class PopulationExecutor(ProcessExecutor):
             for number, ret in _received(pop):  # finished before the signal: their results stand
                 outcomes.append(_member_outcome(pop, number, ret))
             for number, out in pop.jobs.items():
-                outcomes.append(JobOutcome(number, None, out, died="interrupted"))
+                outcomes.append(JobOutcome(number, None, out, died=Status.INTERRUPTED))
             self._end(pop)
         outcomes.extend(
-            JobOutcome(p.job.number, None, p.output_dir, died="interrupted") for p in self._pending
+            JobOutcome(p.job.number, None, p.output_dir, died=Status.INTERRUPTED)
+            for p in self._pending
         )
         self._pending = []
         return outcomes

@@ -27,24 +27,22 @@ from linesweep.sweep.coordination import (
     retry_of,
     slot_holders,
 )
+from linesweep.sweep.outcomes import status_of
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
 
 
 def state_of(trial: FrozenTrial, rerun: Collection[int] = ()) -> str:
-    """linesweep's state of a trial: Optuna's, refined by the reason a trial failed.
+    """linesweep's state of a trial (a `Status` value): Optuna's, refined by the reason a
+    trial failed (its `linesweep.state`, the sweep's verdict).
 
     `rerun`: the numbers of the trials queued again (coordination.rerun_numbers), which were
     interrupted, whether or not they could be labelled so (Optuna's stale-trial failure cannot).
     """
-    if trial.state == TrialState.RUNNING:
-        return "running"
-    if trial.state == TrialState.WAITING:
-        return "waiting"
     if trial.state == TrialState.FAIL and trial.number in rerun:
         return Status.INTERRUPTED.value
-    return trial.user_attrs.get(STATE) or trial.state.name.lower()
+    return trial.user_attrs.get(STATE) or status_of(trial.state).value
 
 
 def trial_states(trials: Sequence[FrozenTrial]) -> dict[int, str]:

@@ -400,7 +400,9 @@ class Sweep:
         if problem is None and clash:
             problem = f"a function that suggests no key an override fixes, but it suggests {clash}"
         if problem is not None:
-            co.fail_trial(self.storage, self.study, trial.number, "failed", f"{key}: {problem}")
+            co.fail_trial(
+                self.storage, self.study, trial.number, Status.FAILED, f"{key}: {problem}"
+            )
             raise ConfigError(key, path, problem)
 
     def _make_executor(self) -> TrialExecutor:
@@ -524,7 +526,11 @@ class Sweep:
         folder = self.sweep_dir / str(trial.number)
         if folder.exists() and any(folder.iterdir()):
             co.fail_trial(
-                self.storage, self.study, trial.number, "failed", f"folder {folder} already exists"
+                self.storage,
+                self.study,
+                trial.number,
+                Status.FAILED,
+                f"folder {folder} already exists",
             )
             raise ConfigError(
                 "hydra.sweep.dir",
@@ -686,7 +692,9 @@ class Sweep:
         for outcome in self.executor.interrupt():
             self._record(outcome)
         for number in list(self.running):  # jobs cut short inside this process
-            self._record(JobOutcome(number, None, self.sweep_dir / str(number), died="interrupted"))
+            self._record(
+                JobOutcome(number, None, self.sweep_dir / str(number), died=Status.INTERRUPTED)
+            )
         self._write_results()
         self.tell_answer()
         log.error(
