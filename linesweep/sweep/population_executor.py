@@ -41,19 +41,17 @@ from omegaconf.basecontainer import BaseContainer
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.status import Status
-from linesweep.sweep.executors import (
-    OutcomeHandler,
-    ProcessExecutor,
-    TaskReference,
-    TrialJob,
-    _exit_with_parent,
-    _portable,
-    _signal_name,
-    stop_processes,
-)
+from linesweep.sweep.executors import OutcomeHandler, ProcessExecutor, TrialJob
 from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import JobOutcome
 from linesweep.sweep.stalls import number_ranges
+from linesweep.sweep.workers import (
+    TaskReference,
+    exit_with_parent,
+    portable,
+    signal_name,
+    stop_processes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +208,7 @@ class PopulationExecutor(ProcessExecutor):
         # What it sent between the first read and its exit (the handler above takes a while:
         # the journal, trials.csv): read the pipe again before calling any member dead.
         self._hand_over(pop, on_outcome)
-        died = _signal_name(pop.process.exitcode)
+        died = signal_name(pop.process.exitcode)
         for number, output_dir in list(pop.jobs.items()):
             with deferred():
                 on_outcome(JobOutcome(number, None, output_dir, died=died))
@@ -301,13 +299,13 @@ def _population_main(
 
     signal.signal(signal.SIGTERM, interrupt)  # each open member records `interrupted`
     configs, singletons, parent, batch_task, context, task = job
-    threading.Thread(target=_exit_with_parent, args=(alive, parent), daemon=True).start()
+    threading.Thread(target=exit_with_parent, args=(alive, parent), daemon=True).start()
     setup_globals()
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
     batch = importlib.import_module(batch_task)
 
     def send(i: int, ret: JobReturn) -> None:
-        results.send((int(configs[i].hydra.job.num), _portable(ret)))
+        results.send((int(configs[i].hydra.job.num), portable(ret)))
 
     function = task.resolve() if isinstance(task, TaskReference) else task
     with contextlib.suppress(KeyboardInterrupt):
