@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linesweep.compare.cli import main
-from linesweep.compare.runs import STATUSES_WRITTEN
+from linesweep.compare.summary import STATUSES_WRITTEN
 from tests.test_compare import fake_run
 from tests.test_compare_hostile import ALIAS_BOMB, SECRET, time_limit
 
