@@ -59,4 +59,3 @@ def test_compares_modules_import_no_cycle():
     graph = import_graph()
     for module in (m for m in graph if m.startswith("linesweep.compare")):
         assert module not in reached(graph, module), module
-

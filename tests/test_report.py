@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from linesweep.compare.cli import main
 from linesweep.compare.plots import accuracy_by_size, objective_by_parameter, save_comparison_plots
-from linesweep.compare.question import chosen_keys, read_question
+from linesweep.compare.question import chosen_keys, read_question, split_overrides
 from linesweep.compare.report import render_report
 from linesweep.compare.runs import find_runs
 from linesweep.compare.study_plots import history_plot
@@ -182,6 +182,16 @@ def test_a_question_reads_hydras_multirun_yaml_and_the_sweeps_results(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "multirun.yaml").write_text("[not, a, mapping")
     assert read_question(tmp_path / "junk").study == "junk"  # never raises
+    overrides = [
+        "trainer.epochs=2",
+        "model.out_1=1,2,4",
+        "+model.x=[1,2]",
+        "a.lr=tag(log,interval(1e-3,1e-1))",
+    ]
+    assert split_overrides(overrides) == (
+        {"model.out_1": "1,2,4", "a.lr": "tag(log,interval(1e-3,1e-1))"},
+        ["trainer.epochs=2", "+model.x=[1,2]"],  # a list is one value, not a sweep
+    )
 
 
 # ---------------------------------------------------------------- plots

@@ -92,7 +92,7 @@ def columns_for(
     objective = [f"obj.{m}" for m in objective_metrics(runs)]
     spreads = spread_columns(runs) if (has_replicates(runs) if spread is None else spread) else []
     varying = [k for k in varying if k not in spreads]  # the config key `replicates`
-    measured = ["obj_epoch"] if objective else []  # report branch: issue 8
+    measured = ["obj_epoch"] if objective else []
     return ["rank", *varying, *objective, *spreads, *measured, *FIXED_COLUMNS, "folder", "note"]
 
 
@@ -141,12 +141,12 @@ def best_run(runs: Sequence[Run]) -> Run | None:
     ranked = [
         r for r in rank_by_objective(runs) if any(v is not None for v in r.objective.values())
     ]
-    front = pareto_set(ranked)  # report branch: several objectives: the Pareto set's first
+    front = pareto_set(ranked)  # several objectives: the Pareto set's first
     complete = [r for r in ranked if r.state == Status.COMPLETE]
     return (front or complete or ranked or [None])[0]
 
 
-# ---- report branch (issue 12): multi-objective comparisons rank by Pareto front
+# ---------------------------------------------------------------- several objectives: fronts
 
 
 def _front_ranks(runs: Sequence[Run]) -> dict[int, int]:
@@ -184,7 +184,7 @@ def by_front(runs: Sequence[Run], worst_first: bool = False) -> list[Run]:
     return sorted(runs, key=lambda r: fronts.get(id(r), unranked), reverse=worst_first)
 
 
-# ---- end of the report branch's Pareto ranking
+# ---------------------------------------------------------------- selecting
 
 
 @dataclass(frozen=True)
@@ -264,8 +264,8 @@ def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
         # --ascending/--descending set the first objective's order; the others follow its flip.
         flip = bool(columns) and selection.descending not in (None, best_first[0])
         ordered = sort_runs(kept, columns, [down != flip for down in best_first])
-        # report branch (issues 8, 12): complete runs rank first, since a pruned run's value is
-        # from an earlier epoch; several objectives rank by Pareto front.
+        # Complete runs rank first, since a pruned run's value is from an earlier epoch;
+        # several objectives rank by Pareto front.
         ordered = sorted(ordered, key=lambda run: _finished_first(run, columns, flip))
         if len(columns) > 1:
             ordered = by_front(ordered, worst_first=flip)
