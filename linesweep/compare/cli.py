@@ -199,9 +199,10 @@ def run_command(argv: Sequence[str]) -> int:
     if not comparison.shown:
         found = f"{plural(len(comparison.runs), 'run')} found" + (f"; {hidden}" if hidden else "")
         raise UsageError(f"no run matches the filters ({found})")
-    pictures = run_pictures(comparison.best) if comparison.best is not None else None
-    for problem in pictures.problems if pictures is not None else []:
-        warn(f"{comparison.best.folder}: {problem}")  # type: ignore[union-attr]
+    pictures = None if comparison.best is None else run_pictures(comparison.best)
+    if pictures is not None:
+        for problem in pictures.problems:
+            warn(f"{pictures.folder}: {problem}")
 
     # Printed first, so that the table shows while the plots are drawn; a reader that closes
     # the pipe early (`| head`) silences the rest, and the files below are written all the same.

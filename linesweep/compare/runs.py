@@ -25,7 +25,7 @@ import glob
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -351,7 +351,7 @@ def _plan(value: Any) -> list[dict[str, Any]] | None:
     return rows if None not in rows else None  # type: ignore[return-value]
 
 
-_SHAPES: dict[str, tuple[Any, str]] = {
+_SHAPES: dict[str, tuple[Callable[[Any], Any], str]] = {
     "plan": (_plan, "not a list of layers"),
     "n_params": (count, "not a count"),
     "flat_features": (count, "not a count"),

@@ -121,10 +121,10 @@ def text_table(
     headings = [(full, False), (short, False), (short, True)]
     plans = [layout(names, split) for names, split in headings]
 
-    def merit(i: int) -> tuple[bool, int, int, int]:
+    def merit(i: int) -> tuple[int, int, int, int]:
         shown, need, cut = plans[i]
-        fits = sum(need[c] for c in shown) + 2 * (len(shown) - 1) <= width
-        return fits, len(shown), -cut, -i
+        over = max(0, sum(need[c] for c in shown) + 2 * (len(shown) - 1) - width)
+        return -over, len(shown), -cut, -i  # fits first, then shows most, then cuts least
 
     pick = max(range(3), key=merit)
     shown, need, _ = plans[pick]
