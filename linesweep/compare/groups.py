@@ -17,7 +17,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from linesweep.compare.runs import Member, Run, natural_key, share
+from linesweep.compare.fields import share
+from linesweep.compare.row import Member, Run
+from linesweep.compare.runs import natural_key
 from linesweep.core.metrics import population_objective
 
 NOISE_PREFIXES = ("hydra.", "plots.")  # differ between runs without changing what they learn
