@@ -141,7 +141,9 @@ def test_plan_command_prints_the_plan_or_refuses(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("script", ["linesweep-train", "linesweep-plan", "linesweep-compare"])
+@pytest.mark.parametrize(
+    "script", ["linesweep-train", "linesweep-plan", "linesweep-compare", "linesweep-draw"]
+)
 def test_the_console_scripts_answer_help(script, tmp_path):
     binary = Path(sys.executable).parent / script
     done = subprocess.run([binary, "--help"], cwd=tmp_path, capture_output=True, text=True)
