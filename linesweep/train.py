@@ -22,6 +22,7 @@ import logging
 import math
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import hydra
@@ -76,6 +77,7 @@ def cli() -> None:
     """`python -m linesweep.train`, `linesweep-train`: Ctrl-C while Hydra starts or ends is one
     line too, with the shell's exit status 130 (SIGTERM there ends the process at once, 143)."""
     try:
+        _refuse_unknown_keys(sys.argv[1:])
         # torch, here where Ctrl-C is caught, and before a sweep forks its trials (none of them
         # pays for the import again).
         import linesweep.run.task  # noqa: F401
@@ -90,6 +92,20 @@ def cli() -> None:
         # about 0.4 s of every command's end (benchmarks/README.md). Frozen, they are skipped;
         # files, loggers and atexit handlers close as they always do.
         gc.freeze()
+
+
+def _refuse_unknown_keys(arguments: list[str]) -> None:
+    """A key the config does not have: one line naming the nearest, exit 2 (as a sweep says
+    it), before Hydra composes and refuses it in eight lines."""
+    if any(a in ("--help", "-h", "--hydra-help") for a in arguments):
+        return
+    from linesweep.run.overrides import check_command_line
+
+    try:
+        check_command_line(arguments)
+    except LinesweepError as err:
+        print(f"[{datetime.now():%H:%M:%S}][ERROR] {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _exit_status(signal_name: str) -> int:

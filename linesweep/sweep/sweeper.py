@@ -543,8 +543,7 @@ class Sweep:
         trial.set_user_attr(co.FOLDER, str(folder))
         self.running[trial.number] = trial
         self.executor.submit(TrialJob(trial.number, tuple(self._job_overrides(trial))))
-        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
-        log.info("trial %d started: %s", trial.number, params or "(no parameters)")
+        log.info("trial %d started: %s", trial.number, format_params(trial.params))
         return True
 
     def _ask(self, queued: bool) -> optuna.Trial:
