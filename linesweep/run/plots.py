@@ -28,7 +28,7 @@ from linesweep.run.config import PlotsConfig
 from linesweep.run.data import CLASS_NAMES
 
 if TYPE_CHECKING:
-    from linesweep.run.drawing import TrainedPictures
+    from linesweep.run.pictures import TrainedPictures
 
 MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
 
