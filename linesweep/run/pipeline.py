@@ -118,7 +118,11 @@ def train_runs(specs: Sequence[RunSpec], on_end: RunEnd, plans_seen: Path | None
     interrupted, tells `on_end`, then propagates. `plans_seen`: in a sweep, a folder that
     remembers which shape plans were printed already.
     """
-    runs = [run for i, spec in enumerate(specs) if (run := _open(i, spec, on_end)) is not None]
+    runs: list[_Run] = []
+    with _ending_on_error(runs, on_end):  # Ctrl-C while opening: the open ones say so
+        for i, spec in enumerate(specs):
+            if (run := _open(i, spec, on_end)) is not None:
+                runs.append(run)
     for group in group_runs(runs, key=lambda run: run.cfg):
         with _ending_on_error(group, on_end):
             _train_group(group, on_end, plans_seen)
@@ -142,6 +146,10 @@ def _open(index: int, spec: RunSpec, on_end: RunEnd) -> _Run | None:
         file.finish(err.status, error=trial.redact(str(err)) if trial is not None else str(err))
         on_end(index, err)
         return None
+    except KeyboardInterrupt as err:
+        file.finish(Status.INTERRUPTED, error=f"interrupted by {interrupted_by(err)}")
+        on_end(index, err)
+        raise
     return _Run(index, spec, cfg, file, loggers, plan)
 
 
