@@ -65,8 +65,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {name: [] for name in WAYS}
     with tempfile.TemporaryDirectory() as scratch:
         for seed in args.seeds:
-            for name, way in WAYS.items():
-                folder = Path(scratch) / f"{seed}-{len(results[name])}-{name.split()[0]}"
+            for k, (name, way) in enumerate(WAYS.items()):
+                folder = Path(scratch) / f"seed{seed}-way{k}"
                 row = study(folder, seed, args.trials, args.population, way)
                 results[name].append(row)
                 print(
