@@ -119,13 +119,13 @@ def train_runs(specs: Sequence[RunSpec], on_end: RunEnd, plans_seen: Path | None
     remembers which shape plans were printed already.
     """
     runs: list[_Run] = []
-    with _ending_on_error(runs, on_end):  # Ctrl-C while opening: the open ones say so
+    with _ending_on_error(runs, on_end):  # Ctrl-C anywhere: every run still open says so
         for i, spec in enumerate(specs):
             if (run := _open(i, spec, on_end)) is not None:
                 runs.append(run)
-    for group in group_runs(runs, key=lambda run: run.cfg):
-        with _ending_on_error(group, on_end):
-            _train_group(group, on_end, plans_seen)
+        for group in group_runs(runs, key=lambda run: run.cfg):
+            with _ending_on_error(group, on_end):  # a group's error ends that group's runs
+                _train_group(group, on_end, plans_seen)
 
 
 def _open(index: int, spec: RunSpec, on_end: RunEnd) -> _Run | None:
