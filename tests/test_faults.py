@@ -327,7 +327,8 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, preexec_fn=file_size_limit(16_000),
     )  # fmt: skip
     output = full.stdout + full.stderr
-    assert full.returncode == 0, output
+    assert full.returncode == 2, output  # every trial failed: the sweep has no result
+    assert "sweep ended without a result: all 2 of its trials failed" in output
     assert "Traceback" not in output and "Logging error" not in output
     study = load_study(folder)
     for trial in study.trials:
@@ -340,6 +341,8 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
 
     # 2. Then the journal itself fills up: the sweep stops with one line, keeping what it has.
     # Room for the files written once (multirun.yaml is the largest), and about one more trial.
+    # (plots=none from now on: a fixed override the study did not start with, on purpose.)
+    args = [*args, "hydra.sweeper.resume_changed=true"]
     largest = max((folder / name).stat().st_size for name in (JOURNAL_NAME, "multirun.yaml"))
     limit = largest + 2_000
     stopped = subprocess.run(

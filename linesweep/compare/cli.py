@@ -150,7 +150,8 @@ def _refused(folder: Path) -> bool:
 
 def write_tables(out: Path, comparison: Comparison) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "table.csv", csv_rows(comparison.rows), comparison.columns)
+    rows = csv_rows(comparison.rows)
+    write_csv(out / "table.csv", rows, comparison.columns, spreadsheet_safe=True)
     atomic_write_text(out / "table.md", markdown_table(comparison.rows, comparison.columns))
     return [out / "table.csv", out / "table.md"]
 

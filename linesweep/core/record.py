@@ -35,7 +35,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from linesweep.core.files import atomic_write_bytes, write_csv, write_json, write_yaml
+from linesweep.core.files import (
+    atomic_write_bytes,
+    make_folder,
+    write_csv,
+    write_json,
+    write_yaml,
+)
 from linesweep.core.metrics import EpochMetrics
 from linesweep.core.processes import this_process
 from linesweep.core.safe_read import MiB, Unreadable, load_json, load_yaml, read_bytes, read_text
@@ -191,7 +197,8 @@ def write_weights(folder: Path, state: dict[str, Any], replicate: int = 0) -> No
     buffer = io.BytesIO()
     torch.save({name: tensor.detach().cpu() for name, tensor in state.items()}, buffer)
     path = weights_path(folder, replicate)
-    path.parent.mkdir(exist_ok=True)
+    if replicate:
+        make_folder(path.parent)  # replicates/: a real folder, never a link planted there
     atomic_write_bytes(path, buffer.getvalue())
 
 

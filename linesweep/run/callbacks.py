@@ -5,11 +5,17 @@ any task code runs, so a folder that cannot be written would otherwise end in a 
 an empty one would scatter a run's files in the current directory; here each ends in one line
 and exit status 2, before any training. An Optuna study's folder is named after the study: a
 name that would put it outside outputs/sweeps/ is refused before the folder exists.
+
+Hydra also writes before the task runs (train.log, .hydra/), through whatever stands at those
+names: a folder holding another run, or a link someone planted, is refused here first (see
+folder.py); `overwrite=true` clears another run's files, once the new run's config is known
+to be valid, so that a refused run never costs the one already there.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +24,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from linesweep.core.errors import ConfigError, LinesweepError
-from linesweep.core.files import ensure_writable_folder
+from linesweep.core.files import ensure_writable_folder, what_is
 from linesweep.core.storage import check_study_name
+from linesweep.run.folder import OVERWRITE_KEY, RunFolder, check_run_folder, clear
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +37,91 @@ class OutputFolderCheck(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         study = OmegaConf.select(config, "hydra.runtime.choices.hparams_search", default=None)
         _refuse_on_error(lambda: _check_single_run(study))
-        _refuse_on_error(lambda: _check_folder(config.hydra.run.dir, "hydra.run.dir"))
+        _refuse_on_error(lambda: _own_run_folder(config))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper
-        if str(sweeper.get("_target_", "")).endswith("LinesweepOptunaSweeper"):
+        study = str(sweeper.get("_target_", "")).endswith("LinesweepOptunaSweeper")
+        if study:
             _refuse_on_error(lambda: check_study_name(sweeper.get("study_name")))
-        _refuse_on_error(lambda: _check_folder(config.hydra.sweep.dir, "hydra.sweep.dir"))
+        _refuse_on_error(lambda: _own_sweep_folder(config, study))
+
+
+def _run_folder(config: DictConfig, path: Path) -> RunFolder:
+    subdir = config.hydra.output_subdir
+    return RunFolder(path, str(config.hydra.job.name), None if subdir is None else str(subdir))
+
+
+def _overwrite(config: DictConfig) -> bool:
+    return OmegaConf.select(config, OVERWRITE_KEY, default=False) is True
+
+
+def _own_run_folder(config: DictConfig) -> None:
+    """A single run's folder: empty or new, writable; another run's only with overwrite=true,
+    cleared once the new run's config has passed its checks."""
+    key, folder = "hydra.run.dir", config.hydra.run.dir
+    if not str(folder).strip():
+        raise ConfigError(key, "", "a folder for the run's files", f"give {key} a path")
+    run = _run_folder(config, Path(str(folder)))
+    taken = check_run_folder(run, key, _overwrite(config))
+    ensure_writable_folder(run.path, key)
+    if taken:
+        _check_before_clearing(config)
+        log.info(
+            "overwrite=true: deleting the run in %s (%s)",
+            run.path,
+            ", ".join(p.name for p in taken),
+        )
+        clear(run, taken)
+
+
+def _check_before_clearing(config: DictConfig) -> None:
+    """The checks a run makes before training, made before another run's files are deleted:
+    a run refused for its config leaves the old one where it was. (linesweep's app only.)"""
+    if OmegaConf.select(config, "model.conv1", default=None) is None:
+        return
+    from linesweep.run.budget import check_population_fits
+    from linesweep.run.shapes import plan_cnn
+    from linesweep.run.validation import to_train_config
+
+    typed = to_train_config(config)
+    check_population_fits(typed, plan_cnn(typed.model, typed.data.image_size))
+
+
+def _own_sweep_folder(config: DictConfig, study: bool) -> None:
+    """A sweep's folder: not a link; for Hydra's own sweepers, its job folders as a run's
+    (an Optuna study's trial folders are the sweeper's to check, trial by trial)."""
+    key, folder = "hydra.sweep.dir", config.hydra.sweep.dir
+    if not str(folder).strip():
+        raise ConfigError(key, "", "a folder for the run's files", f"give {key} a path")
+    path = Path(str(folder))
+    found = what_is(path)
+    if found not in (None, "a folder"):
+        raise ConfigError(key, str(path), f"a folder of the sweep's own, and it is {found}")
+    if not study and found is not None:
+        overwrite = _overwrite(config)
+        saved = path / "multirun.yaml"  # Hydra's basic sweeper saves it in place
+        what = what_is(saved)
+        if what not in (None, "a file") and not (overwrite and what.startswith("a symbolic")):
+            raise ConfigError(
+                key,
+                str(path),
+                f"a sweep folder whose multirun.yaml is a file, and {saved} is {what}",
+                f"remove it, or give {key} a new folder",
+            )
+        jobs = [p for p in sorted(path.iterdir()) if JOB_FOLDER.fullmatch(p.name)]
+        cleared = [
+            (run, check_run_folder(run, key, overwrite))
+            for run in map(lambda p: _run_folder(config, p), jobs)
+        ]
+        if what is not None and what != "a file":
+            saved.unlink()
+        for run, taken in cleared:
+            clear(run, taken)
+    ensure_writable_folder(path, key)
+
+
+JOB_FOLDER = re.compile(r"\d+")  # hydra.sweep.subdir: ${hydra.job.num}
 
 
 def _check_single_run(study: str | None) -> None:
@@ -47,12 +132,6 @@ def _check_single_run(study: str | None) -> None:
             "a study, which runs only as a multirun",
             f"add -m: python -m linesweep.train -m hparams_search={study}",
         )
-
-
-def _check_folder(folder: Any, key: str) -> None:
-    if not str(folder).strip():
-        raise ConfigError(key, "", "a folder for the run's files", f"give {key} a path")
-    ensure_writable_folder(Path(str(folder)), key)
 
 
 def _refuse_on_error(check: Any) -> None:

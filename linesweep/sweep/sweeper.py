@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -48,13 +49,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig, NopPrunerConfig
 from linesweep.core.errors import ConfigError, LinesweepError
-from linesweep.core.files import atomic_write_text, ensure_writable_folder
+from linesweep.core.files import (
+    NotOwnPath,
+    atomic_write_text,
+    ensure_writable_folder,
+    make_folder,
+    what_is,
+)
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.metrics import directions as metric_directions
 from linesweep.core.processes import this_process
 from linesweep.core.status import Status
 from linesweep.core.storage import (
     PASSWORD_VAR,
+    check_journal_path,
     check_study_name,
     is_database_url,
     mask_secrets,
@@ -82,6 +90,7 @@ from linesweep.sweep.results import answer, format_params, write_sweep_results
 from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
 from linesweep.sweep.study import (
     check_directions,
+    check_resume,
     create_or_load_study,
     load_function,
     make_pruner,
@@ -109,6 +118,7 @@ class SweepSettings:
     params: dict[str, Any]
     custom_search_space: str | None
     max_failure_rate: float
+    resume_changed: bool
     executor: str
     population_size: int
     heartbeat_s: float
@@ -276,11 +286,18 @@ class Sweep:
                     s.n_trials,
                 )
                 self.n_trials = points
-        self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        given = Path(str(self.config.hydra.sweep.dir))
+        found = what_is(given)
+        if found not in (None, "a folder"):  # a link planted there is never followed
+            raise ConfigError(
+                "hydra.sweep.dir", str(given), f"a folder of the sweep's own, and it is {found}"
+            )
+        self.sweep_dir = given.resolve()
         ensure_writable_folder(self.sweep_dir, "hydra.sweep.dir")
         self.storage_url = resolve_storage_url(s.storage, self.sweep_dir)
         if not is_database_url(self.storage_url):
             ensure_writable_folder(Path(self.storage_url).parent, "hydra.sweeper.storage")
+            check_journal_path(Path(self.storage_url))
             for note in check_journal(Path(self.storage_url)):
                 log.warning("%s", note)
         elif self.storage_url.startswith("sqlite") and s.n_jobs > 1:
@@ -298,6 +315,11 @@ class Sweep:
         self.study = create_or_load_study(
             self.storage, s.study_name, s.directions, self.sampler, self.pruner
         )
+        self.slots = co.SlotLock(self.storage_url, s.study_name)
+        with self.slots.hold():  # read, refused before anything is written; or recorded once
+            changes = check_resume(self.study, self.space, s.resume_changed)
+        for change in changes:
+            log.warning("hydra.sweeper.resume_changed=true: the study continues with %s", change)
         self.proposals = Proposals(
             self.space,
             s.sampler.get("seed"),
@@ -305,12 +327,23 @@ class Sweep:
             self.sampler,
             whole_space=self.extend_trial is None,
         )
-        self.slots = co.SlotLock(self.storage_url, s.study_name)
+        if app_metrics(self.config) is not None:  # linesweep's app remembers plans printed there
+            self._own_folder(self.sweep_dir / ".plans")
         atomic_write_text(
             self.sweep_dir / "multirun.yaml",
             mask_secrets(OmegaConf.to_yaml(self.config), self.storage_url),
         )
         self.executor = self._make_executor()
+
+    def _own_folder(self, path: Path) -> None:
+        """A folder the sweep writes into: made now, or refused if it is a link or a file."""
+        try:
+            make_folder(path)
+        except NotOwnPath as err:
+            raise ConfigError(
+                "hydra.sweep.dir", str(self.sweep_dir), f"a sweep folder of its own, and {err}",
+                f"remove {path}",
+            ) from None  # fmt: skip
 
     def _sampler_with_seed(self, seed: int | None) -> BaseSampler:
         """The configured sampler, with another seed (see proposals.py)."""
@@ -467,7 +500,22 @@ class Sweep:
         self.tell_answer()
         if stopping:
             raise LinesweepError(stopping[0])
+        nothing = self._no_result()
+        if nothing:
+            raise LinesweepError(nothing)
         return self.returns
+
+    def _no_result(self) -> str | None:
+        """Why a study that ended has no result at all: every trial that holds a slot failed
+        (refused, infeasible, diverged...), none is still running; None if one has a result."""
+        held = co.slot_holders(self.study.get_trials(deepcopy=False))
+        if not held or any(t.state != TrialState.FAIL for t in held):
+            return None
+        last = held[-1].user_attrs.get(co.ERROR) or held[-1].user_attrs.get(co.STATE)
+        return (
+            f"sweep ended without a result: all {len(held)} of its trials failed; last error: "
+            f"{last}"
+        )
 
     def tell_answer(self) -> None:
         """The sweep's answer so far, in a few lines (see results.answer)."""
@@ -505,14 +553,16 @@ class Sweep:
             trial.set_user_attr(co.OWNER, this_process())
             co.beat(self.storage, [trial])
         folder = self.sweep_dir / str(trial.number)
-        if folder.exists() and any(folder.iterdir()):
+        found = what_is(folder)  # a link there is never followed, even to an empty folder
+        if found is not None and (found != "a folder" or any(folder.iterdir())):
+            held = "holds a run" if found == "a folder" else f"is {found}"
             co.fail_trial(
-                self.storage, self.study, trial.number, "failed", f"folder {folder} already exists"
+                self.storage, self.study, trial.number, "failed", f"folder {folder} {held}"
             )
             raise ConfigError(
                 "hydra.sweep.dir",
                 str(self.sweep_dir),
-                f"a folder whose trial folders match its study, but {folder} already holds a run "
+                f"a folder whose trial folders match its study, but {folder} already {held} "
                 f"and study {self.settings.study_name!r} has no record of it",
                 "use a new hydra.sweep.dir or hydra.sweeper.study_name, or restore the storage",
             )
@@ -527,31 +577,25 @@ class Sweep:
     def _ask(self, queued: bool) -> optuna.Trial:
         """A new trial (call under the slot lock), from its own seed, at a point not yet taken.
 
-        A queued trial (an interrupted one's re-run) keeps its parameters. A fresh proposal that
-        repeats a trial's point in a finite space is recorded as `duplicate` and replaced by an
-        unvisited point (see proposals.py).
+        A queued trial (an interrupted one's re-run) keeps its parameters. In a finite space the
+        proposal is drawn on a scratch copy of the study and a repeat of a trial's point is
+        replaced by an unvisited one before any trial exists (see proposals.py): the study holds
+        only trials that run.
         """
         number = len(self.study.get_trials(deepcopy=False))  # the number a new trial gets
         self.study.sampler = self.proposals.sampler_for(number)
-        trial = co.ask(self.study, self.space.distributions)
-        twin = None if queued else self.proposals.repeated(self.study, trial)
-        point = None if twin is None else self.proposals.unvisited(self.study, trial.number)
-        if point is None:
-            return trial
-        replacement = trial.number + 1  # enqueued next, under the same lock
-        trial.set_user_attr(co.STATE, Status.DUPLICATE.value)
-        trial.set_user_attr(
-            co.ERROR,
-            f"the sampler proposed the parameters of trial {twin} again: not run, replaced by "
-            f"trial {replacement}, at a point no trial has taken",
-        )
-        self.study.tell(trial, state=TrialState.FAIL)
-        self.study.enqueue_trial(point)
-        log.info(
-            "trial %d would repeat trial %d (%s): replaced by trial %d",
-            trial.number, twin, format_params(trial.params), replacement,
-        )  # fmt: skip
-        return co.ask(self.study, self.space.distributions)
+        if queued or not self.proposals.judges_repeats:
+            return co.ask(self.study, self.space.distributions)
+        point, twin = self.proposals.propose(self.study, self.study.sampler)
+        self.study.enqueue_trial(point, user_attrs={} if twin is None else {co.REPLACED: twin})
+        trial = co.ask(self.study, self.space.distributions)  # the point just queued
+        if twin is not None:
+            log.info(
+                "trial %d: the sampler proposed the parameters of trial %d again; it runs a point "
+                "no trial has taken",
+                trial.number, twin,
+            )  # fmt: skip
+        return trial
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
         s = self.settings
@@ -565,7 +609,7 @@ class Sweep:
         return [
             *self.space.overrides(trial.params),
             f"hydra.sweep.subdir={trial.number}",
-            f"++hydra.job.env_set.{ENV_VAR}={_quoted(context.to_env())}",
+            f"++hydra.job.env_set.{ENV_VAR}={_quoted(_literal(context.to_env()))}",
             *self.job_overrides,
         ]
 
@@ -709,8 +753,20 @@ class Sweep:
 
 
 def _quoted(text: str) -> str:
-    """A string as a single-quoted value in Hydra's override grammar."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A string as a single-quoted value in Hydra's override grammar, which reads it back as is.
+
+    Hydra unescapes backslashes only before a quote (2n + 1 backslashes and a quote: n and a
+    literal quote) and before the closing quote (2n: n); anywhere else a backslash is kept as
+    typed. Doubling every backslash, as this once did, turned JSON's `\\u00e9` into `\\\\u00e9`:
+    a trial of a study named `étude` looked for its journal in a folder named `\\u00e9tude`.
+    """
+    body = re.sub(r"(\\*)('|\Z)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), text)
+    return f"'{body}'"
+
+
+def _literal(json_text: str) -> str:
+    """JSON text in which OmegaConf finds no interpolation: `$` written as its JSON escape."""
+    return json_text.replace("$", "\\u0024")
 
 
 def _one_line(number: int, params: dict[str, Any], verdict: Verdict, value_names: list[str]) -> str:
