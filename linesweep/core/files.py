@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # os.open with 0o666 honours the umask, so results get the usual permissions (not 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as err:
+        raise _naming(err, path) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _naming(err, path) from None
         raise
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """The error of a write, naming the file it was for (a failed write() names none; the
+    temporary file's name means nothing to anyone)."""
+    if err.errno is None or (err.filename == str(path) and err.filename2 is None):
+        return err
+    return OSError(err.errno, err.strerror, str(path))  # OSError picks the subclass of errno
 
 
 class NotOwnPath(FileExistsError):
@@ -64,7 +78,7 @@ def what_is(path: Path) -> str | None:
     """What `path` itself is, links not followed: None if nothing is there."""
     try:
         info = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a file above it, say)
         return None
     if stat.S_ISLNK(info.st_mode):
         try:
@@ -103,14 +117,35 @@ def make_folder(path: Path) -> Path:
     return path
 
 
+# A full or read-only disk, a file-size limit: no bug, the reason names the file.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
 class RunLogHandler(logging.FileHandler):
     """logging.FileHandler for a run's train.log: never through a link, never into a FIFO.
 
     Hydra opens a run's log itself (conf/hydra/job_logging/linesweep.yaml names this class).
     The file is appended to in place, as logging does; it is opened with O_NOFOLLOW (a link there
     is refused by the kernel) and O_NONBLOCK (a FIFO would otherwise wait for a reader forever),
-    and kept only if it is a regular file.
+    and kept only if it is a regular file. A disk that fills up stops the log with one line on
+    stderr, not a "Logging error" traceback per record.
     """
+
+    full = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.full:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError) and err.errno in NO_ROOM:
+            self.full = True
+            print(
+                f"warning: {self.baseFilename}: {err.strerror}; its log stops here", file=sys.stderr
+            )
+            return
+        super().handleError(record)
 
     def _open(self):  # type: ignore[no-untyped-def]
         path = Path(self.baseFilename)

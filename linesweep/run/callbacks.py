@@ -14,17 +14,19 @@ to be valid, so that a refused run never costs the one already there.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from linesweep.core.errors import ConfigError, LinesweepError
-from linesweep.core.files import ensure_writable_folder, what_is
+from linesweep.core.files import atomic_write_text, ensure_writable_folder, make_folder, what_is
 from linesweep.core.storage import check_study_name
 from linesweep.run.folder import OVERWRITE_KEY, RunFolder, check_run_folder, clear
 
@@ -32,12 +34,34 @@ log = logging.getLogger(__name__)
 
 
 class OutputFolderCheck(Callback):
-    """Refuse a run or sweep folder that is empty or cannot be written; a study without -m."""
+    """Refuse a run or sweep folder that is empty or cannot be written; a study without -m.
+
+    A single run's `.hydra/` files are written by this callback, not by Hydra: Hydra opens
+    each in place (through a link, if one is there, and with a traceback when the disk is full);
+    here each is a new file renamed into place, and a full disk is one line and exit status 1.
+    """
+
+    def __init__(self) -> None:
+        self._hydra_subdir: str | None = None  # a single run's: saved by on_job_start
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         study = OmegaConf.select(config, "hydra.runtime.choices.hparams_search", default=None)
         _refuse_on_error(lambda: _check_single_run(study))
         _refuse_on_error(lambda: _own_run_folder(config))
+        if config.hydra.output_subdir is not None:
+            self._hydra_subdir = str(config.hydra.output_subdir)
+            with read_write(config.hydra):  # Hydra then saves nothing: on_job_start does
+                config.hydra.output_subdir = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._hydra_subdir is None:
+            return
+        try:
+            save_hydra_files(config, self._hydra_subdir)
+        except OSError as err:
+            where = err.filename or config.hydra.runtime.output_dir
+            print(f"error: could not write {where}: {err.strerror or err}", file=sys.stderr)
+            sys.exit(1)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper
@@ -45,6 +69,20 @@ class OutputFolderCheck(Callback):
         if study:
             _refuse_on_error(lambda: check_study_name(sweeper.get("study_name")))
         _refuse_on_error(lambda: _own_sweep_folder(config, study))
+
+
+def save_hydra_files(config: DictConfig, subdir: str) -> None:
+    """What Hydra's `run_job` saves in `<run>/<subdir>/`, the same YAML, written atomically into
+    a folder of the run's own: config.yaml, hydra.yaml (saying `output_subdir: <subdir>`, as
+    Hydra's own does) and overrides.yaml."""
+    folder = make_folder(Path(str(config.hydra.runtime.output_dir)) / subdir)
+    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    with read_write(hydra_cfg.hydra):
+        hydra_cfg.hydra.output_subdir = subdir
+    atomic_write_text(folder / "config.yaml", OmegaConf.to_yaml(task))
+    atomic_write_text(folder / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
+    atomic_write_text(folder / "overrides.yaml", OmegaConf.to_yaml(config.hydra.overrides.task))
 
 
 def _run_folder(config: DictConfig, path: Path) -> RunFolder:
