@@ -98,6 +98,9 @@ def cli() -> None:
         print(f"interrupted by {name}", file=sys.stderr)
         sys.exit(_exit_status(name))
     finally:
+        # The run is recorded: a Ctrl-C now would only cut Python's exit short with a traceback
+        # from an atexit handler (torch's); the process ends within a moment anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Python's last collections at exit walk every object torch, Hydra and Optuna made:
         # about 0.4 s of every command's end (benchmarks/README.md). Frozen, they are skipped;
         # files, loggers and atexit handlers close as they always do.

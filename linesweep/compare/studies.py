@@ -71,9 +71,9 @@ def _sweep_journal(sweep: Path) -> Any:
     except (OSError, Unreadable) as err:
         raise StudyUnavailable(f"{JOURNAL_NAME} {err}; {_ASK}") from None
     if damage:
-        raise StudyUnavailable(
-            f"{JOURNAL_NAME} is damaged ({damage}); repair it with: python -m "
-            f"linesweep.sweep.journal {journal} --repair"
+        raise StudyUnavailable(  # short: the warning line names the folder, and is cut at 160
+            f"{JOURNAL_NAME} is damaged ({damage}); in that folder: python -m "
+            f"linesweep.sweep.journal --repair {JOURNAL_NAME}"
         )
     return _read_only_journal(journal)
 
@@ -83,10 +83,10 @@ def journal_damage(data: bytes, appending: bool = False) -> str | None:
     cut, unless a sweep is `appending` it now (Optuna reads the journal without it)."""
     found = scan(data)
     if found.damaged:
-        shown = ", ".join(map(str, found.damaged[:3])) + (", ..." if len(found.damaged) > 3 else "")
-        return f"line {shown} of {found.lines} is not a whole record"
+        more = f" and {len(found.damaged) - 1} more" if len(found.damaged) > 1 else ""
+        return f"line {found.damaged[0]}{more} of {found.lines}: not a whole record"
     if found.torn and not appending:
-        return f"its last record is cut ({len(found.torn)} bytes, a writer killed mid-append)"
+        return "its last record is cut"
     return None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-CREATE_STUDY, CREATE_TRIAL = 0, 4  # Optuna's JournalOperation codes
+CREATE_STUDY, DELETE_STUDY, CREATE_TRIAL = 0, 1, 4  # Optuna's JournalOperation codes
 _START = b'{"op_code"'  # how Optuna writes every record (json.dumps, op_code first)
 _decoder = json.JSONDecoder()
 
@@ -43,6 +43,7 @@ class Scan:
         """Why the whole records alone would misplace trials (a lost CREATE_TRIAL or
         CREATE_STUDY: a later record names an id nothing created), or None."""
         created = {"study_id": 0, "trial_id": 0}
+        live: dict[str, int] = {}  # study names by id, as Optuna's replay keeps them
         for number, record in enumerate(self.records, start=1):
             log = json.loads(record)
             code = log.get("op_code")
@@ -51,8 +52,11 @@ class Scan:
                 if isinstance(value, int) and value >= count:
                     what = key.removesuffix("_id")
                     return f"whole record {number} names {what} {value}, which no record created"
-            if code == CREATE_STUDY:
+            if code == CREATE_STUDY and log.get("study_name") not in live:
+                live[log.get("study_name")] = created["study_id"]  # a name taken creates none
                 created["study_id"] += 1
+            elif code == DELETE_STUDY:
+                live = {name: i for name, i in live.items() if i != log.get("study_id")}
             elif code == CREATE_TRIAL:
                 created["trial_id"] += 1
         return None

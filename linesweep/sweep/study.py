@@ -159,8 +159,18 @@ def create_or_load_study(
     sampler: BaseSampler,
     pruner: BasePruner,
 ) -> optuna.Study:
-    """Create the study or join it; safe when several workers start in the same instant."""
-    for attempt in range(5):
+    """Join the study or create it; safe when several workers start in the same instant.
+
+    Loaded first: Optuna's `create_study(load_if_exists=True)` appends a creation record to a
+    journal even when the study exists, so every resume, a refused one too, changed the study.
+    """
+    try:
+        study = optuna.load_study(
+            study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
+    except KeyError:  # no such study yet
+        study = None
+    for attempt in range(5 if study is None else 0):
         try:
             study = optuna.create_study(
                 storage=storage,
@@ -173,7 +183,7 @@ def create_or_load_study(
             break
         except DuplicatedStudyError:  # another worker won the race between check and create
             time.sleep(0.1 * (attempt + 1))
-    else:
+    if study is None:
         study = optuna.load_study(
             study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
         )
