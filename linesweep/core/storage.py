@@ -65,7 +65,8 @@ def resolve_storage_url(storage: str | None, sweep_dir: Path) -> str:
 def check_journal_path(path: Path) -> None:
     """Refuse a journal, or a lock beside it, that is not what a sweep makes there: a journal
     and its slot lock are files (a link is never followed, a FIFO never waited on); the
-    journal's writer lock is a symbolic link, made and removed, never followed."""
+    journal's writer lock is a symbolic link (or Optuna's open lock, a file), made and removed,
+    never followed."""
     from linesweep.core.files import what_is
 
     expected = {path: "a file", Path(f"{path}.slots.lock"): "a file"}
@@ -78,11 +79,11 @@ def check_journal_path(path: Path) -> None:
                 f"of the study's own, and {entry} is {found}",
                 f"remove {entry} (if it is a link: give the file it points to as the storage)",
             )  # fmt: skip
-    found = what_is(lock)
-    if found is not None and not found.startswith("a symbolic link"):
+    found = what_is(lock)  # a link (linesweep's, Optuna's) or a file (Optuna's open lock)
+    if found is not None and not found.startswith("a symbolic link") and found != "a file":
         raise ConfigError(
             "hydra.sweeper.storage", str(path), f"a journal whose lock {lock.name} is a "
-            f"symbolic link (Optuna's lock), and {lock} is {found}", f"remove {lock}",
+            f"lock Optuna or linesweep makes, and {lock} is {found}", f"remove {lock}",
         )  # fmt: skip
 
 

@@ -147,6 +147,14 @@ def _own_sweep_folder(config: DictConfig, study: bool) -> None:
                 f"a sweep folder whose multirun.yaml is a file, and {saved} is {what}",
                 f"remove it, or give {key} a new folder",
             )
+        plans = what_is(path / ".plans")  # a run's marker files go there (task.log_plan)
+        if plans not in (None, "a folder"):
+            raise ConfigError(
+                key,
+                str(path),
+                f"a sweep folder of its own, and {path / '.plans'} is {plans}",
+                f"remove {path / '.plans'}",
+            )
         jobs = [p for p in sorted(path.iterdir()) if JOB_FOLDER.fullmatch(p.name)]
         cleared = [
             (run, check_run_folder(run, key, overwrite))
