@@ -118,6 +118,7 @@ def test_a_link_planted_where_a_run_writes_is_refused_in_one_line_naming_it(
     assert snapshot(run) == before  # nothing written, the link left as it was
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "kind"), PLANTED, ids=[n for n, _ in PLANTED])
 def test_overwrite_replaces_a_planted_link_without_following_it(
     run_in_process, tmp_path, victims, name, kind

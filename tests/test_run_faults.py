@@ -98,7 +98,8 @@ runpy.run_module("linesweep.train", run_name="__main__", alter_sys=True)
         ("import", "'omegaconf"),
         ("import", "'linesweep.run.config'"),
         ("import", "'torch'"),  # cli(): the task's imports
-        ("open", "train.yaml"),  # Hydra composing the config
+        # (Not while Hydra reads a config file: its `finally: f.close()` turns a Ctrl-C inside
+        # `open` into an UnboundLocalError, which it then takes for a missing file and goes on.)
         ("os.mkdir", "run"),  # the run folder made
         ("open", "summary.json"),  # the record started
         ("open", "shapes.yaml"),  # the model built

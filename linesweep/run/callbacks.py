@@ -155,11 +155,10 @@ def _own_sweep_folder(config: DictConfig, study: bool) -> None:
                 f"a sweep folder of its own, and {path / '.plans'} is {plans}",
                 f"remove {path / '.plans'}",
             )
-        jobs = [p for p in sorted(path.iterdir()) if JOB_FOLDER.fullmatch(p.name)]
-        cleared = [
-            (run, check_run_folder(run, key, overwrite))
-            for run in map(lambda p: _run_folder(config, p), jobs)
+        jobs = [
+            _run_folder(config, p) for p in sorted(path.iterdir()) if JOB_FOLDER.fullmatch(p.name)
         ]
+        cleared = [(run, check_run_folder(run, key, overwrite)) for run in jobs]  # all, then clear
         if what is not None and what != "a file":
             saved.unlink()
         for run, taken in cleared:
