@@ -244,6 +244,17 @@ def test_overwrite_clears_exactly_what_the_old_run_wrote(run_in_process, tmp_pat
     assert code == 2 and f"{run / 'plots' / 'mine.txt'} is a file that no run writes" in err
 
 
+def test_overwrite_never_clears_a_folder_that_holds_no_run(run_in_process, tmp_path):
+    project = tmp_path / "project"  # files with a run's names, but no run's record
+    (project / "plots").mkdir(parents=True)
+    (project / "model.pt").write_bytes(b"my weights")
+    (project / "plots" / "figure.png").write_bytes(b"my figure")
+    before = snapshot(project)
+    code, err = run_in_process(project, *TINY, "overwrite=true")
+    assert code == 2 and "holds model.pt, plots but no run's record" in err
+    assert snapshot(project) == before
+
+
 @pytest.mark.slow
 def test_a_reused_multirun_folder_is_refused_and_overwrite_clears_its_jobs(tmp_path):
     folder = tmp_path / "multi"

@@ -78,12 +78,17 @@ def test_a_batch_larger_than_the_data_is_estimated_as_the_images_there_are(compo
 # event): moments of its first second that do not depend on the machine's speed. (Sent from a
 # thread, as a terminal's Ctrl-C comes from outside: the main thread stops between two steps.)
 EARLY = """
-import os, runpy, signal, sys, threading
+import os, runpy, signal, sys, threading, time
 event, detail = sys.argv[1], sys.argv[2]
-def hook(name, args, fired=[]):
-    if not fired and name == event and detail in repr(args):
-        fired.append(1)
-        threading.Timer(0.001, os.kill, (os.getpid(), signal.SIGINT)).start()
+seen = threading.Event()
+def interrupt():
+    seen.wait()
+    time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+def hook(name, args):
+    if not seen.is_set() and name == event and detail in repr(args):
+        seen.set()  # nothing that waits: the interrupt lands in linesweep's or Hydra's code
 sys.addaudithook(hook)
 sys.argv = ["linesweep.train", *sys.argv[3:]]
 runpy.run_module("linesweep.train", run_name="__main__", alter_sys=True)
@@ -99,7 +104,7 @@ runpy.run_module("linesweep.train", run_name="__main__", alter_sys=True)
         ("import", "'linesweep.run.config'"),
         ("import", "'torch'"),  # cli(): the task's imports
         # (Not while Hydra reads a config file: its `finally: f.close()` turns a Ctrl-C inside
-        # `open` into an UnboundLocalError, which it then takes for a missing file and goes on.)
+        # that `open` into an UnboundLocalError, and the run was seen to go on.)
         ("os.mkdir", "run"),  # the run folder made
         ("open", "summary.json"),  # the record started
         ("open", "shapes.yaml"),  # the model built

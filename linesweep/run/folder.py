@@ -13,7 +13,8 @@ before that, with links never followed (lstat):
   the key that replaces it on purpose: `overwrite=true`. That deletes exactly the names above
   (a planted link is removed, never followed; inside `.hydra/`, `plots/`, `replicates/` and
   `tensorboard/` only the files a run writes there), and refuses a folder that still holds
-  something else afterwards.
+  something else afterwards, or that holds files with a run's names but no run's record
+  (`summary.json`, `.hydra/`...: your own `model.pt` in a project folder is not a run).
 
 The folder itself (`hydra.run.dir`, a job's folder in `hydra.sweep.dir`) must not be a link
 either: a run writes only into a folder of its own. The path leading to it is the user's (an
@@ -40,6 +41,8 @@ WRITTEN_INSIDE = {
     "tensorboard": re.compile(r"events\.out\.tfevents\..+"),
 }
 OVERWRITE_KEY = "overwrite"
+# What makes a folder another run's, not only files with a run's names: overwrite clears only it.
+RECORD = frozenset({SUMMARY, METRICS, SHAPES, ".hydra"})
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,13 @@ def check_run_folder(folder: RunFolder, key: str, overwrite: bool) -> list[Path]
                     f"{child} is {inner} that no run writes", f"move it away, or give {key} a "
                     "new folder",
                 )  # fmt: skip
+    files = [p for p in taken if not _is_link(what_is(p) or "")]
+    if overwrite and files and not any(p.name in RECORD for p in files):
+        raise ConfigError(
+            key, str(path), f"a run's folder that {OVERWRITE_KEY}=true may clear, and it holds "
+            f"{', '.join(p.name for p in files)} but no run's record (summary.json, .hydra/)",
+            "move those away, or give it a new folder",
+        )  # fmt: skip
     if taken and not overwrite:
         shown = ", ".join(p.name for p in taken)
         raise ConfigError(
