@@ -15,7 +15,7 @@ import linesweep
 from linesweep.core.files import spreadsheet_cell, write_csv
 from linesweep.core.storage import JOURNAL_NAME
 from linesweep.core.trial_link import TrialContext
-from linesweep.sweep.sweeper import _literal, _quoted
+from linesweep.sweep.space import literal_json, quoted
 from tests.conftest import TINY, load_study, run_cli
 
 NAME = "étude-ü✓中"
@@ -27,15 +27,15 @@ NAME = "étude-ü✓中"
 def test_a_quoted_override_value_reads_back_exactly_as_written(text):
     """Hydra unescapes a backslash only before a quote: the trial's JSON came back with every
     `\\u00e9` doubled, and the trial looked for its study in a folder named `\\u00e9tude`."""
-    parsed = OverridesParser.create().parse_override(f"x={_quoted(text)}")
+    parsed = OverridesParser.create().parse_override(f"x={quoted(text)}")
     assert parsed.value() == text
 
 
 def test_a_trial_context_with_non_ascii_names_crosses_hydra_intact(tmp_path):
     context = TrialContext(storage=str(tmp_path / NAME / JOURNAL_NAME), study_name=NAME, number=3)
-    value = OverridesParser.create().parse_override(f"x={_quoted(_literal(context.to_env()))}")
+    value = OverridesParser.create().parse_override(f"x={quoted(literal_json(context.to_env()))}")
     assert TrialContext.from_env(value.value()) == context
-    assert "$" not in _literal(json.dumps({"a": "${oc.env:HOME}"}))  # nothing to interpolate
+    assert "$" not in literal_json(json.dumps({"a": "${oc.env:HOME}"}))  # nothing to interpolate
 
 
 @pytest.mark.slow

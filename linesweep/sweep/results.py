@@ -160,6 +160,16 @@ def write_sweep_results(
     write_yaml(sweep_dir / RESULTS_NAME, summary(study, n_trials, storage_url))
 
 
+def no_result(study: optuna.Study) -> str | None:
+    """Why a study that ended has no result at all: every trial that holds a slot failed
+    (refused, infeasible, diverged...), none is still running; None if one has a result."""
+    held = slot_holders(study.get_trials(deepcopy=False))
+    if not held or any(t.state != TrialState.FAIL for t in held):
+        return None
+    last = held[-1].user_attrs.get(ERROR) or held[-1].user_attrs.get(STATE)
+    return f"sweep ended without a result: all {len(held)} of its trials failed; last error: {last}"
+
+
 def format_params(params: dict[str, Any]) -> str:
     """`model.out_1=4 optimizer.lr=0.01`: floats to 4 significant digits."""
     shown = " ".join(

@@ -29,7 +29,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -86,8 +85,8 @@ from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signal
 from linesweep.sweep.journal import check_journal
 from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
 from linesweep.sweep.proposals import Proposals
-from linesweep.sweep.results import answer, format_params, write_sweep_results
-from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
+from linesweep.sweep.results import answer, format_params, no_result, write_sweep_results
+from linesweep.sweep.space import SearchSpace, check_keys, literal_json, parse_search_space, quoted
 from linesweep.sweep.study import (
     check_directions,
     check_resume,
@@ -371,7 +370,7 @@ class Sweep:
         raw = OmegaConf.to_container(self.config.hydra.sweeper, resolve=False).get("storage")
         if isinstance(raw, str) and mask_secrets(raw, self.storage_url) != raw:
             self.job_overrides.append(
-                f"hydra.sweeper.storage={_quoted(mask_secrets(raw, self.storage_url))}"
+                f"hydra.sweeper.storage={quoted(mask_secrets(raw, self.storage_url))}"
             )
 
     def _value_names(self) -> list[str]:
@@ -500,22 +499,10 @@ class Sweep:
         self.tell_answer()
         if stopping:
             raise LinesweepError(stopping[0])
-        nothing = self._no_result()
+        nothing = no_result(self.study)
         if nothing:
             raise LinesweepError(nothing)
         return self.returns
-
-    def _no_result(self) -> str | None:
-        """Why a study that ended has no result at all: every trial that holds a slot failed
-        (refused, infeasible, diverged...), none is still running; None if one has a result."""
-        held = co.slot_holders(self.study.get_trials(deepcopy=False))
-        if not held or any(t.state != TrialState.FAIL for t in held):
-            return None
-        last = held[-1].user_attrs.get(co.ERROR) or held[-1].user_attrs.get(co.STATE)
-        return (
-            f"sweep ended without a result: all {len(held)} of its trials failed; last error: "
-            f"{last}"
-        )
 
     def tell_answer(self) -> None:
         """The sweep's answer so far, in a few lines (see results.answer)."""
@@ -609,7 +596,7 @@ class Sweep:
         return [
             *self.space.overrides(trial.params),
             f"hydra.sweep.subdir={trial.number}",
-            f"++hydra.job.env_set.{ENV_VAR}={_quoted(_literal(context.to_env()))}",
+            f"++hydra.job.env_set.{ENV_VAR}={quoted(literal_json(context.to_env()))}",
             *self.job_overrides,
         ]
 
@@ -750,23 +737,6 @@ class Sweep:
                     )
         finally:
             self.executor.close()
-
-
-def _quoted(text: str) -> str:
-    """A string as a single-quoted value in Hydra's override grammar, which reads it back as is.
-
-    Hydra unescapes backslashes only before a quote (2n + 1 backslashes and a quote: n and a
-    literal quote) and before the closing quote (2n: n); anywhere else a backslash is kept as
-    typed. Doubling every backslash, as this once did, turned JSON's `\\u00e9` into `\\\\u00e9`:
-    a trial of a study named `étude` looked for its journal in a folder named `\\u00e9tude`.
-    """
-    body = re.sub(r"(\\*)('|\Z)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), text)
-    return f"'{body}'"
-
-
-def _literal(json_text: str) -> str:
-    """JSON text in which OmegaConf finds no interpolation: `$` written as its JSON escape."""
-    return json_text.replace("$", "\\u0024")
 
 
 def _one_line(number: int, params: dict[str, Any], verdict: Verdict, value_names: list[str]) -> str:
