@@ -25,24 +25,28 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+try:  # a Ctrl-C while Python loads Hydra, the first fraction of a second, is one line too
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import DictConfig, OmegaConf
 
-from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
-from linesweep.core.trial_link import TrialLink
-from linesweep.run.config import register_configs
+    from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
+    from linesweep.core.trial_link import TrialLink
+    from linesweep.run.config import register_configs
+
+    register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
+except KeyboardInterrupt:
+    print("interrupted by SIGINT", file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
 
 log = logging.getLogger(__name__)
-
-register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
 
 
 @hydra.main(version_base="1.3", config_path="pkg://linesweep.conf", config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
-    from linesweep.run.task import file_log, run  # already imported by `cli`
+    from linesweep.run.task import NO_ROOM, file_log, run  # already imported by `cli`
 
     hydra_cfg = HydraConfig.get()
     trial = TrialLink.from_environment()  # set by a sweeper that wants typed outcomes
@@ -70,6 +74,14 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
         name = interrupted_by(err)
         log.error("interrupted by %s; recorded in %s", name, hydra_cfg.runtime.output_dir)
         sys.exit(_exit_status(name))
+    except OSError as err:  # a full disk, a file-size limit: no bug, no traceback
+        if err.errno not in NO_ROOM or trial is not None:
+            raise  # a bug's traceback; in a sweep, the trial's reason
+        where = err.filename or hydra_cfg.runtime.output_dir
+        log.error("failed: could not write %s: %s", where, err.strerror)
+        if multirun:
+            return math.nan
+        sys.exit(1)
     return result.value
 
 
@@ -88,6 +100,9 @@ def cli() -> None:
         print(f"interrupted by {name}", file=sys.stderr)
         sys.exit(_exit_status(name))
     finally:
+        # The run is recorded: a Ctrl-C now would only cut Python's exit short with a traceback
+        # from an atexit handler (torch's); the process ends within a moment anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Python's last collections at exit walk every object torch, Hydra and Optuna made:
         # about 0.4 s of every command's end (benchmarks/README.md). Frozen, they are skipped;
         # files, loggers and atexit handlers close as they always do.

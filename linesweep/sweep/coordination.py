@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import logging
+import os
+import stat
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -59,7 +63,11 @@ FOLDER = "linesweep.folder"
 RETRY_OF = "linesweep.retry_of"  # journal files only: a database has Optuna's retry_history
 RETRY_HISTORY = "retry_history"  # the system attribute Optuna's retry callback writes
 EPOCH = "linesweep.epoch"  # the epoch the trial's values were measured at
-NO_SLOT = frozenset({Status.INTERRUPTED, Status.DUPLICATE})  # finished, holding no slot
+# The trial whose parameters the sampler proposed again; this trial runs an unvisited point.
+REPLACED = "linesweep.replaced_repeat_of"
+# Finished trials that hold no slot (duplicate: a repeated proposal, told FAIL by an older
+# linesweep, before proposals were drawn on a scratch study; kept for the studies it left).
+NO_SLOT = frozenset({Status.INTERRUPTED, Status.DUPLICATE})
 
 
 def retry_of(trial: FrozenTrial) -> int | None:
@@ -159,6 +167,18 @@ def requeue(storage: BaseStorage, study: optuna.Study, number: int) -> None:
     study.enqueue_trial(params, user_attrs={RETRY_OF: number})
 
 
+def _open_lock_file(path: str) -> BinaryIO:
+    """The slot lock's file, held open for the sweep: created if need be, never through a link
+    (O_NOFOLLOW), never a FIFO (O_NONBLOCK: opening one would wait for a reader)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o666)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a+b")
+
+
 class SlotLock:
     """A lock all sweep processes of one study take while they count trials and ask for one."""
 
@@ -175,7 +195,7 @@ class SlotLock:
         elif storage_url.startswith("sqlite:///"):
             path = storage_url[len("sqlite:///") :]
         if path is not None and fcntl is not None:
-            self._file = open(f"{path}.slots.lock", "a+b")  # noqa: SIM115 - held for the sweep
+            self._file = _open_lock_file(f"{path}.slots.lock")
         elif storage_url.startswith("postgresql"):
             import sqlalchemy
 

@@ -22,6 +22,7 @@ from linesweep.sweep.coordination import (
     EPOCH,
     ERROR,
     FOLDER,
+    REPLACED,
     STATE,
     rerun_numbers,
     retry_of,
@@ -77,13 +78,14 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
             folder=t.user_attrs.get(FOLDER),
             error=t.user_attrs.get(ERROR),
             retry_of=retry_of(t),
+            replaced_repeat_of=t.user_attrs.get(REPLACED),
         )
         rows.append(row)
     columns = (
         ["number", "state"]
         + [f"params.{n}" for n in param_names]
         + [f"values.{n}" for n in value_names]
-        + ["epoch", "duration_s", "folder", "error", "retry_of"]
+        + ["epoch", "duration_s", "folder", "error", "retry_of", "replaced_repeat_of"]
     )
     return rows, columns
 
@@ -98,8 +100,12 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 
 def duplicates(study: optuna.Study) -> int:
-    """How many proposals repeated a trial's parameters and were replaced (see proposals.py)."""
-    return sum(state_of(t) == Status.DUPLICATE for t in study.get_trials(deepcopy=False))
+    """How many proposals repeated a trial's parameters and were replaced (see proposals.py):
+    the trials that ran a new point instead, and the repeats older versions told FAIL."""
+    return sum(
+        REPLACED in t.user_attrs or state_of(t) == Status.DUPLICATE
+        for t in study.get_trials(deepcopy=False)
+    )
 
 
 def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, Any]:
@@ -148,8 +154,18 @@ def write_sweep_results(
     value_names: Sequence[str],
 ) -> None:
     rows, columns = trial_rows(study, value_names)
-    write_csv(sweep_dir / TRIALS_NAME, rows, columns)
+    write_csv(sweep_dir / TRIALS_NAME, rows, columns, spreadsheet_safe=True)
     write_yaml(sweep_dir / RESULTS_NAME, summary(study, n_trials, storage_url))
+
+
+def no_result(study: optuna.Study) -> str | None:
+    """Why a study that ended has no result at all: every trial that holds a slot failed
+    (refused, infeasible, diverged...), none is still running; None if one has a result."""
+    held = slot_holders(study.get_trials(deepcopy=False))
+    if not held or any(t.state != TrialState.FAIL for t in held):
+        return None
+    last = held[-1].user_attrs.get(ERROR) or held[-1].user_attrs.get(STATE)
+    return f"sweep ended without a result: all {len(held)} of its trials failed; last error: {last}"
 
 
 def format_params(params: dict[str, Any]) -> str:
