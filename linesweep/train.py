@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="pkg://linesweep.conf", config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
-    from linesweep.run.task import NO_ROOM, file_log, run  # already imported by `cli`
+    from linesweep.core.files import NO_ROOM
+    from linesweep.run.task import file_log, run  # already imported by `cli`
 
     hydra_cfg = HydraConfig.get()
     trial = TrialLink.from_environment()  # set by a sweeper that wants typed outcomes
