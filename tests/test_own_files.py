@@ -298,7 +298,7 @@ def test_an_interrupted_overwrite_never_reports_the_old_runs_epochs(tmp_path):
     assert second.returncode == 130, output
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    assert "epochs_run" not in summary and "final" not in summary  # not the old run's 3 epochs
+    assert summary["epochs_run"] is None and not summary["final"]  # not the old run's 3 epochs
     assert not (run / "metrics.csv").exists()
 
 

@@ -89,7 +89,8 @@ def test_sweep_processes_share_a_postgres_study_exactly_and_prune_across(tmp_pat
         sweep_on(postgres_url, folder, 3, "0.03"), cwd=tmp_path, capture_output=True, text=True
     )
     assert first.returncode == 0, first.stdout + first.stderr
-    command = sweep_on(postgres_url, folder, 9, "0.000001")
+    # Another fixed learning rate than the study began with: continued on purpose.
+    command = [*sweep_on(postgres_url, folder, 9, "0.000001"), "hydra.sweeper.resume_changed=true"]
     workers = [
         subprocess.Popen(
             command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -138,6 +138,8 @@ def test_a_member_s_weights_file_holds_its_own_weights_not_the_population_s(cfg,
     models, optimizers, _ = members(cfg)
     population_step(models, optimizers)  # their parameters: views of one (4, P) buffer
     alone = {k: v.clone() for k, v in models[0].state_dict().items()}
+    (tmp_path / "member").mkdir()
+    (tmp_path / "alone").mkdir()
     write_weights(tmp_path / "member", models[0].state_dict())
     write_weights(tmp_path / "alone", alone)
     saved = read_weights(tmp_path / "member")

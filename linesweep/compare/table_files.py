@@ -27,7 +27,7 @@ def write_tables(out: Path, comparison: Comparison) -> list[Path]:
 
 def write_table_csv(path: Path, comparison: Comparison) -> None:
     """table.csv: one row per shown run, every column, raw values (lists as JSON)."""
-    write_csv(path, csv_rows(comparison.rows), comparison.columns)
+    write_csv(path, csv_rows(comparison.rows), comparison.columns, spreadsheet_safe=True)
 
 
 def csv_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
