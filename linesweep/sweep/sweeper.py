@@ -79,7 +79,13 @@ from linesweep.sweep.journal import check_journal
 from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
 from linesweep.sweep.population_executor import PopulationExecutor
 from linesweep.sweep.proposals import Proposals
-from linesweep.sweep.results import answer, format_params, write_sweep_results
+from linesweep.sweep.results import (
+    answer_setup,
+    closing_lines,
+    format_params,
+    sweep_answer,
+    write_sweep_results,
+)
 from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
 from linesweep.sweep.study import (
     check_directions,
@@ -233,6 +239,8 @@ class Sweep:
         self.job_overrides: list[str] = []  # every trial's (the storage URL masked)
         self.unwritten: str | None = None  # why the results files could not be written, if so
         self.password_before: str | None = None
+        self.answer_setup = None  # the app's `answer:` block and the command (results.py)
+        self.answered = None  # the answer from the study, as last written
 
     # ------------------------------------------------------------------ set-up
     def _group_options(self, group: str) -> list[str]:
@@ -294,6 +302,7 @@ class Sweep:
                 s.n_jobs,
             )
         self._keep_password_out()
+        self.answer_setup = answer_setup(self.config, s.study_name)  # with the password masked
         # Optuna's heartbeat on a database (a journal file has none: coordination.py beats)
         self.storage = open_storage(
             self.storage_url, heartbeat=(s.heartbeat_s, s.stale_after_s, co.RetryStale())
@@ -458,8 +467,9 @@ class Sweep:
         return self.returns
 
     def tell_answer(self) -> None:
-        """The sweep's answer so far, in a few lines (see results.answer)."""
-        for line in answer(self.sweep_dir, self.study, self.n_trials, self.value_names):
+        """The sweep's answer so far, in a few lines (results.closing_lines, then the answer's)."""
+        lines = closing_lines(self.sweep_dir, self.study, self.n_trials, self.value_names)
+        for line in lines + (self.answered.lines() if self.answered is not None else []):
             log.info("%s", line)
 
     def _reap(self) -> None:
@@ -637,9 +647,11 @@ class Sweep:
         nothing: the next write (or the next run) catches up.
         """
         try:
+            self.answered = sweep_answer(self.study, self.answer_setup)
             write_sweep_results(
-                self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names
-            )
+                self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names,
+                self.answered,
+            )  # fmt: skip
         except OSError as err:
             problem = f"{err.strerror or err} ({err.filename or self.sweep_dir})"
             if problem != self.unwritten:
