@@ -12,11 +12,12 @@ first tested has a tenth of the others' spread (the hardest case for the paired 
 dependence, and for Welch's approximation).
 
 power: simulated `hparams_search=channels_lr_grid` sweeps (128 configurations, the structure in
-tests/answer_grid.py). For each: the answer's true mean below the best true mean (its
-"deficit"), whether it is within 0.01 / 0.02 of the best, how many configurations the sequence
-tested, and whether the answer is smaller or larger than the true smallest within 0.01. The
-"oracle" row is the best any fixed sequence by size could do: each step one test, at alpha,
-against the truly best configuration (which no real procedure knows).
+tests/answer_grid.py; `--dead-rate 0`: without dead ReLUs). For each: the answer's true mean
+below the best true mean (its "deficit"), whether it is within 0.01 / 0.02 of the best, how
+many configurations the sequence tested, and whether the answer is smaller or larger than the
+true smallest within 0.01. The "oracle" row is the best any fixed sequence by size could do:
+each step one test, at alpha, against the truly best configuration (which no real procedure
+knows).
 """
 
 from __future__ import annotations
@@ -98,13 +99,14 @@ def oracle(configs: list[Configuration], best: int) -> int:
     return best
 
 
-def power(sweeps: int) -> None:
-    truths = answer_grid.grid()
+def power(sweeps: int, dead_rate: float) -> None:
+    truths = answer_grid.grid(dead_rate)
     top = max(t.mean for t in truths)
     target = answer_grid.smallest_as_good(truths, 0.01)
     best = int(np.argmax([t.mean for t in truths]))
     print(
-        f"simulated channels_lr_grid: 128 configurations, {sweeps} sweeps each; best true mean "
+        f"simulated channels_lr_grid (dead-ReLU rate {dead_rate} where out_2 = 1): 128 "
+        f"configurations, {sweeps} sweeps each; best true mean "
         f"{top:.4f}; the true smallest within 0.01: {target.params} ({target.n_params} "
         f"parameters, {target.mean:.4f})"
     )
@@ -144,12 +146,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("level", "power", "both"), default="both")
     parser.add_argument("--sweeps", type=int, default=None, help="1000 (level), 200 (power)")
+    parser.add_argument("--dead-rate", type=float, default=0.1, help="power: 0 for no dead ReLU")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}")
     if args.part in ("level", "both"):
         level(args.sweeps or 1_000)
     if args.part in ("power", "both"):
-        power(args.sweeps or 200)
+        power(args.sweeps or 200, args.dead_rate)
     print(f"load average at end: {os.getloadavg()}")
 
 

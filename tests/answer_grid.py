@@ -54,7 +54,9 @@ class Truth:
         return self.dead * 0.5 + (1 - self.dead) * learned
 
 
-def grid() -> list[Truth]:
+def grid(dead_rate: float = 0.1) -> list[Truth]:
+    """The 128 configurations; `dead_rate`: the dead-ReLU chance where out_2 = 1 (elsewhere
+    0.3 of it), 0 for none."""
     out = []
     for out_1 in range(1, 9):
         for out_2 in range(1, 5):
@@ -62,7 +64,7 @@ def grid() -> list[Truth]:
             c = out_1 * out_2
             mu = 1 - 0.45 * math.exp(-(c - 1) / 4)
             sd = 0.01 + 0.09 * math.exp(-(c - 1) / 4)
-            dead = 0.1 if out_2 == 1 else 0.03
+            dead = dead_rate if out_2 == 1 else 0.3 * dead_rate
             for lr in LRS:
                 params = {"model.out_1": out_1, "model.out_2": out_2, "optimizer.lr": lr}
                 if lr == 1e-4:
