@@ -15,7 +15,9 @@ killed), it is told to the study with its reason, and the sweep goes on, until m
 `max_failure_rate * n_trials` trials have failed.
 
 Every sweep ends, however it ends, with its answer: the counts by state, the best trial (or the
-size of the Pareto set), where the results are and the command that compares the trials. How a
+size of the Pareto set), where the results are and the command that compares the trials; then,
+for an app with an `answer:` block (linesweep's), the answer's lines (results.sweep_answer:
+the best configuration, the smallest not distinguishable from it, what was compared). How a
 trial ended is one console line, the sweep's; the detail (a traceback) is in its `train.log`.
 
 Why one module over 300 lines: the loop's steps (ask, start, collect, record, reap, answer)
