@@ -5,6 +5,7 @@ optimization_results.yaml and said on the console after the closing lines."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import optuna
@@ -24,25 +25,34 @@ from tests.conftest import load_study
 GRID = ["hydra/sweeper/sampler=grid", "model.out_2=choice(1,4)"]
 
 
-def answer_lines(capfd) -> list[str]:
-    """The console's messages after the closing lines' last ("compare the trials: ..."). After
-    a job, Hydra's logging owns the root logger: the console is what shows them."""
+def answer_lines(capfd, caplog) -> list[str]:
+    """The sweep's messages after its closing lines' last ("compare the trials: ..."). After
+    an in-process job, Hydra's logging owns the root logger and the console shows them; with
+    the population executor, no job ran here and pytest's handler holds them."""
     out = "".join(capfd.readouterr())
-    messages = [line.split("] ", 1)[-1] for line in out.splitlines() if "][INFO] " in line]
+    messages = [r.getMessage() for r in caplog.records if r.name == "linesweep.sweep.sweeper"]
+    if not any(m.startswith("compare the trials: ") for m in messages):
+        messages = [line.split("] ", 1)[-1] for line in out.splitlines() if "][INFO] " in line]
     last = max(i for i, m in enumerate(messages) if m.startswith("compare the trials: "))
     return messages[last + 1 :]
 
 
+@pytest.mark.parametrize(
+    "executor",
+    [[], ["hydra.sweeper.executor=population", "hydra/sweeper/pruner=none"]],
+    ids=["in-process", "population"],
+)
 def test_a_sweep_with_replicates_ends_with_its_answer_on_the_console_and_in_the_yaml(
-    sweep_in_process, tmp_path, capfd
+    sweep_in_process, tmp_path, capfd, caplog, executor
 ):
-    sweep_in_process(tmp_path, *GRID, "replicates=3", "hydra.sweeper.n_trials=2")
+    caplog.set_level(logging.INFO)
+    sweep_in_process(tmp_path, *GRID, *executor, "replicates=3", "hydra.sweeper.n_trials=2")
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     saved = results["answer"]
     assert saved["ranked"] == 2 and saved["best"]["n"] == 3 and saved["best"]["replicates"] == 3
     assert saved["smallest"] is not None and len(saved["comparisons"]) == 1
     assert saved["tests"] == {"paired t": saved["tested"]}  # a sweep's replicates share seeds
-    assert answer_lines(capfd) == saved["lines"]
+    assert answer_lines(capfd, caplog) == saved["lines"]
     # ... and it is the study's answer, as anyone reading the study computes it again.
     study = load_study(tmp_path)
     again = sweep_answer(study, AnswerSetup(AnswerSettings(), "unused"))
@@ -59,10 +69,11 @@ def test_a_sweep_with_replicates_ends_with_its_answer_on_the_console_and_in_the_
 
 
 def test_a_sweep_without_replicates_says_there_is_no_spread_and_the_command_that_adds_it(
-    sweep_in_process, tmp_path, capfd
+    sweep_in_process, tmp_path, capfd, caplog
 ):
+    caplog.set_level(logging.INFO)
     sweep_in_process(tmp_path, *GRID, "hydra.sweeper.n_trials=2")
-    best, smallest, compared = answer_lines(capfd)
+    best, smallest, compared = answer_lines(capfd, caplog)
     assert best.startswith("best (by its single value): model.out_2=")
     assert "no spread to judge by" in smallest
     # The command as typed (tests/conftest.py's sweep, hydra.* last), in a study of its own.
