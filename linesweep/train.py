@@ -22,25 +22,31 @@ import logging
 import math
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+try:  # a Ctrl-C while Python loads Hydra, the first fraction of a second, is one line too
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import DictConfig, OmegaConf
 
-from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
-from linesweep.core.trial_link import TrialLink
-from linesweep.run.config import register_configs
+    from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
+    from linesweep.core.trial_link import TrialLink
+    from linesweep.run.config import register_configs
+
+    register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
+except KeyboardInterrupt:
+    print("interrupted by SIGINT", file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
 
 log = logging.getLogger(__name__)
-
-register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
 
 
 @hydra.main(version_base="1.3", config_path="pkg://linesweep.conf", config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
+    from linesweep.core.files import NO_ROOM
     from linesweep.run.task import file_log, run  # already imported by `cli`
 
     hydra_cfg = HydraConfig.get()
@@ -69,6 +75,14 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
         name = interrupted_by(err)
         log.error("interrupted by %s; recorded in %s", name, hydra_cfg.runtime.output_dir)
         sys.exit(_exit_status(name))
+    except OSError as err:  # a full disk, a file-size limit: no bug, no traceback
+        if err.errno not in NO_ROOM or trial is not None:
+            raise  # a bug's traceback; in a sweep, the trial's reason
+        where = err.filename or hydra_cfg.runtime.output_dir
+        log.error("failed: could not write %s: %s", where, err.strerror)
+        if multirun:
+            return math.nan
+        sys.exit(1)
     return result.value
 
 
@@ -76,6 +90,7 @@ def cli() -> None:
     """`python -m linesweep.train`, `linesweep-train`: Ctrl-C while Hydra starts or ends is one
     line too, with the shell's exit status 130 (SIGTERM there ends the process at once, 143)."""
     try:
+        _refuse_unknown_keys(sys.argv[1:])
         # torch, here where Ctrl-C is caught, and before a sweep forks its trials (none of them
         # pays for the import again).
         import linesweep.run.task  # noqa: F401
@@ -86,10 +101,27 @@ def cli() -> None:
         print(f"interrupted by {name}", file=sys.stderr)
         sys.exit(_exit_status(name))
     finally:
+        # The run is recorded: a Ctrl-C now would only cut Python's exit short with a traceback
+        # from an atexit handler (torch's); the process ends within a moment anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Python's last collections at exit walk every object torch, Hydra and Optuna made:
         # about 0.4 s of every command's end (benchmarks/README.md). Frozen, they are skipped;
         # files, loggers and atexit handlers close as they always do.
         gc.freeze()
+
+
+def _refuse_unknown_keys(arguments: list[str]) -> None:
+    """A key the config does not have: one line naming the nearest, exit 2 (as a sweep says
+    it), before Hydra composes and refuses it in eight lines."""
+    if any(a in ("--help", "-h", "--hydra-help") for a in arguments):
+        return
+    from linesweep.run.overrides import check_command_line
+
+    try:
+        check_command_line(arguments)
+    except LinesweepError as err:
+        print(f"[{datetime.now():%H:%M:%S}][ERROR] {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _exit_status(signal_name: str) -> int:

@@ -55,11 +55,21 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, override, me
     [
         ("hydra.run.dir=", "hydra.run.dir= is not allowed: a folder for the run's files"),
         ("hparams_search=channels_lr", "add -m: python -m linesweep.train -m hparams_search="),
+        (  # a typo: one line naming the nearest keys, as a sweep's check says it
+            "model.out1=3",
+            "model.out1=3 is not allowed: a key of linesweep's config; the nearest: model.out_1",
+        ),
+        (
+            "logger.tensorboard.subdir=x",
+            "logger.tensorboard.subdir=x is not allowed: a setting of the tensorboard logger, "
+            "which is off; turn it on with logger=tensorboard",
+        ),
     ],
 )
 def test_refused_before_hydra_makes_a_folder(tmp_path, override, message):
     done = run_cli("linesweep.train", *TINY, override, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # no folder, no file: not even in the current one
 
 
@@ -141,8 +151,28 @@ def test_plan_command_prints_the_plan_or_refuses(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("script", ["linesweep-train", "linesweep-plan", "linesweep-compare"])
+@pytest.mark.parametrize(
+    "script", ["linesweep-train", "linesweep-plan", "linesweep-compare", "linesweep-draw"]
+)
 def test_the_console_scripts_answer_help(script, tmp_path):
     binary = Path(sys.executable).parent / script
     done = subprocess.run([binary, "--help"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0 and "linesweep" in done.stdout
+
+
+def test_a_basic_multirun_ends_with_its_runs_by_state_the_best_and_the_compare_command(tmp_path):
+    folder = tmp_path / "multi"
+    done = run_cli(
+        "linesweep.train", "-m", *TINY, "model.out_1=1,2", f"hydra.sweep.dir={folder}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.endswith("multirun: 2 runs (2 complete)") for line in lines)
+    best = next(line for line in lines if "best val_accuracy=" in line)
+    accuracies = [
+        json.loads((folder / job / "summary.json").read_text())["objective"]["values"][0]
+        for job in ("0", "1")
+    ]
+    assert f"best val_accuracy={max(accuracies):.4g}" in best and "model.out_1=" in best
+    assert lines[-1].endswith(f"compare the runs: python -m linesweep.compare {folder}")

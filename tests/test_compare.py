@@ -6,6 +6,7 @@ import base64
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +16,13 @@ import yaml
 from omegaconf import OmegaConf
 
 from linesweep.compare.cli import main
-from linesweep.compare.plots import frontier, save_comparison_plots, short_names, wants_log_axis
-from linesweep.compare.runs import find_runs, read_run, reproduce_command
-from linesweep.compare.table import (
-    FIXED_COLUMNS,
-    Filter,
-    Selection,
-    UsageError,
-    compare,
-    text_table,
-)
+from linesweep.compare.console import UsageError
+from linesweep.compare.display import short_names
+from linesweep.compare.plots import frontier, save_comparison_plots, wants_log_axis
+from linesweep.compare.reproduce import reproduce_command
+from linesweep.compare.runs import find_runs, read_run
+from linesweep.compare.table import FIXED_COLUMNS, Filter, Selection, compare
+from linesweep.compare.terminal import text_table
 from linesweep.core.flat import flatten, unflatten
 from linesweep.run.task import run
 from tests.conftest import TINY, run_cli
@@ -361,29 +359,41 @@ def test_plot_helpers():
 
 def test_every_plot_is_a_png_even_from_fake_runs_without_weights(tmp_path):
     comparison = compare(find_runs([three_runs(tmp_path / "runs")]))
-    plots, pictures, problems = save_comparison_plots(comparison, tmp_path / "plots")
+    plots, problems = save_comparison_plots(comparison, tmp_path / "plots")
     assert [p.name for p in plots] == [
         "learning_curves.png", "objective_by_parameter.png", "accuracy_by_size.png",
     ]  # fmt: skip
     assert all(p.read_bytes()[:8] == PNG and p.stat().st_size > 1000 for p in plots)
-    assert pictures == [] and problems == [
-        f"{tmp_path / 'runs' / 'b'}: no kernel or feature-map pictures (needs model.pt and config)"
-    ]
+    assert problems == []
 
 
-def test_the_best_runs_own_pictures_are_embedded_and_not_drawn_again(tmp_path):
+def test_the_report_shows_the_pictures_the_best_run_drew_and_draws_none_itself(tmp_path, capsys):
     best = fake_run(tmp_path / "runs" / "best", (0.99,))
     fake_run(tmp_path / "runs" / "other", (0.5,), {"model.out_1": 3})
     (best / "plots").mkdir()
     pictures = {n: PNG + n.encode() for n in ("kernels_conv1", "kernels_conv2", "feature_maps")}
     for name, data in pictures.items():
         (best / "plots" / f"{name}.png").write_bytes(data)
+    (best / "model.pt").write_bytes(b"weights")  # never read: compare rebuilds no model
     out = tmp_path / "out"
     assert main([str(tmp_path / "runs"), "--out", str(out)]) == 0
-    assert not list((out / "plots").glob("best_*"))  # nothing redrawn, nothing copied
+    printed, errors = capsys.readouterr()
+    assert not list((out / "plots").glob("best_*"))  # nothing drawn, nothing copied
     page = (out / "report.html").read_text()
     for data in pictures.values():
         assert f'src="data:image/png;base64,{base64.b64encode(data).decode()}"' in page
+    draw = f"python -m linesweep.draw {best}"  # the one it lacks: flattened_activations.png
+    assert f"<p>The run did not draw flattened_activations.png: {draw} draws" in page
+    assert f"  its pictures: {draw}" in printed and "warning" not in errors
+
+    for picture in (best / "plots").iterdir():
+        picture.unlink()  # as plots=light leaves it
+    assert main([str(tmp_path / "runs"), "--out", str(out)]) == 0
+    printed, errors = capsys.readouterr()
+    page = (out / "report.html").read_text()
+    assert "<p>The run drew no kernels or feature maps (as plots=light and plots=none do): " in page
+    assert f"{draw} draws them into its plots/" in page and "warning" not in errors
+    assert page.count("<img ") == 3  # the comparison's plots only
 
 
 @pytest.mark.slow
@@ -420,12 +430,12 @@ def test_real_runs_and_a_real_sweep_give_plots_and_a_self_contained_report(
     assert {
         "learning_curves.png", "objective_by_parameter.png", "accuracy_by_size.png",
         "study_sweep_history.png", "study_sweep_importances.png",
-        "best_kernels_conv1.png", "best_kernels_conv2.png", "best_feature_maps.png",
-    } <= names  # fmt: skip
+    } == names  # fmt: skip
     assert all((out / "plots" / n).read_bytes()[:8] == PNG for n in names)
 
     page = (out / "report.html").read_text()
-    assert page.count('<img src="data:image/png;base64,') == len(names)
+    assert page.count('<img src="data:image/png;base64,') == len(names)  # plots=none: no kernels
+    assert "The run drew no kernels or feature maps" in page and "linesweep.draw" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
     best = next(r for r in rows if r["rank"] == "1")
     relative = os.path.relpath(best["folder"], out)  # folders are relative links
@@ -449,6 +459,31 @@ def test_the_command_line(tmp_path):
     }  # fmt: skip
     done = run_cli("linesweep.compare", "nowhere", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr == "error: no such folder: nowhere\n"
+
+
+@pytest.mark.slow
+def test_a_closed_pipe_ends_quietly_and_every_file_is_still_written(tmp_path):
+    three_runs(tmp_path / "runs")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader already gone, as `| head` is after its lines: every line fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "linesweep.compare", "runs", "--out", "closed"],
+            cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")  # no BrokenPipeError traceback
+    written = sorted(p.name for p in (tmp_path / "closed").iterdir())
+    assert written == [".linesweep-compare.json", "plots", "report.html", "table.csv", "table.md"]
+    assert len((tmp_path / "closed" / "table.csv").read_text().splitlines()) == 4
+
+    command = f"{shlex.quote(sys.executable)} -m linesweep.compare runs --out head | head -n 1"
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.count("\n") == 1 and done.stderr == ""  # the table's first line
+    assert (tmp_path / "head" / "report.html").is_file()
 
 
 def test_a_second_comparison_into_the_same_folder_leaves_nothing_of_the_first(tmp_path, capsys):

@@ -3,6 +3,7 @@ the DataFrame, the plots and the report, every number checked against one comput
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import statistics
@@ -17,7 +18,10 @@ from linesweep.compare.cli import main
 from linesweep.compare.plots import accuracy_by_size, objective_by_parameter
 from linesweep.compare.report import render_report
 from linesweep.compare.runs import find_runs, read_run
-from linesweep.compare.table import FIXED_COLUMNS, Selection, compare, markdown_table, text_table
+from linesweep.compare.table import FIXED_COLUMNS, Selection, compare
+from linesweep.compare.table_files import markdown_table
+from linesweep.compare.terminal import text_table
+from linesweep.draw import main as draw
 from linesweep.run.task import run as train
 from tests.conftest import TINY
 from tests.test_compare import METRICS, fake_run, history, three_runs
@@ -199,7 +203,7 @@ def test_accuracy_by_size_and_objective_by_parameter_draw_error_bars_and_each_re
 def test_the_report_says_how_many_replicates_stand_behind_each_number(tmp_path):
     fake_population(tmp_path / "pop", FINALS, {"model.out_1": 3})
     fake_run(tmp_path / "plain", (0.6, 0.7))
-    page = render_report(compare(find_runs([tmp_path])), [], [], base=tmp_path)
+    page = render_report(compare(find_runs([tmp_path])), [], base=tmp_path)
     answer = page[page.index('id="answer"') : page.index('id="runs"')]
     assert "<dt>replicates</dt><dd>4, the value is their mean;" in answer
     assert "success rate 0.5 (reaching 0.9)" in answer
@@ -210,7 +214,7 @@ def test_the_report_says_how_many_replicates_stand_behind_each_number(tmp_path):
 
     alone = tmp_path / "alone"
     fake_run(alone / "r", (0.6, 0.7))
-    page = render_report(compare(find_runs([alone])), [], [], base=alone)
+    page = render_report(compare(find_runs([alone])), [], base=alone)
     assert "<dt>replicates</dt><dd>1 (a single run: no spread)</dd>" in page and "±" not in page
 
 
@@ -239,11 +243,7 @@ def test_hostile_replicate_records_are_one_warning_and_a_state(tmp_path, capsys)
     out = tmp_path / "out"
     assert main([str(tmp_path / "runs"), "--out", str(out)]) == 0
     printed = capsys.readouterr()
-    warnings = [
-        line
-        for line in printed.err.splitlines()
-        if line.startswith("warning:") and "no kernel or feature-map pictures" not in line
-    ]  # fake runs have no weights: the best one's pictures are a warning of their own
+    warnings = [line for line in printed.err.splitlines() if line.startswith("warning:")]
     for name in [*cases, "odd_csv", "not_a_block"]:
         mine = [w for w in warnings if f"/runs/{name}:" in w]
         assert len(mine) == 1, (name, mine)
@@ -284,18 +284,28 @@ def test_a_real_population_in_the_table_equals_its_metrics_by_hand(compose_confi
 
 
 @pytest.mark.slow
-def test_a_seed_groups_best_run_gets_its_pictures_from_its_first_runs_weights(
+def test_a_seed_groups_best_run_shows_its_first_runs_pictures_once_drawn(
     compose_config, tmp_path, capsys
 ):
     for seed in (0, 1):
         folder = tmp_path / "runs" / f"s{seed}"
-        overrides = [*TINY, f"seed={seed}"]
+        overrides = [*TINY, f"seed={seed}"]  # plots=none: no picture drawn
         cfg = compose_config(*overrides)
         train(cfg, folder, overrides=overrides)
         (folder / ".hydra").mkdir()
         OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
         (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    first = tmp_path / "runs" / "s0"  # a group's folder, curve and weights are its first run's
     out = tmp_path / "out"
     assert main([str(tmp_path / "runs"), "--out", str(out), "--group-seeds"]) == 0
-    assert "no kernel or feature-map pictures" not in capsys.readouterr().out
-    assert (out / "plots" / "best_kernels_conv1.png").is_file()
+    assert f"  its pictures: python -m linesweep.draw {first}\n" in capsys.readouterr().out
+    assert "The run drew no kernels or feature maps" in (out / "report.html").read_text()
+
+    assert draw([str(first)]) == 0
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--group-seeds"]) == 0
+    assert "linesweep.draw" not in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    for name in ("kernels_conv1", "kernels_conv2", "feature_maps", "flattened_activations"):
+        png = base64.b64encode((first / "plots" / f"{name}.png").read_bytes()).decode()
+        assert f'src="data:image/png;base64,{png}"' in page
+    assert "linesweep.draw" not in page and not list((out / "plots").glob("best_*"))

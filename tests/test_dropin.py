@@ -182,8 +182,9 @@ def test_an_app_that_always_raises_stops_past_the_failure_rate(tmp_path, max_fai
         assert done.returncode == 2
         assert "sweep stopped" in done.stdout and "RuntimeError: cfg.error is True" in done.stdout
         assert 5 < found["counts"]["failed"] < 10  # stopped once more than 5 had failed
-    else:
-        assert done.returncode == 0, done.stderr[-3000:]
+    else:  # every trial ran, and every one failed: a sweep without a result is no success
+        assert done.returncode == 2, done.stderr[-3000:]
+        assert "sweep ended without a result: all 10 of its trials failed" in done.stdout
         assert run_counts(found) == {"failed": 10}
 
 

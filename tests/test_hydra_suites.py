@@ -4,7 +4,10 @@ The suite checks that a sweeper drives Hydra's launcher correctly: each job gets
 its config, its folder and its job metadata. Four of its tests expect an exhaustive sweep in
 order (`+a=0,1` runs a=0 then a=1); an Optuna sweeper samples instead. Those four are replaced
 below by the same checks in a sampler's terms: with the grid sampler and n_trials equal to the
-grid's size, every value runs exactly once, in some order. BatchedSweeperTestSuite does not
+grid's size, every value runs exactly once, in some order. A fifth returns a string from its
+job, which linesweep records as a failed trial (a sweep whose every trial failed exits with
+status 2): it is replaced by the same check with a job that returns a number.
+BatchedSweeperTestSuite does not
 apply at all: it asserts the batch structure and the order of a 3x2 product.
 """
 
@@ -107,3 +110,21 @@ class TestLinesweepSweeperWithBasicLauncher(LauncherTestSuite):
                 "db": {"driver": "mysql", "password": "secret", "user": "someone"}
             }
             assert jobs[1].cfg.db.driver == "postgresql" and jobs[1].cfg.db.user == "someone"
+
+    def test_sweep_with_custom_resolver(self, hydra_sweep_runner, launcher_name, overrides, tmpdir):
+        """The suite's job returns the resolved value, "foo": not an objective, so under
+        linesweep every trial fails and the sweep ends without a result (exit status 2). The
+        same check with an objective: the custom resolver resolves in the job's config."""
+        OmegaConf.register_new_resolver("my_custom_resolver", lambda: "foo", replace=True)
+        sweep = hydra_sweep_runner(
+            calling_file=None,
+            calling_module="hydra.test_utils.a_module",
+            task_function=lambda cfg: float(len(cfg.x)),  # "foo" -> 3.0
+            config_path="configs",
+            config_name="custom_resolver",
+            overrides=[f"hydra/launcher={launcher_name}", *overrides],
+            temp_dir=tmpdir,
+        )
+        with sweep:
+            (job,) = flat(sweep.returns)
+            assert job.return_value == 3.0

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 import linesweep
+from linesweep.compare.console import UsageError
 from linesweep.compare.runs import find_runs
-from linesweep.compare.table import UsageError, compare
+from linesweep.compare.table import compare
 from tests.test_compare import fake_run, three_runs
 
 

@@ -58,7 +58,7 @@ def test_layers_follow_the_plan_names_and_linear_size():
     assert model.fc.in_features == 3 * 7 * 7
     outputs = layer_outputs(model, torch.zeros(2, 1, 11, 11))
     assert outputs["fc"].shape == (2, 2)
-    assert check_plan(model, plan).to_record()["agree"] is True
+    assert check_plan(model, plan).to_record().agree is True
 
 
 def test_fit_learns_and_records_one_row_per_epoch():

@@ -135,10 +135,23 @@ def test_a_diverged_member_stops_alone(compose_config):
         assert all(torch.isfinite(p).all() for p in models[m].parameters())
 
 
-def test_a_run_with_one_diverged_replicate_completes_and_records_it(compose_config, tmp_path):
-    # lr=1e30: replicate 0 (seed 4's init) meets NaN in its first epoch, replicate 1's stays finite
-    cfg = compose_config(*TINY, "replicates=2", "optimizer=sgd", "optimizer.lr=1e30")
-    result = run(cfg, tmp_path)
+def test_a_run_with_one_diverged_replicate_completes_and_records_it(
+    compose_config, tmp_path, monkeypatch
+):
+    import linesweep.run.pipeline as pipeline
+
+    built = []
+
+    def poisoned_first(*args, **kwargs):  # replicate 0 meets NaN in its first epoch
+        model = build_model(*args, **kwargs)
+        if not built:
+            with torch.no_grad():
+                model.fc.bias.fill_(math.nan)
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(pipeline, "build_model", poisoned_first)
+    result = run(compose_config(*TINY, "replicates=2"), tmp_path)
     summary = read_summary(tmp_path)
     members = summary["replicates"]["members"]
     assert summary["status"] == "complete" and summary["replicates"]["diverged"] == 1
@@ -209,3 +222,30 @@ def test_bad_replicate_input_exits_2_with_one_line(tmp_path, override, message):
     (summary,) = tmp_path.glob("outputs/runs/*/*/summary.json")  # the refusal, and nothing else
     assert json.loads(summary.read_text())["status"] == "refused"
     assert {p.name for p in summary.parent.iterdir()} == {"summary.json", ".hydra", "train.log"}
+
+
+def test_one_verdict_whoever_trains_it_alone_a_replicate_or_a_population_member(
+    compose_config, tmp_path
+):
+    from linesweep.run.pipeline import RunSpec, train_runs
+
+    exploding = [*TINY, "optimizer=sgd", "optimizer.lr=1000"]  # finite, but a loss of ~1e7
+    with pytest.raises(Diverged):
+        run(compose_config(*exploding), tmp_path / "alone")
+    alone = read_summary(tmp_path / "alone")
+    run(compose_config(*exploding, "replicates=2"), tmp_path / "replicates")  # replicate 1 trains
+    ended = {}
+    specs = [
+        RunSpec(compose_config(*exploding), tmp_path / "member"),
+        RunSpec(compose_config(*TINY, "optimizer=sgd", "optimizer.lr=0.1", "seed=5"),
+                tmp_path / "other"),
+    ]  # fmt: skip
+    train_runs(specs, lambda i, outcome: ended.setdefault(i, outcome))
+    member = read_summary(tmp_path / "member")
+    replicate_0 = read_summary(tmp_path / "replicates")["replicates"]["members"][0]
+    assert alone["status"] == member["status"] == replicate_0["status"] == "diverged"
+    assert alone["reason"] == member["reason"] == replicate_0["reason"]
+    assert "exploded" in alone["reason"] and alone["epochs_run"] == member["epochs_run"] == 1
+    assert (
+        isinstance(ended[0], Diverged) and read_summary(tmp_path / "other")["status"] == "complete"
+    )

@@ -13,16 +13,13 @@ import yaml
 from matplotlib.figure import Figure
 
 from linesweep.compare.cli import main
-from linesweep.compare.plots import (
-    accuracy_by_size,
-    history_plot,
-    objective_by_parameter,
-    save_comparison_plots,
-)
-from linesweep.compare.question import chosen_keys, read_question
+from linesweep.compare.plots import accuracy_by_size, objective_by_parameter, save_comparison_plots
+from linesweep.compare.question import chosen_keys, read_question, split_overrides
 from linesweep.compare.report import render_report
 from linesweep.compare.runs import find_runs
-from linesweep.compare.table import compare, pareto_set, text_table
+from linesweep.compare.study_plots import history_plot
+from linesweep.compare.table import compare, pareto_set
+from linesweep.compare.terminal import text_table
 from linesweep.core.plotting import PlainLogFormatter, log_scale_if_wide
 from linesweep.run.drawing import run_caption
 from tests.test_compare import BASE_CONFIG, PNG, fake_run
@@ -74,7 +71,7 @@ def channels_sweep(root: Path) -> Path:
 
 def page_of(tmp_path: Path, *folders: Path, plots=()) -> str:
     comparison = compare(find_runs(list(folders)))
-    return render_report(comparison, list(plots), [], base=tmp_path / "out")
+    return render_report(comparison, list(plots), base=tmp_path / "out")
 
 
 # ---------------------------------------------------------------- the report's first screen
@@ -110,7 +107,9 @@ def test_the_runs_table_puts_its_key_columns_first_and_links_every_folder(tmp_pa
         html.unescape(re.sub("<[^>]+>", "", h))
         for h in re.findall(r'<th class="key">(.*?)</th>', header)
     ]
-    assert keys == ["rank", "model.out_1", "obj.val_accuracy", "obj_epoch", "state", "folder"]
+    assert keys == [  # the search space's keys, optimizer.lr too though these trials share it
+        "rank", "model.out_1", "optimizer.lr", "obj.val_accuracy", "obj_epoch", "state", "folder",
+    ]  # fmt: skip
     assert header.index(">folder<") < header.index("<th>val_acc</th>") < header.index(">note<")
     links = re.findall(r'<a href="([^"]+)"', table[: table.index("</table>")])
     assert links == [f"../sweeps/channels_lr/{n}/" for n in (1, 0, 3, 2)]  # ranked, pruned last
@@ -183,6 +182,16 @@ def test_a_question_reads_hydras_multirun_yaml_and_the_sweeps_results(tmp_path):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "multirun.yaml").write_text("[not, a, mapping")
     assert read_question(tmp_path / "junk").study == "junk"  # never raises
+    overrides = [
+        "trainer.epochs=2",
+        "model.out_1=1,2,4",
+        "+model.x=[1,2]",
+        "a.lr=tag(log,interval(1e-3,1e-1))",
+    ]
+    assert split_overrides(overrides) == (
+        {"model.out_1": "1,2,4", "a.lr": "tag(log,interval(1e-3,1e-1))"},
+        ["trainer.epochs=2", "+model.x=[1,2]"],  # a list is one value, not a sweep
+    )
 
 
 # ---------------------------------------------------------------- plots
@@ -239,11 +248,14 @@ def test_the_history_shows_complete_and_pruned_trials_and_says_which_are_not_dra
     add(states.PRUNED, steps={1: 0.9})
     add(states.FAIL, **{"linesweep.state": "infeasible"})
     add(states.FAIL)
-    fig = history_plot(study, ["val_accuracy"], "s: optimization history")
+    counts = {"complete": 1, "pruned": 1, "infeasible": 1, "failed": 1}  # as the sweep counted
+    fig = history_plot(study, ["val_accuracy"], "s: optimization history", counts)
     texts = _texts(fig)
     assert "complete (epoch 2)" in texts and "pruned, hollow (epoch 1)" in texts
     assert "history shows COMPLETE and PRUNED trials only" in texts
-    assert "not drawn (no value): 1 fail, 1 infeasible" in texts
+    assert "not drawn (no value): 1 failed, 1 infeasible" in texts  # linesweep's states
+    alone = _texts(history_plot(study, ["val_accuracy"], "s"))  # no optimization_results.yaml
+    assert "not drawn (no value): 2 fail" in alone  # Optuna's own state names
     (best,) = [line for line in fig.axes[0].lines if line.get_label() == "best complete so far"]
     assert max(best.get_ydata()) == 0.8  # the pruned 0.9 is not "best"
 
@@ -252,7 +264,7 @@ def test_dollar_signs_in_config_values_do_not_start_mathtext(tmp_path):
     for n, target in enumerate(["$\\foo$", "a$b", "torch.optim.Adam"]):
         fake_run(tmp_path / str(n), (0.5 + n / 10,), {"optimizer._target_": target})
     comparison = compare(find_runs([tmp_path]))
-    plots, _, _ = save_comparison_plots(comparison, tmp_path / "plots")
+    plots, _ = save_comparison_plots(comparison, tmp_path / "plots")
     assert [p.name for p in plots] == [
         "learning_curves.png", "objective_by_parameter.png", "accuracy_by_size.png",
     ]  # fmt: skip
@@ -326,6 +338,52 @@ def test_the_terminal_table_fits_its_width_key_columns_first(tmp_path):
     assert "…eps/channels_lr/1" in narrow or "sweeps/channels_lr/1" in narrow  # the folder's end
     wide = text_table(comparison.rows, comparison.columns, width=250, first=first)
     assert str(sweep / "1") in wide and "not shown" not in wide
+
+
+def kernel_sweep(root: Path) -> Path:
+    """Both kernel sizes, the channels and the learning rate searched (as a sampler leaves them)."""
+    space = {
+        "model.out_1": "int(interval(1,8))",
+        "model.conv1.kernel_size": "choice(2,3)",
+        "model.conv2.kernel_size": "choice(2,3)",
+        "optimizer.lr": "tag(log,interval(1e-3,1e-1))",
+    }
+    trials = [
+        ((0.6, a), {"model.out_1": o, "model.conv1.kernel_size": k1,
+                    "model.conv2.kernel_size": k2, "optimizer.lr": lr}, {})
+        for a, o, k1, k2, lr in [
+            (0.91, 2, 2, 3, 0.006431172050131994), (0.875, 7, 3, 2, 0.0012345678901234567),
+            (0.5, 4, 3, 3, 0.08123456789), (0.7, 1, 2, 2, 0.0401),
+        ]
+    ]  # fmt: skip
+    return fake_sweep(root / "sweeps" / "kernels", trials, sweeper={"params": space})
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 250])
+def test_the_searched_parameters_and_the_objective_show_at_any_width(tmp_path, width):
+    comparison = compare(find_runs([kernel_sweep(tmp_path)]))
+    searched = ["model.out_1", "model.conv1.kernel_size", "model.conv2.kernel_size", "optimizer.lr"]
+    assert sorted(comparison.searched) == sorted(searched)  # in config order
+    lines = text_table(comparison.rows, comparison.columns, width, comparison.searched).splitlines()
+    hidden = lines.pop()[len(f"not shown at {width} columns: ") :] if width < 250 else ""
+    assert not any(key in hidden for key in [*searched, "obj.val_accuracy"]), hidden
+    assert "state" in hidden.split(", ") or width > 60  # the others go first
+    assert max(len(line) for line in lines) <= width
+    header = lines[: lines.index(next(line for line in lines if line.startswith("─")))]
+    assert "conv1." in " ".join(header) and "conv2." in " ".join(header)  # kernel_size: which?
+    assert "out_1" in " ".join(header).split()  # never cut into out_ and 1
+    body = "\n".join(lines[len(header) + 1 :])
+    assert "0.006431" in body and "0.0064311" not in body  # 4 significant digits
+    assert len(lines) == len(header) + 1 + 4
+
+
+def test_one_run_is_one_run(tmp_path):
+    fake_run(tmp_path / "only", (0.5,))
+    fake_run(tmp_path / "refused", (0.5,), status="refused")
+    comparison = compare(find_runs([tmp_path]))
+    assert comparison.count_line() == "1 shown of 2 runs (0 with warnings)"
+    assert comparison.hidden_line() == "1 refused run not shown; --state refused shows them"
+    assert compare(find_runs([tmp_path / "only"])).count_line() == "1 run (0 with warnings)"
 
 
 def test_the_command_respects_columns(tmp_path, capsys, monkeypatch):

@@ -234,6 +234,11 @@ class LinesweepOptunaSweeperConf:
     search_space: Any = None
     # stop once more than this fraction of n_trials has failed (refused configs do not count)
     max_failure_rate: float = 0.5
+    # A study resumed with another search space (a range, a type, a choice) or other fixed
+    # overrides (experiment=...) than it was started with is refused, naming what changed;
+    # true continues it on purpose, under the new ones (a parameter Optuna cannot store under
+    # its old name, another type or other choices, is refused all the same).
+    resume_changed: bool = False
     # auto: population for an app that names a batch entry point (batch_task) and whose trials
     # can share, process for any other; process: a process per trial, n_jobs at a time;
     # launcher: batches through hydra/launcher; population: the app's batch entry point trains
@@ -250,6 +255,9 @@ class LinesweepOptunaSweeperConf:
     # grace_period (whole seconds, rounded up); on a journal file, linesweep's own heartbeat.
     heartbeat_s: float = 10.0
     stale_after_s: float = 120.0
+    # Seconds a trial (or a population's process) may go without reporting an epoch before it
+    # is ended and recorded `timeout` (a failure); null: never. Silence over a minute is said.
+    trial_timeout: float | None = None
     # Modules imported once before trials fork, so that no trial pays for them. null: nothing
     # for linesweep's app (it has imported what it needs); for another app that imported torch,
     # torch._dynamo (torch builds its compiler stack the first time an optimizer is made, ~1 s

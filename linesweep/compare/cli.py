@@ -34,81 +34,36 @@ sweep's study only from the journal file in the sweep folder or from --storage, 
 a file names. It writes only into a new or empty folder, or one holding its own manifest
 (.linesweep-compare.json), and replaces only the files that manifest lists.
 
-Exit status 0: compared; 2: no runs found, no run matches the filters, a bad argument, or an
-output folder compare may not write into.
+The terminal table always shows the parameters the user searched and the objective, at any
+width (terminal.py); `compare ... | head` ends quietly and still writes every file (console.py).
+The report shows the best run's kernels and feature maps as the run drew them; for a run trained
+with plots=light or plots=none it names the command that draws them: python -m linesweep.draw RUN.
 
-Why one module over 300 lines: the options, their checks and the command's one-line errors
-belong together; the work itself is in table.py, plots.py, report.py and output.py.
+Exit status 0: compared (also when stdout was closed early); 2: no runs found, no run matches
+the filters, a bad argument, or an output folder compare may not write into.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import os
-import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from linesweep.compare.console import UsageError, say, silence, warn
 from linesweep.compare.output import OutputFolder
-from linesweep.compare.question import chosen_keys
-from linesweep.compare.runs import find_runs, is_sweep, reproduce_command
-from linesweep.compare.table import (
-    Comparison,
-    Filter,
-    Selection,
-    UsageError,
-    compare,
-    csv_rows,
-    markdown_table,
-    text_table,
-)
-from linesweep.core.files import atomic_write_text, write_csv
+from linesweep.compare.pictures import run_pictures
+from linesweep.compare.runs import expand, find_runs, is_sweep
+from linesweep.compare.table import Comparison, Filter, Selection, compare, plural
+from linesweep.compare.table_files import write_tables
+from linesweep.compare.terminal import terminal_lines
 from linesweep.core.record import SUMMARY, read_record
 from linesweep.core.safe_read import below
 from linesweep.core.status import Status
 
 # ---------------------------------------------------------------- arguments
-
-
-def expand(arguments: Sequence[str], problems: list[str] | None = None) -> list[Path]:
-    """The folders the arguments name, globs expanded; UsageError for one that names nothing.
-
-    A path the user typed is followed even if it is a link (their choice); a glob match reached
-    through a link below the glob's fixed part is not (the folder's owner made that link), and
-    gets a line in `problems`.
-    """
-    paths = []
-    for argument in arguments:
-        path = Path(argument).expanduser()
-        if path.exists():
-            paths.append(path)
-        elif any(c in argument for c in "*?["):
-            pattern = os.path.expanduser(argument)
-            try:
-                matches = sorted(glob.glob(pattern, recursive=True))
-            except RecursionError:  # `**` on a tree thousands of levels deep
-                raise UsageError(f"{argument!r} reaches too deep; name the folders") from None
-            if not matches:
-                raise UsageError(f"no folder matches {argument!r}")
-            fixed = _fixed_part(pattern)
-            for match in map(Path, matches):
-                if below(match, fixed):
-                    paths.append(match)
-                elif problems is not None:
-                    problems.append(f"{match}: a symbolic link, not followed")
-        else:
-            raise UsageError(f"no such folder: {argument}")
-    return paths
-
-
-def _fixed_part(pattern: str) -> Path:
-    """The folder a glob starts from: its components before the first wildcard."""
-    parts = Path(pattern).parts
-    n = next(i for i, part in enumerate(parts) if re.search(r"[*?\[]", part))
-    return Path(*parts[:n]) if n else Path(".")
 
 
 def latest(outputs: Path) -> Path:
@@ -146,13 +101,6 @@ def _refused(folder: Path) -> bool:
         return read_record(folder)[0].status == Status.REFUSED
     except (OSError, ValueError):
         return False
-
-
-def write_tables(out: Path, comparison: Comparison) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "table.csv", csv_rows(comparison.rows), comparison.columns)
-    atomic_write_text(out / "table.md", markdown_table(comparison.rows, comparison.columns))
-    return [out / "table.csv", out / "table.md"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -220,19 +168,6 @@ def _selection(args: argparse.Namespace) -> Selection:
     return Selection(tuple(where), states, args.sort, args.descending, args.top, args.group_seeds)
 
 
-def warn(text: str) -> None:
-    """One warning line on stderr, its control characters escaped: folder names and values
-    come from files anyone may have written, and must not drive the terminal."""
-    print(f"warning: {printable(text)}", file=sys.stderr)
-
-
-def printable(text: str) -> str:
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def run_command(argv: Sequence[str]) -> int:
     """The command, minus the top-level error handling: print the table, write the files."""
     args = parse_arguments(argv)
@@ -241,7 +176,7 @@ def run_command(argv: Sequence[str]) -> int:
         paths = expand(args.paths, problems)
     else:
         paths = [latest(Path("outputs"))]
-        print(f"comparing {paths[0]} (the latest under outputs/)", file=sys.stderr)
+        say(f"comparing {paths[0]} (the latest under outputs/)", err=True)
     folders = find_runs(paths, problems)
     for problem in problems:
         warn(problem)
@@ -262,19 +197,19 @@ def run_command(argv: Sequence[str]) -> int:
             warn(f"{run.folder}: {warning}")
     hidden = comparison.hidden_line()
     if not comparison.shown:
-        found = f"{len(comparison.runs)} runs found" + (f"; {hidden}" if hidden else "")
+        found = f"{plural(len(comparison.runs), 'run')} found" + (f"; {hidden}" if hidden else "")
         raise UsageError(f"no run matches the filters ({found})")
+    pictures = None if comparison.best is None else run_pictures(comparison.best)
+    if pictures is not None:
+        for problem in pictures.problems:
+            warn(f"{pictures.folder}: {problem}")
 
-    chosen = chosen_keys(comparison.shown, comparison.varying)  # report branch: key columns
-    print(text_table(comparison.rows, comparison.columns, first=chosen))
-    print(comparison.count_line())
-    if hidden:
-        print(hidden)
-    if comparison.best is not None:
-        print(printable(f"best: {comparison.best.folder}"))
-        print(printable(f"  reproduce: {reproduce_command(comparison.best)}"))
+    # Printed first, so that the table shows while the plots are drawn; a reader that closes
+    # the pipe early (`| head`) silences the rest, and the files below are written all the same.
+    for line in terminal_lines(comparison, pictures):
+        say(line)
     written = write_comparison(folder, comparison, args)
-    print(f"wrote {out}/: " + ", ".join(str(p.relative_to(out)) for p in written))
+    say(f"wrote {out}/: " + ", ".join(str(p.relative_to(out)) for p in written))
     return 0
 
 
@@ -291,41 +226,38 @@ def write_comparison(
             [*kept, "table.csv", "table.md", *([] if args.no_report else ["report.html"])]
         )
         written = write_tables(out, comparison)
-        plots: list[Path] = []
-        pictures: list[Path] = []
-        if not args.no_plots:
-            plots, pictures = _draw(comparison, out / "plots")
-            written += plots + [p for p in pictures if p.is_relative_to(out)]  # not the run's
+        plots = [] if args.no_plots else _draw(comparison, out / "plots")
+        written += plots
         if not args.no_report:
             from linesweep.compare import report
 
-            written.append(report.write_report(out / "report.html", comparison, plots, pictures))
+            written.append(report.write_report(out / "report.html", comparison, plots))
         folder.record([*kept, *(str(p.relative_to(out)) for p in written)])
     except OSError as err:
         raise UsageError(f"cannot write the comparison into {out}: {err.strerror}") from None
     return written
 
 
-def _draw(comparison: Comparison, out: Path) -> tuple[list[Path], list[Path]]:
+def _draw(comparison: Comparison, out: Path) -> list[Path]:
     """The comparison's plots; a figure that fails is a warning line, never a traceback.
 
     Config values and metric names come from run files: with mathtext off, a value like
     `$\\foo$` in a label is drawn as the text it is instead of failing the whole figure.
     """
-    import matplotlib  # with Optuna and torch, only when plotting
+    import matplotlib  # with Optuna, only when plotting
 
     from linesweep.compare import plots as compare_plots
 
     with matplotlib.rc_context({"text.parse_math": False}):
         try:
-            plots, pictures, problems = compare_plots.save_comparison_plots(comparison, out)
+            plots, problems = compare_plots.save_comparison_plots(comparison, out)
         except Exception as err:  # a value in a run file no plot expected: say so, go on
             text = " ".join(str(err).split())[:160]
             warn(f"no comparison plots ({type(err).__name__}: {text})")
-            return [], []
+            return []
     for problem in problems:
         warn(problem)
-    return plots, pictures
+    return plots
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -333,5 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_command(sys.argv[1:] if argv is None else argv)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        say(f"error: {err}", err=True)
         return 2
+    except BrokenPipeError:  # `--help | head`: argparse's own print met the closed pipe
+        silence(sys.stdout)
+        return 0

@@ -46,9 +46,9 @@ from typing import Any
 
 import pandas as pd
 
-from linesweep.compare.cli import expand
 from linesweep.compare.groups import config_groups
-from linesweep.compare.runs import Run, SweepConfigs, find_runs, read_run
+from linesweep.compare.row import Run
+from linesweep.compare.runs import SweepConfigs, expand, find_runs, read_run
 from linesweep.compare.table import columns_for, table_rows
 
 PathLike = str | os.PathLike

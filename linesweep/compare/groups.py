@@ -17,11 +17,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from linesweep.compare.runs import Member, Run, natural_key, share
+from linesweep.compare.fields import share
+from linesweep.compare.row import Member, Run
+from linesweep.compare.runs import natural_key
 from linesweep.core.metrics import population_objective
 
-NOISE_PREFIXES = ("hydra.", "plots.")  # differ between runs without changing what they learn
-NOISE_KEYS = frozenset({"trainer.progress_bar"})
+NOISE_PREFIXES = ("hydra.", "plots.", "logger.")  # differ without changing what runs learn
+NOISE_KEYS = frozenset({"trainer.progress_bar", "overwrite"})  # how a run ran, not what it learns
 STATISTICS = ("mean", "median", "min", "success_rate")
 
 

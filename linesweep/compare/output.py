@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from linesweep.compare.table import UsageError
+from linesweep.compare.console import UsageError
 from linesweep.core.files import write_json
 from linesweep.core.safe_read import MiB, Unreadable, load_json, read_text
 

@@ -1,72 +1,52 @@
-"""Pictures that compare runs, one PNG per question a sweep raises.
+"""Pictures that compare runs, one PNG per question a sweep raises; and the one call that draws
+them all (`save_comparison_plots`), with each sweep's study plots (study_plots.py).
 
 Which runs learned best (learning curves of the top runs), how the objective depends on each
-parameter the user varied, how few parameters suffice (accuracy against size), what an Optuna study
-found (its history, parameter importances and Pareto front), and what the best run learned (its
-kernels and feature maps, drawn from its weights when the run did not save them).
+parameter the user searched, and how few parameters suffice (accuracy against size). The best
+run's kernels and feature maps are the run's own PNGs (pictures.py): nothing here rebuilds a
+model.
 
-One look throughout: matplotlib's object API and default style, as linesweep.run.plots draws. The
-study plots take their numbers from Optuna (the trials, `get_param_importances`, `best_trials`) but
-are drawn here, because Optuna's matplotlib functions switch to a grey ggplot style and draw
-COMPLETE trials only, without saying so. Every value is drawn with the epoch it was measured at:
-complete runs filled, pruned runs hollow (their value is from the epoch they stopped at), other
-states as grey crosses; frontiers and "best" lines use complete runs only; what a plot leaves out
-is written under it. A run with replicates is drawn at its mean, with an error bar of one standard
-deviation over its replicates and each replicate as a small dot; the note under the plot says how
-many replicates stand behind the bars. Parameter plots are drawn only for the keys the runs'
-overrides set (the search space, the command line), not for every key that differs between
-experiments. A plot that
-cannot be drawn is a one-line problem for the caller, never an exception.
-
-Why one module over 300 lines: one function per picture, sharing the run labels, the state
-colours and the notes that say what a picture leaves out; split, those would be passed around.
+One look throughout (plot_style.py): matplotlib's object API and default style, as
+linesweep.run.plots draws. Every value is drawn with the epoch it was measured at: complete runs
+filled, pruned runs hollow (their value is from the epoch they stopped at), other states as grey
+crosses; frontiers and "best" lines use complete runs only; what a plot leaves out is written
+under it. A run with replicates is drawn at its mean, with an error bar of one standard deviation
+over its replicates and each replicate as a small dot; the note under the plot says how many
+replicates stand behind the bars. Parameter plots are drawn only for the keys the user searched
+(the search space, the runs' overrides), not for every key that differs between experiments.
+A plot that cannot be drawn is a one-line problem for the caller, never an exception.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from matplotlib.figure import Figure
 
-from linesweep.compare.question import chosen_keys
-from linesweep.compare.runs import config_tree, objective_epoch
-from linesweep.compare.studies import open_study
-from linesweep.compare.table import format_value, objective_metrics
+from linesweep.compare.display import format_value, short_names
+from linesweep.compare.plot_style import (
+    COMPLETE,
+    DPI,
+    FRONTIER,
+    OTHER,
+    PRUNED,
+    epochs_text,
+    is_number,
+)
+from linesweep.compare.row import Run, objective_epoch
+from linesweep.compare.study_plots import study_plots
+from linesweep.compare.table import Comparison, objective_metrics
 from linesweep.core.files import save_figure
 from linesweep.core.metrics import METRIC_DIRECTIONS, spread
 from linesweep.core.plotting import add_note, legend_row, log_scale_if_wide, set_log, tex_safe
-from linesweep.core.record import PICTURE_CAP, WEIGHTS, WEIGHTS_CAP, read_weights
-from linesweep.core.safe_read import is_regular
 from linesweep.core.status import Status
-
-if TYPE_CHECKING:
-    from linesweep.compare.runs import Run
-    from linesweep.compare.table import Comparison
 
 TOP_CURVES = 8  # learning curves overlaid; more than this is a tangle
 MAX_PARAMETER_PANELS = 12
-DPI = 100
-RUN_PICTURES = ("kernels_conv1.png", "kernels_conv2.png", "feature_maps.png")
-COMPLETE, PRUNED, OTHER = "tab:blue", "tab:orange", "tab:gray"
-FRONTIER = "tab:red"
-
-
-def short_names(keys: Sequence[str]) -> dict[str, str]:
-    """The shortest dotted suffix that still tells the keys apart: optimizer.lr -> lr."""
-    names = {}
-    for key in keys:
-        parts = key.split(".")
-        for n in range(1, len(parts) + 1):
-            suffix = ".".join(parts[-n:])
-            if sum(k == suffix or k.endswith("." + suffix) for k in keys) == 1:
-                break
-        names[key] = suffix
-    return names
 
 
 def _distinct(runs: Sequence[Run], key: str) -> int:
@@ -88,14 +68,6 @@ def run_label(rank: int, run: Run, keys: Sequence[str]) -> str:
     return tex_safe(label)
 
 
-def _epochs(values: Sequence[int | None]) -> str:
-    """epoch 3, or epochs 1-2: the epochs a group of values was measured at."""
-    known = sorted({v for v in values if v is not None})
-    if not known:
-        return "epoch unknown"
-    return f"epoch {known[0]}" if len(known) == 1 else f"epochs {known[0]}–{known[-1]}"
-
-
 def _state_groups(runs: Sequence[Run]) -> list[tuple[str, list[int], dict[str, Any]]]:
     """(legend label, indices, scatter style): complete filled, pruned hollow, the rest crosses."""
     groups = []
@@ -103,10 +75,10 @@ def _state_groups(runs: Sequence[Run]) -> list[tuple[str, list[int], dict[str, A
     pruned = [i for i, r in enumerate(runs) if r.state == Status.PRUNED]
     other = [i for i, r in enumerate(runs) if r.state not in (Status.COMPLETE, Status.PRUNED)]
     if complete:
-        epochs = _epochs([objective_epoch(runs[i]) or runs[i].epochs_run for i in complete])
+        epochs = epochs_text([objective_epoch(runs[i]) or runs[i].epochs_run for i in complete])
         groups.append((f"complete ({epochs})", complete, {"color": COMPLETE}))
     if pruned:
-        epochs = _epochs([runs[i].epochs_run for i in pruned])
+        epochs = epochs_text([runs[i].epochs_run for i in pruned])
         style = {"facecolors": "none", "edgecolors": PRUNED, "linewidths": 1.2}
         groups.append((f"pruned, hollow ({epochs})", pruned, style))
     if other:
@@ -200,10 +172,6 @@ def learning_curves(runs: Sequence[Run], keys: Sequence[str]) -> Figure | None:
     return fig
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def wants_log_axis(key: str, values: Sequence[float]) -> bool:
     """Learning rates, and any positive values spanning more than 1.5 decades."""
     if not values or min(values) <= 0:
@@ -232,7 +200,7 @@ def objective_by_parameter(runs: Sequence[Run], keys: Sequence[str]) -> Figure |
     spread_note = None
     for ax, key in zip(axes, panels, strict=False):
         values = [run.cell(key) for run in scored]
-        if all(_is_number(v) for v in values):
+        if all(is_number(v) for v in values):
             xs = [float(v) for v in values]
             if wants_log_axis(key, xs):  # learning rates even within a decade
                 set_log(ax, "x")
@@ -283,7 +251,7 @@ def frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]
 
 def accuracy_by_size(runs: Sequence[Run]) -> Figure | None:
     """Last-epoch validation accuracy against parameter count: how few channels does it need?"""
-    sized = [run for run in runs if _is_number(run.n_params) and _is_number(run.cell("val_acc"))]
+    sized = [run for run in runs if is_number(run.n_params) and is_number(run.cell("val_acc"))]
     if not sized:
         return None
     xs = [float(run.n_params) for run in sized]  # type: ignore[arg-type]
@@ -334,276 +302,12 @@ def _statistics(runs: Sequence[Run]) -> str:
     return f"the objective ({', '.join(sorted(named))} over the replicates)"
 
 
-# ---------------------------------------------------------------- an Optuna study's plots
-
-
-def _trial_value(trial: Any, index: int) -> float | None:
-    """A trial's value of objective `index`; a pruned one's is its last reported (its epoch's)."""
-    if trial.values is not None and len(trial.values) > index:
-        value = trial.values[index]
-    elif index == 0 and trial.last_step is not None:
-        value = trial.intermediate_values.get(trial.last_step)
-    else:
-        value = None
-    return float(value) if _is_number(value) else None
-
-
-def _not_drawn(states: Sequence[str]) -> str:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
-    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-
-
-def history_plot(study: Any, names: Sequence[str], title: str) -> Figure:
-    """Each trial's first objective by trial number; the best-so-far line over complete trials."""
-    from linesweep.sweep.results import trial_states
-
-    metric = names[0]
-    maximize = study.directions[0].name == "MAXIMIZE"
-    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
-    ax = fig.add_subplot()
-    drawn: dict[str, tuple[list[int], list[float], list[int]]] = {}
-    left_out: list[str] = []
-    states = trial_states(study.get_trials(deepcopy=False))
-    for trial in study.get_trials(deepcopy=False):
-        state, value = states[trial.number], _trial_value(trial, 0)
-        if state not in ("complete", "pruned") or value is None:
-            left_out.append(state)
-            continue
-        numbers, values, epochs = drawn.setdefault(state, ([], [], []))
-        numbers.append(trial.number)
-        values.append(value)
-        epochs.append(trial.last_step)
-    if "complete" in drawn:
-        numbers, values, epochs = drawn["complete"]
-        ax.scatter(numbers, values, s=24, color=COMPLETE, label=f"complete ({_epochs(epochs)})")
-        best, running = [], -math.inf if maximize else math.inf
-        for value in values:
-            running = max(running, value) if maximize else min(running, value)
-            best.append(running)
-        end = max(t.number for t in study.get_trials(deepcopy=False))
-        ax.step(
-            [*numbers, end],
-            [*best, best[-1]],
-            where="post",
-            color=FRONTIER,
-            label="best complete so far",
-        )
-    if "pruned" in drawn:
-        numbers, values, epochs = drawn["pruned"]
-        ax.scatter(
-            numbers,
-            values,
-            s=24,
-            facecolors="none",
-            edgecolors=PRUNED,
-            linewidths=1.2,
-            label=f"pruned, hollow ({_epochs(epochs)})",
-        )
-    ax.set(xlabel="trial", ylabel=tex_safe(f"{metric} ({'max' if maximize else 'min'}imize)"))
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(tex_safe(title))
-    notes = [
-        "history shows COMPLETE and PRUNED trials only; pruned ones at the value of the epoch "
-        "they stopped at, left out of the best line"
-    ]
-    if left_out:
-        notes.append(f"not drawn (no value): {_not_drawn(left_out)}")
-    if len(study.directions) > 1:
-        notes.append(f"the first of {len(study.directions)} objectives")
-    add_note(fig, notes)
-    return fig
-
-
-def importances_plot(study: Any, names: Sequence[str], title: str) -> Figure:
-    """Optuna's PED-ANOVA parameter importances for the first objective, as bars."""
-    import optuna
-    from optuna.importance import PedAnovaImportanceEvaluator  # fANOVA would need scikit-learn
-
-    target: dict[str, Any] = {}
-    if len(study.directions) > 1:  # PED-ANOVA ranks a `target` by "lower is better"
-        sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-        target = {"target": lambda t: sign * t.values[0]}
-    importances = optuna.importance.get_param_importances(
-        study, evaluator=PedAnovaImportanceEvaluator(), **target
-    )
-    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    keys = list(importances)[::-1]  # the most important on top
-    fig = Figure(figsize=(7.5, 1.2 + 0.45 * max(len(keys), 2)), layout="constrained")
-    ax = fig.add_subplot()
-    ax.barh([tex_safe(k) for k in keys], [importances[k] for k in keys], color=COMPLETE)
-    for y, key in enumerate(keys):
-        ax.text(importances[key], y, f" {importances[key]:.2f}", va="center", fontsize=8)
-    ax.set_xlabel(tex_safe(f"importance for {names[0]} (PED-ANOVA, sums to 1)"))
-    ax.set_xlim(0, max([*importances.values(), 0.01]) * 1.15)
-    ax.grid(alpha=0.3, axis="x")
-    ax.set_title(tex_safe(title))
-    add_note(fig, [f"from the {complete} complete trials; pruned and failed trials not used"])
-    return fig
-
-
-def pareto_plot(study: Any, names: Sequence[str], title: str) -> Figure:
-    """Two objectives: every complete trial, the Pareto set (Optuna's best_trials) joined."""
-    import optuna
-
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    best = {t.number for t in study.best_trials}
-    fig = Figure(figsize=(7.5, 5), layout="constrained")
-    ax = fig.add_subplot()
-    others = [t for t in complete if t.number not in best]
-    front = sorted((t for t in complete if t.number in best), key=lambda t: t.values[0])
-    ax.scatter(
-        [t.values[0] for t in others],
-        [t.values[1] for t in others],
-        s=22,
-        color=COMPLETE,
-        alpha=0.6,
-        label="complete",
-    )
-    ax.plot(
-        [t.values[0] for t in front],
-        [t.values[1] for t in front],
-        "-o",
-        color=FRONTIER,
-        label=f"Pareto set ({len(front)})",
-    )
-    for t in front:
-        ax.annotate(
-            f"#{t.number}",
-            (t.values[0], t.values[1]),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
-    directions = [d.name.lower() for d in study.directions]
-    ax.set(
-        xlabel=tex_safe(f"{names[0]} ({directions[0]})"),
-        ylabel=tex_safe(f"{names[1]} ({directions[1]})"),
-    )
-    log_scale_if_wide(ax, "y", [t.values[1] for t in complete])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(tex_safe(title))
-    rest = len(study.get_trials(deepcopy=False)) - len(complete)
-    if rest:
-        from linesweep.sweep.results import trial_states
-
-        numbers = {t.number for t in complete}
-        by_number = trial_states(study.get_trials(deepcopy=False))
-        states = [state for number, state in by_number.items() if number not in numbers]
-        add_note(fig, [f"complete trials only; not drawn: {_not_drawn(states)}"])
-    return fig
-
-
-def study_plots(
-    sweep: Path, out: Path, metrics: Sequence[str], stem: str, storage: str | None = None
-) -> tuple[list[Path], list[str]]:
-    """An Optuna study's optimization history, parameter importances and (two objectives) Pareto
-    front, drawn from the study's trials."""
-    try:
-        study = open_study(sweep, storage)  # never a URL a results file names
-    except Exception as err:
-        return [], [f"{sweep}: no study plots: cannot open the study ({_one_line(err)})"]
-    import optuna
-
-    n = len(study.directions)
-    names = list(metrics) if len(metrics) == n else [f"objective {i}" for i in range(n)]
-    name = study.study_name
-    plots: dict[str, Any] = {
-        "history": lambda: history_plot(study, names, f"{name}: optimization history"),
-        "importances": lambda: importances_plot(study, names, f"{name}: parameter importances"),
-    }
-    if n == 2:
-        plots["pareto"] = lambda: pareto_plot(study, names, f"{name}: Pareto front")
-    written, problems = [], []
-    for kind, draw in plots.items():
-        path = out / f"study_{stem}_{kind}.png"
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                # Its reminder that a target is minimised: the target is built that way.
-                warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes")
-                save_figure(draw(), path, DPI)
-        except Exception as err:  # e.g. a study with one complete trial has no importances
-            problems.append(f"{sweep}: no {kind} plot ({_one_line(err)})")
-            continue
-        # Optuna's caveats (e.g. too few trials to rank importances) as one line each.
-        problems += [f"{sweep}: {kind} plot: {_one_line(w.message)}" for w in caught]
-        written.append(path)
-    return written, problems
-
-
-def _one_line(err: Exception | Warning) -> str:
-    text = " ".join(str(err).split())
-    return text[:160] if text else type(err).__name__
-
-
-# ---------------------------------------------------------------- the best run's pictures
-
-
-def best_run_pictures(run: Run, out: Path) -> tuple[list[Path], list[str]]:
-    """The best run's kernels and feature maps: its own PNGs, or drawn from model.pt into `out`."""
-    own = [run.folder / "plots" / name for name in RUN_PICTURES]
-    if all(is_regular(path, run.folder, PICTURE_CAP) for path in own):  # no link out, no FIFO
-        extra = run.folder / "plots" / "flattened_activations.png"
-        return own + ([extra] if is_regular(extra, run.folder, PICTURE_CAP) else []), []
-    if run.config is None or not is_regular(run.folder / WEIGHTS, run.folder, WEIGHTS_CAP):
-        return [], [f"{run.folder}: no kernel or feature-map pictures (needs model.pt and config)"]
-    try:
-        return _draw_pictures(run, out), []
-    except Exception as err:  # a config or weights this version cannot rebuild
-        return [], [f"{run.folder}: no kernel or feature-map pictures ({_one_line(err)})"]
-
-
-def _draw_pictures(run: Run, out: Path) -> list[Path]:
-    from omegaconf import OmegaConf
-
-    from linesweep.compare.runs import read_overrides
-    from linesweep.core.plotting import add_caption
-    from linesweep.run import plots
-    from linesweep.run.data import make_split
-    from linesweep.run.drawing import TrainedPictures, run_caption
-    from linesweep.run.model import build_model
-    from linesweep.run.seeds import derive_seeds
-    from linesweep.run.shapes import plan_cnn
-    from linesweep.run.validation import to_train_config
-
-    tree = config_tree(run)  # no ${oc.env:...} resolved
-    if isinstance(tree.get("seed"), list):  # a row of runs grouped by seed: the first's pictures
-        tree["seed"] = tree["seed"][0]
-    cfg = to_train_config(OmegaConf.create(tree))
-    plan = plan_cnn(cfg.model, cfg.data.image_size)
-    model = build_model(cfg.model, plan, seed=0)
-    model.load_state_dict(read_weights(run.folder))  # weights_only, size-capped, no link
-    model.eval()
-    images = make_split(cfg.data, 8, derive_seeds(cfg.seed).train_data)  # 4 of each class
-    trained = TrainedPictures.of(model, images)
-    figures = {
-        "kernels_conv1.png": plots.kernels(trained.conv1, "conv1 kernels"),
-        "kernels_conv2.png": plots.kernels(trained.conv2, "conv2 kernels"),
-        "feature_maps.png": plots.feature_maps(trained.seen),
-        "flattened_activations.png": plots.flattened_activations(trained.seen),
-    }
-    caption = run_caption(run.folder, read_overrides(run))
-    paths = []
-    for name, fig in figures.items():
-        add_caption(fig, caption)
-        paths.append(out / f"best_{name}")
-        save_figure(fig, paths[-1], DPI)
-    return paths
-
-
-def save_comparison_plots(
-    comparison: Comparison, out: Path
-) -> tuple[list[Path], list[Path], list[str]]:
-    """Write every comparison plot into `out`: (plots, the best run's pictures, problems)."""
+def save_comparison_plots(comparison: Comparison, out: Path) -> tuple[list[Path], list[str]]:
+    """Write every comparison plot into `out`, and each Optuna sweep's study plots: (files,
+    problem lines)."""
     out.mkdir(parents=True, exist_ok=True)
     runs = comparison.shown
-    keys = chosen_keys(runs, comparison.varying)
+    keys = comparison.searched
     if any(run.grouped for run in runs):  # --group-seeds: a row's seeds are its replicates
         keys = [key for key in keys if key != "seed"]
     figures = {
@@ -617,20 +321,17 @@ def save_comparison_plots(
             save_figure(fig, out / name, DPI)
             written.append(out / name)
     problems, stems = [], set()
-    for sweep in sorted({run.sweep for run in runs if run.sweep is not None}):
+    for question in comparison.questions:
+        sweep = question.folder
         if (sweep / "optimization_results.yaml").is_file():
             stem = re.sub(r"[^\w.-]+", "_", sweep.name)  # sweeps/<study name>/ by default
             while stem in stems:  # two sweeps of one name, from different outputs/ folders
                 stem += "_"
             stems.add(stem)
-            in_sweep = [run for run in runs if run.sweep == sweep]
+            metrics = objective_metrics([run for run in runs if run.sweep == sweep])
             paths, trouble = study_plots(
-                sweep, out, objective_metrics(in_sweep), stem, comparison.storage
+                sweep, out, metrics, stem, comparison.storage, question.counts
             )
             written += paths
             problems += trouble
-    pictures: list[Path] = []
-    if comparison.best is not None:  # several objectives: the first of the Pareto set
-        pictures, trouble = best_run_pictures(comparison.best, out)
-        problems += trouble
-    return written, pictures, problems
+    return written, problems

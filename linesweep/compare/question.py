@@ -6,7 +6,8 @@ overrides; linesweep's `optimization_results.yaml` holds the trial counts. `read
 both into a `Question`, every value as text for the report to escape; it never raises (a missing or
 odd file leaves its fields empty). `chosen_keys` tells which varying config keys the user set,
 by the runs' own overrides: those get plots and the first columns, not the data.* keys that
-differ only because two experiments were compared.
+differ only because two experiments were compared. `searched_keys` adds each sweep's search
+space: the parameters the terminal table shows at any width.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from linesweep.compare.runs import Run, load_yaml, read_overrides
+from linesweep.compare.row import Run, read_overrides
+from linesweep.compare.runs import load_yaml
 from linesweep.core.metrics import METRIC_DIRECTIONS
 
 RESULTS = "optimization_results.yaml"  # linesweep.sweep.results writes it (Optuna studies only)
@@ -81,18 +83,26 @@ def _named(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def split_overrides(overrides: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Command-line overrides as (sweeps: key -> expression, the fixed ones), by Hydra's parser."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    """Command-line overrides as (sweeps: key -> expression, the fixed ones), by Hydra's parser.
 
-    parser = OverridesParser.create()
+    A sweep needs a comma (`1,2,4`) or a call (`choice(...)`, `range(...)`): a value with
+    neither is fixed without asking the parser, whose import costs ~0.15 s.
+    """
     space: dict[str, str] = {}
     fixed: list[str] = []
+    parser = None
     for text in overrides:
-        try:
-            sweep = parser.parse_overrides([text])[0].is_sweep_override()
-        except Exception:  # not Hydra's grammar: shown as written
-            sweep = False
         key, _, expression = text.partition("=")
+        sweep = False
+        if "," in expression or "(" in expression:
+            if parser is None:
+                from hydra.core.override_parser.overrides_parser import OverridesParser
+
+                parser = OverridesParser.create()
+            try:
+                sweep = parser.parse_overrides([text])[0].is_sweep_override()
+            except Exception:  # not Hydra's grammar: shown as written
+                sweep = False
         if sweep:
             space[key.lstrip("+~")] = expression
         else:
@@ -151,3 +161,16 @@ def chosen_keys(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
         overrides = run.overrides if run.overrides is not None else read_overrides(run)
         named.update(_override_key(o) for o in overrides)
     return [k for k in keys if k in named or any(k.startswith(n + ".") for n in named)]
+
+
+def searched_keys(
+    runs: Sequence[Run], keys: Sequence[str], questions: Sequence[Question]
+) -> list[str]:
+    """The config keys the user searched: the `keys` (varying ones) that the runs' overrides
+    set, and every key of a sweep's search space (even one the shown runs happen to share),
+    in the runs' config order."""
+    space = {key for question in questions for key in question.space}
+    chosen = set(chosen_keys(runs, keys))
+    config = dict.fromkeys(k for run in runs for k in run.config or {})
+    ordered = dict.fromkeys([*config, *keys])  # `seed` of a group of seeds: in no config
+    return [k for k in ordered if k in chosen or (k in space and k in config)]

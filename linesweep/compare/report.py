@@ -3,44 +3,36 @@
 The first screen answers at a glance: the question (each sweep's study, objective, search space,
 sampler, pruner and trial counts, from its multirun.yaml and optimization_results.yaml), the answer
 (the best complete run, or for several objectives the Pareto set of complete runs as a table), and
-the runs table with its key columns first (the keys the user varied, the objective and the epoch
+the runs table with its key columns first (the keys the user searched, the objective and the epoch
 it was measured at, state, folder); folders are relative links. Below: the best run's config,
-shape plan, kernels and feature maps, the plots, and the warnings.
+shape plan, kernels and feature maps (the PNGs the run drew; for a run that drew none, one line
+with the command that draws them), the plots, and the warnings.
 
 Runs with replicates: the answer says how many replicates stand behind the best value, with
 their mean ± std and success rate; the runs table shows those per row (its `replicates` column)
 under a line saying what they are.
 
-Images are embedded as base64 `data:` URIs and the CSS is inline; there is no JavaScript and no
-external URL, so the file can be mailed or archived and still shows everything. Every piece of text
-(paths, config values, errors, the sweep's settings) is escaped.
-
-Why one module over 300 lines: the page is one HTML document whose sections share its escaping
-and its style sheet; each section is one short function.
+Images are embedded and the CSS is inline (markup.py); there is no JavaScript and no external
+URL, so the file can be mailed or archived and still shows everything.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 import yaml
 
-from linesweep.compare.question import Question, chosen_keys, read_question
-from linesweep.compare.runs import Run, objective_epoch, replicate_spread, reproduce_command
+from linesweep.compare.display import MeanStd, display_table, format_value, key_columns
+from linesweep.compare.markup import STYLE, Links, caption, e, html_table, image
+from linesweep.compare.pictures import run_pictures
+from linesweep.compare.question import Question, chosen_keys
+from linesweep.compare.reproduce import reproduce_command
+from linesweep.compare.row import Run, objective_epoch, replicate_spread
 from linesweep.compare.table import (
     Comparison,
-    MeanStd,
-    display_table,
-    format_value,
     has_replicates,
-    key_columns,
     objective_metrics,
     pareto_set,
     varying_keys,
@@ -48,149 +40,7 @@ from linesweep.compare.table import (
 from linesweep.core.files import atomic_write_text
 from linesweep.core.flat import unflatten
 from linesweep.core.metrics import METRIC_DIRECTIONS
-from linesweep.core.record import PICTURE_CAP
-from linesweep.core.safe_read import Unreadable, read_png
 from linesweep.core.status import Status
-
-STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: .8em auto; max-width: 1500px;
-       padding: 0 1em; color: #222; }
-h1 { font-size: 1.35em; margin: 0 0 .1em; } h2 { font-size: 1.1em; margin: 0 0 .35em; }
-h2.rule { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.2em; }
-h3 { font-size: 1em; margin: .8em 0 .3em; }
-p.meta { color: #555; margin: 0 0 .6em; font-size: 12.5px; }
-.top { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1em;
-       margin-bottom: .8em; }
-.card { border: 1px solid #ddd; border-radius: 6px; padding: .5em .8em; background: #fcfcfc; }
-#answer { border-color: #1a7f37; background: #f6fbf7; }
-.big { font-size: 1.15em; font-weight: 600; }
-dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .1em .8em;
-     margin: 0; font-size: 13px; }
-dt { font-weight: 600; color: #444; } dd { margin: 0; overflow-wrap: anywhere; }
-code, pre { font: 12.5px/1.35 ui-monospace, monospace; }
-pre { background: #f6f8fa; padding: .4em .6em; overflow-x: auto; border: 1px solid #ddd;
-      margin: .3em 0; white-space: pre-wrap; overflow-wrap: anywhere; }
-pre.config { max-height: 26em; overflow-y: auto; white-space: pre; }
-table { border-collapse: collapse; font-size: 12.5px; }
-th, td { border: 1px solid #ddd; padding: 2px 6px; white-space: nowrap; }
-th { background: #f0f0f0; position: sticky; top: 0; z-index: 1; white-space: normal;
-     vertical-align: bottom; max-width: 9em; }
-th.key { background: #e6eef7; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.note { max-width: 28em; overflow: hidden; text-overflow: ellipsis; }
-tr:nth-child(even) td { background: #fafafa; }
-.scroll { overflow: auto; max-height: 62vh; border: 1px solid #ddd; }
-.scroll.small { max-height: 13.5em; }
-table.questions td { white-space: normal; vertical-align: top; }
-.state-complete { color: #1a7f37; } .state-pruned, .state-running { color: #9a6700; }
-.state-bad { color: #cf222e; }
-.warn { color: #9a6700; }
-.side { display: grid; grid-template-columns: minmax(18em, 1fr) 2fr; gap: 1.5em;
-        align-items: start; }
-figure { display: inline-block; margin: .5em 1em 1em 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font: 12px ui-monospace, monospace; color: #555; }
-ul.warn { font-size: 12.5px; }
-"""
-
-
-def e(value: Any) -> str:
-    """Escaped text of any value, as the tables show it."""
-    return html.escape(value if isinstance(value, str) else format_value(value))
-
-
-def image(path: Path, caption: str) -> str:
-    """A figure with the PNG embedded, so that the page needs no file beside it."""
-    try:  # a regular PNG file only: a link or a FIFO put there since it was checked is not read
-        data = base64.b64encode(read_png(path, path.parent, PICTURE_CAP)).decode("ascii")
-    except (OSError, Unreadable) as err:
-        return f"<p>{e(caption)}: not shown ({e(str(err))})</p>"
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{e(caption)}">'
-        f"<figcaption>{e(caption)}</figcaption></figure>"
-    )
-
-
-class Links:
-    """Folders as relative links from the report's folder, shown relative to what they share."""
-
-    def __init__(self, base: Path, folders: Iterable[Path]) -> None:
-        self.base = base.resolve()
-        resolved = [Path(f).resolve() for f in folders]
-        parents = [f.parent for f in resolved]
-        try:
-            common = Path(os.path.commonpath(parents)) if parents else None
-        except ValueError:  # different drives
-            common = None
-        self.shown_from = common.parent if common is not None else None
-
-    def href(self, folder: Path | str) -> str:
-        target = Path(folder).resolve()
-        try:
-            relative = Path(os.path.relpath(target, self.base)).as_posix()
-        except ValueError:  # another drive: no relative path exists
-            return html.escape(target.as_uri(), quote=True)
-        return html.escape(quote(relative) + "/", quote=True)
-
-    def text(self, folder: Path | str) -> str:
-        target = Path(folder).resolve()
-        if self.shown_from is not None and target.is_relative_to(self.shown_from):
-            return target.relative_to(self.shown_from).as_posix()
-        return str(folder)
-
-    def a(self, folder: Path | str) -> str:
-        return f'<a href="{self.href(folder)}" title="{e(str(folder))}">{e(self.text(folder))}</a>'
-
-
-def _header(column: str, key: bool) -> str:
-    """A header that may break after its dots (model.<wbr>out_1), marked when a key column."""
-    text = "<wbr>".join(html.escape(part) for part in column.split("."))
-    text = text.replace("<wbr>", ".<wbr>").replace("_mean ±", "_<wbr>mean ±")  # a mean ± std
-    return f'<th class="key">{text}</th>' if key else f"<th>{text}</th>"
-
-
-def html_table(
-    columns: Sequence[str],
-    rows: Iterable[Mapping[str, Any]],
-    css_class: str = "",
-    link: Callable[[str], str] | None = None,
-    keys: Sequence[str] = (),
-) -> str:
-    """A table with numbers right-aligned, each state coloured, folders as links (`link`)."""
-    head = "".join(_header(c, c in keys) for c in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            if column == "folder" and link is not None and value is not None:
-                cells.append(f"<td>{link(value)}</td>")
-            elif isinstance(value, (int, float, MeanStd)) and not isinstance(value, bool):
-                cells.append(f'<td class="num">{e(value)}</td>')
-            elif column == "state":
-                cells.append(f'<td class="{_state_class(value)}">{e(value)}</td>')
-            elif column == "note" and value:
-                cells.append(f'<td class="note" title="{e(value)}">{e(value)}</td>')
-            else:
-                cells.append(f"<td>{e(value)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        f'<table class="{css_class}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
-
-
-def _state_class(state: Any) -> str:
-    """A CSS class per status: complete green, pruned and running amber, every other end red."""
-    if state in (Status.COMPLETE, Status.PRUNED, Status.RUNNING):
-        return f"state-{Status(state).value}"
-    return "state-bad"
-
-
-def _caption(path: Path) -> str:
-    """The file's name as written (study_channels_lr_history): it names the PNG in plots/."""
-    return path.stem
-
 
 # ---------------------------------------------------------------- the question
 
@@ -410,15 +260,18 @@ def shape_plan(run: Run) -> str:
     )
 
 
-def best_section(comparison: Comparison, pictures: Sequence[Path], links: Links) -> str:
+def best_section(comparison: Comparison, links: Links) -> str:
+    """The best run: its config, shape plan, and the kernels and feature maps it drew."""
     best = comparison.best
     if best is None:
         return ""
     several = len(objective_metrics(comparison.shown)) > 1
     title = "The first run of the Pareto set" if several else "The best run"
-    picture_html = "".join(image(p, _caption(p)) for p in pictures) or (
-        "<p>No kernel or feature-map pictures (see the warnings).</p>"
-    )
+    pictures = run_pictures(best)
+    missing = pictures.missing_line()
+    picture_html = "".join(image(p, caption(p)) for p in pictures.found)
+    if missing is not None:
+        picture_html += f"<p>{e(missing)}</p>"
     return (
         f'<h2 class="rule">{title}: {links.a(best.folder)}</h2>'
         + '<div class="side"><div><h3>Config</h3>'
@@ -431,18 +284,12 @@ def best_section(comparison: Comparison, pictures: Sequence[Path], links: Links)
 # ---------------------------------------------------------------- the page
 
 
-def render_report(
-    comparison: Comparison,
-    plots: Sequence[Path],
-    pictures: Sequence[Path],
-    base: Path | None = None,
-) -> str:
+def render_report(comparison: Comparison, plots: Sequence[Path], base: Path | None = None) -> str:
     """The whole page as one string; folder links are relative to `base` (the report's folder)."""
     runs = comparison.shown
     links = Links(base if base is not None else Path.cwd(), [run.folder for run in runs])
-    sweeps = sorted({run.sweep for run in runs if run.sweep is not None})
-    questions = [read_question(sweep) for sweep in sweeps]
-    chosen = chosen_keys(runs, comparison.varying)
+    questions = comparison.questions
+    chosen = comparison.searched
     rows, columns = display_table(comparison.rows, comparison.columns)  # mean ± std: one cell
     head, tail = key_columns(columns, chosen)
     warned = comparison.with_warnings
@@ -467,9 +314,9 @@ def render_report(
         + '<div class="scroll">'
         + html_table(head + tail, rows, "runs", links.a, keys=head)
         + "</div></section>",
-        best_section(comparison, pictures, links),
+        best_section(comparison, links),
         '<h2 class="rule">Plots</h2>'
-        + ("".join(image(p, _caption(p)) for p in plots) or "<p>No plots were drawn.</p>"),
+        + ("".join(image(p, caption(p)) for p in plots) or "<p>No plots were drawn.</p>"),
     ]
     if warnings:
         sections.append(
@@ -482,9 +329,7 @@ def render_report(
     )
 
 
-def write_report(
-    path: Path, comparison: Comparison, plots: Sequence[Path], pictures: Sequence[Path]
-) -> Path:
+def write_report(path: Path, comparison: Comparison, plots: Sequence[Path]) -> Path:
     """Write report.html atomically; returns its path."""
-    atomic_write_text(path, render_report(comparison, plots, pictures, base=path.parent))
+    atomic_write_text(path, render_report(comparison, plots, base=path.parent))
     return path

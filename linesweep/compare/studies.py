@@ -17,7 +17,8 @@ from typing import Any
 
 from linesweep.compare.runs import load_yaml
 from linesweep.core.errors import ConfigError
-from linesweep.core.safe_read import MiB, Unreadable, check_regular
+from linesweep.core.journal_records import scan
+from linesweep.core.safe_read import MiB, Unreadable, check_regular, read_bytes
 from linesweep.core.storage import JOURNAL_NAME, is_database_url, open_storage, shown_url
 
 RESULTS = "optimization_results.yaml"
@@ -63,11 +64,39 @@ def _sweep_journal(sweep: Path) -> Any:
     journal = sweep / JOURNAL_NAME
     try:
         check_regular(journal, sweep, JOURNAL_CAP)
+        data = read_bytes(journal, sweep, JOURNAL_CAP)
+        damage = journal_damage(data, appending=_appending(journal, len(data)))
     except FileNotFoundError:
         raise StudyUnavailable(f"no {JOURNAL_NAME} in the sweep folder; {_ASK}") from None
     except (OSError, Unreadable) as err:
         raise StudyUnavailable(f"{JOURNAL_NAME} {err}; {_ASK}") from None
+    if damage:
+        raise StudyUnavailable(  # short: the warning line names the folder, and is cut at 160
+            f"{JOURNAL_NAME} is damaged ({damage}); in that folder: python -m "
+            f"linesweep.sweep.journal --repair {JOURNAL_NAME}"
+        )
     return _read_only_journal(journal)
+
+
+def journal_damage(data: bytes, appending: bool = False) -> str | None:
+    """What is wrong with a journal's records, or None. A last record without its newline is
+    cut, unless a sweep is `appending` it now (Optuna reads the journal without it)."""
+    found = scan(data)
+    if found.damaged:
+        more = f" and {len(found.damaged) - 1} more" if len(found.damaged) > 1 else ""
+        return f"line {found.damaged[0]}{more} of {found.lines}: not a whole record"
+    if found.torn and not appending:
+        return "its last record is cut"
+    return None
+
+
+def _appending(journal: Path, size_read: int) -> bool:
+    """Whether a writer holds the journal's lock, or has appended since it was read."""
+    lock = journal.with_name(journal.name + ".lock")
+    try:
+        return lock.is_symlink() or journal.stat().st_size != size_read
+    except OSError:
+        return False
 
 
 def _user_storage(url: str) -> Any:

@@ -1,16 +1,16 @@
-"""The comparison table: which runs, which columns, in which order, and how the cells read.
+"""The comparison table's model: which runs, which columns, in which order. No rendering here.
 
-The model behind every view of a comparison (terminal, CSV, Markdown, plots, report): `compare()`
-reads the folders and returns a `Comparison`; the views only render it.
+`compare()` reads the folders and returns a `Comparison`: every run found, the ones the options
+kept (filtered, sorted best first), their columns and raw rows, the config keys that vary and
+the ones the user searched (each sweep's search space, the runs' overrides), each sweep's
+question, and the best run. The views render it: the terminal (terminal.py), table.csv and
+table.md (table_files.py), the plots (plots.py, study_plots.py) and report.html (report.py);
+display.py is how a cell reads in all of them.
 
 Runs with replicates (`replicates=R`, or repeats of one config merged by `--group-seeds`) add the
 spread columns after the objective: `<metric>_mean` and `<metric>_std` of each objective metric
 over the replicates, `success_rate` and `replicates` (how many stand behind the row's numbers).
-The CSV keeps them apart; the terminal, Markdown and HTML tables show `<metric>_mean ± std` as one
-cell (`display_table`). Without any such run the table is as it always was.
-
-Why one module over 300 lines: selecting, ordering and rendering rows share the column model
-(which columns, their directions, their formatting); the views import this one model.
+Without any such run the table is as it always was.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from linesweep.compare.console import UsageError
 from linesweep.compare.groups import NOISE_KEYS, NOISE_PREFIXES, group_seeds
-from linesweep.compare.runs import Run, SweepConfigs, natural_key, parse_value, read_run
+from linesweep.compare.question import Question, read_question, searched_keys
+from linesweep.compare.row import Run
+from linesweep.compare.runs import SweepConfigs, natural_key, parse_value, read_run
 from linesweep.core.metrics import METRIC_DIRECTIONS, pareto_ranks
 from linesweep.core.status import STATUSES, Status
 
@@ -37,10 +39,6 @@ COLUMN_DIRECTIONS = {
 }  # fmt: skip
 SPREAD_TAIL = ("success_rate", "replicates")
 PLUS_MINUS = " ± std"  # `val_accuracy_mean ± std`: the views' one column for a mean and its std
-
-
-class UsageError(Exception):
-    """A bad argument or nothing to compare: one line on stderr, exit status 2."""
 
 
 def objective_metrics(runs: Sequence[Run]) -> list[str]:
@@ -94,7 +92,7 @@ def columns_for(
     objective = [f"obj.{m}" for m in objective_metrics(runs)]
     spreads = spread_columns(runs) if (has_replicates(runs) if spread is None else spread) else []
     varying = [k for k in varying if k not in spreads]  # the config key `replicates`
-    measured = ["obj_epoch"] if objective else []  # report branch: issue 8
+    measured = ["obj_epoch"] if objective else []
     return ["rank", *varying, *objective, *spreads, *measured, *FIXED_COLUMNS, "folder", "note"]
 
 
@@ -143,12 +141,12 @@ def best_run(runs: Sequence[Run]) -> Run | None:
     ranked = [
         r for r in rank_by_objective(runs) if any(v is not None for v in r.objective.values())
     ]
-    front = pareto_set(ranked)  # report branch: several objectives: the Pareto set's first
+    front = pareto_set(ranked)  # several objectives: the Pareto set's first
     complete = [r for r in ranked if r.state == Status.COMPLETE]
     return (front or complete or ranked or [None])[0]
 
 
-# ---- report branch (issue 12): multi-objective comparisons rank by Pareto front
+# ---------------------------------------------------------------- several objectives: fronts
 
 
 def _front_ranks(runs: Sequence[Run]) -> dict[int, int]:
@@ -186,7 +184,7 @@ def by_front(runs: Sequence[Run], worst_first: bool = False) -> list[Run]:
     return sorted(runs, key=lambda r: fronts.get(id(r), unranked), reverse=worst_first)
 
 
-# ---- end of the report branch's Pareto ranking
+# ---------------------------------------------------------------- selecting
 
 
 @dataclass(frozen=True)
@@ -266,8 +264,8 @@ def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
         # --ascending/--descending set the first objective's order; the others follow its flip.
         flip = bool(columns) and selection.descending not in (None, best_first[0])
         ordered = sort_runs(kept, columns, [down != flip for down in best_first])
-        # report branch (issues 8, 12): complete runs rank first, since a pruned run's value is
-        # from an earlier epoch; several objectives rank by Pareto front.
+        # Complete runs rank first, since a pruned run's value is from an earlier epoch;
+        # several objectives rank by Pareto front.
         ordered = sorted(ordered, key=lambda run: _finished_first(run, columns, flip))
         if len(columns) > 1:
             ordered = by_front(ordered, worst_first=flip)
@@ -290,215 +288,6 @@ def table_rows(runs: Sequence[Run], columns: Sequence[str]) -> list[dict[str, An
     return rows
 
 
-@dataclass(frozen=True)
-class MeanStd:
-    """A mean and its standard deviation, as the views show them in one cell: 0.75 ± 0.29."""
-
-    mean: float
-    std: float
-
-    def __str__(self) -> str:
-        return f"{self.mean:.4g} ± {self.std:.2g}"
-
-
-def display_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The rows and columns as the terminal, Markdown and HTML tables show them: each
-    `<metric>_mean` with its `<metric>_std` as one `<metric>_mean ± std` cell (`MeanStd`; "-"
-    for a run without replicates). The CSV, the DataFrame and sorting keep the two numbers."""
-    pairs = {
-        c: c.removesuffix("_mean") + "_std"
-        for c in columns
-        if c.endswith("_mean") and c.removesuffix("_mean") + "_std" in columns
-    }
-    if not pairs:
-        return [dict(row) for row in rows], list(columns)
-    shown = [c + PLUS_MINUS if c in pairs else c for c in columns if c not in pairs.values()]
-    merged = []
-    for row in rows:
-        out = {k: v for k, v in row.items() if k not in pairs and k not in pairs.values()}
-        for mean, std in pairs.items():
-            both = row.get(mean), row.get(std)
-            out[mean + PLUS_MINUS] = None if None in both else MeanStd(*both)  # type: ignore[misc]
-        merged.append(out)
-    return merged, shown
-
-
-def format_value(value: Any) -> str:
-    """How a value reads in the terminal, Markdown and HTML tables (the CSV keeps every digit)."""
-    if value is None:
-        return "-"
-    if isinstance(value, MeanStd):
-        return str(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    return str(value)
-
-
-def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
-    values = [row[column] for row in rows if row[column] is not None]
-    return bool(values) and all(
-        isinstance(v, (int, float, MeanStd)) and not isinstance(v, bool) for v in values
-    )
-
-
-# ---- report branch (issue 12): the terminal table and the views' column order
-
-
-KEY_TAIL = ("obj_epoch", "state", "folder")  # after the objective, in every view
-VALUE_WIDTH = 24  # a wide config value (a list, a class path) is shortened to this in the terminal
-FOLDER_MIN, NOTE_MIN = 12, 10  # these two take what width is left, shortened
-
-
-def key_columns(columns: Sequence[str], first: Sequence[str] | None) -> tuple[list[str], list[str]]:
-    """How the views order the columns, in two parts: the key columns (rank, the config keys in
-    `first`, i.e. the ones the user varied, or every config key when None; the objective, its
-    epoch, state and folder), then the others (other config keys, the metrics, the note)."""
-    named = {"rank", "note", *KEY_TAIL, *FIXED_COLUMNS}
-    spreads = [c for c in columns if is_spread_column(c)]
-    keys = [c for c in columns if c not in named and not c.startswith("obj.") and c not in spreads]
-    chosen = keys if first is None else [k for k in keys if k in set(first)]
-    objective = [c for c in columns if c.startswith("obj.")]
-    head = ["rank", *chosen, *objective, *spreads, *KEY_TAIL]
-    tail = [*(k for k in keys if k not in chosen), *FIXED_COLUMNS, "note"]  # state: in head
-    head = [c for c in dict.fromkeys(head) if c in columns]
-    return head, [c for c in dict.fromkeys(tail) if c in columns and c not in head]
-
-
-def text_table(
-    rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[str],
-    width: int | None = None,
-    first: Sequence[str] | None = None,
-) -> str:
-    """The table for a terminal `width` columns wide (default: $COLUMNS, else the terminal's).
-
-    Columns in `key_columns` order. The key columns come first in fitting too: rank, the
-    objective, its epoch, state and folder, then the varied keys (dropped from the last when even
-    those do not fit); then the folder widens to its full length; then the other columns join
-    while they fit, and the ones left out are named on a last line. Wide values, folders (from the
-    left) and notes are shortened with an ellipsis. Plain text, no colour: it reads the same in a
-    pipe or a file. Rendered by rich (its column layout, alignment and ellipsis)."""
-    import shutil
-
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    width = width or shutil.get_terminal_size().columns
-    rows, columns = display_table(rows, columns)
-    head, tail = key_columns(columns, first)
-    order = head + tail
-    cells = {c: [format_value(row.get(c)) for row in rows] for c in order}
-    longest = {c: max((len(text) for text in cells[c]), default=1) for c in order}
-    smallest = {"folder": FOLDER_MIN, "note": NOTE_MIN}
-    # A mean ± std and the replicates behind it are the row's answer; its success rate may wait.
-    answer = [c for c in head if c.endswith(PLUS_MINUS) or c == "replicates"]
-    essential = ["rank", *(c for c in head if c.startswith("obj.")), *answer, *KEY_TAIL]
-    by_priority = [c for c in dict.fromkeys([*essential, *head]) if c in order]
-
-    def layout(split: bool) -> tuple[list[str], dict[str, int]]:
-        need = {
-            c: max(
-                max(len(part) for part in _header(c, split).split("\n")),
-                min(longest[c], smallest.get(c, VALUE_WIDTH)),
-            )
-            for c in order
-        }
-
-        def spare(kept: list[str]) -> int:
-            return width - sum(need[c] for c in kept) - 2 * (len(kept) - 1)
-
-        kept = list(by_priority)
-        while len(kept) > 1 and spare(kept) < 0:
-            kept.pop()  # the key columns, the least important first
-        if len(kept) < len(by_priority):
-            return [c for c in order if c in kept], need
-        for c in ("folder", *tail):
-            if c in smallest and c in kept:  # widen to the whole folder (or note) if room
-                need[c] += max(0, min(spare(kept), longest[c] - need[c]))
-            elif c in tail and spare([*kept, c]) >= 0:
-                kept.append(c)
-                if c in smallest:
-                    need[c] += max(0, min(spare(kept), longest[c] - need[c]))
-            elif c in tail:
-                break  # keep the order: no narrow column after a hidden one
-        return [c for c in order if c in kept], need
-
-    split = False
-    shown, need = layout(split)
-    if len(shown) < len(order):  # headers on two lines (model. / out_1) leave room for more
-        split = True
-        shown, need = layout(split)
-
-    # A one-space divider and one space of right padding: the 2 between columns counted above.
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-    for c in shown:
-        table.add_column(
-            _header(c, split),
-            justify="right" if _numeric(rows, c) else "left",
-            no_wrap=True,
-            overflow="ellipsis",
-            width=need[c],
-        )
-    for i in range(len(rows)):
-        table.add_row(*(Text(_shorten(cells[c][i], need[c], c == "folder")) for c in shown))
-    console = Console(width=width, color_system=None, force_terminal=False, highlight=False)
-    with console.capture() as capture:
-        console.print(table)
-    lines = [line.rstrip() for line in capture.get().splitlines()]
-    hidden = [c for c in order if c not in shown]
-    if hidden:
-        lines.append(f"not shown at {width} columns: {', '.join(hidden)} (in table.csv)")
-    return "\n".join(lines)
-
-
-def _header(column: str, split: bool) -> str:
-    """A column's name; when space is short, on two lines after the dot or underscore that makes
-    it narrowest (model.conv1. / kernel_size)."""
-    cuts = [i + 1 for i, char in enumerate(column[:-1]) if char in "._"]
-    if not split or not cuts:
-        return column
-    cut = min(cuts, key=lambda i: max(i, len(column) - i))
-    return f"{column[:cut]}\n{column[cut:]}"
-
-
-def _shorten(text: str, width: int, from_left: bool) -> str:
-    """Text cut to `width` with an ellipsis: a folder keeps its end, which tells runs apart."""
-    if len(text) <= width:
-        return text
-    return "…" + text[len(text) - width + 1 :] if from_left else text[: width - 1] + "…"
-
-
-# ---- end of the report branch's terminal table
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    rows, columns = display_table(rows, columns)
-
-    def cell(value: Any) -> str:
-        return format_value(value).replace("|", "\\|").replace("\n", " ")
-
-    align = ["---:" if _numeric(rows, c) else ":---" for c in columns]
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def csv_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Lists as JSON (`["val_accuracy"]`), so that a spreadsheet cell reads back as one value."""
-    return [
-        {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()}
-        for row in rows
-    ]
-
-
 @dataclass
 class Comparison:
     """All runs found, the ones the options kept (in order), and their table."""
@@ -507,17 +296,20 @@ class Comparison:
     shown: list[Run]
     columns: list[str]
     rows: list[dict[str, Any]]
-    varying: list[str]
+    varying: list[str]  # config keys whose values differ between the shown runs
     best: Run | None
     refused_hidden: int = 0  # refused runs left out because no --state asked for them
     storage: str | None = None  # --storage: where the sweeps' studies are (else their journals)
+    searched: list[str] = field(default_factory=list)  # the keys the user searched (question.py)
+    questions: list[Question] = field(default_factory=list)  # each shown sweep's, by folder
 
     @property
     def with_warnings(self) -> int:
         return sum(1 for run in self.runs if run.warnings)
 
     def count_line(self) -> str:
-        found = f"{len(self.runs)} runs ({self.with_warnings} with warnings)"
+        """`4 runs (1 with warnings)`, or `2 shown of 4 runs (...)` when options left some out."""
+        found = f"{plural(len(self.runs), 'run')} ({self.with_warnings} with warnings)"
         if len(self.shown) == len(self.runs):
             return found
         return f"{len(self.shown)} shown of {found}"
@@ -526,11 +318,12 @@ class Comparison:
         """One line on the refused runs left out by default, or None when there are none."""
         if not self.refused_hidden:
             return None
-        runs = "run" if self.refused_hidden == 1 else "runs"
-        return f"{self.refused_hidden} refused {runs} not shown; --state refused shows them"
+        return f"{plural(self.refused_hidden, 'refused run')} not shown; --state refused shows them"
 
-    def state_counts(self) -> dict[str, int]:
-        return dict(Counter(run.state for run in self.runs).most_common())
+
+def plural(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def compare(
@@ -543,7 +336,12 @@ def compare(
     varying = varying_keys(shown)
     if selection.group_seeds and "seed" not in varying and any(run.grouped for run in shown):
         varying.append("seed")  # the seeds each row stands on
-    columns = columns_for(shown, varying)
+    questions = [read_question(s) for s in sorted({r.sweep for r in shown if r.sweep is not None})]
+    searched = searched_keys(shown, varying, questions)
+    columns = columns_for(shown, [*varying, *(k for k in searched if k not in varying)])
     hidden = 0 if selection.states else sum(run.state == Status.REFUSED for run in runs)
     rows = table_rows(shown, columns)
-    return Comparison(runs, shown, columns, rows, varying, best_run(shown), hidden, storage)
+    best = best_run(shown)
+    return Comparison(
+        runs, shown, columns, rows, varying, best, hidden, storage, searched, questions
+    )

@@ -96,9 +96,10 @@ from linesweep.core.stats import (
     compare_many,
     summarize,
 )
+from linesweep.core.status import Status
 
 FEW_REPLICATES = 3  # below this, a warning: too few to tell configurations apart
-COMPLETE = "complete"  # linesweep.core.status.Status.COMPLETE's value
+COMPLETE = Status.COMPLETE.value
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,28 @@ class EpochMetrics:
         return asdict(self)
 
 
+# A mean cross-entropy this large means logits a million apart: the weights exploded, even
+# while every number is still finite (an uninformed two-class model's loss is ln 2 = 0.69).
+EXPLODED_LOSS = 1e6
+
+
+def divergence(row: EpochMetrics) -> str | None:
+    """Why an epoch's numbers say the run diverged (a loss NaN, infinite or exploded), or None.
+
+    The one check for every run, whoever trains it: a run alone, a replicate, a population's
+    member (they diverge at the same epoch, with the same verdict).
+    """
+    for name in ("train_loss", "val_loss"):
+        value = getattr(row, name)
+        if not math.isfinite(value):
+            return f"loss became {value} at epoch {row.epoch}"
+        if value > EXPLODED_LOSS:
+            return (
+                f"loss became {value:.3g} at epoch {row.epoch} (above {EXPLODED_LOSS:g}: exploded)"
+            )
+    return None
+
+
 def directions(metrics: Sequence[str]) -> list[str]:
     """The optimisation direction of each metric, in order."""
     return [METRIC_DIRECTIONS[m] for m in metrics]

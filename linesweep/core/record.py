@@ -40,7 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from linesweep.core.checked import Problems, checked, from_plain, to_plain
-from linesweep.core.files import atomic_write_bytes, write_csv, write_json, write_yaml
+from linesweep.core.files import (
+    atomic_write_bytes,
+    make_folder,
+    write_csv,
+    write_json,
+    write_yaml,
+)
 from linesweep.core.metrics import EpochMetrics
 from linesweep.core.processes import this_process
 from linesweep.core.safe_read import (
@@ -373,7 +379,8 @@ def write_weights(folder: Path, state: dict[str, Any], replicate: int = 0) -> No
     buffer = io.BytesIO()
     torch.save(own, buffer)
     path = weights_path(folder, replicate)
-    path.parent.mkdir(exist_ok=True)
+    if replicate:
+        make_folder(path.parent)  # replicates/: a real folder, never a link planted there
     atomic_write_bytes(path, buffer.getvalue())
 
 

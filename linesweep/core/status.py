@@ -14,6 +14,7 @@ class Status(str, enum.Enum):
     compare's words for folders it could not read in full.
     """
 
+    WAITING = "waiting"  # a sweep's trial queued (a re-run of an interrupted one), not started
     RUNNING = "running"  # training now (or its process died without a word: see KILLED)
     COMPLETE = "complete"  # trained every epoch
     PRUNED = "pruned"  # stopped early by a sweep's pruner; its value is from that epoch
@@ -23,6 +24,7 @@ class Status(str, enum.Enum):
     FAILED = "failed"  # an error while running: a bug, a full disk, a lost database
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM; a sweep re-runs it when resumed
     KILLED = "killed"  # its process died without recording an end (SIGKILL, out of memory)
+    TIMEOUT = "timeout"  # ended by its sweep: no epoch reported within hydra.sweeper.trial_timeout
     DUPLICATE = "duplicate"  # a sweep's proposal that repeated a trial's parameters: never run
     INCOMPLETE = "incomplete"  # compare: no readable summary.json, but other files
     UNREADABLE = "unreadable"  # compare: nothing in the folder could be read
@@ -33,7 +35,8 @@ class Status(str, enum.Enum):
     @property
     def written(self) -> bool:
         """Whether a run writes it into summary.json (the others are a sweep's or compare's)."""
-        return self not in (Status.KILLED, Status.DUPLICATE, Status.INCOMPLETE, Status.UNREADABLE)
+        sweeps_or_compares = (Status.WAITING, Status.KILLED, Status.TIMEOUT, Status.DUPLICATE)
+        return self not in (*sweeps_or_compares, Status.INCOMPLETE, Status.UNREADABLE)
 
     @property
     def trained(self) -> bool:
@@ -43,7 +46,13 @@ class Status(str, enum.Enum):
     @property
     def counts_as_failure(self) -> bool:
         """Whether a sweep counts it against its failure budget (an infeasible point does not)."""
-        return self in (Status.FAILED, Status.DIVERGED, Status.KILLED, Status.REFUSED)
+        return self in (
+            Status.FAILED,
+            Status.DIVERGED,
+            Status.KILLED,
+            Status.REFUSED,
+            Status.TIMEOUT,
+        )
 
 
 STATUSES = tuple(s.value for s in Status)

@@ -49,10 +49,42 @@ def shown_url(url: str) -> str:
 
 
 def resolve_storage_url(storage: str | None, sweep_dir: Path) -> str:
-    """The configured URL, or the default journal file in the sweep folder (absolute)."""
+    """The configured URL, or the default journal file in the sweep folder (absolute).
+
+    The journal's own name is not resolved: a link planted there is refused (`check_journal_path`),
+    never followed to wherever it points.
+    """
     if storage is None:
-        return str((sweep_dir / JOURNAL_NAME).resolve())
-    return storage if is_database_url(storage) else str(Path(storage).expanduser().resolve())
+        return str(sweep_dir.resolve() / JOURNAL_NAME)
+    if is_database_url(storage):
+        return storage
+    path = Path(storage).expanduser()
+    return str(path.parent.resolve() / path.name)
+
+
+def check_journal_path(path: Path) -> None:
+    """Refuse a journal, or a lock beside it, that is not what a sweep makes there: a journal
+    and its slot lock are files (a link is never followed, a FIFO never waited on); the
+    journal's writer lock is a symbolic link (or Optuna's open lock, a file), made and removed,
+    never followed."""
+    from linesweep.core.files import what_is
+
+    expected = {path: "a file", Path(f"{path}.slots.lock"): "a file"}
+    lock = Path(f"{path}.lock")
+    for entry, kind in expected.items():
+        found = what_is(entry)
+        if found not in (None, kind):
+            raise ConfigError(
+                "hydra.sweeper.storage", str(path), f"a journal whose {entry.name} is {kind} "
+                f"of the study's own, and {entry} is {found}",
+                f"remove {entry} (if it is a link: give the file it points to as the storage)",
+            )  # fmt: skip
+    found = what_is(lock)  # a link (linesweep's, Optuna's) or a file (Optuna's open lock)
+    if found is not None and not found.startswith("a symbolic link") and found != "a file":
+        raise ConfigError(
+            "hydra.sweeper.storage", str(path), f"a journal whose lock {lock.name} is a "
+            f"lock Optuna or linesweep makes, and {lock} is {found}", f"remove {lock}",
+        )  # fmt: skip
 
 
 def database_url(url: str) -> str:

@@ -48,11 +48,14 @@ def describe(config: DictConfig) -> TrainConfig | None:
     return cfg
 
 
-def plan(described: Sequence[TrainConfig | None], most: int) -> list[tuple[list[int], str]]:
-    """Split waiting trials (as `describe` saw them) into populations of at most `most` trials:
+def plan(
+    described: Sequence[TrainConfig | None], most: int, processes: int = 1
+) -> list[tuple[list[int], str]]:
+    """Split waiting trials (as `describe` saw them) into populations of at most `most` trials
+    for `processes` processes at once, in the order to start them:
     (the trials' places in `described`, how the population was formed) for each. A trial in
     none of them trains alone (also an optimizer outside the hand-written step's family)."""
-    return [(p.trials, p.note) for p in plan_populations(described, most)]
+    return [(p.trials, p.note) for p in plan_populations(described, most, processes)]
 
 
 def run(

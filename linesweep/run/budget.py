@@ -49,7 +49,9 @@ def estimate(cfg: TrainConfig, plan: ShapePlan, replicates: int = 1) -> list[Nee
     resident = (data.N_images * copies + data.N_val_images) * pixels * FLOAT
     generation = largest_split * pixels * GENERATION_BYTES_PER_PIXEL
     activation_numel = sum(math.prod(layer.output_shape) for layer in plan.layers)
-    training = trainer.batch_size * activation_numel * FLOAT * TRAINING_COPIES * replicates
+    # A batch larger than the data is the data: the trainer never holds more images than exist.
+    batch = min(trainer.batch_size, data.N_images)
+    training = batch * activation_numel * FLOAT * TRAINING_COPIES * replicates
     evaluation = min(trainer.eval_batch_size, data.N_val_images) * activation_numel * FLOAT
     big_layer = max(plan.layers, key=lambda layer: math.prod(layer.output_shape))
     widest = max(cfg.model.out_1, cfg.model.out_2)

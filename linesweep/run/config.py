@@ -181,6 +181,9 @@ class TrainConfig:
     # weights and shuffling (linesweep/run/population.py); 1 is a plain run.
     replicates: int = 1
     replicate: ReplicateConfig = field(default_factory=ReplicateConfig)
+    # A hydra.run.dir that holds another run is refused; true deletes that run's files first
+    # (linesweep/run/folder.py). Not part of the experiment: it decides where, not what.
+    overwrite: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = MISSING

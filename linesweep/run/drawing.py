@@ -29,18 +29,15 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch import nn
 
 from linesweep.core.metrics import EpochMetrics
 from linesweep.run.config import PlotsConfig
-from linesweep.run.data import CLASS_NAMES, Split
-from linesweep.run.model import layer_outputs
+from linesweep.run.data import Split
+from linesweep.run.pictures import TrainedPictures, samples_by_class
 
 CAPTION_WIDTH = 110  # characters: about the width of the narrowest figure at 8 points
 _LONG_DECIMAL = re.compile(r"[-+]?\d*\.\d{5,}(?:[eE][-+]?\d+)?")
@@ -73,40 +70,6 @@ def _shorter(override: str) -> str:
     if sep and _LONG_DECIMAL.fullmatch(value):
         return f"{key}={float(value):.4g}"
     return override
-
-
-# ---------------------------------------------------------------- what the pictures show, as arrays
-def samples_by_class(split: Split, per_class: int = 4) -> list[np.ndarray]:
-    """The first `per_class` images of each class, (n, H, W) each: the samples picture."""
-    images, labels = split.images.cpu(), split.labels.cpu()
-    firsts = [
-        torch.nonzero(labels == label).flatten()[:per_class] for label in range(len(CLASS_NAMES))
-    ]
-    return [images[indices, 0].numpy() for indices in firsts]
-
-
-@dataclass(frozen=True)
-class TrainedPictures:
-    """What a trained model's pictures show: its kernels, and what its layers see of one image
-    per class ("input" (classes, 1, H, W), "relu1", "relu2" (classes, C, H, W), "flatten"
-    (classes, F))."""
-
-    conv1: np.ndarray  # (C1, C0, k, k)
-    conv2: np.ndarray  # (C2, C1, k, k)
-    seen: dict[str, np.ndarray]
-
-    @classmethod
-    def of(cls, model: nn.Module, split: Split) -> TrainedPictures:
-        labels = split.labels.cpu()
-        picks = [int(torch.nonzero(labels == label)[0]) for label in range(len(CLASS_NAMES))]
-        images = split.images[picks].to(model.conv1.weight.device)  # (classes, 1, H, W)
-        outputs = layer_outputs(model, images)
-        seen = {"input": images} | {name: outputs[name] for name in ("relu1", "relu2", "flatten")}
-        return cls(
-            conv1=model.conv1.weight.detach().cpu().numpy().copy(),
-            conv2=model.conv2.weight.detach().cpu().numpy().copy(),
-            seen={name: t.detach().cpu().numpy() for name, t in seen.items()},
-        )
 
 
 # ---------------------------------------------------------------- drawing them

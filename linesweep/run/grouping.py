@@ -11,7 +11,9 @@ sweep's waiting trials into populations whose padding costs less than training t
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TypeVar
@@ -94,15 +96,21 @@ def _size(shape: Sequence[int]) -> int:
     return n
 
 
-def plan_populations(configs: Sequence[TrainConfig | None], most: int) -> list[Planned]:
-    """Split waiting trials into populations of at most `most` trials; a trial that trains
-    alone (None, or outside the hand-written step's family) is in none of them.
+def plan_populations(
+    configs: Sequence[TrainConfig | None], most: int, processes: int = 1
+) -> list[Planned]:
+    """Split waiting trials into populations of at most `most` trials, to run on `processes`
+    processes at once; a trial that trains alone (None, or outside the hand-written step's
+    family) is in none of them.
 
-    Trials of one key are sorted by their channel counts and cut into consecutive runs, each
-    a population padded to its widest member, so that the estimated seconds of all of them
-    (`POPULATION_START_S`, `STEP_S`, `NOTEBOOK_MEMBER_STEP_S`) are fewest: padding costs less
-    than another population's start and steps, until it does not. Dynamic programming over
-    the sorted list, O(n * most) for n trials.
+    Trials of one key are sorted by their channel counts and cut into consecutive runs, each a
+    population padded to its widest member. Which cut: the one whose populations, estimated in
+    seconds (`POPULATION_START_S`, `STEP_S`, `NOTEBOOK_MEMBER_STEP_S`) and handed to the
+    processes longest first, end soonest. The candidates: the cut of fewest seconds in all
+    (padding costs less than another population's start and steps, until it does not), and the
+    cuts into exactly 1, 2 or 3 populations per process whose longest population is shortest
+    (so that no process idles while one trains the widest alone). Dynamic programming over the
+    sorted list: O(n * most) and O(k * n * most).
     """
     by_key: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
@@ -111,40 +119,92 @@ def plan_populations(configs: Sequence[TrainConfig | None], most: int) -> list[P
             by_key.setdefault(key, []).append(i)
     planned: list[Planned] = []
     for trials in by_key.values():
-        planned += _cut(trials, [configs[i] for i in trials], most)  # type: ignore[misc]
+        planned += _Cut(trials, [configs[i] for i in trials], most).best(processes)  # type: ignore[arg-type]
     return planned
 
 
-def _cut(trials: list[int], cfgs: list[TrainConfig], most: int) -> list[Planned]:
-    order = sorted(range(len(trials)), key=lambda k: (cfgs[k].model.out_1, cfgs[k].model.out_2))
-    widths = [(cfgs[k].model.out_1, cfgs[k].model.out_2) for k in order]
-    members = [cfgs[k].replicates for k in order]
-    first = cfgs[0]
-    steps = first.trainer.epochs * -(-first.data.N_images // first.trainer.batch_size)
-    cache: dict[tuple[int, int], float] = {}
+class _Cut:
+    """One key's trials, sorted by width, and the ways to cut them into populations."""
 
-    def seconds(count: int, wide: tuple[int, int]) -> float:
-        if wide not in cache:
-            cache[wide] = member_cost(first, *wide)
-        per_step = STEP_S + NOTEBOOK_MEMBER_STEP_S * count * cache[wide]
-        return POPULATION_START_S + steps * per_step
+    def __init__(self, trials: list[int], cfgs: list[TrainConfig], most: int) -> None:
+        order = sorted(range(len(trials)), key=lambda k: (cfgs[k].model.out_1, cfgs[k].model.out_2))
+        self.trials = [trials[k] for k in order]
+        self.widths = [(cfgs[k].model.out_1, cfgs[k].model.out_2) for k in order]
+        self.members = [cfgs[k].replicates for k in order]
+        self.first, self.most = cfgs[0], most
+        self.steps = self.first.trainer.epochs * -(
+            -self.first.data.N_images // self.first.trainer.batch_size
+        )
+        self._costs: dict[tuple[int, int], float] = {}
 
-    n = len(order)
-    best = [0.0] + [float("inf")] * n  # best[j]: the cheapest cut of the first j trials
-    cut_at = [0] * (n + 1)
-    for j in range(1, n + 1):
-        out_1 = out_2 = count = 0
-        for i in range(j - 1, max(-1, j - 1 - most), -1):  # a population of sorted[i:j]
-            out_1, out_2 = max(out_1, widths[i][0]), max(out_2, widths[i][1])
-            count += members[i]
-            total = best[i] + seconds(count, (out_1, out_2))
-            if total < best[j]:
-                best[j], cut_at[j] = total, i
-    planned, j = [], n
+    def seconds(self, i: int, j: int) -> float:
+        """The estimated seconds of a population of the sorted trials [i, j)."""
+        wide = (max(w[0] for w in self.widths[i:j]), max(w[1] for w in self.widths[i:j]))
+        if wide not in self._costs:
+            self._costs[wide] = member_cost(self.first, *wide)
+        count = sum(self.members[i:j])
+        return POPULATION_START_S + self.steps * (
+            STEP_S + NOTEBOOK_MEMBER_STEP_S * count * self._costs[wide]
+        )
+
+    def fewest_seconds(self) -> list[int]:
+        """Cut points of the cut whose populations take the fewest seconds in all."""
+        n = len(self.trials)
+        best, cut_at = [0.0] + [math.inf] * n, [0] * (n + 1)
+        for j in range(1, n + 1):
+            for i in range(max(0, j - self.most), j):
+                total = best[i] + self.seconds(i, j)
+                if total < best[j]:
+                    best[j], cut_at[j] = total, i
+        return _points(cut_at, n)
+
+    def shortest_longest(self, k: int) -> list[int] | None:
+        """Cut points of the cut into exactly k populations whose longest is shortest."""
+        n = len(self.trials)
+        if not k <= n <= k * self.most:
+            return None
+        worst = [[math.inf] * (n + 1) for _ in range(k + 1)]  # worst[g][j]: g populations of [0, j)
+        cut_at = [[0] * (n + 1) for _ in range(k + 1)]
+        worst[0][0] = 0.0
+        for g in range(1, k + 1):
+            for j in range(g, n + 1):
+                for i in range(max(g - 1, j - self.most), j):
+                    longest = max(worst[g - 1][i], self.seconds(i, j))
+                    if longest < worst[g][j]:
+                        worst[g][j], cut_at[g][j] = longest, i
+        points, j = [], n
+        for g in range(k, 0, -1):
+            points.append(j)
+            j = cut_at[g][j]
+        return [0, *points[::-1]]
+
+    def best(self, processes: int) -> list[Planned]:
+        candidates = [self.fewest_seconds()]
+        for k in (processes, 2 * processes, 3 * processes):
+            if (points := self.shortest_longest(k)) is not None:
+                candidates.append(points)
+        chosen = min(
+            candidates, key=lambda points: (self._makespan(points, processes), len(points))
+        )
+        planned = []
+        for i, j in sorted(itertools.pairwise(chosen), key=lambda c: -self.seconds(*c)):
+            wide = (max(w[0] for w in self.widths[i:j]), max(w[1] for w in self.widths[i:j]))
+            planned.append(Planned(self.trials[i:j], f"padded to out_1={wide[0]} out_2={wide[1]}"))
+        return planned  # the longest first: started first, it ends no later than it must
+
+    def _makespan(self, points: list[int], processes: int) -> float:
+        """When the last population ends, longest first onto the first free process."""
+        ends = [0.0] * processes
+        for seconds in sorted(
+            (self.seconds(i, j) for i, j in itertools.pairwise(points)), reverse=True
+        ):
+            ends[ends.index(min(ends))] += seconds
+        return max(ends)
+
+
+def _points(cut_at: list[int], n: int) -> list[int]:
+    points, j = [n], n
     while j > 0:
-        i = cut_at[j]
-        wide = (max(w[0] for w in widths[i:j]), max(w[1] for w in widths[i:j]))
-        note = f"padded to out_1={wide[0]} out_2={wide[1]}"
-        planned.append(Planned([trials[order[k]] for k in range(i, j)], note))
-        j = i
-    return planned[::-1]
+        j = cut_at[j]
+        points.append(j)
+    return points[::-1]

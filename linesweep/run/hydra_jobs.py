@@ -31,7 +31,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from linesweep.core.files import atomic_write_text
+from linesweep.core.files import RunLogHandler, atomic_write_text, make_folder
 from linesweep.core.trial_link import ENV_VAR, TrialLink
 from linesweep.run.pipeline import RunSpec
 
@@ -61,10 +61,9 @@ def prepare(config: DictConfig) -> Job:
         working_dir=os.getcwd(),
         task_name=str(config.hydra.job.name),
     )
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)  # the sweeper checked it: new, no link
     if config.hydra.output_subdir is not None:
-        hydra_output = output_dir / str(config.hydra.output_subdir)
-        hydra_output.mkdir(exist_ok=True)
+        hydra_output = make_folder(output_dir / str(config.hydra.output_subdir))
         for name, node in (
             ("config.yaml", task_cfg),
             ("hydra.yaml", HydraConfig.instance().cfg),
@@ -140,7 +139,7 @@ def _log_files_of_their_own(jobs: Sequence[Job]) -> None:
             logger.removeHandler(opened)
         opened.close()
         for job in jobs:
-            handler = logging.FileHandler(job.spec.run_dir.resolve() / path.relative_to(first))
+            handler = RunLogHandler(job.spec.run_dir.resolve() / path.relative_to(first))
             handler.setFormatter(opened.formatter)
             handler.setLevel(opened.level)
             handler.addFilter(_Own(job.spec.run_dir))

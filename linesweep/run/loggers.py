@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.flat import flatten
+from linesweep.core.status import Status
 from linesweep.run.config import MlflowLoggerConfig, TensorBoardLoggerConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -63,7 +64,11 @@ PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", 
 STUDY_TAG = "linesweep.study"  # on a study's parent run and on each of its trials
 ROLE_TAG = "linesweep.role"  # "study" on a parent run
 SHAPE_PLAN_ARTIFACT = "shape_plan.yaml"  # the run's shapes.yaml
-MLFLOW_STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "interrupted": "KILLED"}
+MLFLOW_STATUS = {
+    Status.COMPLETE: "FINISHED",
+    Status.PRUNED: "FINISHED",
+    Status.INTERRUPTED: "KILLED",
+}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ An optimizer outside the hand-written step's family (amsgrad) trains alone, thro
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import math
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
+from linesweep.core.files import NO_ROOM, make_folder
 from linesweep.core.metrics import EpochMetrics, spread
 from linesweep.core.record import (
     SHAPES,
@@ -66,8 +66,6 @@ from linesweep.run.step import Unsupported, UpdateRule
 from linesweep.run.trainer import cpu_settings, fit, resolve_device, resolve_threads
 from linesweep.run.validation import to_train_config
 
-# A full or read-only disk is no bug: the reason names the file, no traceback is needed.
-NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 # Run i's outcome, the moment it ends: its RunResult, or the exception a run ending so raises.
 RunEnd = Callable[[int, "RunResult | BaseException"], None]
 
@@ -118,10 +116,14 @@ def train_runs(specs: Sequence[RunSpec], on_end: RunEnd, plans_seen: Path | None
     interrupted, tells `on_end`, then propagates. `plans_seen`: in a sweep, a folder that
     remembers which shape plans were printed already.
     """
-    runs = [run for i, spec in enumerate(specs) if (run := _open(i, spec, on_end)) is not None]
-    for group in group_runs(runs, key=lambda run: run.cfg):
-        with _ending_on_error(group, on_end):
-            _train_group(group, on_end, plans_seen)
+    runs: list[_Run] = []
+    with _ending_on_error(runs, on_end):  # Ctrl-C anywhere: every run still open says so
+        for i, spec in enumerate(specs):
+            if (run := _open(i, spec, on_end)) is not None:
+                runs.append(run)
+        for group in group_runs(runs, key=lambda run: run.cfg):
+            with _ending_on_error(group, on_end):  # a group's error ends that group's runs
+                _train_group(group, on_end, plans_seen)
 
 
 def _open(index: int, spec: RunSpec, on_end: RunEnd) -> _Run | None:
@@ -142,6 +144,10 @@ def _open(index: int, spec: RunSpec, on_end: RunEnd) -> _Run | None:
         file.finish(err.status, error=trial.redact(str(err)) if trial is not None else str(err))
         on_end(index, err)
         return None
+    except KeyboardInterrupt as err:
+        file.finish(Status.INTERRUPTED, error=f"interrupted by {interrupted_by(err)}")
+        on_end(index, err)
+        raise
     return _Run(index, spec, cfg, file, loggers, plan)
 
 
@@ -463,7 +469,7 @@ def log_plan(table: str, plans_seen: Path | None, tag: dict[str, str] | None = N
     if plans_seen is not None:
         marker = plans_seen / hashlib.sha1(table.encode()).hexdigest()[:16]
         try:
-            plans_seen.mkdir(parents=True, exist_ok=True)
+            make_folder(plans_seen)  # a folder of the sweep's own, never a link planted there
             os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:
             file_log.info(message, table, extra=tag or {})

@@ -21,14 +21,14 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from linesweep.core.files import save_figure
+from linesweep.core.files import make_folder, save_figure
 from linesweep.core.metrics import EpochMetrics
 from linesweep.core.plotting import CAPTION_STYLE, add_caption, log_scale_if_wide, tex_safe
 from linesweep.run.config import PlotsConfig
 from linesweep.run.data import CLASS_NAMES
 
 if TYPE_CHECKING:
-    from linesweep.run.drawing import TrainedPictures
+    from linesweep.run.pictures import TrainedPictures
 
 MAX_MAPS_SHOWN = 8  # feature maps per layer in one row; wider models show their first channels
 
@@ -258,7 +258,7 @@ def run_figures(cfg: PlotsConfig, trained: TrainedPictures | None) -> dict[str, 
 def save_figures(folder: Path, figures: dict[str, Figure], caption: str, dpi: int) -> list[Path]:
     """Each figure as `folder/<name>`, captioned with its run; returns the files written."""
     if figures:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)  # a real folder, never a link planted there
     for name, fig in figures.items():
         if caption:
             add_caption(fig, caption)
@@ -277,7 +277,7 @@ def save_run_figures(
     """The pictures of a trained run into `folder`: its learning curve, then `run_figures`."""
     written = []
     if cfg.learning_curve and history:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)  # a real folder, never a link planted there
         written.append(folder / "learning_curve.png")
         save_figure(learning_curve(history, caption, dpi), written[0], dpi, crop=False)
     return written + save_figures(folder, run_figures(cfg, trained), caption, dpi)

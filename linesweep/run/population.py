@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from linesweep.core.errors import ConfigError
-from linesweep.core.metrics import EpochMetrics
+from linesweep.core.metrics import EpochMetrics, divergence
 from linesweep.core.status import Status
 from linesweep.run.config import OptimizerConfig, TrainerConfig
 from linesweep.run.data import Split
@@ -262,10 +262,9 @@ def fit_population(
                 bar.set_postfix(epoch=epoch, val_acc=f"{best:.3f}", refresh=False)
             stopped = set(on_epoch_end(histories)) if on_epoch_end is not None else set()
             rows, leaving = list(alive), []
-            for k, m in enumerate(alive):  # records every epoch first, then stops whom it must
-                if not (math.isfinite(costs[k]) and math.isfinite(val_losses[k])):
-                    bad = costs[k] if not math.isfinite(costs[k]) else val_losses[k]
-                    statuses[m], reasons[m] = Status.DIVERGED, f"loss became {bad} at epoch {epoch}"
+            for m in alive:  # records every epoch first, then stops whom it must
+                if (why := divergence(histories[m][-1])) is not None:
+                    statuses[m], reasons[m] = Status.DIVERGED, why
                 elif m in stopped:
                     statuses[m], reasons[m] = Status.PRUNED, f"pruned after epoch {epoch}"
                 else:

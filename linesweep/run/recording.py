@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from torch import nn
 
 from linesweep.core.errors import Diverged, Pruned
 from linesweep.core.metrics import (
@@ -122,6 +124,7 @@ def finish_run(
     loggers.log_result(dict(zip(metrics, values, strict=True)), plots)
     say = log.info if console else file_log.info
     if len(members) > 1:
+        assert file.record.replicates is not None
         _log_replicates(cfg, members, file.record.replicates, say, tag)
     shown = ", ".join(f"{m}={v:.4g}" for m, v in zip(metrics, values, strict=True))
     statistic = f" ({rep.statistic} of {len(members)} replicates)" if len(members) > 1 else ""
@@ -187,7 +190,13 @@ def _replicates(
     )
 
 
-def _log_replicates(cfg, members, replicates, say, tag) -> None:
+def _log_replicates(
+    cfg: TrainConfig,
+    members: Sequence[MemberEnd],
+    replicates: Replicates,
+    say: Callable[..., None],
+    tag: dict[str, str],
+) -> None:
     for record in replicates.members:
         final = record.final
         say(
@@ -208,7 +217,7 @@ def _g(value: float | None) -> str:
     return "nan" if value is None else f"{value:.4g}"
 
 
-def write_member_weights(run_dir: Path, models: Sequence, first: int = 0) -> None:
+def write_member_weights(run_dir: Path, models: Sequence[nn.Module]) -> None:
     """Each member's weights, its own: model.pt for member 0, replicates/model_<r>.pt after."""
-    for r, model in enumerate(models, start=first):
+    for r, model in enumerate(models):
         write_weights(run_dir, model.state_dict(), r)

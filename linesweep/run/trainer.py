@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from linesweep.core.errors import ConfigError
-from linesweep.core.metrics import EpochMetrics
+from linesweep.core.metrics import EpochMetrics, divergence
+from linesweep.core.status import Status
 from linesweep.run.config import OptimizerConfig, TrainerConfig
 from linesweep.run.data import Split
 from linesweep.run.step import HandStep, Unsupported, UpdateRule, bind_parameters
@@ -46,7 +47,7 @@ TrainEpoch = Callable[[torch.Tensor, torch.Tensor, int], Iterator[torch.Tensor]]
 @dataclass(frozen=True)
 class FitOutcome:
     history: list[EpochMetrics]
-    status: str  # complete, diverged or pruned
+    status: Status  # complete, diverged or pruned
     reason: str | None = None
 
 
@@ -230,9 +231,8 @@ def fit(
             if bar is not None:
                 bar.set_postfix(epoch=epoch, val_acc=f"{val_accuracy:.3f}", refresh=False)
             prune = on_epoch_end is not None and on_epoch_end(history)  # records every epoch
-            if not (math.isfinite(cost) and math.isfinite(val_loss)):
-                bad = cost if not math.isfinite(cost) else val_loss
-                return FitOutcome(history, "diverged", f"loss became {bad} at epoch {epoch}")
+            if (why := divergence(row)) is not None:
+                return FitOutcome(history, Status.DIVERGED, why)
             if prune:
-                return FitOutcome(history, "pruned", f"pruned after epoch {epoch}")
-    return FitOutcome(history, "complete")
+                return FitOutcome(history, Status.PRUNED, f"pruned after epoch {epoch}")
+    return FitOutcome(history, Status.COMPLETE)

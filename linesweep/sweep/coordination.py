@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import hashlib
 import logging
+import os
+import stat
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -41,6 +45,7 @@ from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.processes import alive_here
+from linesweep.core.status import Status
 from linesweep.core.storage import database_url, is_database_url
 
 try:  # POSIX file locks: released by the kernel when the holder dies, so never stale
@@ -58,7 +63,11 @@ FOLDER = "linesweep.folder"
 RETRY_OF = "linesweep.retry_of"  # journal files only: a database has Optuna's retry_history
 RETRY_HISTORY = "retry_history"  # the system attribute Optuna's retry callback writes
 EPOCH = "linesweep.epoch"  # the epoch the trial's values were measured at
-NO_SLOT = frozenset({"interrupted", "duplicate"})  # finished trials that do not count
+# The trial whose parameters the sampler proposed again; this trial runs an unvisited point.
+REPLACED = "linesweep.replaced_repeat_of"
+# Finished trials that hold no slot (duplicate: a repeated proposal, told FAIL by an older
+# linesweep, before proposals were drawn on a scratch study; kept for the studies it left).
+NO_SLOT = frozenset({Status.INTERRUPTED, Status.DUPLICATE})
 
 
 def retry_of(trial: FrozenTrial) -> int | None:
@@ -158,6 +167,18 @@ def requeue(storage: BaseStorage, study: optuna.Study, number: int) -> None:
     study.enqueue_trial(params, user_attrs={RETRY_OF: number})
 
 
+def _open_lock_file(path: str) -> BinaryIO:
+    """The slot lock's file, held open for the sweep: created if need be, never through a link
+    (O_NOFOLLOW), never a FIFO (O_NONBLOCK: opening one would wait for a reader)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o666)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a+b")
+
+
 class SlotLock:
     """A lock all sweep processes of one study take while they count trials and ask for one."""
 
@@ -174,7 +195,7 @@ class SlotLock:
         elif storage_url.startswith("sqlite:///"):
             path = storage_url[len("sqlite:///") :]
         if path is not None and fcntl is not None:
-            self._file = open(f"{path}.slots.lock", "a+b")  # noqa: SIM115 - held for the sweep
+            self._file = _open_lock_file(f"{path}.slots.lock")
         elif storage_url.startswith("postgresql"):
             import sqlalchemy
 
@@ -223,12 +244,12 @@ def trial_id(storage: BaseStorage, study: optuna.Study, number: int) -> int:
 
 
 def fail_trial(
-    storage: BaseStorage, study: optuna.Study, number: int, label: str, reason: str
+    storage: BaseStorage, study: optuna.Study, number: int, label: Status, reason: str
 ) -> bool:
     """Mark a RUNNING trial failed with a reason; False if another process finished it first."""
     tid = trial_id(storage, study, number)
     try:
-        storage.set_trial_user_attr(tid, STATE, label)
+        storage.set_trial_user_attr(tid, STATE, label.value)
         storage.set_trial_user_attr(tid, ERROR, reason)
         storage.set_trial_state_values(tid, TrialState.FAIL)
     except UpdateFinishedTrialError:
@@ -272,7 +293,7 @@ def reap_abandoned(
         else:
             who = "the sweep process that asked for it died before recording itself as its owner"
         reason = f"interrupted: {who}; its slot is re-run"
-        if fail_trial(storage, study, trial.number, "interrupted", reason):
+        if fail_trial(storage, study, trial.number, Status.INTERRUPTED, reason):
             requeue(storage, study, trial.number)
             reaped.append(trial)
     return reaped

@@ -1,62 +1,59 @@
 """Running trials: the sweeper hands over jobs and collects outcomes, whatever runs them.
 
-* `ProcessExecutor` (the default) keeps `n_jobs` trials running at all times, each in its own
-  process, started as soon as a slot frees (no batch waits for its slowest trial). On Linux each
-  trial forks from the sweep process, which has already imported the task, torch and Optuna, so a
-  trial starts in milliseconds (elsewhere it forks from a pre-warmed server, or spawns). A trial
-  that dies (an out-of-memory kill, a segfault) takes nothing else with it.
+* `ProcessExecutor` keeps `n_jobs` trials running at all times, each in its own process
+  (workers.py), started as soon as a slot frees (no batch waits for its slowest trial). A
+  trial that dies (an out-of-memory kill, a segfault) takes nothing else with it.
+* `PopulationExecutor` (population_executor.py, the default for linesweep's app) has the app's
+  batch entry point train the trials that can share a process as one population each, and the
+  others as `ProcessExecutor` does.
 * `LauncherExecutor` hands batches of `n_jobs` to Hydra's configured launcher: the basic launcher
   runs them one by one in this process, hydra-joblib-launcher in parallel, and
   hydra-submitit-launcher on a SLURM cluster.
 
-* `PopulationExecutor` (population_executor.py) trains the trials that share an architecture
-  as one batched model in one process, and the others as `ProcessExecutor` does.
-
-All speak the same small interface (`submit`, `wait`, `interrupt`). The sweeper submits a job
-for every free slot, then waits: an executor may hold what it was submitted until `wait`, so
-the jobs submitted between two waits are the group it can train together (the sweeper only had
-to let it say how many that may be: `capacity`). `wait` hands each finished job to the sweeper's
-callback inside `deferred()`: a signal cannot fall between collecting a trial and recording it.
-
-Why one module over 300 lines: both executors share the interface, how a job is composed and how
-a trial process starts and dies with its parent; each class is about a hundred lines.
+All speak the same small interface (`submit`, `wait`, `interrupt`, `executing`, `stop`). The
+sweeper submits a job for every free slot, then waits: an executor may hold what it was
+submitted until `wait`, so the jobs submitted between two waits are the group it can train
+together (the sweeper only had to let it say how many that may be: `capacity`). `wait` hands
+each finished job to the sweeper's callback inside `deferred()`: a signal cannot fall between
+collecting a trial and recording it.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import importlib
 import importlib.util
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import re
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, configure_log
 from hydra.errors import HydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.basecontainer import BaseContainer
+from omegaconf import DictConfig, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from linesweep.core.errors import ConfigError
+from linesweep.core.status import Status
 from linesweep.sweep.composing import SweepComposer
-from linesweep.sweep.interrupts import deferred, reset_in_child
-from linesweep.sweep.outcomes import JobOutcome, as_objective
+from linesweep.sweep.interrupts import deferred
+from linesweep.sweep.outcomes import JobOutcome
+from linesweep.sweep.workers import (
+    signal_name,
+    start_method,
+    stop_processes,
+    worker_main,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +86,17 @@ class TrialExecutor(abc.ABC):
     @abc.abstractmethod
     def interrupt(self) -> list[JobOutcome]:
         """Stop every running job; their outcomes say they died."""
+
+    def executing(self) -> dict[int, float]:
+        """The jobs whose process runs now: number -> when it started (time.monotonic)."""
+        return {}
+
+    def stop(self, numbers: Sequence[int], reason: str) -> list[JobOutcome]:
+        """End the jobs `numbers` (and any that share their process) for `reason`: timed out.
+
+        An executor that cannot (Hydra's launchers run the jobs) ends none.
+        """
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release resources."""
@@ -169,116 +177,11 @@ class LauncherExecutor(TrialExecutor):
             self._heartbeat()
 
     def interrupt(self) -> list[JobOutcome]:
-        interrupted = [JobOutcome(j.number, None, None, died="interrupted") for j in self._pending]
+        interrupted = [
+            JobOutcome(j.number, None, None, died=Status.INTERRUPTED) for j in self._pending
+        ]
         self._pending = []
         return interrupted
-
-
-# ------------------------------------------------------------------ worker processes
-
-
-@dataclass(frozen=True)
-class TaskReference:
-    """How a worker process finds the task function: module, name, and decorator layers."""
-
-    module: str
-    qualname: str
-    unwrap: int  # how many `__wrapped__` steps lead from the module attribute to the function
-
-    @classmethod
-    def of(cls, task: TaskFunction) -> TaskReference | None:
-        """A reference a fresh process can import, or None (a closure, say)."""
-        name, qualname = getattr(task, "__module__", None), getattr(task, "__qualname__", None)
-        if name is None or qualname is None or "<locals>" in qualname:
-            return None
-        module = sys.modules.get(name)
-        if name == "__main__":  # `python -m package.module`: importable under its real name
-            spec = getattr(module, "__spec__", None)
-            if spec is None:
-                return None
-            name = spec.name
-        obj: Any = module
-        for part in qualname.split("."):
-            obj = getattr(obj, part, None)
-        for steps in range(4):  # decorators such as @hydra.main keep the task in __wrapped__
-            if obj is task:
-                return cls(name, qualname, steps)
-            obj = getattr(obj, "__wrapped__", None)
-        return None
-
-    def resolve(self) -> TaskFunction:
-        obj: Any = importlib.import_module(self.module)
-        for part in self.qualname.split("."):
-            obj = getattr(obj, part)
-        for _ in range(self.unwrap):
-            obj = obj.__wrapped__
-        return obj
-
-
-def _exit_with_parent(alive: multiprocessing.connection.Connection, parent: int) -> None:
-    """End this trial when the sweep process goes away, however it went.
-
-    The sweep process closes its end of `alive` when it stops the trial; if it is killed, the
-    trial notices that its parent changed (forked siblings may still hold that pipe open). A
-    SIGTERM first lets the task record `interrupted` in its folder; a task that does not stop
-    within seconds is ended regardless.
-    """
-    while not alive.poll(0.2):
-        if os.getppid() != parent:
-            break
-    os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(5)
-    os._exit(70)
-
-
-def _worker_main(
-    results: multiprocessing.connection.Connection,
-    alive: multiprocessing.connection.Connection,
-    job: tuple[HydraContext, DictConfig, TaskFunction | TaskReference, dict, int],
-) -> None:
-    """Body of a trial process: run one Hydra job, send back its JobReturn."""
-    reset_in_child()  # the sweep process decides about interrupts
-    hydra_context, config, task, singletons, parent = job
-    threading.Thread(target=_exit_with_parent, args=(alive, parent), daemon=True).start()
-    setup_globals()
-    # Resolvers are functions and do not pickle: this process has those its imports registered.
-    Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
-    HydraConfig.instance().set_config(config)
-    try:
-        ret = run_job(
-            hydra_context=hydra_context,
-            task_function=task.resolve() if isinstance(task, TaskReference) else task,
-            config=config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
-    except (Exception, KeyboardInterrupt) as err:  # an interrupt too: a verdict, no traceback
-        ret = JobReturn(status=JobStatus.FAILED, _return_value=err)
-    results.send(_portable(ret))
-    results.close()
-
-
-def _portable(ret: JobReturn) -> JobReturn:
-    """The JobReturn as plain data: configs without their schema classes, a picklable value.
-
-    (Hydra re-imports plugin modules in a fresh process, so their config classes are not the
-    ones pickle would find by name.)
-    """
-    for name in ("cfg", "hydra_cfg"):
-        node = getattr(ret, name)
-        if node is not None:
-            setattr(ret, name, OmegaConf.create(OmegaConf.to_container(node, resolve=False)))
-    if ret.status == JobStatus.COMPLETED:
-        # Plain floats: a torch tensor would cross the pipe as a handle to shared memory that
-        # dies with this process, and numpy scalars need not be importable on the other side.
-        with contextlib.suppress(TypeError, ValueError):
-            values = as_objective(ret._return_value)
-            ret._return_value = values[0] if len(values) == 1 else tuple(values)
-    try:
-        pickle.dumps(ret._return_value)
-    except Exception:
-        ret._return_value = RuntimeError(repr(ret._return_value))
-    return ret
 
 
 def refusal(err: Exception, overrides: Sequence[str]) -> ConfigError:
@@ -291,58 +194,6 @@ def refusal(err: Exception, overrides: Sequence[str]) -> ConfigError:
     return ConfigError("overrides", list(overrides), f"overrides Hydra can compose ({why})")
 
 
-def stop_processes(processes: list[Any], grace_s: float = 5.0) -> None:
-    """SIGTERM each (a run records `interrupted` itself), then SIGKILL what is left after
-    `grace_s` seconds for them all."""
-    for process in processes:
-        process.terminate()
-    deadline = time.monotonic() + grace_s
-    for process in processes:
-        process.join(timeout=max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join()
-
-
-def _signal_name(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "did not exit"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = " (the out-of-memory killer sends this)" if -exitcode == signal.SIGKILL else ""
-        return f"killed by {name}{hint}"
-    return f"exited with status {exitcode} before reporting a result"
-
-
-def start_method(
-    task: TaskFunction, preload: list[str]
-) -> tuple[Any, TaskFunction | TaskReference]:
-    """How trial processes start, and how they will find the task.
-
-    Linux: fork the sweep process itself, after importing `preload` here, so every trial starts
-    with torch, Optuna and the task already loaded, in milliseconds. (Safe: the sweep process
-    runs no threads and no torch computation; a trial never touches its parent's storage
-    connections, and leaves through os._exit.) macOS: fork from a clean server that imports the
-    task and `preload` once (forking a macOS process that has loaded system frameworks is
-    unsafe). Windows: spawn a fresh interpreter per trial.
-    """
-    reference = TaskReference.of(task)
-    if sys.platform.startswith("linux"):
-        for module in preload:
-            importlib.import_module(module)
-        return multiprocessing.get_context("fork"), task
-    if reference is None:
-        raise ValueError("the task function is not importable (a closure?)")
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([reference.module, "linesweep.sweep.study", *preload])
-        return context, reference
-    return multiprocessing.get_context("spawn"), reference
-
-
 @dataclass
 class _Running:
     job: TrialJob
@@ -350,6 +201,7 @@ class _Running:
     results: multiprocessing.connection.Connection
     alive: multiprocessing.connection.Connection
     output_dir: Path
+    started: float = field(default_factory=time.monotonic)
 
 
 class ProcessExecutor(TrialExecutor):
@@ -413,7 +265,7 @@ class ProcessExecutor(TrialExecutor):
         results_recv, results_send = self._context.Pipe(duplex=False)
         alive_recv, alive_send = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(
                 results_send,
                 alive_recv,
@@ -453,7 +305,7 @@ class ProcessExecutor(TrialExecutor):
             run.process.kill()
             run.process.join()
         if job_return is None:
-            died = _signal_name(run.process.exitcode)
+            died = signal_name(run.process.exitcode)
         self._finish(run)
         return JobOutcome(
             number=run.job.number,
@@ -467,13 +319,32 @@ class ProcessExecutor(TrialExecutor):
         run.alive.close()
         self._running.pop(run.job.number, None)
 
+    def executing(self) -> dict[int, float]:
+        return {number: run.started for number, run in self._running.items()}
+
+    def stop(self, numbers: Sequence[int], reason: str) -> list[JobOutcome]:
+        """SIGKILL: a stalled process (stopped, or stuck in a kernel call) may never run a
+        SIGTERM handler. Its folder keeps `running`, which compare reads as killed."""
+        outcomes = []
+        for number in numbers:
+            run = self._running.get(number)
+            if run is None:
+                continue
+            run.process.kill()
+            run.process.join()
+            self._finish(run)
+            outcomes.append(JobOutcome(number, None, run.output_dir, died=reason, timed_out=True))
+        return outcomes
+
     def interrupt(self) -> list[JobOutcome]:
         runs = list(self._running.values())
         stop_processes([run.process for run in runs])
         outcomes, self._refused = self._refused, []
         for run in runs:
             self._finish(run)
-            outcomes.append(JobOutcome(run.job.number, None, run.output_dir, died="interrupted"))
+            outcomes.append(
+                JobOutcome(run.job.number, None, run.output_dir, died=Status.INTERRUPTED)
+            )
         return outcomes
 
     def close(self) -> None:

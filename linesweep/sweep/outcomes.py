@@ -28,6 +28,7 @@ class JobOutcome:
     job_return: JobReturn | None  # None when the job's process died before returning
     output_dir: Path | None
     died: str | None = None  # why the process died, e.g. "killed by SIGKILL"
+    timed_out: bool = False  # ended by the sweep: no epoch reported within trial_timeout
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,23 @@ class Verdict:
 
     @property
     def optuna_state(self) -> TrialState:
-        if self.status == Status.COMPLETE:
-            return TrialState.COMPLETE
-        return TrialState.PRUNED if self.status == Status.PRUNED else TrialState.FAIL
+        """Optuna's state for it: complete and pruned are Optuna's own, every other end fails."""
+        return OPTUNA_STATES.get(self.status, TrialState.FAIL)
+
+
+# linesweep's words and Optuna's trial states, the one place they meet: a failed trial's
+# `linesweep.state` user attribute says which of linesweep's failures it was.
+OPTUNA_STATES = {
+    Status.COMPLETE: TrialState.COMPLETE,
+    Status.PRUNED: TrialState.PRUNED,
+    Status.RUNNING: TrialState.RUNNING,
+    Status.WAITING: TrialState.WAITING,
+}
+
+
+def status_of(state: TrialState) -> Status:
+    """linesweep's word for an Optuna trial state (a FAIL without a reason: failed)."""
+    return next((s for s, t in OPTUNA_STATES.items() if t == state), Status.FAILED)
 
 
 def as_objective(value: Any) -> list[float]:
@@ -62,8 +77,10 @@ def as_objective(value: Any) -> list[float]:
 
 def judge(outcome: JobOutcome, n_objectives: int) -> Verdict:
     """The trial's status, values and reason from how its job ended."""
+    if outcome.timed_out:
+        return Verdict(Status.TIMEOUT, None, outcome.died)
     if outcome.died is not None:
-        status = Status.INTERRUPTED if outcome.died == "interrupted" else Status.KILLED
+        status = Status.INTERRUPTED if outcome.died == Status.INTERRUPTED else Status.KILLED
         return Verdict(status, None, f"trial process {outcome.died}")
     ret = outcome.job_return
     assert ret is not None
@@ -87,7 +104,7 @@ def _judge_error(error: Any) -> Verdict:
     if isinstance(error, RunStopped):
         return Verdict(error.status, None, error.reason, error.epoch)
     if type(error).__name__ == "TrialPruned":  # optuna.TrialPruned, from any app
-        return Verdict(Status.PRUNED, None, str(error) or "pruned")
+        return Verdict(Status.PRUNED, None, str(error) or Status.PRUNED.value)
     if isinstance(error, LinesweepError):
         return Verdict(error.status, None, str(error))
     if isinstance(error, KeyboardInterrupt):  # SIGTERM or SIGINT reached the trial's process

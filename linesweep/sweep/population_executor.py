@@ -26,7 +26,9 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,18 +40,18 @@ from omegaconf import DictConfig
 from omegaconf.basecontainer import BaseContainer
 
 from linesweep.core.errors import ConfigError
-from linesweep.sweep.executors import (
-    OutcomeHandler,
-    ProcessExecutor,
-    TaskReference,
-    TrialJob,
-    _exit_with_parent,
-    _portable,
-    _signal_name,
-    stop_processes,
-)
+from linesweep.core.status import Status
+from linesweep.sweep.executors import OutcomeHandler, ProcessExecutor, TrialJob
 from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import JobOutcome
+from linesweep.sweep.stalls import number_ranges
+from linesweep.sweep.workers import (
+    TaskReference,
+    exit_with_parent,
+    portable,
+    signal_name,
+    stop_processes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class _Population:
     process: Any  # multiprocessing.Process
     results: multiprocessing.connection.Connection
     alive: multiprocessing.connection.Connection
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,20 +129,18 @@ class PopulationExecutor(ProcessExecutor):
 
     def _start_pending(self) -> None:
         """While fewer than n_jobs processes run: the app's plan of the waiting trials, and its
-        populations started, the one that holds the oldest trial first (a trial in none of them
-        in a process of its own). Each population takes at most its share of the waiting trials,
-        so that every free process gets one."""
+        populations started in the plan's order, as many as there are free processes; a trial
+        in none of them in a process of its own, after them."""
         free = self.processes - len(self._running) - len(self._populations)
         if not self._pending or free <= 0:
             return
-        most = min(self.population_size, -(-len(self._pending) // free))
-        planned = self.batch.plan([p.description for p in self._pending], most)
+        described = [p.description for p in self._pending]
+        planned = self.batch.plan(described, self.population_size, free)
         placed = {i for trials, _ in planned for i in trials}
         starts: list[tuple[list[int], str | None]] = [
             *((trials, note) for trials, note in planned),
             *(([i], None) for i in range(len(self._pending)) if i not in placed),
         ]
-        starts.sort(key=lambda start: min(start[0]))  # the oldest trial's first
         started: list[_Pending] = []
         for trials, note in starts[:free]:
             chosen = [self._pending[i] for i in sorted(trials)]
@@ -174,7 +175,10 @@ class PopulationExecutor(ProcessExecutor):
         jobs = {p.job.number: p.output_dir for p in group}
         by_number = {p.job.number: p.config for p in group}
         self._populations.append(_Population(jobs, by_number, process, results_recv, alive_send))
-        log.info("trials %s train as one population (%s)", _numbers(list(jobs)), note)
+        if len(jobs) > 1:
+            log.info("trials %s train as one population (%s)", number_ranges(list(jobs)), note)
+        else:
+            log.info("trial %d trains in a process of its own", group[0].job.number)
 
     def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
         self._start_pending()
@@ -204,7 +208,7 @@ class PopulationExecutor(ProcessExecutor):
         # What it sent between the first read and its exit (the handler above takes a while:
         # the journal, trials.csv): read the pipe again before calling any member dead.
         self._hand_over(pop, on_outcome)
-        died = _signal_name(pop.process.exitcode)
+        died = signal_name(pop.process.exitcode)
         for number, output_dir in list(pop.jobs.items()):
             with deferred():
                 on_outcome(JobOutcome(number, None, output_dir, died=died))
@@ -222,6 +226,26 @@ class PopulationExecutor(ProcessExecutor):
         pop.alive.close()
         self._populations.remove(pop)
 
+    def executing(self) -> dict[int, float]:
+        members = {n: pop.started for pop in self._populations for n in pop.jobs}
+        return {**super().executing(), **members}
+
+    def stop(self, numbers: Sequence[int], reason: str) -> list[JobOutcome]:
+        """End trials that stalled; a population stalls whole, so all its open members end."""
+        outcomes = super().stop(numbers, reason)
+        for pop in [p for p in self._populations if set(p.jobs) & set(numbers)]:
+            pop.process.kill()
+            pop.process.join()
+            for number, ret in _received(pop):  # finished before it stalled: their results stand
+                outcomes.append(_member_outcome(pop, number, ret))
+            outcomes += [
+                JobOutcome(number, None, out, died=reason, timed_out=True)
+                for number, out in pop.jobs.items()
+            ]
+            pop.jobs.clear()
+            self._end(pop)
+        return outcomes
+
     def interrupt(self) -> list[JobOutcome]:
         outcomes = super().interrupt()  # the solo trials
         pops = list(self._populations)
@@ -230,10 +254,11 @@ class PopulationExecutor(ProcessExecutor):
             for number, ret in _received(pop):  # finished before the signal: their results stand
                 outcomes.append(_member_outcome(pop, number, ret))
             for number, out in pop.jobs.items():
-                outcomes.append(JobOutcome(number, None, out, died="interrupted"))
+                outcomes.append(JobOutcome(number, None, out, died=Status.INTERRUPTED))
             self._end(pop)
         outcomes.extend(
-            JobOutcome(p.job.number, None, p.output_dir, died="interrupted") for p in self._pending
+            JobOutcome(p.job.number, None, p.output_dir, died=Status.INTERRUPTED)
+            for p in self._pending
         )
         self._pending = []
         return outcomes
@@ -241,17 +266,6 @@ class PopulationExecutor(ProcessExecutor):
     def close(self) -> None:
         if self.running():
             self.interrupt()
-
-
-def _numbers(numbers: list[int]) -> str:
-    """3, 4, 5, 9 -> '3-5, 9': a population's trials in one short line."""
-    spans: list[list[int]] = []
-    for n in sorted(numbers):
-        if spans and n == spans[-1][-1] + 1:
-            spans[-1].append(n)
-        else:
-            spans.append([n])
-    return ", ".join(f"{s[0]}-{s[-1]}" if len(s) > 2 else ", ".join(map(str, s)) for s in spans)
 
 
 def _member_outcome(pop: _Population, number: int, ret: JobReturn) -> JobOutcome:
@@ -285,13 +299,13 @@ def _population_main(
 
     signal.signal(signal.SIGTERM, interrupt)  # each open member records `interrupted`
     configs, singletons, parent, batch_task, context, task = job
-    threading.Thread(target=_exit_with_parent, args=(alive, parent), daemon=True).start()
+    threading.Thread(target=exit_with_parent, args=(alive, parent), daemon=True).start()
     setup_globals()
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
     batch = importlib.import_module(batch_task)
 
     def send(i: int, ret: JobReturn) -> None:
-        results.send((int(configs[i].hydra.job.num), _portable(ret)))
+        results.send((int(configs[i].hydra.job.num), portable(ret)))
 
     function = task.resolve() if isinstance(task, TaskReference) else task
     with contextlib.suppress(KeyboardInterrupt):

@@ -11,25 +11,32 @@ is counted in the study; a seed per trial would break its low discrepancy). With
 every other sampler draws fresh entropy in every process anyway.
 
 Finite spaces. A sampler may still propose a point of a finite space (all choices, ranges and
-integers) that a finished or running trial already has: TPE does on small spaces. Such a
-proposal is recorded as `duplicate` (it never runs, holds no slot and is no failure) and replaced
-by an unvisited point, drawn with the same per-trial seed, until every point has been visited.
-(The grid sampler never repeats a point before the grid is exhausted, and cannot take queued
-points of its own choosing: it is left alone.)
+integers) that a finished or running trial already has: TPE does on small spaces. So in a finite
+space the proposal is drawn without creating a trial: the sampler asks a scratch in-memory study
+holding copies of the real trials (and the study's system attributes, where QMC counts its
+sequence). A new point is enqueued in the real study and asked at once; a repeat is replaced by
+an unvisited point, drawn with the same per-trial seed, until every point has been visited, and
+the trial that runs it says so (`linesweep.replaced_repeat_of`: the trial whose point the sampler
+proposed again). The real study never holds a trial that did not run: optuna-dashboard and
+`optuna trials` show what ran. (The grid sampler never repeats a point before the grid is
+exhausted, and cannot take queued points of its own choosing: it is left alone.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
+import logging
 import math
 import random
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
 
 import optuna
 from optuna.samplers import BaseSampler, GridSampler, QMCSampler
-from optuna.trial import FrozenTrial
+from optuna.storages import InMemoryStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.sweep.coordination import slot_holders
 from linesweep.sweep.space import SearchSpace
@@ -63,6 +70,36 @@ class Proposals:
         self._values = space.finite_values() if finite else None
         self._names = sorted(space.distributions)
 
+    @property
+    def judges_repeats(self) -> bool:
+        """Whether proposals are drawn on a scratch study and repeats replaced (a finite space)."""
+        return self._values is not None
+
+    def propose(
+        self, study: optuna.Study, sampler: BaseSampler
+    ) -> tuple[dict[str, Any], int | None]:
+        """The point the next trial runs, and the trial it would have repeated (or None).
+
+        `sampler` proposes on a scratch in-memory study holding copies of the real study's
+        trials, so no trial is created for a proposal that is not run. Call it under the slot
+        lock, with no trial waiting in the queue.
+        """
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+        storage = InMemoryStorage()
+        with _quiet("optuna.storages._in_memory"):  # its "new study created" line, per proposal
+            scratch_id = storage.create_new_study(study.directions, "linesweep-scratch")
+        for key, value in study._storage.get_study_system_attrs(study._study_id).items():
+            storage.set_study_system_attr(scratch_id, key, value)
+        scratch = optuna.Study("linesweep-scratch", storage, sampler=sampler)
+        scratch.add_trials(trials)
+        proposal = scratch.ask(fixed_distributions=self.space.distributions)
+        number = proposal.number
+        twin = self.repeated(study, proposal)
+        point = None if twin is None else self.unvisited(study, number)
+        if point is None:
+            return dict(proposal.params), None
+        return point, twin
+
     def sampler_for(self, number: int) -> BaseSampler:
         """The sampler that proposes trial `number`."""
         if self.seed is None or self._one_stream:
@@ -85,7 +122,7 @@ class Proposals:
                 taken.setdefault(key, trial.number)
         return taken
 
-    def repeated(self, study: optuna.Study, trial: optuna.Trial) -> int | None:
+    def repeated(self, study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> int | None:
         """The trial whose point `trial` repeats, if the space is finite and has points left."""
         if self._values is None:
             return None
@@ -114,6 +151,18 @@ class Proposals:
             if _point_key(point) not in taken:
                 return dict(zip(self._names, point, strict=True))
         return None
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """A logger's INFO lines left out for a moment."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _point_key(values: tuple) -> tuple[Hashable, ...]:

@@ -34,29 +34,28 @@ from linesweep.sweep.coordination import (
     EPOCH,
     ERROR,
     FOLDER,
+    REPLACED,
     STATE,
     rerun_numbers,
     retry_of,
     slot_holders,
 )
+from linesweep.sweep.outcomes import status_of
 
 RESULTS_NAME = "optimization_results.yaml"
 TRIALS_NAME = "trials.csv"
 
 
 def state_of(trial: FrozenTrial, rerun: Collection[int] = ()) -> str:
-    """linesweep's state of a trial: Optuna's, refined by the reason a trial failed.
+    """linesweep's state of a trial (a `Status` value): Optuna's, refined by the reason a
+    trial failed (its `linesweep.state`, the sweep's verdict).
 
     `rerun`: the numbers of the trials queued again (coordination.rerun_numbers), which were
     interrupted, whether or not they could be labelled so (Optuna's stale-trial failure cannot).
     """
-    if trial.state == TrialState.RUNNING:
-        return "running"
-    if trial.state == TrialState.WAITING:
-        return "waiting"
     if trial.state == TrialState.FAIL and trial.number in rerun:
         return Status.INTERRUPTED.value
-    return trial.user_attrs.get(STATE) or trial.state.name.lower()
+    return trial.user_attrs.get(STATE) or status_of(trial.state).value
 
 
 def trial_states(trials: Sequence[FrozenTrial]) -> dict[int, str]:
@@ -91,13 +90,14 @@ def trial_rows(study: optuna.Study, value_names: Sequence[str]) -> tuple[list[di
             folder=t.user_attrs.get(FOLDER),
             error=t.user_attrs.get(ERROR),
             retry_of=retry_of(t),
+            replaced_repeat_of=t.user_attrs.get(REPLACED),
         )
         rows.append(row)
     columns = (
         ["number", "state"]
         + [f"params.{n}" for n in param_names]
         + [f"values.{n}" for n in value_names]
-        + ["epoch", "duration_s", "folder", "error", "retry_of"]
+        + ["epoch", "duration_s", "folder", "error", "retry_of", "replaced_repeat_of"]
     )
     return rows, columns
 
@@ -112,8 +112,12 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 
 def duplicates(study: optuna.Study) -> int:
-    """How many proposals repeated a trial's parameters and were replaced (see proposals.py)."""
-    return sum(state_of(t) == Status.DUPLICATE for t in study.get_trials(deepcopy=False))
+    """How many proposals repeated a trial's parameters and were replaced (see proposals.py):
+    the trials that ran a new point instead, and the repeats older versions told FAIL."""
+    return sum(
+        REPLACED in t.user_attrs or state_of(t) == Status.DUPLICATE
+        for t in study.get_trials(deepcopy=False)
+    )
 
 
 def summary(
@@ -168,8 +172,18 @@ def write_sweep_results(
     answered: Answer | None = None,
 ) -> None:
     rows, columns = trial_rows(study, value_names)
-    write_csv(sweep_dir / TRIALS_NAME, rows, columns)
+    write_csv(sweep_dir / TRIALS_NAME, rows, columns, spreadsheet_safe=True)
     write_yaml(sweep_dir / RESULTS_NAME, summary(study, n_trials, storage_url, answered))
+
+
+def no_result(study: optuna.Study) -> str | None:
+    """Why a study that ended has no result at all: every trial that holds a slot failed
+    (refused, infeasible, diverged...), none is still running; None if one has a result."""
+    held = slot_holders(study.get_trials(deepcopy=False))
+    if not held or any(t.state != TrialState.FAIL for t in held):
+        return None
+    last = held[-1].user_attrs.get(ERROR) or held[-1].user_attrs.get(STATE)
+    return f"sweep ended without a result: all {len(held)} of its trials failed; last error: {last}"
 
 
 def format_params(params: dict[str, Any]) -> str:

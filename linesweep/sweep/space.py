@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,23 @@ def override_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)  # ints, and strings already escaped by Transformer.encode
+
+
+def quoted(text: str) -> str:
+    """A string as a single-quoted value in Hydra's override grammar, which reads it back as is.
+
+    Hydra unescapes backslashes only before a quote (2n + 1 backslashes and a quote: n and a
+    literal quote) and before the closing quote (2n: n); anywhere else a backslash is kept as
+    typed. Doubling every backslash, as this once did, turned JSON's `\\u00e9` into `\\\\u00e9`:
+    a trial of a study named `étude` looked for its journal in a folder named `\\u00e9tude`.
+    """
+    body = re.sub(r"(\\*)('|\Z)", lambda m: m[1] * 2 + ("\\'" if m[2] else ""), text)
+    return f"'{body}'"
+
+
+def literal_json(json_text: str) -> str:
+    """JSON text in which OmegaConf finds no interpolation: `$` written as its JSON escape."""
+    return json_text.replace("$", "\\u0024")
 
 
 def parse_search_space(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> SearchSpace:

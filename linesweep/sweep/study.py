@@ -18,13 +18,22 @@ from typing import Any
 
 import optuna
 from hydra.utils import instantiate
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    check_distribution_compatibility,
+    distribution_to_json,
+    json_to_distribution,
+)
 from optuna.exceptions import DuplicatedStudyError
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler, GridSampler
 from optuna.storages import BaseStorage
 
 from hydra_plugins.linesweep_optuna_sweeper.config import PRUNER_OPTIONS, SAMPLER_OPTIONS
-from linesweep.core.errors import ConfigError
+from linesweep.core.errors import ConfigError, LinesweepError
 from linesweep.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -150,8 +159,18 @@ def create_or_load_study(
     sampler: BaseSampler,
     pruner: BasePruner,
 ) -> optuna.Study:
-    """Create the study or join it; safe when several workers start in the same instant."""
-    for attempt in range(5):
+    """Join the study or create it; safe when several workers start in the same instant.
+
+    Loaded first: Optuna's `create_study(load_if_exists=True)` appends a creation record to a
+    journal even when the study exists, so every resume, a refused one too, changed the study.
+    """
+    try:
+        study = optuna.load_study(
+            study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
+    except KeyError:  # no such study yet
+        study = None
+    for attempt in range(5 if study is None else 0):
         try:
             study = optuna.create_study(
                 storage=storage,
@@ -164,7 +183,7 @@ def create_or_load_study(
             break
         except DuplicatedStudyError:  # another worker won the race between check and create
             time.sleep(0.1 * (attempt + 1))
-    else:
+    if study is None:
         study = optuna.load_study(
             study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
         )
@@ -177,3 +196,98 @@ def create_or_load_study(
             "match them, or start a new study with another hydra.sweeper.study_name",
         )
     return study
+
+
+STARTED_WITH = "linesweep.started_with"  # the study's user attribute: its space and fixed overrides
+
+
+def started_with(space: SearchSpace) -> dict[str, Any]:
+    """What a study is started with, as its user attribute holds it (plain JSON)."""
+    return {
+        "params": {key: distribution_to_json(d) for key, d in space.distributions.items()},
+        "fixed": list(space.fixed),
+    }
+
+
+def check_resume(study: optuna.Study, space: SearchSpace, on_purpose: bool) -> list[str]:
+    """Refuse to resume `study` with another space or other fixed overrides than it started
+    with, naming what changed (ConfigError), unless `on_purpose`; record them on a new study.
+
+    Returns the changes continued on purpose. A parameter that Optuna cannot store under the
+    name its earlier trials used (another kind, a log scale switched, other choices) is refused
+    even on purpose: Optuna's storage would fail the first trial that samples it. Call it under
+    the sweep's slot lock: two workers starting a new study record it once.
+    """
+    key = "hydra.sweeper.resume_changed"
+    for name, new in space.distributions.items():
+        for trial in study.get_trials(deepcopy=False):
+            old = trial.distributions.get(name)
+            if old is None:
+                continue
+            try:
+                check_distribution_compatibility(old, new)
+            except ValueError:
+                raise ConfigError(
+                    name, shown_distribution(new), f"the {shown_distribution(old)} that study "
+                    f"{study.study_name!r} stored for it (trial {trial.number}): Optuna keeps one "
+                    "kind, log scale and choice list per parameter",
+                    "search it as before, or start a new study with another "
+                    "hydra.sweeper.study_name",
+                ) from None  # fmt: skip
+            break
+    recorded = study.user_attrs.get(STARTED_WITH)
+    now = started_with(space)
+    if recorded is None:
+        study.set_user_attr(STARTED_WITH, now)  # a new study, or one from before this check
+        return []
+    changes = _changes(recorded, now)
+    if changes and not on_purpose:
+        raise LinesweepError(
+            f"study {study.study_name!r} was started with another search space or other fixed "
+            f"overrides: {'; '.join(changes)}; run it as it was, add {key}=true to continue it "
+            "with these changes, or start a new study with another hydra.sweeper.study_name"
+        )
+    if changes:
+        study.set_user_attr(STARTED_WITH, now)  # what it continues with from now on
+    return changes
+
+
+def _changes(recorded: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    before, after = recorded.get("params", {}), now["params"]
+    changes = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if old is None:
+            changes.append(f"{name} is searched now ({_shown_json(new)}), and was not")
+        elif new is None:
+            changes.append(f"{name} is no longer searched (was {_shown_json(old)})")
+        else:
+            changes.append(f"{name} was {_shown_json(old)}, now {_shown_json(new)}")
+    old_fixed, new_fixed = recorded.get("fixed", []), now["fixed"]
+    gone = [f for f in old_fixed if f not in new_fixed]
+    added = [f for f in new_fixed if f not in old_fixed]
+    if gone or added:
+        changes.append(
+            f"the fixed overrides were [{' '.join(old_fixed)}], now [{' '.join(new_fixed)}]"
+        )
+    return changes
+
+
+def _shown_json(text: str) -> str:
+    try:
+        return shown_distribution(json_to_distribution(text))
+    except Exception:  # written by another version: show it as stored
+        return str(text)
+
+
+def shown_distribution(dist: BaseDistribution) -> str:
+    """A distribution as a user reads it: `choice(1, 2)`, `int in [1, 8]`, `float in [1e-4,
+    0.1], log`."""
+    if isinstance(dist, CategoricalDistribution):
+        return f"choice({', '.join(map(str, dist.choices))})"
+    assert isinstance(dist, (IntDistribution, FloatDistribution))
+    kind = "int" if isinstance(dist, IntDistribution) else "float"
+    step = f", step {dist.step:g}" if dist.step not in (None, 1) else ""
+    return f"{kind} in [{dist.low:g}, {dist.high:g}]{step}{', log' if dist.log else ''}"

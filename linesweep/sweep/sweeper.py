@@ -50,13 +50,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig, NopPrunerConfig
 from linesweep.core.errors import ConfigError, LinesweepError
-from linesweep.core.files import atomic_write_text, ensure_writable_folder
+from linesweep.core.files import (
+    NotOwnPath,
+    atomic_write_text,
+    ensure_writable_folder,
+    make_folder,
+    what_is,
+)
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.metrics import directions as metric_directions
 from linesweep.core.processes import this_process
 from linesweep.core.status import Status
 from linesweep.core.storage import (
     PASSWORD_VAR,
+    check_journal_path,
     check_study_name,
     is_database_url,
     mask_secrets,
@@ -85,12 +92,15 @@ from linesweep.sweep.results import (
     answer_setup,
     closing_lines,
     format_params,
+    no_result,
     sweep_answer,
     write_sweep_results,
 )
-from linesweep.sweep.space import SearchSpace, check_keys, parse_search_space
+from linesweep.sweep.space import SearchSpace, check_keys, literal_json, parse_search_space, quoted
+from linesweep.sweep.stalls import StallWatch
 from linesweep.sweep.study import (
     check_directions,
+    check_resume,
     create_or_load_study,
     load_function,
     make_pruner,
@@ -118,11 +128,13 @@ class SweepSettings:
     params: dict[str, Any]
     custom_search_space: str | None
     max_failure_rate: float
+    resume_changed: bool
     executor: str
     population_size: int
     batch_task: str | None
     heartbeat_s: float
     stale_after_s: float
+    trial_timeout: float | None
     preload: list[str]
 
     @classmethod
@@ -191,6 +203,13 @@ class SweepSettings:
         )
         require(bool(self.study_name), "study_name", self.study_name, "a non-empty name")
         require(self.heartbeat_s > 0, "heartbeat_s", self.heartbeat_s, "a number > 0")
+        require(
+            self.trial_timeout is None
+            or (isinstance(self.trial_timeout, (int, float)) and self.trial_timeout > 0),
+            "trial_timeout",
+            self.trial_timeout,
+            "seconds > 0, or null (no timeout)",
+        )
         require(
             self.stale_after_s > 2 * self.heartbeat_s,
             "stale_after_s",
@@ -289,11 +308,18 @@ class Sweep:
                     s.n_trials,
                 )
                 self.n_trials = points
-        self.sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        given = Path(str(self.config.hydra.sweep.dir))
+        found = what_is(given)
+        if found not in (None, "a folder"):  # a link planted there is never followed
+            raise ConfigError(
+                "hydra.sweep.dir", str(given), f"a folder of the sweep's own, and it is {found}"
+            )
+        self.sweep_dir = given.resolve()
         ensure_writable_folder(self.sweep_dir, "hydra.sweep.dir")
         self.storage_url = resolve_storage_url(s.storage, self.sweep_dir)
         if not is_database_url(self.storage_url):
             ensure_writable_folder(Path(self.storage_url).parent, "hydra.sweeper.storage")
+            check_journal_path(Path(self.storage_url))
             for note in check_journal(Path(self.storage_url)):
                 log.warning("%s", note)
         elif self.storage_url.startswith("sqlite") and s.n_jobs > 1:
@@ -312,6 +338,11 @@ class Sweep:
         self.study = create_or_load_study(
             self.storage, s.study_name, s.directions, self.sampler, self.pruner
         )
+        self.slots = co.SlotLock(self.storage_url, s.study_name)
+        with self.slots.hold():  # read, refused before anything is written; or recorded once
+            changes = check_resume(self.study, self.space, s.resume_changed)
+        for change in changes:
+            log.warning("hydra.sweeper.resume_changed=true: the study continues with %s", change)
         self.proposals = Proposals(
             self.space,
             s.sampler.get("seed"),
@@ -319,12 +350,29 @@ class Sweep:
             self.sampler,
             whole_space=self.extend_trial is None,
         )
-        self.slots = co.SlotLock(self.storage_url, s.study_name)
+        if app_metrics(self.config) is not None:  # linesweep's app remembers plans printed there
+            self._own_folder(self.sweep_dir / ".plans")
         atomic_write_text(
             self.sweep_dir / "multirun.yaml",
             mask_secrets(OmegaConf.to_yaml(self.config), self.storage_url),
         )
         self.executor = self._make_executor()
+        self.stalls = StallWatch(s.trial_timeout)
+        if s.trial_timeout and isinstance(self.executor, LauncherExecutor):
+            log.warning(
+                "hydra.sweeper.trial_timeout does not apply to trials that Hydra's launcher "
+                "runs (they run to their end)"
+            )
+
+    def _own_folder(self, path: Path) -> None:
+        """A folder the sweep writes into: made now, or refused if it is a link or a file."""
+        try:
+            make_folder(path)
+        except NotOwnPath as err:
+            raise ConfigError(
+                "hydra.sweep.dir", str(self.sweep_dir), f"a sweep folder of its own, and {err}",
+                f"remove {path}",
+            ) from None  # fmt: skip
 
     def _sampler_with_seed(self, seed: int | None) -> BaseSampler:
         """The configured sampler, with another seed (see proposals.py)."""
@@ -352,7 +400,7 @@ class Sweep:
         raw = OmegaConf.to_container(self.config.hydra.sweeper, resolve=False).get("storage")
         if isinstance(raw, str) and mask_secrets(raw, self.storage_url) != raw:
             self.job_overrides.append(
-                f"hydra.sweeper.storage={_quoted(mask_secrets(raw, self.storage_url))}"
+                f"hydra.sweeper.storage={quoted(mask_secrets(raw, self.storage_url))}"
             )
 
     def _value_names(self) -> list[str]:
@@ -396,7 +444,9 @@ class Sweep:
         if problem is None and clash:
             problem = f"a function that suggests no key an override fixes, but it suggests {clash}"
         if problem is not None:
-            co.fail_trial(self.storage, self.study, trial.number, "failed", f"{key}: {problem}")
+            co.fail_trial(
+                self.storage, self.study, trial.number, Status.FAILED, f"{key}: {problem}"
+            )
             raise ConfigError(key, path, problem)
 
     def _make_executor(self) -> TrialExecutor:
@@ -455,7 +505,8 @@ class Sweep:
                     break
             if not self.executor.running():
                 break
-            self.executor.wait(s.heartbeat_s, on_outcome)
+            self.executor.wait(min(s.heartbeat_s, self.stalls.warn_after_s), on_outcome)
+            self._end_stalled(on_outcome)
             if batch:
                 self.returns.append(batch.copy())
                 batch.clear()
@@ -466,7 +517,23 @@ class Sweep:
         self.tell_answer()
         if stopping:
             raise LinesweepError(stopping[0])
+        nothing = no_result(self.study)
+        if nothing:
+            raise LinesweepError(nothing)
         return self.returns
+
+    def _end_stalled(self, on_outcome: Any) -> None:
+        """Name the trials that report nothing; end those past `trial_timeout` (`timeout`)."""
+        late = self.stalls.check(self.study, self.executor.executing())
+        if not late:
+            return
+        reason = (
+            f"timeout: no epoch reported for {max(late.values()):.0f} s "
+            f"(hydra.sweeper.trial_timeout={self.settings.trial_timeout:g})"
+        )
+        for outcome in self.executor.stop(sorted(late), reason):
+            with deferred():
+                on_outcome(outcome)
 
     def tell_answer(self) -> None:
         """The sweep's answer so far, in a few lines (results.closing_lines, then the answer's)."""
@@ -505,14 +572,16 @@ class Sweep:
             trial.set_user_attr(co.OWNER, this_process())
             co.beat(self.storage, [trial])
         folder = self.sweep_dir / str(trial.number)
-        if folder.exists() and any(folder.iterdir()):
+        found = what_is(folder)  # a link there is never followed, even to an empty folder
+        if found is not None and (found != "a folder" or any(folder.iterdir())):
+            held = "holds a run" if found == "a folder" else f"is {found}"
             co.fail_trial(
-                self.storage, self.study, trial.number, "failed", f"folder {folder} already exists"
+                self.storage, self.study, trial.number, Status.FAILED, f"folder {folder} {held}"
             )
             raise ConfigError(
                 "hydra.sweep.dir",
                 str(self.sweep_dir),
-                f"a folder whose trial folders match its study, but {folder} already holds a run "
+                f"a folder whose trial folders match its study, but {folder} already {held} "
                 f"and study {self.settings.study_name!r} has no record of it",
                 "use a new hydra.sweep.dir or hydra.sweeper.study_name, or restore the storage",
             )
@@ -520,38 +589,31 @@ class Sweep:
         trial.set_user_attr(co.FOLDER, str(folder))
         self.running[trial.number] = trial
         self.executor.submit(TrialJob(trial.number, tuple(self._job_overrides(trial))))
-        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
-        log.info("trial %d started: %s", trial.number, params or "(no parameters)")
+        log.info("trial %d started: %s", trial.number, format_params(trial.params))
         return True
 
     def _ask(self, queued: bool) -> optuna.Trial:
         """A new trial (call under the slot lock), from its own seed, at a point not yet taken.
 
-        A queued trial (an interrupted one's re-run) keeps its parameters. A fresh proposal that
-        repeats a trial's point in a finite space is recorded as `duplicate` and replaced by an
-        unvisited point (see proposals.py).
+        A queued trial (an interrupted one's re-run) keeps its parameters. In a finite space the
+        proposal is drawn on a scratch copy of the study and a repeat of a trial's point is
+        replaced by an unvisited one before any trial exists (see proposals.py): the study holds
+        only trials that run.
         """
         number = len(self.study.get_trials(deepcopy=False))  # the number a new trial gets
         self.study.sampler = self.proposals.sampler_for(number)
-        trial = co.ask(self.study, self.space.distributions)
-        twin = None if queued else self.proposals.repeated(self.study, trial)
-        point = None if twin is None else self.proposals.unvisited(self.study, trial.number)
-        if point is None:
-            return trial
-        replacement = trial.number + 1  # enqueued next, under the same lock
-        trial.set_user_attr(co.STATE, Status.DUPLICATE.value)
-        trial.set_user_attr(
-            co.ERROR,
-            f"the sampler proposed the parameters of trial {twin} again: not run, replaced by "
-            f"trial {replacement}, at a point no trial has taken",
-        )
-        self.study.tell(trial, state=TrialState.FAIL)
-        self.study.enqueue_trial(point)
-        log.info(
-            "trial %d would repeat trial %d (%s): replaced by trial %d",
-            trial.number, twin, format_params(trial.params), replacement,
-        )  # fmt: skip
-        return co.ask(self.study, self.space.distributions)
+        if queued or not self.proposals.judges_repeats:
+            return co.ask(self.study, self.space.distributions)
+        point, twin = self.proposals.propose(self.study, self.study.sampler)
+        self.study.enqueue_trial(point, user_attrs={} if twin is None else {co.REPLACED: twin})
+        trial = co.ask(self.study, self.space.distributions)  # the point just queued
+        if twin is not None:
+            log.info(
+                "trial %d: the sampler proposed the parameters of trial %d again; it runs a point "
+                "no trial has taken",
+                trial.number, twin,
+            )  # fmt: skip
+        return trial
 
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
         s = self.settings
@@ -565,7 +627,7 @@ class Sweep:
         return [
             *self.space.overrides(trial.params),
             f"hydra.sweep.subdir={trial.number}",
-            f"++hydra.job.env_set.{ENV_VAR}={_quoted(context.to_env())}",
+            f"++hydra.job.env_set.{ENV_VAR}={quoted(literal_json(context.to_env()))}",
             *self.job_overrides,
         ]
 
@@ -671,7 +733,9 @@ class Sweep:
         for outcome in self.executor.interrupt():
             self._record(outcome)
         for number in list(self.running):  # jobs cut short inside this process
-            self._record(JobOutcome(number, None, self.sweep_dir / str(number), died="interrupted"))
+            self._record(
+                JobOutcome(number, None, self.sweep_dir / str(number), died=Status.INTERRUPTED)
+            )
         self._write_results()
         self.tell_answer()
         log.error(
@@ -708,11 +772,6 @@ class Sweep:
                     )
         finally:
             self.executor.close()
-
-
-def _quoted(text: str) -> str:
-    """A string as a single-quoted value in Hydra's override grammar."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _one_line(number: int, params: dict[str, Any], verdict: Verdict, value_names: list[str]) -> str:
