@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from linesweep.core.pairwise import CODE_TESTS, UNTESTED, PairwiseTable
 from linesweep.core.stats import (
     TESTS,
     Comparison,
     Summary,
+    combine,
     compare,
     compare_pairs,
-    holm,
     summarize,
 )
 
@@ -255,22 +256,71 @@ def test_a_one_sided_test_does_not_call_the_better_one_worse():
     )
 
 
-# ---------------------------------------------------------------- Holm
+# ---------------------------------------------------------------- joining a family
 
 
-def test_holm_multiplies_the_kth_smallest_by_m_minus_k_plus_1_and_keeps_the_order():
-    # sorted: 0.01 x 4 = 0.04, 0.03 x 3 = 0.09, 0.04 x 2 = 0.08 -> 0.09 (running max), 0.5 x 1
-    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
-    assert holm([0.3, 0.9]) == pytest.approx([0.6, 0.9])
-    assert holm([]) == []
+def test_bonferroni_is_m_times_the_smallest_capped_at_one():
+    assert combine([0.01, 0.04, 0.03, 0.5], "bonferroni") == pytest.approx(0.04)
+    assert combine([0.3, 0.9], "bonferroni") == 0.6 and combine([0.6, 0.7], "bonferroni") == 1.0
 
 
-def test_holm_over_a_bigger_family_counts_the_untested_at_p_1():
-    assert holm([0.01, 0.02], family_size=6) == pytest.approx([0.06, 0.1])
-    assert holm([0.01, 0.02, 1, 1, 1, 1]) == pytest.approx([0.06, 0.1, 1, 1, 1, 1])
-    with pytest.raises(ValueError, match="family_size=1"):
-        holm([0.1, 0.2], family_size=1)
+def test_simes_is_the_smallest_benjamini_hochberg_adjusted_p():
+    p = [0.01, 0.04, 0.03, 0.5]  # m * p_(k) / k: 0.04, 0.06, 0.0533, 0.5
+    assert combine(p, "simes") == pytest.approx(0.04)
+    assert combine(p, "simes") == pytest.approx(sps.false_discovery_control(p).min())
+    many_small = [0.02] * 10  # ten tests that agree: Simes sees it, Bonferroni does not
+    assert combine(many_small, "simes") == pytest.approx(0.02)
+    assert combine(many_small, "bonferroni") == pytest.approx(0.2)
 
 
-def test_holm_caps_at_one():
-    assert holm([0.4, 0.6, 0.7]) == [1.0, 1.0, 1.0]
+def test_none_is_the_smallest_and_an_empty_family_is_never_rejected():
+    assert combine([0.2, 0.01], "none") == 0.01
+    assert [combine([], c) for c in ("simes", "bonferroni", "none")] == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="correction='holm'"):
+        combine([0.1], "holm")
+
+
+# ---------------------------------------------------------------- every pair at once
+
+
+def random_configurations(rng, k: int):
+    """k configurations of 2-5 replicates: constant ones, diverged (NaN) ones, tied values,
+    seeds shared, other seeds, or none."""
+    values, seeds = [], []
+    for _ in range(k):
+        n = int(rng.integers(2, 6))
+        v = rng.normal(0.9, 0.03, n).round(2)
+        if rng.random() < 0.2:
+            v[:] = 0.9
+        if rng.random() < 0.3:
+            v[rng.integers(n)] = np.nan
+        values.append(list(v))
+        kind = rng.random()
+        seeds.append(None if kind < 0.2 else list(range(10 * (kind > 0.8), 10 * (kind > 0.8) + n)))
+    return values, seeds
+
+
+@pytest.mark.parametrize("test", TESTS)
+def test_the_pairwise_table_gives_compare_pairs_numbers_for_every_pair(test):
+    rng = np.random.default_rng(3 + TESTS.index(test))
+    for _ in range(5):
+        values, seeds = random_configurations(rng, 12)
+        table = PairwiseTable(values, seeds, "maximize", test)
+        p_all, tests_all = table.rows(range(12))
+        for i in range(12):
+            others = [j for j in range(12) if j != i]
+            expected = compare_pairs(
+                [values[i]] * 11, [values[j] for j in others], "maximize", test,
+                [seeds[i]] * 11, [seeds[j] for j in others],
+            )  # fmt: skip
+            p, used = table.row(i)
+            assert np.array_equal(p, p_all[i]) and np.array_equal(used, tests_all[i])
+            assert p[i] == 1.0 and used[i] == UNTESTED
+            for j, k in zip(others, expected, strict=True):
+                assert p[j] == pytest.approx(1.0 if k.p_value is None else k.p_value, abs=1e-12)
+                assert CODE_TESTS[used[j]] == k.test
+
+
+def test_the_pairwise_table_tests_the_other_way_to_minimize():
+    table = PairwiseTable([[0.5, 0.52, 0.51], [0.2, 0.21, 0.23]], [None, None], "minimize")
+    assert table.row(0)[0][1] < 0.01 and table.row(1)[0][0] > 0.99  # higher loss: worse

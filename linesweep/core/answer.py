@@ -18,53 +18,86 @@ where it changes the answer):
    fewer are named and not compared. When none has 2, the answer says there is no spread to
    judge by and shows the command that adds it (`replicates=3`); the best is then the best
    single value.
-4. The best: the best mean among the ranked (ties: fewer parameters, then the input's order).
+4. Epochs: the K compared are the ranked configurations that trained the number of epochs, and
+   were measured at the epoch, that most ranked ones share (the first seen on a tie: a choice
+   that looks at no value). The others are compared not at all: a `Configuration` carries its
+   values at one epoch only, so no common epoch can be found honestly.
+5. The best: the best mean among the K (ties: fewer parameters, then the input's order).
    Chosen by its mean, it is optimistic: the winner of many noisy configurations is partly the
    luckiest.
-5. Epochs: a configuration that trained a different number of epochs than the best, or whose
-   values were measured at another epoch, is compared not at all. A `Configuration` carries its
-   values at one epoch only, so no common epoch can be found honestly.
-6. Each remaining ranked configuration is tested against the best (`stats.compare_many`):
-   one-sided, "worse than the best" in the objective's direction; the test is `settings.test`.
-7. Correction (`holm`): Holm's procedure over every ordered pair (i, j) of the K ranked
-   configurations, "i is worse than j": K(K - 1) hypotheses, those not against the best counted
-   at p = 1. Not just the K - 1 comparisons with the best: the best was chosen by looking at
-   all K, and a one-sided test against the better of two equal configurations says "worse" at
-   twice alpha. With p'(i, j) = p(i, best) where j is the best and 1 elsewhere, each p' is a
-   valid p-value for its fixed pair, so Holm keeps the chance of any false "worse" at most
-   alpha, whatever was chosen. `none` reports raw p-values, and a warning says what that costs.
-8. The smallest not distinguishable from the best: the fewest parameters among the best and
-   those whose adjusted p >= alpha (ties: the better mean, then the input's order); it may be
-   the best itself. "Not distinguishable" is an absence of evidence, not evidence of equality:
-   the line always shows the difference and its 95% interval and, with holm, its interval at
-   the corrected level (Bonferroni's 1 - 2 alpha / K(K - 1), which holds for every pair at
-   once); the worse end of the latter bounds how much worse it could be. A 95% interval that
-   excludes 0 beside "not shown worse" is no contradiction: it is one of K(K - 1).
+6. The smallest not distinguishable from the best, by a fixed sequence ordered by size: the K
+   in order of parameters, fewest first (ties by name, then the input's order: nothing the
+   values say). Configuration i stands for H0_i "i is among the best: its mean is at least
+   every other's". It is tested against each of the K - 1 others (one-sided, "i is worse than
+   j", by `settings.test`), their K - 1 p-values joined into one (`settings.correction`, rule
+   7), and H0_i is rejected, "i is worse than some configuration", where that p < alpha. The
+   sequence goes on while H0_i is rejected; the first configuration not rejected is the
+   answer. It may be the best itself, and comes after the best only where the best was shown
+   worse than another (its mean is the highest, so only pairs left by diverged replicates can
+   do that); when every one is rejected, there is no answer, and a warning says so.
+7. Why the chance of calling any configuration that is among the best "worse" stays <= alpha:
+   - The selection problem: the best was chosen for its high mean, so testing each against
+     the best calls truly equal configurations worse far more often than alpha (with 20 equal
+     ones, about a quarter of sweeps), and Holm over those K - 1 tests does not help. Here no
+     test is against a chosen configuration: H0_i is tested against every other.
+   - One step: under H0_i each pairwise null "i is not worse than j" holds, whichever j is
+     truly the best, so joining the K - 1 p-values with Bonferroni (K - 1 times the smallest)
+     keeps that step's level at alpha whatever their dependence. Simes (the default: the
+     smallest over k of (K - 1) p_(k) / k) keeps it where the tests depend positively on each
+     other (Sarkar 1998), as these do: all K - 1 share i's replicates. It is never
+     above Bonferroni and much below it when i is worse than many others at once, the usual
+     case for a small model (its noise, common to all its tests, makes them agree). A
+     simulation of equal configurations keeps both at alpha (tests/test_answer.py).
+   - The sequence: a true H0 can only be rejected after the first true H0 met in the order has
+     been rejected, a chance of at most alpha, so the whole sequence needs no further
+     correction (fixed-sequence testing, Maurer et al. 1995).
+   - Each pairwise p-value must be valid: the paired t (replicates that share seeds, as a
+     sweep's do) and Mann-Whitney U are; Welch's t is an approximation which, with 3
+     replicates and spreads ten times apart, exceeds the small levels a step asks for
+     (simulated: 0.10 of sweeps of 20 such configurations call one worse, at alpha 0.05).
+   `none` joins the p-values by their minimum, uncorrected: a warning says what that costs.
+8. "Not distinguishable" is an absence of evidence, not evidence of equality: the smallest's
+   line shows its p (the joined one; the raw p against the configuration it was most nearly
+   shown worse than), its difference from the best with a 95% interval, and (K > 3, where it
+   is the wider) the interval at 1 - 2 alpha / (K - 1): Bonferroni's over the K - 1 others,
+   whose worse ends hold for all of them at once with 1 - alpha, the best among them; so "it
+   could be up to this much worse" than any, with the confidence the answer claims (though
+   not corrected for which configuration the sequence stopped at). Where the 95% interval
+   alone excludes 0, a warning says so: more replicates would tell.
+9. What to expect (benchmarks/bench_answer_power.py, a simulated channels_lr_grid): the
+   sequence stops at the first small configuration whose replicates spread too widely to show
+   it worse. With 3 replicates (a t test of 2 degrees of freedom) a 1-channel model at 0.5-0.8
+   accuracy, spread 0.1, often stops it: the answer is then a tiny model that "could be up to
+   0.9 worse", which is what 3 replicates can tell. 5 or 10 replicates go much further.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from linesweep.core import answer_text
 from linesweep.core.errors import ConfigError
+from linesweep.core.pairwise import CODE_TESTS, UNTESTED, WELCH_FALLBACK, PairwiseTable
 from linesweep.core.stats import (
+    CONFIDENCE,
+    CORRECTIONS,
     DIRECTIONS,
-    PAIRED_FALLBACK,
+    TEST_NAMES,
     TESTS,
     Comparison,
     Summary,
+    combine,
     compare,
     compare_many,
-    holm,
     summarize,
 )
 from linesweep.core.status import Status
 
-CORRECTIONS = ("holm", "none")
 FEW_REPLICATES = 3  # below this, a warning: too few to tell configurations apart
 COMPLETE = Status.COMPLETE.value
 
@@ -73,9 +106,9 @@ COMPLETE = Status.COMPLETE.value
 class AnswerSettings:
     """How the answer tests (the `answer:` block of conf/train.yaml); checked when built."""
 
-    alpha: float = 0.05  # the level of "worse than the best", after correction
+    alpha: float = 0.05  # the chance of calling any configuration among the best "worse"
     test: str = "auto"  # auto (paired where seeds match, else welch), welch, mannwhitney, paired
-    correction: str = "holm"  # holm or none
+    correction: str = "simes"  # how a step joins its K - 1 tests: simes, bonferroni or none
 
     def __post_init__(self) -> None:
         alpha = self.alpha
@@ -84,7 +117,9 @@ class AnswerSettings:
         if self.test not in TESTS:
             raise ConfigError("answer.test", self.test, "one of " + ", ".join(TESTS))
         if self.correction not in CORRECTIONS:
-            raise ConfigError("answer.correction", self.correction, "one of holm, none")
+            raise ConfigError(
+                "answer.correction", self.correction, "one of " + ", ".join(CORRECTIONS)
+            )
 
 
 @dataclass(frozen=True)
@@ -127,15 +162,20 @@ class Configuration:
 
 @dataclass(frozen=True)
 class Entry:
-    """A configuration in the answer: its summary and, unless it is the best, its test."""
+    """A configuration in the answer: its summary, its difference from the best, and its step
+    in the sequence (rule 6), if the sequence reached it."""
 
     configuration: Configuration
     summary: Summary
-    comparison: Comparison | None = None  # against the best; None for the best itself
-    p_adjusted: float | None = None  # after the correction (= p_value with correction=none)
-    worse: bool | None = None  # adjusted p < alpha; None: not tested
-    # The difference's interval at the level the corrected test holds (see `answer`, rule 8):
-    # (low, high, confidence); None where it is the 95% one's or was not needed.
+    comparison: Comparison | None = None  # against the best (95%); None for the best itself
+    step: int | None = None  # its place in the sequence, 1 = tested first; None: not reached
+    p_adjusted: float | None = None  # its K - 1 tests joined (`settings.correction`)
+    worse: bool | None = None  # p_adjusted < alpha: worse than some other; None: not reached
+    against: Configuration | None = None  # the other its smallest raw p was against
+    against_p: float | None = None  # that raw p
+    against_test: str | None = None  # and its test: paired, welch or mannwhitney
+    # The difference from the best at 1 - 2 alpha / (K - 1) (rule 8): (low, high, confidence);
+    # None where it is the 95% one's or was not needed.
     corrected_ci: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,9 +203,7 @@ class Entry:
             k = self.comparison
             out.update(
                 test=k.test,
-                p_value=k.p_value,
-                p_adjusted=self.p_adjusted,
-                worse=self.worse,
+                p_value=k.p_value,  # against the best, raw
                 difference=k.difference,
                 difference_ci=_pair(k.ci_low, k.ci_high),
                 difference_ci_method=k.ci_method,
@@ -174,6 +212,11 @@ class Entry:
             if self.corrected_ci is not None:
                 low, high, level = self.corrected_ci
                 out.update(difference_ci_corrected=[low, high], corrected_confidence=level)
+        out.update(step=self.step, p_adjusted=self.p_adjusted, worse=self.worse)
+        if self.against is not None:
+            out.update(
+                against=self.against.name, against_test=self.against_test, against_p=self.against_p
+            )
         return out
 
 
@@ -185,19 +228,29 @@ class Answer:
     metric: str | None  # the objective compared (None: no complete configuration)
     direction: str | None
     best: Entry | None
-    smallest: Entry | None  # None without a spread (no replicates), or without a best
-    compared: tuple[Entry, ...]  # tested against the best, in the input's order
+    smallest: Entry | None  # None without a spread, without a best, or if every one was worse
+    compared: tuple[Entry, ...]  # the K - 1 others, in the input's order
     not_compared: tuple[tuple[str, str], ...]  # (name, why): complete, but not compared
     left_out: Mapping[str, int]  # status -> configurations that did not complete
     entered: int  # complete configurations judged by the objective compared
-    ranked: int  # K: those with a spread, the best chosen among them
-    family_size: int  # hypotheses the correction counted (K(K - 1) with holm; else tests)
+    ranked: int  # K: those compared, the best chosen among them
     warnings: tuple[str, ...]
     command: str | None = None  # the command that made these runs, for the replicates hint
+    tests: Mapping[str, int] = field(default_factory=dict)  # test name -> pairs it tested
 
     @property
     def has_spread(self) -> bool:
         return self.ranked > 0
+
+    @property
+    def family_size(self) -> int:
+        """The tests each step joins: one against each of the K - 1 others."""
+        return max(self.ranked - 1, 0)
+
+    @property
+    def tested(self) -> int:
+        """Steps the sequence took: configurations tested, the last the answer (if any)."""
+        return sum(e.step is not None for e in (self.best, *self.compared) if e is not None)
 
     def lines(self) -> list[str]:
         """Three lines (best, smallest not distinguishable, what was compared), then warnings."""
@@ -212,9 +265,12 @@ class Answer:
             "alpha": self.settings.alpha,
             "test": self.settings.test,
             "correction": self.settings.correction,
+            "procedure": "fixed sequence by size, each step against the K - 1 others",
             "entered": self.entered,
             "ranked": self.ranked,
             "family_size": self.family_size,
+            "tested": self.tested,
+            "tests": dict(self.tests),
             "best": self.best.to_dict() if self.best else None,
             "smallest": self.smallest.to_dict() if self.smallest else None,
             "smallest_is_best": self.smallest is not None and self.smallest is self.best,
@@ -236,9 +292,7 @@ def answer(
     left_out = Counter(str(c.status) for c in configurations if str(c.status) != COMPLETE)
     complete = [c for c in configurations if str(c.status) == COMPLETE]
     if not complete:
-        return Answer(
-            settings, None, None, None, None, (), (), dict(left_out), 0, 0, 0, (), command
-        )
+        return Answer(settings, None, None, None, None, (), (), dict(left_out), 0, 0, (), command)
 
     # Rule 2: one objective, the one most complete configurations share.
     objectives = Counter((c.metric, c.direction) for c in complete)
@@ -260,81 +314,121 @@ def answer(
         not_compared += [(name, "with one value each: no spread") for name in others]
         return Answer(
             settings, metric, direction, Entry(best_c, best_s), None, (), tuple(not_compared),
-            dict(left_out), len(pool), 0, 0, (), command,
+            dict(left_out), len(pool), 0, (), command,
         )  # fmt: skip
     for c, s in pool:
         if s.n < 2:
             not_compared.append((c.name, "with fewer than 2 finite values: no spread to test"))
 
-    # Rule 4: the best mean.
-    best_c, best_s = _best_of(ranked, sign)
-    best = Entry(best_c, best_s)
-
-    # Rule 5: the same epochs, measured at the same epoch.
-    rivals = []
+    # Rule 4: the epochs most ranked configurations share.
+    epochs = Counter((c.epochs, c.epoch) for c, _ in ranked)
+    trained, at = max(epochs, key=epochs.__getitem__)  # first seen on a tie
+    family = []
     for c, s in ranked:
-        if c is best_c:
-            continue
-        if c.epochs != best_c.epochs:
-            why = f"trained {c.epochs} epochs, the best {best_c.epochs}: no common epoch"
+        if c.epochs != trained:
+            why = f"trained {c.epochs} epochs, the compared ones {trained}: no common epoch"
             not_compared.append((c.name, why))
-        elif c.epoch != best_c.epoch:
-            why = f"measured at epoch {c.epoch}, the best at {best_c.epoch}: no common epoch"
+        elif c.epoch != at:
+            why = f"measured at epoch {c.epoch}, the compared ones at {at}: no common epoch"
             not_compared.append((c.name, why))
         else:
-            rivals.append((c, s))
+            family.append((c, s))
 
-    # Rules 6 and 7: each rival against the best, corrected for the choice of the best.
-    comparisons = compare_many(
-        [c.values for c, _ in rivals],
+    # Rule 5: the best mean.
+    best_c, best_s = _best_of(family, sign)
+    b = next(i for i, (c, _) in enumerate(family) if c is best_c)
+    against_best = compare_many(
+        [c.values for c, _ in family],
         best_c.values,
         direction,
         settings.test,
-        [c.seeds for c, _ in rivals],
+        [c.seeds for c, _ in family],
         best_c.seeds,
     )
-    tested = [i for i, k in enumerate(comparisons) if k.p_value is not None]
-    k_ranked = len(ranked)
-    if settings.correction == "holm":
-        family = k_ranked * (k_ranked - 1)
-        adjusted = holm([comparisons[i].p_value for i in tested], family_size=family)
-    else:
-        family = len(tested)
-        adjusted = [comparisons[i].p_value for i in tested]
-    p_of = dict(zip(tested, adjusted, strict=True))
-    compared = tuple(
-        Entry(c, s, k, p_of.get(i), None if i not in p_of else p_of[i] < settings.alpha)
-        for i, ((c, s), k) in enumerate(zip(rivals, comparisons, strict=True))
-    )
 
-    # Rule 8: the fewest parameters among the best and those not shown worse.
-    candidates = [best] + [e for e in compared if e.worse is False]
-    order = {id(c): i for i, c in enumerate(configurations)}
-    smallest = min(
-        candidates,
-        key=lambda e: (
-            e.configuration.n_params,
-            -sign * e.summary.mean,
-            order[id(e.configuration)],
-        ),
-    )
-    if smallest is not best and settings.correction == "holm":
-        smallest = _with_corrected_interval(
-            smallest, best, direction, 1 - 2 * settings.alpha / family
+    # Rules 6 and 7: the fixed sequence, fewest parameters first.
+    steps, tests = _sequence(family, b, settings, direction)
+    entries = [
+        Entry(c, s, None if i == b else k)
+        for i, ((c, s), k) in enumerate(zip(family, against_best, strict=True))
+    ]
+    for n, step in enumerate(steps, start=1):
+        entries[step.index] = replace(
+            entries[step.index],
+            step=n,
+            p_adjusted=step.p,
+            worse=step.worse,
+            against=None if step.against is None else family[step.against][0],
+            against_p=step.against_p,
+            against_test=step.against_test,
         )
-    warnings = _warnings(settings, best, compared, pool, k_ranked, family)
+    stop = steps[-1].index if steps and not steps[-1].worse else None
+    level = 1 - 2 * settings.alpha / max(len(family) - 1, 1)
+    if stop is not None and stop != b and level > CONFIDENCE and settings.correction != "none":
+        entries[stop] = _with_corrected_interval(entries[stop], entries[b], direction, level)
+    best = entries[b]
+    compared = tuple(e for i, e in enumerate(entries) if i != b)
+    smallest = None if stop is None else entries[stop]
+    warnings = _warnings(settings, best, smallest, steps, pool, len(family), tests)
     return Answer(
         settings, metric, direction, best, smallest, compared, tuple(not_compared),
-        dict(left_out), len(pool), k_ranked, family, tuple(warnings), command,
+        dict(left_out), len(pool), len(family), tuple(warnings), command, tests,
     )  # fmt: skip
 
 
+class Step(NamedTuple):
+    """One step of the sequence (rule 6)."""
+
+    index: int  # the configuration tested, in the family's order
+    p: float  # its K - 1 p-values joined
+    worse: bool  # p < alpha: rejected, the sequence goes on
+    against: int | None  # the other its smallest raw p was against (None: none tested)
+    against_p: float | None
+    against_test: str | None
+
+
+def _sequence(
+    family: list[tuple[Configuration, Summary]], b: int, settings: AnswerSettings, direction: str
+) -> tuple[list[Step], dict[str, int]]:
+    """Rule 6: the steps, in order, and how many pairs each test tested."""
+    table = PairwiseTable(
+        [c.values for c, _ in family], [c.seeds for c, _ in family], direction, settings.test
+    )
+    order = sorted(range(len(family)), key=lambda i: (family[i][0].n_params, family[i][0].name, i))
+    steps: list[Step] = []
+    codes: Counter[int] = Counter()
+    start, chunk = 0, 1
+    while start < len(order) and (not steps or steps[-1].worse):
+        # The next rows tested together (doubling: at most twice the rows the sequence needs).
+        block = order[start : start + chunk]
+        ps, useds = table.rows(block)  # (len(block), K) each; p[i] = 1
+        for i, p, used in zip(block, ps, useds, strict=True):
+            others = np.arange(len(family)) != i
+            joined = combine(p[others], settings.correction)
+            tested = others & (used != UNTESTED)
+            codes.update(used[others].tolist())
+            if tested.any():  # ties to the best, so the line reads "against the best"
+                low = p[tested].min()
+                j = b if tested[b] and p[b] == low else int(np.flatnonzero(tested & (p == low))[0])
+                step = Step(i, joined, joined < settings.alpha, j, float(p[j]), CODE_TESTS[used[j]])
+            else:
+                step = Step(i, joined, joined < settings.alpha, None, None, None)
+            steps.append(step)
+            if not step.worse:
+                break
+        start, chunk = start + len(block), chunk * 2
+    tests: dict[str, int] = {}
+    for code, count in sorted(codes.items()):
+        name = TEST_NAMES[CODE_TESTS[code]]
+        name += " (paired asked for)" if code == WELCH_FALLBACK else ""
+        tests[name] = tests.get(name, 0) + count
+    return steps, tests
+
+
 def _with_corrected_interval(e: Entry, best: Entry, direction: str, level: float) -> Entry:
-    """The smallest's difference interval at the level its corrected test holds: two-sided
-    1 - 2 alpha / M, Bonferroni's over the M pairs (Holm rejects at least what Bonferroni
-    does, so a configuration Holm does not call worse has 0 in this interval). It bounds how
-    much worse the configuration could be with the confidence the answer claims, where the
-    95% interval, one of M, would understate it."""
+    """The smallest's difference from the best at 1 - 2 alpha / (K - 1): each worse end fails
+    with alpha / (K - 1), so over the K - 1 others Bonferroni's worse ends hold together with
+    1 - alpha, the best's among them (rule 8)."""
     assert e.comparison is not None
     c, b = e.configuration, best.configuration
     k = compare(c.values, b.values, direction, e.comparison.test, c.seeds, b.seeds, level)
@@ -356,10 +450,11 @@ def _best_of(
 def _warnings(
     settings: AnswerSettings,
     best: Entry,
-    compared: tuple[Entry, ...],
+    smallest: Entry | None,
+    steps: list[Step],
     pool: list[tuple[Configuration, Summary]],
-    ranked: int,
-    family: int,
+    k: int,
+    tests: Mapping[str, int],
 ) -> list[str]:
     out = []
     few = [c for c, s in pool if s.n < FEW_REPLICATES]
@@ -370,26 +465,31 @@ def _warnings(
             f"replicate values{among}: too few to tell configurations apart; run replicates=3 "
             "or more"
         )
-    tests = len([e for e in compared if e.comparison and e.comparison.p_value is not None])
-    if tests > 1 and settings.correction == "none":
+    if k > 2 and settings.correction == "none":
         out.append(
-            f"{tests} comparisons, not corrected (answer.correction=none): truly equal "
-            "configurations are called worse by chance, more often than alpha says, and "
-            "choosing the best by its mean adds to it; answer.correction=holm corrects for both"
+            f"each step's {k - 1} tests are not corrected (answer.correction=none): a "
+            "configuration among the best is called worse than some other by chance, far "
+            "more often than alpha says; answer.correction=simes or bonferroni keeps it at alpha"
         )
-    elif tests > 1:
+    d = smallest.comparison if smallest is not None else None
+    if smallest is not None and d is not None and d.ci_low is not None and d.ci_high is not None:
+        maximize = best.configuration.direction == "maximize"
+        if (d.ci_high < 0) if maximize else (d.ci_low > 0):
+            out.append(
+                f"{smallest.configuration.name} is worse than the best by its 95% interval "
+                f"alone ([{d.ci_low:+.4g}, {d.ci_high:+.4g}]); it is not called worse because "
+                f"each step joins its {k - 1} tests: more replicates would tell"
+            )
+    if smallest is None and steps:
         out.append(
-            f"{tests} comparisons: each p-value is Holm-adjusted over {family:,} ordered pairs "
-            f"of the {ranked} ranked configurations, so with few replicates only large "
-            "differences are told apart; a raw p-value below alpha alone would be chance"
+            "every configuration was shown worse than another, which only pairs left by "
+            "diverged replicates can do: no smallest configuration to name"
         )
-    fallback = [
-        e for e in compared if e.comparison and PAIRED_FALLBACK in (e.comparison.note or "")
-    ]
+    fallback = sum(n for name, n in tests.items() if name.endswith("(paired asked for)"))
     if fallback:
         out.append(
-            f"answer.test=paired, but {len(fallback)} configuration(s) do not share the best's "
-            "seeds: Welch's t for them"
+            f"answer.test=paired, but {fallback} pair(s) of configurations do not share seeds: "
+            "Welch's t for them"
         )
     diverged = [c for c, s in pool if s.diverged]
     if diverged:

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import TYPE_CHECKING
+
+from linesweep.core.stats import TEST_NAMES
 
 if TYPE_CHECKING:  # the type only: answer.py imports this module
     from linesweep.core.answer import Answer
@@ -55,37 +56,42 @@ def _smallest_line(a: Answer) -> str:
             f"{head}: cannot tell: no spread to judge by (no configuration has 2 or more "
             f"replicates); add replicates to the command: {add}"
         )
-    best = a.best.configuration
+    if a.smallest is None:
+        return f"{head}: none: every configuration was shown worse than another"
+    if a.ranked == 1:
+        return f"{head}: the best itself: no other configuration was compared"
     if a.smallest is a.best:
-        smaller = [e for e in a.compared if e.configuration.n_params < best.n_params]
-        worse = [e for e in smaller if e.worse]
-        if not smaller:
-            return f"{head}: the best itself: no smaller configuration was compared"
-        line = (
-            f"{head}: the best itself: {len(worse)} smaller configuration(s) compared, each "
-            f"worse ({_p_kind(a)} p < {g(a.settings.alpha)})"
+        before = a.tested - 1
+        if not before:
+            return f"{head}: the best itself: it is the smallest compared"
+        return (
+            f"{head}: the best itself: the {before} configuration(s) before it in order of "
+            f"size were each shown worse than another ({_p_kind(a)} p < {g(a.settings.alpha)})"
         )
-        if len(worse) < len(smaller):
-            line += f"; {len(smaller) - len(worse)} smaller could not be tested"
-        return line
     e = a.smallest
-    assert e is not None and e.comparison is not None
+    assert e.comparison is not None and e.p_adjusted is not None
     c, k = e.configuration, e.comparison
-    low, high = k.ci_low, k.ci_high
     line = (
         f"{head}: {c.name} ({c.n_params:,} parameters): {c.metric} {_mean_text(e.summary)}; "
-        f"{k.test_name}, one-sided (worse than the best), {_p_kind(a)} "
-        f"p={g(e.p_adjusted)}"
-        + (f" (raw {g(k.p_value)})" if a.settings.correction != "none" else "")
-        + f" >= alpha={g(a.settings.alpha)}; difference {_signed(k.difference)}, "
-        f"95% CI [{_signed(low)}, {_signed(high)}]"
+        f"step {e.step} in order of size, not shown worse than {_others(a)}: {_p_kind(a)} "
+        f"p={g(e.p_adjusted)} >= alpha={g(a.settings.alpha)}"
     )
+    if e.against is not None and e.against_test is not None and a.family_size > 1:
+        test = TEST_NAMES[e.against_test]
+        line += f" (smallest raw p {g(e.against_p)}, {test} against {e.against.name})"
+    line += (
+        f"; difference from the best {_signed(k.difference)}, {k.test_name} "
+        f"95% CI [{_signed(k.ci_low)}, {_signed(k.ci_high)}]"
+    )
+    low, high = k.ci_low, k.ci_high
     if e.corrected_ci is not None:
         low, high, level = e.corrected_ci
         line += (
             f", [{_signed(low)}, {_signed(high)}] at the corrected level ({_percent(level)}: "
-            f"Bonferroni over the {a.family_size:,} pairs)"
+            f"Bonferroni over the {a.family_size:,} others)"
         )
+    if low is None or high is None:
+        return line + ": not shown worse"
     worst = -low if a.direction == "maximize" else high
     return line + f": not shown worse, yet it could be up to {g(max(worst, 0.0))} worse"
 
@@ -102,23 +108,36 @@ def _compared_line(a: Answer) -> str:
             + _not_compared_text(a)
         )
     at = f"epoch {c.epoch} of {c.epochs}" if c.epoch != "best" else "each replicate's best epoch"
-    line = f"compared {len(a.compared)} configuration(s) with the best on {c.objective} at {at}"
-    if a.compared:
-        tests = Counter(e.comparison.test_name for e in a.compared if e.comparison)
-        used = ", ".join(f"{name} x{count}" for name, count in tests.items())
-        line += f": {used}, one-sided, alpha={g(a.settings.alpha)}, "
-        if a.settings.correction == "holm":
-            line += (
-                f"Holm-adjusted over the {a.family_size:,} ordered pairs of the "
-                f"{a.ranked} ranked configurations (the best was chosen among them)"
-            )
-        else:
-            line += "not corrected for multiple comparisons (answer.correction=none)"
+    line = f"compared {a.ranked} configuration(s) on {c.objective} at {at}"
+    if a.ranked > 1:
+        used = ", ".join(f"{name} x{count:,}" for name, count in a.tests.items())
+        others = _others(a)
+        line += (
+            f", in order of size (fewest parameters first): each tested against {others} "
+            f"({used}; one-sided, alpha={g(a.settings.alpha)})"
+        )
+        if a.family_size > 1:
+            line += {
+                "simes": f", its {a.family_size:,} p-values joined by Simes",
+                "bonferroni": f", its {a.family_size:,} p-values joined by Bonferroni "
+                f"({a.family_size:,} x the smallest)",
+                "none": f", its {a.family_size:,} p-values not corrected (answer.correction=none)",
+            }[a.settings.correction]
+        line += (
+            f"; a fixed sequence, stopped at the first not shown worse, so no further "
+            f"correction: {a.tested} tested"
+        )
     return line + _left_out_text(a) + _not_compared_text(a)
 
 
+def _others(a: Answer) -> str:
+    return "the other" if a.family_size == 1 else f"the {a.family_size:,} others"
+
+
 def _p_kind(a: Answer) -> str:
-    return "Holm-adjusted" if a.settings.correction == "holm" else "uncorrected"
+    return {"simes": "Simes", "bonferroni": "Bonferroni-adjusted", "none": "uncorrected"}[
+        a.settings.correction
+    ]
 
 
 def _left_out_text(a: Answer) -> str:
@@ -151,10 +170,10 @@ def g(x: float | None) -> str:
 
 
 def _percent(level: float) -> str:
-    """95%, 99.97%, 99.99999%: as many decimals as tell the level from 100%."""
+    """95%, 96.7%, 99.921%, 99.99999%: the distance to 100% to 2 significant digits."""
     tail = (1 - level) * 100
-    decimals = max(0, math.ceil(-math.log10(tail))) if tail > 0 else 0
-    return f"{level * 100:.{decimals}f}%"
+    decimals = max(0, 1 - math.floor(math.log10(tail))) if tail > 0 else 0
+    return f"{level * 100:.{decimals}f}".rstrip("0").rstrip(".") + "%"
 
 
 def _signed(x: float | None) -> str:

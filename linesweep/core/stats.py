@@ -10,7 +10,9 @@ the report show one computation:
   test in the metric's direction (a maximised metric: lower is worse), and the difference of
   means (candidate - reference, in the metric's units) with its two-sided 95% interval. Rows
   of one shape go to scipy in one vectorised call: 1,000 candidates cost about two calls.
-- `holm`: Holm's step-down adjustment of a family of p-values (scipy has none).
+- `row_tests`: the same tests as arrays, for many rows at once (`linesweep.core.pairwise`
+  tests every pair of K configurations with it).
+- `combine`: one p-value for a family of nulls (Bonferroni, Simes, or none).
 
 Never NaN, never a scipy warning: a missing number is None, and each degenerate input has a
 defined answer, stated in the result's `note`:
@@ -32,7 +34,7 @@ import functools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import stats as sps
@@ -40,6 +42,7 @@ from scipy import stats as sps
 CONFIDENCE = 0.95
 DIRECTIONS = ("maximize", "minimize")
 TESTS = ("auto", "welch", "mannwhitney", "paired")  # auto: paired where seeds match, else welch
+CORRECTIONS = ("simes", "bonferroni", "none")  # how `combine` joins one family's p-values
 TEST_NAMES = {
     "welch": "Welch's t",
     "mannwhitney": "Mann-Whitney U",
@@ -259,7 +262,10 @@ def _pairs(
         return None
     if len(cand_seeds) != cand.size or len(ref_seeds) != ref.size:
         raise ValueError("each value needs its seed: seeds and values differ in length")
-    cand_keys, ref_keys = [_hashable(s) for s in cand_seeds], [_hashable(s) for s in ref_seeds]
+    cand_keys, ref_keys = (
+        [hashable_seed(s) for s in cand_seeds],
+        [hashable_seed(s) for s in ref_seeds],
+    )
     if len(set(cand_keys)) != len(cand_keys) or set(cand_keys) != set(ref_keys):
         return None
     ref_by_seed = dict(zip(ref_keys, ref, strict=True))
@@ -269,12 +275,12 @@ def _pairs(
     return x[keep], y[keep]
 
 
-def _hashable(seed: Any) -> Hashable:
+def hashable_seed(seed: Any) -> Hashable:
     """A seed as a key: summary.json's {"model_init": ..., "shuffle": ...} or a list as is."""
     if isinstance(seed, Mapping):
-        return tuple(sorted((str(k), _hashable(v)) for k, v in seed.items()))
+        return tuple(sorted((str(k), hashable_seed(v)) for k, v in seed.items()))
     if isinstance(seed, (list, tuple)):
-        return tuple(_hashable(v) for v in seed)
+        return tuple(hashable_seed(v) for v in seed)
     return seed
 
 
@@ -294,29 +300,54 @@ def _with_note(result: Comparison, note: str) -> Comparison:
     return Comparison(**{**result.__dict__, "note": joined})
 
 
-def _batch(
-    test: str, x: np.ndarray, y: np.ndarray, direction: str, confidence: float
-) -> list[Comparison]:
-    """One test over rows of equal shape: x (rows, n) candidates, y (rows, m) references."""
+class RowTests(NamedTuple):
+    """One test over rows of equal shape, as arrays: what `Comparison` holds, row by row."""
+
+    p: np.ndarray  # (rows,) one-sided: the candidate is worse
+    difference: np.ndarray  # (rows,) mean(candidate) - mean(reference)
+    low: np.ndarray | None  # (rows,) the difference's two-sided interval; None: not asked for
+    high: np.ndarray | None
+    exact: np.ndarray  # (rows,) bool: no spread, so the difference is exact (see the module)
+
+
+def row_tests(
+    test: str, x: np.ndarray, y: np.ndarray, direction: str, confidence: float | None
+) -> RowTests:
+    """One test (welch, paired or mannwhitney) over rows: x (rows, n) candidates, y (rows, m)
+    references. The one implementation of each test: `compare_pairs` and
+    `linesweep.core.pairwise` both call it. `confidence` None: no interval (it costs a second
+    scipy call)."""
     worse = "less" if direction == "maximize" else "greater"
     difference = x.mean(axis=1) - y.mean(axis=1)  # (rows,)
     # Rows whose t statistic is 0/0: the differences (paired) or both sides (else) are constant.
     exact = _constant_rows(x - y) if test == "paired" else _constant_rows(x) & _constant_rows(y)
     live = ~exact
-    low, high = difference.copy(), difference.copy()  # exact rows: the point
     p = np.where(_is_worse(difference, direction), 0.0, 1.0)  # exact rows: the limit
+    low = high = None
+    if confidence is not None:
+        low, high = difference.copy(), difference.copy()  # exact rows: the point
     if live.any():
         xs, ys = _shifted(x[live], y[live], test)
         if test == "paired":
             t_test = sps.ttest_rel
         else:
             t_test = functools.partial(sps.ttest_ind, equal_var=False)
-        ci = t_test(xs, ys, axis=1).confidence_interval(confidence)
-        low[live], high[live] = ci.low, ci.high
+        if confidence is not None:
+            ci = t_test(xs, ys, axis=1).confidence_interval(confidence)
+            low[live], high[live] = ci.low, ci.high
         if test != "mannwhitney":
             p[live] = t_test(xs, ys, axis=1, alternative=worse).pvalue
     if test == "mannwhitney":  # no variance in U: scipy's answer holds for constant rows too
         p = _mann_whitney(x, y, worse)
+    return RowTests(np.clip(p, 0.0, 1.0), difference, low, high, exact)
+
+
+def _batch(
+    test: str, x: np.ndarray, y: np.ndarray, direction: str, confidence: float
+) -> list[Comparison]:
+    """`row_tests` as one `Comparison` per row."""
+    r = row_tests(test, x, y, direction, confidence)
+    assert r.low is not None and r.high is not None
     name = "paired t" if test == "paired" else "Welch's t"
     method = f"{name}, {confidence * 100:.6g}%"
     if test == "paired":
@@ -326,16 +357,16 @@ def _batch(
     return [
         Comparison(
             test,
-            float(np.clip(p[r], 0.0, 1.0)),
-            float(difference[r]),
-            float(low[r]),
-            float(high[r]),
-            f"{method} (exact: no spread)" if exact[r] else method,
+            float(r.p[k]),
+            float(r.difference[k]),
+            float(r.low[k]),
+            float(r.high[k]),
+            f"{method} (exact: no spread)" if r.exact[k] else method,
             x.shape[1],
             y.shape[1],
-            exact_note if exact[r] else None,
+            exact_note if r.exact[k] else None,
         )
-        for r in range(len(x))
+        for k in range(len(x))
     ]
 
 
@@ -391,27 +422,25 @@ def _constant_rows(a: np.ndarray) -> np.ndarray:
     return spread <= EQUAL_WITHIN * scale
 
 
-def holm(p_values: Sequence[float], family_size: int | None = None) -> list[float]:
-    """Holm's step-down adjusted p-values, in the input's order (scipy has no Holm).
+def combine(p_values: Sequence[float] | np.ndarray, correction: str) -> float:
+    """One p-value for "at least one of these nulls is false", from one p-value for each.
 
-    Sorted ascending, the k-th smallest (k = 1, 2, ...) becomes (m - k + 1) * p_(k), made
-    non-decreasing by a running maximum and capped at 1; rejecting where the adjusted p is
-    below alpha keeps the chance of any false rejection at most alpha, whatever the p-values'
-    dependence (Holm 1979). `family_size` m defaults to the number of p-values; a larger m
-    counts hypotheses in the family that were not tested as having p = 1, which is valid (a p
-    of 1 is a conservative p-value) and is how `linesweep.core.answer` accounts for having
-    chosen the best among all configurations.
+    bonferroni: m * min p (valid whatever the dependence); simes: min over k of m * p_(k) / k
+    (Simes 1986; the smallest of Benjamini-Hochberg's adjusted p-values), valid where the tests
+    depend positively on each other (Sarkar 1998), as tests that share one side's replicates
+    do, and never above Bonferroni's; none: min p, no correction. An empty family is never
+    rejected: p = 1.
     """
-    m = len(p_values) if family_size is None else family_size
-    if m < len(p_values):
-        raise ValueError(f"family_size={m} is smaller than the {len(p_values)} p-values")
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [1.0] * len(p_values)
-    running = 0.0
-    for k, i in enumerate(order):
-        running = max(running, min(1.0, (m - k) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction={correction!r}: one of {', '.join(CORRECTIONS)}")
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    if p.size == 0:
+        return 1.0
+    if correction == "bonferroni":
+        return float(min(1.0, p.size * p.min()))
+    if correction == "simes":  # scipy's false_discovery_control(p).min(), without its checks
+        return float(min(1.0, (np.sort(p) * p.size / np.arange(1, p.size + 1)).min()))
+    return float(p.min())
 
 
 def _check_direction(direction: str) -> None:

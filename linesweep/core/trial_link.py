@@ -9,6 +9,11 @@ variable and reports nothing. Optuna is imported only once a job reports.
 The variable is saved with the job's config (Hydra's `.hydra/`), so it holds the storage URL
 without its password; the password comes from the process environment
 (`linesweep.core.storage.PASSWORD_VAR`), and is masked in the job's log records and errors.
+
+When a run ends (complete, pruned or diverged), it tells its trial what the sweep's answer
+needs (`TrialResult`, one user attribute, `RESULT`): each replicate's value and seeds, the
+model's size and how it was judged. The sweeper reads it from the study, never from the run's
+folder (`linesweep.sweep.results`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from linesweep.core.storage import (
 )
 
 ENV_VAR = "LINESWEEP_TRIAL"
+RESULT = "linesweep.result"  # the trial's user attribute holding its TrialResult
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,36 @@ class TrialContext:
     @classmethod
     def from_env(cls, text: str) -> TrialContext:
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What a run tells its trial for the sweep's answer (`linesweep.core.answer`): plain
+    JSON, as Optuna stores user attributes."""
+
+    metric: str  # objective.metrics[0]: the values below are this metric's
+    direction: str  # maximize or minimize
+    epoch_rule: str  # objective.epoch: last (the last epoch's value) or best (each one's best)
+    values: list[float | None]  # per replicate; None: it diverged
+    seeds: list[dict[str, int]]  # per replicate: {"model_init": ..., "shuffle": ...}
+    n_params: int
+    epochs_run: int  # epochs the run trained: its longest replicate's (a diverged one stops)
+    success_threshold: float | None  # a replicate succeeds reaching it
+
+    def to_attr(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> TrialResult | None:
+        """The result among a trial's user attributes; None where it has none (a run that
+        failed before its end, another app's trial) or one this version cannot read."""
+        data = attrs.get(RESULT)
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(**data)
+        except TypeError:
+            return None
 
 
 class TrialLink:
@@ -109,9 +145,18 @@ class TrialLink:
             trial.report(value, step)
             return trial.should_prune()
         except Exception as err:
-            detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise LinesweepError(
-                self.redact(
-                    f"the study's storage failed at epoch {step}: {type(err).__name__}: {detail}"
-                )
-            ) from None
+            raise self._storage_failed(f"at epoch {step}", err) from None
+
+    def record_result(self, result: TrialResult) -> None:
+        """Store the run's result on its trial (`RESULT`); a storage that fails fails the run
+        with one line, as `report` does."""
+        try:
+            self._connect().set_user_attr(RESULT, result.to_attr())
+        except Exception as err:
+            raise self._storage_failed("recording the run's result", err) from None
+
+    def _storage_failed(self, when: str, err: Exception) -> LinesweepError:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return LinesweepError(
+            self.redact(f"the study's storage failed {when}: {type(err).__name__}: {detail}")
+        )

@@ -120,9 +120,9 @@ class ReplicateConfig:
 class AnswerConfig:
     """How replicated configurations are judged against the best (linesweep/core/answer.py)."""
 
-    alpha: float = 0.05  # in (0, 1): the chance of calling any truly equal configuration worse
+    alpha: float = 0.05  # in (0, 1): the chance of calling any configuration among the best worse
     test: str = "auto"  # auto (paired where replicates share seeds, else welch), welch, ...
-    correction: str = "holm"  # holm (over every pair the best was chosen among) or none
+    correction: str = "simes"  # simes, bonferroni or none: how a step joins its tests
 
 
 @dataclass

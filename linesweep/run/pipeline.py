@@ -433,7 +433,7 @@ class _Training:
                 result: RunResult | RunStopped = finish_run(
                     run.cfg, run.spec.run_dir, run.file, run.plan.n_params, ends, plots,
                     run.loggers, console=len(self.runs) == 1 and run.spec.trial is None,
-                    tag=run.tag,
+                    tag=run.tag, trial=run.spec.trial,
                 )  # fmt: skip
             except RunStopped as stopped:
                 result = stopped

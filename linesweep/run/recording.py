@@ -27,6 +27,7 @@ from linesweep.core.metrics import (
 )
 from linesweep.core.record import Member, Objective, RecordFile, Replicates, write_weights
 from linesweep.core.status import Status
+from linesweep.core.trial_link import TrialLink, TrialResult
 from linesweep.run.config import TrainConfig
 from linesweep.run.loggers import RunLoggers
 
@@ -69,6 +70,7 @@ def finish_run(
     loggers: RunLoggers,
     console: bool,
     tag: dict[str, str],
+    trial: TrialLink | None = None,
 ) -> RunResult:
     """Record the end of a run whose members all trained (weights and plots already written);
     raise Diverged or Pruned unless it ended complete.
@@ -77,6 +79,7 @@ def finish_run(
     `replicate.statistic` over the members' (a diverged one counts as a failure), it diverged
     only when every member did, and a pruned run's members were all stopped together.
     `console`: whether its lines go to the console too (not when a sweep's line says it).
+    `trial`: a sweep's trial, told the run's result for the sweep's answer (`_tell_trial`).
     """
     metrics, rep = cfg.objective.metrics, cfg.replicate
     per_member = [
@@ -116,6 +119,8 @@ def finish_run(
         plots=[p.name for p in plots],
         replicates=_replicates(cfg, members, per_member) if len(members) > 1 else None,
     )
+    if trial is not None:
+        _tell_trial(trial, cfg, n_params, members, per_member)
     loggers.log_result(dict(zip(metrics, values, strict=True)), plots)
     say = log.info if console else file_log.info
     if len(members) > 1:
@@ -129,6 +134,29 @@ def finish_run(
     if status == Status.PRUNED:
         raise Pruned(reason or f"pruned after epoch {len(first)}", len(first))
     return RunResult(values, run_dir)
+
+
+def _tell_trial(
+    trial: TrialLink,
+    cfg: TrainConfig,
+    n_params: int,
+    members: Sequence[MemberEnd],
+    per_member: list[tuple[float, ...]],
+) -> None:
+    """The run's result on its trial, for the sweep's answer (linesweep/core/trial_link.py)."""
+    metric = cfg.objective.metrics[0]
+    trial.record_result(
+        TrialResult(
+            metric=metric,
+            direction=directions([metric])[0],
+            epoch_rule=cfg.objective.epoch,
+            values=[row[0] if math.isfinite(row[0]) else None for row in per_member],
+            seeds=[dict(member.seeds) for member in members],
+            n_params=n_params,
+            epochs_run=max(len(member.history) for member in members),
+            success_threshold=cfg.replicate.success_threshold,
+        )
+    )
 
 
 def _replicates(

@@ -2,22 +2,34 @@
 
 Both files are rewritten (atomically) after every finished trial, from the study itself, so they
 are current even if the sweep is killed, and agree with the storage whichever worker wrote last.
-`answer` says the same in a few lines, for the end of every sweep.
+`closing_lines` says the same in a few lines, for the end of every sweep.
+
+The answer (linesweep/core/answer.py: the best configuration, the smallest not distinguishable
+from it, what was compared) comes from the study too: each run tells its trial its replicates'
+values, seeds and size (`linesweep.core.trial_link.TrialResult`), `sweep_answer` turns the
+trials into configurations, and its one computation is written under `answer:` in
+optimization_results.yaml and said after the closing lines. An app without an `answer:` block
+in its config (not linesweep's) gets no answer: its trials tell nothing to answer with.
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import optuna
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from linesweep.core.answer import Answer, AnswerSettings, Configuration, answer
 from linesweep.core.files import write_csv, write_yaml
 from linesweep.core.status import Status
 from linesweep.core.storage import shown_url
+from linesweep.core.trial_link import TrialResult
 from linesweep.sweep.coordination import (
     EPOCH,
     ERROR,
@@ -108,8 +120,11 @@ def duplicates(study: optuna.Study) -> int:
     )
 
 
-def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, Any]:
-    """The content of optimization_results.yaml (Hydra's Optuna plugin layout, plus counts)."""
+def summary(
+    study: optuna.Study, n_trials: int, storage_url: str, answered: Answer | None = None
+) -> dict[str, Any]:
+    """The content of optimization_results.yaml (Hydra's Optuna plugin layout, plus counts and
+    the answer)."""
     result: dict[str, Any] = {
         "name": "optuna",
         "study_name": study.study_name,
@@ -120,6 +135,8 @@ def summary(study: optuna.Study, n_trials: int, storage_url: str) -> dict[str, A
     }
     if duplicates(study):
         result["duplicates_replaced"] = duplicates(study)
+    if answered is not None:
+        result["answer"] = answered.to_dict()
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
         return result
@@ -152,10 +169,11 @@ def write_sweep_results(
     n_trials: int,
     storage_url: str,
     value_names: Sequence[str],
+    answered: Answer | None = None,
 ) -> None:
     rows, columns = trial_rows(study, value_names)
     write_csv(sweep_dir / TRIALS_NAME, rows, columns, spreadsheet_safe=True)
-    write_yaml(sweep_dir / RESULTS_NAME, summary(study, n_trials, storage_url))
+    write_yaml(sweep_dir / RESULTS_NAME, summary(study, n_trials, storage_url, answered))
 
 
 def no_result(study: optuna.Study) -> str | None:
@@ -176,7 +194,7 @@ def format_params(params: dict[str, Any]) -> str:
     return shown or "no parameters"
 
 
-def answer(
+def closing_lines(
     sweep_dir: Path, study: optuna.Study, n_trials: int, value_names: Sequence[str]
 ) -> list[str]:
     """The end of a sweep in a few lines: counts, the best trial, where the results are."""
@@ -210,3 +228,76 @@ def answer(
     lines.append(f"results: {sweep_dir / RESULTS_NAME} and {sweep_dir / TRIALS_NAME}")
     lines.append(f"compare the trials: python -m linesweep.compare {shlex.quote(str(sweep_dir))}")
     return lines
+
+
+# ---------------------------------------------------------------- the answer
+
+
+@dataclass(frozen=True)
+class AnswerSetup:
+    """How a sweep's answer judges (the app's `answer:` block) and the command it shows."""
+
+    settings: AnswerSettings
+    command: str  # the sweep's own command, for "add replicates=3"
+
+
+def answer_setup(config: DictConfig, study_name: str) -> AnswerSetup | None:
+    """From the sweep's config: its `answer:` block (checked: a bad value is one line naming
+    its key) and the command that made it; None for an app without the block."""
+    block = OmegaConf.select(config, "answer", default=None)
+    if not OmegaConf.is_dict(block):
+        return None
+    plain = OmegaConf.to_container(block, resolve=True)
+    known = {f.name for f in fields(AnswerSettings)}
+    settings = AnswerSettings(**{k: v for k, v in plain.items() if k in known})
+    typed = OmegaConf.select(config, "hydra.overrides", default=None)
+    if typed is None:
+        return AnswerSetup(settings, rerun_command([], [], study_name))
+    # As typed: `${oc.env:...}` stays unresolved, as the sweeper keeps a storage password out.
+    task, hydra = (OmegaConf.to_container(typed[k], resolve=False) for k in ("task", "hydra"))
+    return AnswerSetup(settings, rerun_command(task, hydra, study_name))
+
+
+def rerun_command(task: Sequence[str], hydra: Sequence[str], study_name: str) -> str:
+    """The sweep's command as typed, ready for more replicates: its own `replicates=` dropped
+    (the hint adds `replicates=3`), and a study of its own, since the same study would resume
+    with every trial already run: `hydra.sweeper.study_name=<name>_replicates`, in its own
+    folder (a `hydra.sweep.dir=` typed is dropped: it holds the first study's trials)."""
+    dropped = ("replicates", "hydra.sweeper.study_name", "hydra.sweep.dir", "hydra.mode")
+    kept = [o for o in (*task, *hydra) if o.split("=", 1)[0].lstrip("+~") not in dropped]
+    kept.append(f"hydra.sweeper.study_name={study_name}_replicates")
+    return " ".join(["python -m linesweep.train -m", *(shlex.quote(o) for o in kept)])
+
+
+def answer_configurations(study: optuna.Study) -> list[Configuration]:
+    """A configuration per finished trial whose run told its result (complete, pruned,
+    diverged: the answer compares the complete ones and counts the others by state)."""
+    trials = study.get_trials(deepcopy=False)
+    states = trial_states(trials)
+    out = []
+    for t in trials:
+        result = TrialResult.from_attrs(t.user_attrs)
+        if result is None or t.state in (TrialState.RUNNING, TrialState.WAITING):
+            continue
+        out.append(
+            Configuration(
+                params=dict(t.params),
+                n_params=result.n_params,
+                metric=result.metric,
+                direction=result.direction,
+                values=[math.nan if v is None else v for v in result.values],
+                epoch=result.epochs_run if result.epoch_rule == "last" else "best",
+                epochs=result.epochs_run,
+                seeds=result.seeds,
+                status=states[t.number],
+                success_threshold=result.success_threshold,
+            )
+        )
+    return out
+
+
+def sweep_answer(study: optuna.Study, setup: AnswerSetup | None) -> Answer | None:
+    """The sweep's answer from its study, once; None for an app without an `answer:` block."""
+    if setup is None:
+        return None
+    return answer(answer_configurations(study), setup.settings, setup.command)

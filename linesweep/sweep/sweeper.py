@@ -15,7 +15,9 @@ killed), it is told to the study with its reason, and the sweep goes on, until m
 `max_failure_rate * n_trials` trials have failed.
 
 Every sweep ends, however it ends, with its answer: the counts by state, the best trial (or the
-size of the Pareto set), where the results are and the command that compares the trials. How a
+size of the Pareto set), where the results are and the command that compares the trials; then,
+for an app with an `answer:` block (linesweep's), the answer's lines (results.sweep_answer:
+the best configuration, the smallest not distinguishable from it, what was compared). How a
 trial ended is one console line, the sweep's; the detail (a traceback) is in its `train.log`.
 
 Why one module over 300 lines: the loop's steps (ask, start, collect, record, reap, answer)
@@ -86,7 +88,14 @@ from linesweep.sweep.journal import check_journal
 from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
 from linesweep.sweep.population_executor import PopulationExecutor
 from linesweep.sweep.proposals import Proposals
-from linesweep.sweep.results import answer, format_params, no_result, write_sweep_results
+from linesweep.sweep.results import (
+    answer_setup,
+    closing_lines,
+    format_params,
+    no_result,
+    sweep_answer,
+    write_sweep_results,
+)
 from linesweep.sweep.space import SearchSpace, check_keys, literal_json, parse_search_space, quoted
 from linesweep.sweep.stalls import StallWatch
 from linesweep.sweep.study import (
@@ -251,6 +260,8 @@ class Sweep:
         self.job_overrides: list[str] = []  # every trial's (the storage URL masked)
         self.unwritten: str | None = None  # why the results files could not be written, if so
         self.password_before: str | None = None
+        self.answer_setup = None  # the app's `answer:` block and the command (results.py)
+        self.answered = None  # the answer from the study, as last written
 
     # ------------------------------------------------------------------ set-up
     def _group_options(self, group: str) -> list[str]:
@@ -319,6 +330,7 @@ class Sweep:
                 s.n_jobs,
             )
         self._keep_password_out()
+        self.answer_setup = answer_setup(self.config, s.study_name)  # with the password masked
         # Optuna's heartbeat on a database (a journal file has none: coordination.py beats)
         self.storage = open_storage(
             self.storage_url, heartbeat=(s.heartbeat_s, s.stale_after_s, co.RetryStale())
@@ -524,8 +536,9 @@ class Sweep:
                 on_outcome(outcome)
 
     def tell_answer(self) -> None:
-        """The sweep's answer so far, in a few lines (see results.answer)."""
-        for line in answer(self.sweep_dir, self.study, self.n_trials, self.value_names):
+        """The sweep's answer so far, in a few lines (results.closing_lines, then the answer's)."""
+        lines = closing_lines(self.sweep_dir, self.study, self.n_trials, self.value_names)
+        for line in lines + (self.answered.lines() if self.answered is not None else []):
             log.info("%s", line)
 
     def _reap(self) -> None:
@@ -698,9 +711,11 @@ class Sweep:
         nothing: the next write (or the next run) catches up.
         """
         try:
+            self.answered = sweep_answer(self.study, self.answer_setup)
             write_sweep_results(
-                self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names
-            )
+                self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names,
+                self.answered,
+            )  # fmt: skip
         except OSError as err:
             problem = f"{err.strerror or err} ({err.filename or self.sweep_dir})"
             if problem != self.unwritten:
