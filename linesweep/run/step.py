@@ -406,8 +406,8 @@ class HandStep:
             x = images[:, start:stop].unflatten(1, (count, size))  # (R or 1, n, b, C0, H, W)
             columns = image_columns(self.arch, sizes, x, self._ws)  # (R or 1, n, C0*k*k, H1*W1*b)
             y = labels[:, start:stop].reshape(r, count, size)  # (R, n, b)
-            for i in range(count):
-                yield self._step(sizes, columns[:, i], y[:, i])  # (R or 1, C0*k*k, H1*W1*b)
+            for step_columns, step_y in zip(columns.unbind(1), y.unbind(1), strict=True):
+                yield self._step(sizes, step_columns, step_y)  # (R or 1, C0*k*k, H1*W1*b), (R, b)
 
     def _gradient(self, sizes: Sizes, columns1: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         logits, tape = forward(self.arch, sizes, self._params, columns1, self._ws, keep=True)

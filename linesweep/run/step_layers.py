@@ -260,6 +260,9 @@ def conv_input_backward(
 
 
 # ---------------------------------------------------------------- ReLU, then max-pooling
+_relu_backward = torch.ops.aten.threshold_backward.grad_input  # out= (in place) form
+
+
 class PoolTape(NamedTuple):
     """What max-pooling's backward needs: where each window's maximum was, and ReLU's output."""
 
@@ -323,7 +326,10 @@ def pool_backward(dy: Tensor, tape: PoolTape, window: Window, size: Pair, ws: Wo
     """
     r, c, ho, wo, b = dy.shape
     n = r * c
-    dy = dy.mul_(torch.sign(tape.pooled, out=ws.get("sign", dy, *dy.shape)))  # the caller's
+    if tape.index is not None:  # small: two quick operations
+        dy = dy.mul_(torch.sign(tape.pooled))  # the caller's buffer
+    else:  # large: one pass, as autograd's ReLU backward (gradient where the output is > 0)
+        dy = _relu_backward(dy, tape.pooled, 0, grad_input=dy)
     if tape.index is not None:
         dz = dy.new_zeros(n, size[0] * size[1], b)  # (R*C, H*W, B)
         dz.scatter_add_(1, tape.index, dy.reshape(n, -1, b))
