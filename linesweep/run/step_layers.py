@@ -142,9 +142,11 @@ def unfold(x: Tensor, window: Window, out: Pair, ws: Workspace, name: str = "col
     batches: `HandStep.epoch`) are kept.
     """
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
-    if x.stride(-1) != 1 and x.numel() >= LARGE:  # images (R, B, C, H, W): B innermost first,
-        x = ws.take(name + ".images", x, *x.shape).copy_(x)  # then the taps copy runs of B
-    x = pad(x, window.padding, ws, name + ".padded")  # (..., C, Hp, Wp, B)
+    large = x.numel() >= LARGE
+    if large and x.stride(-1) != 1:  # images (R, B, C, H, W): B innermost first, then the
+        x = ws.take(name + ".images", x, *x.shape).copy_(x)  # taps copy runs of B
+    if window.padding != (0, 0):
+        x = pad(x, window.padding, ws, name + ".padded")  # (..., C, Hp, Wp, B)
     *lead, c, _, _, b = x.shape
     *s_lead, s_c, s_h, s_w, s_b = x.stride()
     taps = x.as_strided(
@@ -152,9 +154,9 @@ def unfold(x: Tensor, window: Window, out: Pair, ws: Workspace, name: str = "col
         (*s_lead, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w, s_b),
         x.storage_offset(),
     )  # (..., C, kh, kw, Ho, Wo, B)
-    columns = ws.get(name, x, *lead, c * kh * kw, out[0] * out[1] * b)
-    if columns is None:
+    if not large:
         return taps.reshape(*lead, c * kh * kw, -1)  # (..., C*kh*kw, Ho*Wo*B), a copy
+    columns = ws.take(name, x, *lead, c * kh * kw, out[0] * out[1] * b)
     columns.view(taps.shape).copy_(taps)
     return columns  # (..., C*kh*kw, Ho*Wo*B)
 
