@@ -225,29 +225,31 @@ def step_profile(rounds: int, calls: int = 400) -> None:
     step = hand.HandStep.for_models([model], hand.UpdateRule("adam", 0.001))
     train = notebook_images()
     x, y = train.images[None, 5000:5010], train.labels[None, 5000:5010]  # (1, 10, ...), (1, 10)
-    arch, m, g, sizes = step.arch, step._params, step._grads, step.sizes(x)
+    arch, m, g, sizes, ws = step.arch, step._params, step._grads, step.sizes(x), step._ws
     with cpu_settings(1), torch.inference_mode():
-        columns1 = hand.image_columns(arch, sizes, x)
-        logits, tape = hand.forward(arch, sizes, m, columns1)
-        z1, z2, p1_shape = tape.relu1, tape.relu2, (1, 2, *sizes.pool1, BATCH)
-        p1 = hand.pool_forward(z1, arch.pool1, sizes.pool1)[0]
+        columns1 = hand.image_columns(arch, sizes, x, ws)
+        logits, tape = hand.forward(arch, sizes, m, columns1, ws, keep=True)
+        z1 = hand.conv_forward(columns1, m.conv1_w, m.conv1_b, sizes.conv1, ws.conv1)
+        z2 = torch.rand(1, 1, *sizes.conv2, BATCH)
+        p1, pool1 = tape.pool1.pooled, tape.pool1
         _, d_logits = hand.cross_entropy(logits.clone(), y)
         d_features = torch.bmm(m.fc_w.transpose(1, 2), d_logits)
-        d_z2 = hand.relu_backward(hand.pool_backward(d_features, tape.index2, z2.shape), z2)
-        d_p1 = torch.zeros(p1_shape)
+        d_z2 = torch.rand(1, 1, sizes.conv2[0] * sizes.conv2[1] * BATCH)
+        d_p1 = torch.zeros(p1.shape)
         groups: dict[str, Callable[[], object]] = {
-            "conv1 forward: unfold the images": lambda: hand.image_columns(arch, sizes, x),
+            "conv1 forward: unfold the images": lambda: hand.image_columns(arch, sizes, x, ws),
             "conv1 forward: one matmul": lambda: hand.conv_forward(
-                columns1, m.conv1_w, m.conv1_b, sizes.conv1
+                columns1, m.conv1_w, m.conv1_b, sizes.conv1, ws.conv1
             ),
-            "relu1, pool1 forward": lambda: hand.pool_forward(
-                torch.relu(z1), arch.pool1, sizes.pool1
+            "pool1 then relu1, forward": lambda: hand.pool_forward(
+                z1.clone(), arch.pool1, sizes.pool1, True, ws.pool1
             ),
             "conv2 forward: unfold, one matmul": lambda: hand.conv_forward(
-                hand.unfold(p1, arch.conv2, sizes.conv2), m.conv2_w, m.conv2_b, sizes.conv2
+                hand.unfold(p1, arch.conv2, sizes.conv2, ws.conv2),
+                m.conv2_w, m.conv2_b, sizes.conv2, ws.conv2,
             ),
-            "relu2, pool2 forward": lambda: hand.pool_forward(
-                torch.relu(z2), arch.pool2, sizes.pool2
+            "pool2 then relu2, forward": lambda: hand.pool_forward(
+                z2.clone(), arch.pool2, sizes.pool2, True, ws.pool2
             ),
             "linear forward": lambda: torch.baddbmm(m.fc_b, m.fc_w, tape.features),
             "cross-entropy and its gradient": lambda: hand.cross_entropy(logits.clone(), y),
@@ -256,25 +258,25 @@ def step_profile(rounds: int, calls: int = 400) -> None:
                 torch.sum(d_logits, dim=2, keepdim=True, out=g.fc_b),
                 torch.bmm(m.fc_w.transpose(1, 2), d_logits),
             ),
-            "pool2, relu2 backward: scatter, mask": lambda: hand.relu_backward(
-                hand.pool_backward(d_features, tape.index2, z2.shape), z2
+            "relu2, pool2 backward: mask, scatter-add": lambda: hand.pool_backward(
+                d_features.clone().view(tape.pool2.pooled.shape), tape.pool2, arch.pool2,
+                sizes.conv2, ws.pool2,
             ),
-            "conv2 backward: weights, then fold (tap adds)": lambda: hand.conv_input_backward(
-                hand.conv_weight_backward(d_z2, tape.columns2, (g.conv2_w, g.conv2_b)),
-                m.conv2_w.transpose(1, 2),
-                arch.conv2,
-                sizes.pool1,
-                sizes.conv2,
+            "conv2 backward: weights, then fold (matmul, F.fold)": lambda: (
+                hand.conv_input_backward(
+                    hand.conv_weight_backward(d_z2, tape.columns2, (g.conv2_w, g.conv2_b)),
+                    m.conv2_w, arch.conv2, sizes.pool1, sizes.conv2, ws.conv2,
+                )
             ),
-            "pool1, relu1 backward: scatter, mask": lambda: hand.relu_backward(
-                hand.pool_backward(d_p1, tape.index1, z1.shape), z1
+            "relu1, pool1 backward": lambda: hand.pool_backward(
+                d_p1.clone(), pool1, arch.pool1, sizes.conv1, ws.pool1
             ),
             "conv1 backward: weights": lambda: hand.conv_weight_backward(
                 z1, columns1, (g.conv1_w, g.conv1_b)
             ),
             "Adam update of the flat (1, P) buffer": step.update,
             "the whole step": lambda: step(x, y),
-        }
+        }  # fmt: skip
         found: dict[str, list[float]] = {name: [] for name in groups}
         for _ in range(rounds * 5):
             for name, fn in groups.items():
@@ -301,10 +303,10 @@ def compare_convolutions(rounds: int, calls: int = 400) -> None:
     """
     import torch.nn.functional as F
 
-    from linesweep.run.step import Window, conv_forward, unfold
+    from linesweep.run.step import Window, Workspace, conv_forward, unfold
     from linesweep.run.trainer import cpu_settings
 
-    window = Window((2, 2), (1, 1), (0, 0), (1, 1))
+    window, buffers = Window((2, 2), (1, 1), (0, 0), (1, 1)), Workspace()
     print(f"\none convolution's forward, us, medians of {rounds * 5} rounds of {calls}:")
     with cpu_settings(1), torch.inference_mode():
         for r in (1, 8):
@@ -315,7 +317,7 @@ def compare_convolutions(rounds: int, calls: int = 400) -> None:
             ways = {
                 "grouped conv2d": lambda x=x, w=w, b=b, r=r: F.conv2d(x, w, b, groups=r),
                 "unfold + bmm": lambda xs=xs, ws=ws, bs=bs: conv_forward(
-                    unfold(xs, window, (8, 8)), ws, bs, (8, 8)
+                    unfold(xs, window, (8, 8), buffers), ws, bs, (8, 8), buffers
                 ),
             }
             found: dict[str, list[float]] = {name: [] for name in ways}

@@ -10,6 +10,15 @@
   fresh LinesCNN;
 - a max-pooling window that would see only padding is refused, never trained (torch's own
   backward writes out of bounds there);
+- each layer has two routes, one for small steps (one member) and one for large (hundreds of
+  members), and every test above and below runs on both (`route`): ReLU + max-pooling gives
+  torch's output and sends the gradient to the pixel torch picks, ties included, for any
+  window (overlapping, strided, dilated, padded, kernel 3); a convolution's input gradient is
+  autograd's;
+- members sharing one batch (stride 0 over members) step as members given copies of it;
+- `keep` drops members mid-training: the kept ones end bit for bit where they would have ended
+  without the drop (parameters, Adam's or SGD's state, per-member rules); evaluating between
+  steps changes nothing;
 - the trainer uses it for the family and falls back to autograd, with one log line, for a model
   or an optimizer outside it; the notebook experiment gives the same accuracy curve either way.
 """
@@ -18,6 +27,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 
 import pytest
@@ -29,6 +40,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from linesweep.core.errors import InfeasibleArchitecture
+from linesweep.run import step_layers
 from linesweep.run.config import (
     AdamConfig,
     AdamWConfig,
@@ -45,6 +57,8 @@ from linesweep.run.step import (
     HandStep,
     Unsupported,
     UpdateRule,
+    Window,
+    Workspace,
     stack_parameters,
 )
 from linesweep.run.trainer import cpu_settings, fit, training_epoch
@@ -57,6 +71,22 @@ SMALL = ModelConfig(
     pool1=WindowConfig(kernel_size=2, stride=2),
     conv2=WindowConfig(kernel_size=2, dilation=2),
 )
+
+
+ROUTES = ("small", "large")
+
+
+@contextmanager
+def route(name: str) -> Iterator[None]:
+    """Every layer on its small-step route (torch's pooling kernel, F.fold, fresh tensors) or
+    on its large-step one (running maxima, the transposed convolution, buffers), whatever the
+    tensors' sizes: `step_layers.LARGE` moved out of reach or to 0."""
+    saved = step_layers.LARGE
+    step_layers.LARGE = {"small": 1 << 62, "large": 0}[name]
+    try:
+        yield
+    finally:
+        step_layers.LARGE = saved
 
 
 @pytest.fixture(autouse=True)
@@ -110,16 +140,24 @@ def architectures(draw):
         plan_cnn(cfg, size)
     except InfeasibleArchitecture:
         assume(False)
-    return cfg, size, draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    members, shared = draw(st.integers(1, 3)), draw(st.booleans())
+    return cfg, size, members, draw(st.integers(1, 6)), shared, draw(st.sampled_from(ROUTES))
 
 
-def gradients(cfg: ModelConfig, size: int, members: int, batch: int, dtype: torch.dtype):
-    """The hand-written step's loss and gradient for R members, and autograd's, member by member."""
+def gradients(cfg: ModelConfig, size: int, members: int, batch: int, shared: bool, way: str,
+              dtype: torch.dtype):  # fmt: skip
+    """The hand-written step's loss and gradient for R members, and autograd's, member by member.
+
+    `shared`: every member the same images, one batch expanded over R (stride 0)."""
     models = [model_of(cfg, size, seed, dtype) for seed in range(members)]
-    x = torch.stack([images(batch, size, seed, dtype) for seed in range(members)])  # (R, B, ...)
+    if shared:
+        x = images(batch, size, 0, dtype).expand(members, -1, -1, -1, -1)  # (R, B, ...), a view
+    else:
+        x = torch.stack([images(batch, size, seed, dtype) for seed in range(members)])
     y = torch.stack([labels(batch, seed) for seed in range(members)])  # (R, B)
     try:
-        loss, grad = HandStep.for_models(models, UpdateRule("sgd", 0.1)).gradient(x, y)
+        with route(way):
+            loss, grad = HandStep.for_models(models, UpdateRule("sgd", 0.1)).gradient(x, y)
     except InfeasibleArchitecture:  # torch's own backward would write out of bounds: see below
         assume(False)
     references = [autograd_gradient(m, x[r], y[r]) for r, m in enumerate(models)]
@@ -157,6 +195,79 @@ def test_a_pooling_window_on_padding_alone_is_refused_not_trained():
         step(images(2, 4, 0)[None], labels(2, 0)[None])
 
 
+# ---------------------------------------------------------------- the layers, each route
+POOLS = {  # name: (kernel, stride, padding, dilation), per axis
+    "2x2 overlapping (the notebook's)": ((2, 2), (1, 1), (0, 0), (1, 1)),
+    "3x3 overlapping": ((3, 3), (1, 1), (0, 0), (1, 1)),
+    "2x2 stride 2": ((2, 2), (2, 2), (0, 0), (1, 1)),
+    "3x3 stride 2, padding 1": ((3, 3), (2, 2), (1, 1), (1, 1)),
+    "2x2 dilation 2": ((2, 2), (1, 1), (0, 0), (2, 2)),
+    "2x2 padding 1": ((2, 2), (1, 1), (1, 1), (1, 1)),
+    "2x3, stride 1 down and 2 across": ((2, 3), (1, 2), (1, 0), (1, 1)),
+    "1x1 stride 2": ((1, 1), (2, 2), (0, 0), (1, 1)),
+    "3x2 stride 3, dilation 2 down": ((3, 2), (3, 1), (0, 1), (2, 1)),
+}
+
+
+@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("pool", POOLS)
+def test_relu_then_max_pooling_is_torchs_and_sends_the_gradient_where_torch_does(pool, way):
+    # Small integers: many ties, positive and at zero, and sums of gradients stay exact, so a
+    # gradient sent to another pixel than torch's would show as an inequality.
+    kernel, stride, padding, dilation = POOLS[pool]
+    window = Window(kernel, stride, padding, dilation)
+    generator = torch.Generator().manual_seed(0)
+    r, c, b, size = 2, 3, 5, (9, 10)
+    z = torch.randint(-2, 4, (r, c, *size, b), generator=generator).double()  # (R, C, H, W, B)
+    out = window.output_size(size)
+    dy = torch.randint(-3, 4, (r, c, *out, b), generator=generator).double()
+
+    def nchw(t):  # (R, C, H, W, B) -> (R*B, C, H, W)
+        return t.permute(0, 4, 1, 2, 3).reshape(r * b, c, *t.shape[2:4])
+
+    z_ref = nchw(z).requires_grad_()
+    pooled_ref = F.max_pool2d(F.relu(z_ref), kernel, stride, padding, dilation)
+    pooled_ref.backward(nchw(dy))
+    with route(way), torch.inference_mode():
+        ws = Workspace()
+        pooled, tape = step_layers.pool_forward(z.clone(), window, out, True, ws)
+        dz = step_layers.pool_backward(dy.clone(), tape, window, size, ws)
+        assert (tape.index is None) == (way == "large")
+    assert torch.equal(nchw(pooled), pooled_ref.detach())
+    assert torch.equal(nchw(dz), z_ref.grad)
+
+
+CONVS = {  # name: (kernel, stride, padding, dilation), per axis
+    "2x2 (the notebook's)": ((2, 2), (1, 1), (0, 0), (1, 1)),
+    "3x3 padding 1": ((3, 3), (1, 1), (1, 1), (1, 1)),
+    "2x2 dilation 2, padding 2": ((2, 2), (1, 1), (2, 2), (2, 2)),
+    "3x3 stride 2": ((3, 3), (2, 2), (0, 0), (1, 1)),
+    "2x3 stride 2 down, padding 1 across": ((2, 3), (2, 1), (0, 1), (1, 1)),
+}
+
+
+@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("conv", CONVS)
+def test_a_convolutions_input_gradient_is_autograds(conv, way):
+    kernel, stride, padding, dilation = CONVS[conv]
+    window = Window(kernel, stride, padding, dilation)
+    generator = torch.Generator().manual_seed(1)
+    r, c, o, b, size = 2, 3, 4, 5, (9, 8)
+    x = torch.randn(r, c, *size, b, generator=generator, dtype=torch.float64)  # (R, C, H, W, B)
+    weight = torch.randn(r, o, c, *kernel, generator=generator, dtype=torch.float64)
+    out = window.output_size(size)
+    dz = torch.randn(r, o, *out, b, generator=generator, dtype=torch.float64)
+    for m in range(r):
+        x_m = x[m].permute(3, 0, 1, 2).requires_grad_()  # (B, C, H, W)
+        z_m = F.conv2d(x_m, weight[m], None, stride, padding, dilation)  # (B, O, Ho, Wo)
+        z_m.backward(dz[m].permute(3, 0, 1, 2))
+        with route(way), torch.inference_mode():
+            dx = step_layers.conv_input_backward(
+                dz.reshape(r, o, -1), weight.reshape(r, o, -1), window, size, out, Workspace()
+            )  # (R, C, H, W, B)
+        torch.testing.assert_close(dx[m].permute(3, 0, 1, 2), x_m.grad, rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------- 50 steps against torch.optim
 OPTIMIZERS = {
     "adam": lambda p: torch.optim.Adam(p, lr=0.01),
@@ -172,7 +283,7 @@ OPTIMIZERS = {
 }
 
 
-def fifty_steps(make_optimizer, dtype: torch.dtype, hand: bool) -> torch.Tensor:
+def fifty_steps(make_optimizer, dtype: torch.dtype, hand: bool, way: str = "small"):
     """The parameters after 50 steps of batch 10 from seed 0, flat (P,)."""
     model = model_of(SMALL, 12, seed=0, dtype=dtype)
     x, y = images(500, 12, seed=1, dtype=dtype), labels(500, seed=1)
@@ -180,7 +291,8 @@ def fifty_steps(make_optimizer, dtype: torch.dtype, hand: bool) -> torch.Tensor:
     step = HandStep.for_models([model], UpdateRule.of_optimizer(optimizer)) if hand else None
     for xb, yb in zip(x.split(10), y.split(10), strict=True):
         if step is not None:
-            step(xb[None], yb[None])
+            with route(way):
+                step(xb[None], yb[None])
         else:
             optimizer.zero_grad()
             F.cross_entropy(model(xb), yb).backward()
@@ -188,32 +300,35 @@ def fifty_steps(make_optimizer, dtype: torch.dtype, hand: bool) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
+@pytest.mark.parametrize("way", ROUTES)
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_fifty_steps_end_where_torchs_optimizer_ends(name):
+def test_fifty_steps_end_where_torchs_optimizer_ends(name, way):
     make = OPTIMIZERS[name]
     hand, reference = (
-        fifty_steps(make, torch.float64, True),
+        fifty_steps(make, torch.float64, True, way),
         fifty_steps(make, torch.float64, False),
     )
     torch.testing.assert_close(hand, reference, rtol=1e-12, atol=1e-13)  # float64: rounding only
 
 
+@pytest.mark.parametrize("way", ROUTES)
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_fifty_float32_steps_end_within_1e_5_of_torchs_fused_optimizer(name):
+def test_fifty_float32_steps_end_within_1e_5_of_torchs_fused_optimizer(name, way):
     def fused(params):
         optimizer = OPTIMIZERS[name](params)
         optimizer.defaults["fused"] = optimizer.param_groups[0]["fused"] = True
         return optimizer
 
     hand, reference = (
-        fifty_steps(fused, torch.float32, True),
+        fifty_steps(fused, torch.float32, True, way),
         fifty_steps(fused, torch.float32, False),
     )
     torch.testing.assert_close(hand, reference, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- a population of R members
-def test_members_stepped_together_end_where_separate_runs_end():
+@pytest.mark.parametrize("way", ROUTES)
+def test_members_stepped_together_end_where_separate_runs_end(way):
     rule = UpdateRule("adam", 0.01, weight_decay=0.01)
     members = [model_of(SMALL, 12, seed) for seed in range(3)]
     batches = [(images(200, 12, seed + 10), labels(200, seed + 10)) for seed in range(3)]
@@ -226,15 +341,83 @@ def test_members_stepped_together_end_where_separate_runs_end():
     for i in range(20):
         x = torch.stack([b[0][10 * i : 10 * i + 10] for b in batches])  # (3, 10, 1, 12, 12)
         y = torch.stack([b[1][10 * i : 10 * i + 10] for b in batches])  # (3, 10)
-        together(x, y)
-        for r, step in enumerate(alone):
-            step(x[r : r + 1], y[r : r + 1])
+        with route(way):
+            together(x, y)
+            for r, step in enumerate(alone):
+                step(x[r : r + 1], y[r : r + 1])
     assert torch.equal(together.params, torch.cat([s.params for s in alone]))  # bit for bit
 
 
+def population_batches(members, steps, seed=10):
+    """Images (R, 10*steps, 1, 12, 12) and labels (R, 10*steps), member m from seed + m."""
+    x = torch.stack([images(10 * steps, 12, seed + m) for m in members])
+    return x, torch.stack([labels(10 * steps, seed + m) for m in members])
+
+
+KEEP_RULES = {
+    "adam": UpdateRule("adam", 0.01, weight_decay=0.01),
+    "sgd+momentum": UpdateRule("sgd", 0.05, momentum=0.9, dampening=0.1, weight_decay=0.01),
+}
+
+
+@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("kind", KEEP_RULES)
+def test_members_kept_after_a_drop_end_bit_for_bit_where_they_end_without_it(kind, way):
+    rule = KEEP_RULES[kind]
+    own = replace(rule, lr=rule.lr / 3)  # member 3 has a learning rate of its own
+    x, y = population_batches(range(4), 20)  # (4, 200, 1, 12, 12), (4, 200)
+    kept = [3, 1]  # dropped: 0 and 2; the order changes too
+    with route(way):
+        dropping = HandStep.for_models([model_of(SMALL, 12, seed) for seed in range(4)], rule)
+        dropping.update.rules[3] = own
+        for i in range(20):
+            if i == 8:
+                dropping.keep(kept)
+            members = kept if i >= 8 else range(4)
+            batch = slice(10 * i, 10 * i + 10)
+            dropping(x[list(members), batch], y[list(members), batch])
+        never = HandStep.for_models([model_of(SMALL, 12, seed) for seed in kept], rule)
+        never.update.rules[0] = own
+        for i in range(20):
+            never(x[kept, 10 * i : 10 * i + 10], y[kept, 10 * i : 10 * i + 10])
+    assert dropping.update.rules == [own, rule]
+    assert torch.equal(dropping.params, never.params)  # bit for bit
+    if kind == "adam":
+        assert torch.equal(dropping.update.exp_avg_sq, never.update.exp_avg_sq)
+        assert torch.equal(dropping.update.step, never.update.step)
+
+
+def test_keep_leaves_the_models_to_rebind_and_refuses_to_keep_no_one():
+    models = [model_of(SMALL, 12, seed) for seed in range(3)]
+    step = HandStep.for_models(models, UpdateRule("adam", 0.01))
+    step.keep([2])
+    assert step.params.shape[0] == 1
+    assert torch.equal(step.params[0], stack_parameters(models[2:])[0])
+    with pytest.raises(ValueError, match="keeps at least one member"):
+        step.keep([])
+
+
+@pytest.mark.parametrize("way", ROUTES)
+def test_evaluating_in_the_middle_of_an_epoch_changes_no_step(monkeypatch, way):
+    monkeypatch.setattr("linesweep.run.step.CHUNK_NUMBERS", 2000)  # several steps per chunk
+    x, y = population_batches(range(2), 6)
+    quiet, watched = (
+        HandStep.for_models([model_of(SMALL, 12, s) for s in (0, 1)], UpdateRule("adam", 0.01))
+        for _ in range(2)
+    )
+    with route(way):
+        for _ in quiet.epoch(x, y, 10):
+            pass
+        for _ in watched.epoch(x, y, 10):
+            watched.logits(x[:, :10])  # a training batch's shapes
+    assert torch.equal(quiet.params, watched.params)
+
+
+@pytest.mark.parametrize("way", ROUTES)
 @pytest.mark.parametrize("chunk", [1 << 24, 2000])  # the epoch at once, or 1 batch at a time
-def test_an_epoch_is_its_steps_in_order_the_last_batch_smaller(monkeypatch, chunk):
+def test_an_epoch_is_its_steps_in_order_the_last_batch_smaller(monkeypatch, chunk, way):
     monkeypatch.setattr("linesweep.run.step.CHUNK_NUMBERS", chunk)
+    monkeypatch.setattr("linesweep.run.step_layers.LARGE", {"small": 1 << 62, "large": 0}[way])
     x, y = images(47, 12, 0), labels(47, 0)  # 4 batches of 10, then 7
     by_steps = HandStep.for_models([model_of(SMALL, 12, 0)], UpdateRule("adam", 0.01))
     stepped = [
