@@ -64,10 +64,10 @@ class Planned:
 # What a population costs, in seconds on one core: a fixed start (its process, data and
 # records), a fixed part of every step (Python, kernel launches), and per member what its
 # padded layers compute, in members of the notebook's model (`member_cost`). Measured by
-# `python benchmarks/bench_step.py --part cost` (benchmarks/README.md, Populations).
-POPULATION_START_S = 0.5
-STEP_S = 150e-6
-NOTEBOOK_MEMBER_STEP_S = 20e-6
+# `python benchmarks/bench_grouping.py` (benchmarks/README.md, Populations).
+POPULATION_START_S = 1.0
+STEP_S = 400e-6
+NOTEBOOK_MEMBER_STEP_S = 11e-6
 
 
 def member_cost(cfg: TrainConfig, out_1: int, out_2: int) -> float:

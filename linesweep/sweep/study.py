@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -291,3 +292,25 @@ def shown_distribution(dist: BaseDistribution) -> str:
     kind = "int" if isinstance(dist, IntDistribution) else "float"
     step = f", step {dist.step:g}" if dist.step not in (None, 1) else ""
     return f"{kind} in [{dist.low:g}, {dist.high:g}]{step}{', log' if dist.log else ''}"
+
+
+def extend_trial(
+    function: Callable[[DictConfig, optuna.Trial], Any],
+    config: DictConfig,
+    trial: optuna.Trial,
+    fixed_keys: set[str],
+) -> str | None:
+    """Let hydra.sweeper.custom_search_space suggest more parameters for a new trial: what is
+    wrong with it (it raised, or it suggests a key a fixed override sets), or None.
+
+    It is called as function(cfg, trial) with the sweep's config, after `params` are sampled;
+    what it suggests becomes the trial's overrides too.
+    """
+    try:
+        function(config, trial)
+    except Exception as err:
+        return f"a function(cfg, trial) that runs; it raised {type(err).__name__}: {err}"
+    clash = sorted(fixed_keys & {k.lstrip("+~") for k in trial.params})
+    if clash:
+        return f"a function that suggests no key an override fixes, but it suggests {clash}"
+    return None
