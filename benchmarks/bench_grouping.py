@@ -84,8 +84,10 @@ def main() -> None:
         constants, *_ = np.linalg.lstsq(design, measured, rcond=None)
         worst = float(np.max(np.abs(design @ constants - measured) / measured))
         step_s, any_member_s, member_s = constants
-        print(f"STEP_S = {step_s:.3g}  MEMBER_STEP_S = {any_member_s:.3g}  "
-              f"NOTEBOOK_MEMBER_STEP_S = {member_s:.3g}  (worst relative error of the fit {worst:.0%})")  # fmt: skip
+        print(
+            f"STEP_S = {step_s:.3g}  MEMBER_STEP_S = {any_member_s:.3g}  "
+            f"NOTEBOOK_MEMBER_STEP_S = {member_s:.3g}  (worst relative error {worst:.0%})"
+        )
         mixed = [(1 + i % 8, 1 + (i // 8) % 4) for i in range(32)]
         together = step_seconds(cfg, mixed, images, labels, args.rounds)
         widest = step_seconds(cfg, [(8, 4)] * 32, images, labels, args.rounds)

@@ -41,7 +41,9 @@ def _run_time_nodes(tree: ast.AST):
     while todo:
         node = todo.pop()
         yield node
-        todo.extend(child for child in ast.iter_child_nodes(node) if not _is_type_checking_block(child))
+        todo.extend(
+            child for child in ast.iter_child_nodes(node) if not _is_type_checking_block(child)
+        )
 
 
 def _resolve(name: str, node: ast.ImportFrom, files: dict[str, Path]) -> str:

@@ -281,6 +281,7 @@ class Sweep:
                 break
             self.executor.wait(min(s.heartbeat_s, self.stalls.warn_after_s), on_outcome)
             self._end_stalled(on_outcome)
+            self.teller.write_if_told()  # once for the trials that ended together
             if batch:
                 self.returns.append(batch.copy())
                 batch.clear()
@@ -429,6 +430,8 @@ class Sweep:
                         "command does",
                         outcome.number,
                     )
+            with contextlib.suppress(*STORAGE_ERRORS):  # the next run writes them from the study
+                self.teller.write_if_told()
         finally:
             self.executor.close()
 
