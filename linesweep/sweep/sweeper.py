@@ -56,12 +56,9 @@ from linesweep.core.files import (
 from linesweep.core.processes import this_process
 from linesweep.core.status import Status
 from linesweep.core.storage import (
-    check_journal_path,
     check_study_name,
-    is_database_url,
     mask_secrets,
     open_storage,
-    resolve_storage_url,
     shown_url,
     without_password,
 )
@@ -70,11 +67,11 @@ from linesweep.sweep import coordination as co
 from linesweep.sweep.choosing import make_executor
 from linesweep.sweep.executors import LauncherExecutor, TrialJob, check_preload
 from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signals, interruptible
-from linesweep.sweep.journal import check_journal
 from linesweep.sweep.outcomes import JobOutcome
 from linesweep.sweep.passwords import keep_password_out, restore
 from linesweep.sweep.proposals import Proposals
 from linesweep.sweep.results import answer_setup, closing_lines, format_params, no_result
+from linesweep.sweep.salvage import finished_in
 from linesweep.sweep.settings import SweepSettings, app_metrics, value_names
 from linesweep.sweep.space import SearchSpace, check_keys, literal_json, parse_search_space, quoted
 from linesweep.sweep.stalls import StallWatch
@@ -86,6 +83,7 @@ from linesweep.sweep.study import (
     make_pruner,
     make_sampler,
     pruner_config,
+    storage_url_for,
 )
 from linesweep.sweep.telling import STORAGE_ERRORS, Teller
 
@@ -165,19 +163,7 @@ class Sweep:
             )
         self.sweep_dir = given.resolve()
         ensure_writable_folder(self.sweep_dir, "hydra.sweep.dir")
-        self.storage_url = resolve_storage_url(s.storage, self.sweep_dir)
-        if not is_database_url(self.storage_url):
-            ensure_writable_folder(Path(self.storage_url).parent, "hydra.sweeper.storage")
-            check_journal_path(Path(self.storage_url))
-            for note in check_journal(Path(self.storage_url)):
-                log.warning("%s", note)
-        elif self.storage_url.startswith("sqlite") and s.n_jobs > 1:
-            log.warning(
-                "SQLite locks the whole database on every write: with hydra.sweeper.n_jobs=%d "
-                "expect 'database is locked' errors. Use the default journal file (omit "
-                "hydra.sweeper.storage) on one machine, or PostgreSQL across machines.",
-                s.n_jobs,
-            )
+        self.storage_url = storage_url_for(s.storage, self.sweep_dir, s.n_jobs)
         kept = keep_password_out(self.storage_url, self.config)
         if kept is not None:
             self.password_before, masked = kept
@@ -320,8 +306,13 @@ class Sweep:
     def _reap(self) -> None:
         """Fail the trials whose sweep process died (call under the slot lock); re-run them."""
         self.last_reap = time.monotonic()
+
         for trial in co.reap_abandoned(
-            self.storage, self.study, self.settings.stale_after_s, locked=self.slots.exclusive
+            self.storage,
+            self.study,
+            self.settings.stale_after_s,
+            self.slots.exclusive,
+            finished_in(self.sweep_dir, self.study),
         ):
             log.warning(
                 "trial %d was left RUNNING by a sweep process that died: interrupted, its slot "
