@@ -337,6 +337,8 @@ def test_a_sweep_refuses_links_at_its_journal_its_locks_and_its_trial_folders(
             sweep_in_process(folder, "hydra.sweeper.n_trials=1")
         assert stop.value.code == 2, name
         assert (folder / name).is_symlink(), name  # refused, left as it was
+        if name == ".plans":  # refused before the study is created
+            assert not (folder / JOURNAL_NAME).exists(), name
     planted = tmp_path / "planted-sweep"  # the sweep's folder itself
     planted.symlink_to(victims[1])
     with pytest.raises(SystemExit) as stop:

@@ -338,10 +338,11 @@ def test_a_study_name_that_would_leave_its_folder_is_refused(
 
 
 def test_the_sweeper_refuses_such_names_too_for_apps_without_linesweep_callbacks():
-    for name in ("../escape", "a/b", ".hidden", "", "x..y", None):
+    for name in ("../escape", "a/b", ".hidden", "", "x..y", None, "a" * 201, "é" * 101):
         with pytest.raises(LinesweepError, match=r"hydra\.sweeper\.study_name="):
             check_study_name(name)
     check_study_name("channels_lr-2.v3")
+    check_study_name("é" * 100)  # 200 bytes: a folder name with room for the lock's suffix
 
 
 @pytest.mark.parametrize("name", ["../escape", "../runs/inside-a-run"])

@@ -253,6 +253,9 @@ def redact_logs(url: str) -> None:
     logging.setLogRecordFactory(masked)
 
 
+STUDY_NAME_BYTES = 200
+
+
 def check_study_name(name: Any) -> None:
     """A study name is a folder name under outputs/sweeps/: no path, nothing hidden."""
     text = "" if name is None else str(name)
@@ -263,4 +266,10 @@ def check_study_name(name: Any) -> None:
             "a plain name (not empty, no '/', '\\' or '..', not starting with '.'): it names "
             "the study's folder under outputs/sweeps/",
             "e.g. hydra.sweeper.study_name=channels_lr_2",
+        )
+    if len(text.encode()) > STUDY_NAME_BYTES:  # a file name holds 255 bytes; ".slots.lock" too
+        raise ConfigError(
+            "hydra.sweeper.study_name",
+            f"{text[:24]}... ({len(text.encode())} bytes)",
+            f"a name of at most {STUDY_NAME_BYTES} bytes: it names the study's folder",
         )

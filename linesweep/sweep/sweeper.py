@@ -163,6 +163,8 @@ class Sweep:
             )
         self.sweep_dir = given.resolve()
         ensure_writable_folder(self.sweep_dir, "hydra.sweep.dir")
+        if app_metrics(self.config) is not None:  # linesweep's app remembers plans printed there
+            self._own_folder(self.sweep_dir / ".plans")
         self.storage_url = storage_url_for(s.storage, self.sweep_dir, s.n_jobs)
         kept = keep_password_out(self.storage_url, self.config)
         if kept is not None:
@@ -192,8 +194,6 @@ class Sweep:
             self.sampler,
             whole_space=self.extend_trial is None,
         )
-        if app_metrics(self.config) is not None:  # linesweep's app remembers plans printed there
-            self._own_folder(self.sweep_dir / ".plans")
         atomic_write_text(
             self.sweep_dir / "multirun.yaml",
             mask_secrets(OmegaConf.to_yaml(self.config), self.storage_url),
