@@ -97,6 +97,18 @@ def test_sampled_values_round_trip_through_the_override_grammar():
     assert override_value(None) == "null"
 
 
+def test_string_choices_typed_quoted_reach_the_trial_as_typed():
+    """choice('=1+2','c,d') gives the sampler the strings unquoted: handed on as they are,
+    `key==1+2` would not parse and `key=c,d` would be a sweep of two."""
+    typed = ["=1+2", "@x", "a b", "c,d", "x'y", "plain"]
+    space = parse_search_space({}, ["+note=choice(" + ",".join(map(repr, typed)) + ")"])
+    (choices,) = [d.choices for d in space.distributions.values()]
+    assert list(choices) == typed  # as Hydra's Transformer.encode hands them over
+    for value in typed:
+        (override,) = OverridesParser.create().parse_overrides(space.overrides({"+note": value}))
+        assert not override.is_sweep_override() and override.value() == value
+
+
 def test_grid_enumerates_ranges_and_choices_and_refuses_continuous_values():
     space = parse_search_space({}, ["a=range(2,5)", "b=choice(x,y)", "c=int(interval(1,3))"])
     assert space.grid() == {"a": [2, 3, 4], "b": ["x", "y"], "c": [1, 2, 3]}

@@ -101,7 +101,20 @@ def override_value(value: Any) -> str:
         return "null"
     if isinstance(value, float):
         return repr(value)
-    return str(value)  # ints, and strings already escaped by Transformer.encode
+    if isinstance(value, str) and not _reads_back_as_one_value(value):
+        return quoted(
+            value
+        )  # a choice typed quoted ('=1+2', 'c,d'): Transformer.encode unquotes it
+    return str(value)  # ints, and strings Transformer.encode escaped (a\ b)
+
+
+def _reads_back_as_one_value(text: str) -> bool:
+    """Whether `key=<text>` parses as one plain value (not an error, not a sweep of several)."""
+    try:
+        (override,) = OverridesParser.create().parse_overrides([f"key={text}"])
+    except HydraException:
+        return False
+    return not override.is_sweep_override()
 
 
 def quoted(text: str) -> str:
