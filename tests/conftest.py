@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +16,12 @@ from omegaconf import DictConfig
 from linesweep.run.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Tests that Ctrl-C a child need the child to take SIGINT. A shell starts background jobs with
+# SIGINT ignored, and children inherit that (Python then never raises KeyboardInterrupt): handled
+# here instead, it is back to the default in every child exec'd.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 TINY = ["experiment=smoke", "plots=none"]  # a run of well under a second
 
 
