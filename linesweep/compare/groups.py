@@ -70,9 +70,17 @@ def group_seeds(runs: Sequence[Run]) -> list[Run]:
 def _members_of(run: Run) -> list[Member]:
     if run.members:
         return [
-            Member(m.replicate, m.state, m.final, m.best, m.values, run.folder) for m in run.members
+            Member(
+                m.replicate, m.state, m.final, m.best, m.values, run.folder, m.seeds, m.epochs_run
+            )
+            for m in run.members
         ]
-    return [Member(0, run.state, run.final, run.best, dict(run.objective), run.folder)]
+    return [
+        Member(
+            0, run.state, run.final, run.best, dict(run.objective), run.folder, run.seeds,
+            run.epochs_run,
+        )
+    ]  # fmt: skip
 
 
 def merge(runs: Sequence[Run]) -> Run:

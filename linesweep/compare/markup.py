@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from linesweep.compare.display import MeanStd, format_value
+from linesweep.compare.display import Interval, format_value
 from linesweep.core.record import PICTURE_CAP
 from linesweep.core.safe_read import Unreadable, read_png
 from linesweep.core.status import Status
@@ -113,7 +113,7 @@ class Links:
 def _header(column: str, key: bool) -> str:
     """A header that may break after its dots (model.<wbr>out_1), marked when a key column."""
     text = "<wbr>".join(html.escape(part) for part in column.split("."))
-    text = text.replace("<wbr>", ".<wbr>").replace("_mean ±", "_<wbr>mean ±")  # a mean ± std
+    text = text.replace("<wbr>", ".<wbr>").replace("_mean [", "_<wbr>mean [")  # a mean [95% t]
     return f'<th class="key">{text}</th>' if key else f"<th>{text}</th>"
 
 
@@ -133,7 +133,7 @@ def html_table(
             value = row.get(column)
             if column == "folder" and link is not None and value is not None:
                 cells.append(f"<td>{link(value)}</td>")
-            elif isinstance(value, (int, float, MeanStd)) and not isinstance(value, bool):
+            elif isinstance(value, (int, float, Interval)) and not isinstance(value, bool):
                 cells.append(f'<td class="num">{e(value)}</td>')
             elif column == "state":
                 cells.append(f'<td class="{_state_class(value)}">{e(value)}</td>')
