@@ -168,13 +168,32 @@ def answer_settings(
     except ConfigError as err:
         name = err.key.removeprefix("answer.")
         if name in given:
-            raise UsageError(f"--{name} {err.value}: {err.allowed}") from None
+            raise UsageError(f"--{name} {err.value} is not allowed: {err.allowed}") from None
         fix = f"; --{name} overrides it" if name in FLAGS else ""
         raise UsageError(f"{err} (in the runs' .hydra/config.yaml){fix}") from None
     note = None
     if notes:
         note = f"the runs' answer settings differ; the answer uses {', '.join(notes)}"
     return settings, note
+
+
+def check_flags(flags: Mapping[str, Any]) -> None:
+    """--alpha and --test, checked before any folder is read: one line naming the option, its
+    value and what is allowed (UsageError: exit 2)."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        AnswerSettings(**given)
+    except ConfigError as err:
+        name = err.key.removeprefix("answer.")
+        raise UsageError(f"--{name} {given[name]} is not allowed: {err.allowed}") from None
+
+
+def alpha_flag(text: str) -> float:
+    """--alpha's value as a number (argparse's `type`): a word is the same one line."""
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--alpha {text} is not allowed: a number in (0, 1)") from None
 
 
 def answer_command(

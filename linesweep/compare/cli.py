@@ -62,6 +62,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from linesweep.compare.answer import alpha_flag, check_flags
 from linesweep.compare.console import UsageError, say, silence, warn
 from linesweep.compare.output import OutputFolder
 from linesweep.compare.pictures import run_pictures
@@ -162,7 +163,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--no-report", action="store_true", help="no report.html")
     parser.add_argument(
-        "--alpha", type=float, metavar="A",
+        "--alpha", type=alpha_flag, metavar="A",
         help="the answer's alpha, in (0, 1) (default: the runs' answer.alpha, else 0.05)",
     )  # fmt: skip
     parser.add_argument(
@@ -173,6 +174,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(list(argv))
     if args.top is not None and args.top < 1:
         raise UsageError(f"--top {args.top}: give a number of rows >= 1")
+    check_flags({"alpha": args.alpha, "test": args.test})
     return args
 
 

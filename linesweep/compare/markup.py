@@ -27,11 +27,17 @@ h1 { font-size: 1.35em; margin: 0 0 .1em; } h2 { font-size: 1.1em; margin: 0 0 .
 h2.rule { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.2em; }
 h3 { font-size: 1em; margin: .8em 0 .3em; }
 p.meta { color: #555; margin: 0 0 .6em; font-size: 12.5px; }
-.top { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1em;
-       margin-bottom: .8em; }
+.top { display: grid; grid-template-columns: minmax(0, 1.5fr) minmax(0, 1fr); gap: .8em;
+       margin-bottom: .6em; align-items: start; }
+.stack { display: grid; gap: .6em; }
+#picture { padding: .3em; } #picture figure { margin: 0; display: block; }
+#picture img { width: 100%; border: 0; }
+p.line { margin: .2em 0; font-size: 13px; } p.line.big { font-size: 13.5px; }
+.small { font-size: 12px; } ul.small { margin: .2em 0; padding-left: 1.2em; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .5em .8em; background: #fcfcfc; }
 #answer { border-color: #1a7f37; background: #f6fbf7; }
 .big { font-size: 1.15em; font-weight: 600; }
+#question dl { font-size: 12.5px; }
 dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .1em .8em;
      margin: 0; font-size: 13px; }
 dt { font-weight: 600; color: #444; } dd { margin: 0; overflow-wrap: anywhere; }

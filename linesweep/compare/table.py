@@ -304,7 +304,7 @@ class Comparison:
     columns: list[str]
     rows: list[dict[str, Any]]
     varying: list[str]  # config keys whose values differ between the shown runs
-    best: Run | None
+    best: Run | None  # the best run (best_run); with replicates, the answer's best
     refused_hidden: int = 0  # refused runs left out because no --state asked for them
     storage: str | None = None  # --storage: where the sweeps' studies are (else their journals)
     searched: list[str] = field(default_factory=list)  # the keys the user searched (question.py)
@@ -361,6 +361,8 @@ def compare(
     grouped = any(run.grouped for run in shown)  # a row's seeds are its replicates, no param
     keys = [k for k in searched if not (grouped and k == "seed")]
     answered = answer_runs(shown, questions, keys, best, answer_flags)
+    if answered.answer.has_spread and len(objective_metrics(shown)) == 1:
+        best = answered.best_run or best  # the answer's: the best mean, fewer parameters on a tie
     return Comparison(
         runs, shown, columns, rows, varying, best, hidden, storage, searched, questions, answered
     )

@@ -10,6 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from linesweep.core.stats import TEST_NAMES
+from linesweep.core.status import Status
 
 if TYPE_CHECKING:  # the type only: answer.py imports this module
     from linesweep.core.answer import Answer
@@ -145,7 +146,7 @@ def _left_out_text(a: Answer) -> str:
         return ""
     counts = ", ".join(f"{n} {status}" for status, n in a.left_out.items())
     why = "only complete configurations are compared"
-    if "pruned" in a.left_out:
+    if Status.PRUNED.value in a.left_out:
         why += ": a pruned run's value is from an earlier epoch, not final"
     return f"; left out: {counts} ({why})"
 
