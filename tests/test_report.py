@@ -80,8 +80,10 @@ def page_of(tmp_path: Path, *folders: Path, plots=()) -> str:
 def test_the_first_screen_asks_answers_and_lists_the_runs_in_that_order(tmp_path):
     sweep = channels_sweep(tmp_path)
     page = page_of(tmp_path, sweep)
-    question, answer, runs = (page.index(f'id="{name}"') for name in ("question", "answer", "runs"))
-    assert question < answer < runs < page.index("Plots")
+    question, answer, picture, runs = (
+        page.index(f'id="{name}"') for name in ("question", "answer", "picture", "runs")
+    )
+    assert question < answer < picture < runs < page.index("Plots")
     asked = page[question:answer]
     for text in (
         "channels_lr", "val_accuracy (maximize), at the last epoch",
@@ -91,11 +93,18 @@ def test_the_first_screen_asks_answers_and_lists_the_runs_in_that_order(tmp_path
         "4 of 6: 3 complete, 1 pruned",
     ):  # fmt: skip
         assert text in asked, text
-    answered = page[answer:runs]
-    assert "val_accuracy = 0.9 (maximize)" in answered  # the best complete run, not pruned 0.95
-    assert "epoch 2 of 2 (complete)" in answered and "<code>model.out_1=4</code>" in answered
-    assert "Chosen among the 3 complete runs; the 1 pruned stopped early" in answered
+    # The answer's lines (linesweep.core.answer): the best complete run, not the pruned 0.95.
+    answered = page[answer:picture]
+    best, smallest, compared = re.findall(r'<p class="line[^"]*">([^<]*)</p>', answered)
+    assert best.startswith("best (by its single value): model.out_1=4, optimizer.lr=0.001 (119")
+    assert "val_accuracy 0.9, no interval" in best and "no spread to judge by" in smallest
+    assert "left out: 1 pruned (only complete configurations are compared: a pruned" in compared
     assert 'href="../sweeps/channels_lr/1/"' in answered  # a relative link to the folder
+    # The best run's own numbers open its section, below the runs table.
+    facts = page[page.index("The best run: ") :]
+    assert "val_accuracy = 0.9 (maximize)" in facts
+    assert "epoch 2 of 2 (complete)" in facts and "<code>model.out_1=4</code>" in facts
+    assert "Chosen among the 3 complete runs; the 1 pruned stopped early" in facts
 
 
 def test_the_runs_table_puts_its_key_columns_first_and_links_every_folder(tmp_path):
@@ -138,8 +147,10 @@ def test_several_objectives_answer_with_the_pareto_set_of_complete_runs(tmp_path
     assert comparison.best.folder.name == "0"
     page = page_of(tmp_path, sweep)
     answered = page[page.index('id="answer"') : page.index('id="runs"')]
-    assert "Answer: the Pareto set" in answered and "3 of the 4 complete runs" in answered
-    assert re.findall(r'href="([^"]+)"', answered) == [f"../pareto/{n}/" for n in (0, 1, 3)]
+    assert "The Pareto set" in answered and "3 of the 4 complete runs" in answered
+    links = re.findall(r'href="([^"]+)"', answered)  # the best run's, then the set's
+    assert links == [f"../pareto/{n}/" for n in (0, 0, 1, 3)]
+    assert "on val_accuracy (maximize)" in answered  # the answer: the first objective's
     assert "val_accuracy (maximize), n_params (minimize)" in page
 
 
@@ -390,7 +401,9 @@ def test_the_command_respects_columns(tmp_path, capsys, monkeypatch):
     channels_sweep(tmp_path)
     monkeypatch.setenv("COLUMNS", "70")
     assert main([str(tmp_path / "sweeps"), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
-    table = capsys.readouterr().out.split("4 runs")[0].splitlines()
+    answer, table = capsys.readouterr().out.split("4 runs")[0].split("\n\n", 1)
+    table = table.splitlines()  # the answer's lines are whole: a terminal wraps them
+    assert len(answer.splitlines()) == 3
     assert max(len(line) for line in table if not line.startswith("not shown")) <= 70
     assert os.environ["COLUMNS"] == "70"
 
