@@ -421,3 +421,62 @@ def test_a_real_sweeps_question_and_its_plots(sweep_in_process, tmp_path, capsys
     assert (out / "plots" / "study_sweep_history.png").read_bytes()[:8] == PNG
     page = (out / "report.html").read_text()
     assert "<code>model.out_1</code> = <code>choice(1,2,4)</code>" in page
+
+
+def importance_sweep(root: Path) -> Path:
+    """A sweep folder of 12 trials with its journal study: lr decides the accuracy, out_1 does
+    not; each trial told its 3 replicates (`linesweep.result`), so the caveat knows the noise."""
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from linesweep.core.storage import open_storage
+    from linesweep.core.trial_link import RESULT
+
+    trials, made = [], []
+    for n in range(12):
+        lr, out_1 = 10 ** (-4 + n % 4), 1 + (n * 5) % 8
+        accuracy = 0.5 + 0.1 * (n % 4)  # lr alone: 0.5 ... 0.8
+        made.append(((accuracy,), {"model.out_1": out_1, "optimizer.lr": lr}, {}))
+        values = [accuracy - 0.01, accuracy, accuracy + 0.01]  # seed noise 0.01 / sqrt(3)
+        result = {
+            "metric": "val_accuracy", "direction": "maximize", "epoch_rule": "last",
+            "values": values, "seeds": [{"model_init": r} for r in range(3)], "n_params": 119,
+            "epochs_run": 1, "success_threshold": None,
+        }  # fmt: skip
+        trials.append(
+            optuna.trial.create_trial(
+                value=accuracy,
+                params={"model.out_1": out_1, "optimizer.lr": lr},
+                distributions={
+                    "model.out_1": IntDistribution(1, 8),
+                    "optimizer.lr": FloatDistribution(1e-5, 1, log=True),
+                },
+                user_attrs={RESULT: result},
+            )
+        )
+    sweep = fake_sweep(root, made, sweeper={"study_name": "lr", "n_trials": 12})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(str(sweep / "optuna_journal.log"))
+    optuna.create_study(study_name="lr", storage=storage, direction="maximize").add_trials(trials)
+    return sweep
+
+
+def test_which_hyperparameter_matters_is_optunas_ped_anova_with_its_caveat(tmp_path):
+    from linesweep.compare.importances import sweep_importances
+
+    comparison = compare(find_runs([importance_sweep(tmp_path / "sweep")]))
+    plots, problems = save_comparison_plots(comparison, tmp_path / "plots")
+    assert problems == [] and tmp_path / "plots" / "study_sweep_importances.png" in plots
+    ((sweep, found),) = sweep_importances(comparison).items()  # computed once, shown twice
+    assert list(found.importances) == ["optimizer.lr", "model.out_1"]
+    assert found.importances["optimizer.lr"] > 0.5 and found.trials == 12
+    page = render_report(comparison, plots, base=tmp_path)
+    section = page[page.index('id="importances"') : page.index("The best run")]
+    assert "PED-ANOVA (Optuna&#x27;s PedAnovaImportanceEvaluator" in section
+    rows = re.findall(r"<tr><td>([^<]+)</td><td[^>]*>([^<]+)</td></tr>", section)
+    assert rows == [(k, f"{v:.4g}") for k, v in found.importances.items()]
+    # The caveat in numbers: a mean of 3 replicates 0.01 apart against the trials' spread.
+    assert (
+        "Caveat: importances rank parameters" in section and "in a mean of 3 replicates" in section
+    )
+    assert f"about {0.01 / 3**0.5:.2g}" in section

@@ -53,6 +53,7 @@ from linesweep.core.stats import TEST_NAMES, summarize
 from linesweep.core.status import Status
 
 TOP_CURVES = 8  # learning curves overlaid; more than this is a tangle
+ACCURACY_MARGIN = 0.05  # accuracy axes end this far beyond [0, 1], whatever a bar reaches
 MAX_PARAMETER_PANELS = 12
 
 
@@ -288,6 +289,10 @@ def accuracy_by_size(runs: Sequence[Run], answered: RunsAnswer | None = None) ->
         )
     answer_note = _mark_answer(ax, sized, xs, ys, answered)
     log_scale_if_wide(ax, "x", xs)
+    low, high = ax.get_ylim()
+    cut = low < -ACCURACY_MARGIN or high > 1 + ACCURACY_MARGIN  # only a bar reaches there
+    if cut:
+        ax.set_ylim(max(low, -ACCURACY_MARGIN), min(high, 1 + ACCURACY_MARGIN))
     ax.set(xlabel="parameters", ylabel="validation accuracy at the last epoch trained")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -303,6 +308,11 @@ def accuracy_by_size(runs: Sequence[Run], answered: RunsAnswer | None = None) ->
         notes.append("no complete run: no frontier")
     if spread_note is not None:
         notes.append(f"{spread_note}; the frontier joins the means")
+    if cut:
+        notes.append(
+            "bars cut at the axis: a t interval of few replicates reaches past the [0, 1] an "
+            "accuracy lies in"
+        )
     if answer_note is not None:
         notes.append(answer_note)
     add_note(fig, notes)
