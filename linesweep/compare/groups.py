@@ -4,10 +4,11 @@
 `config_identity` says which runs are such repeats (their configs equal but for `seed` and the
 settings that do not change what a run learns); `group_seeds` turns each set of two or more
 repeats in one state into one row: a `Run` whose members are the runs (or, for runs trained with
-`replicates`, all their replicates), so the table shows their mean ± std and success rate as it
-does for a population. Its `seed` cell lists the seeds, its `grouped` the folders; its folder,
-learning curve, weights and reproduce command are the first run's. Its objective is
-`replicate.statistic` over the members, as a population's is (`population_objective`).
+`replicates`, all their replicates), so the table shows their mean with its 95% interval and
+success rate as it does for a population. Its `seed` cell lists the seeds, its `grouped` the
+folders; its folder, learning curve, weights and reproduce command are the first run's. Its
+objective is `replicate.statistic` over the members, as a population's is
+(`population_objective`).
 """
 
 from __future__ import annotations
