@@ -5,10 +5,12 @@
     python benchmarks/bench_grouping.py --experiment hard --rounds 5
 
 A population of R members padded to channel counts w takes, a step, about
-    STEP_S + NOTEBOOK_MEMBER_STEP_S * R * member_cost(w)
-(member_cost: w's multiply-adds per image against the notebook model's). This times the whole
+    STEP_S + R * (MEMBER_STEP_S + NOTEBOOK_MEMBER_STEP_S * member_cost(w))
+(member_cost: w's multiply-adds per image against the notebook model's; MEMBER_STEP_S what a
+member costs whatever its width: its loss, its update, its share of every kernel's loop). This
+times the whole
 training step (`HandStep.epoch` on one shared batch stream, as a sweep's trials of one seed see
-it) for R in 1..64 and three widths, medians of interleaved rounds, fits the two constants by
+it) for R in 1..64 and six widths, medians of interleaved rounds, fits the three constants by
 least squares, and prints them with the fit's worst relative error: the numbers to put in
 grouping.py. It also prints the measured step of a mixed-width population of 32 members
 (widths 1-8 x 1-4) against a same-width population of 32 of the widest: issue 19's <= 2x.
@@ -35,7 +37,7 @@ from linesweep.run.shapes import plan_cnn
 from linesweep.run.trainer import cpu_settings
 from linesweep.run.validation import to_train_config
 
-WIDTHS = [(2, 1), (4, 2), (8, 4)]
+WIDTHS = [(1, 1), (2, 1), (1, 4), (8, 1), (4, 2), (8, 4)]
 SIZES = [1, 2, 4, 8, 16, 32, 64]
 
 
@@ -77,13 +79,15 @@ def main() -> None:
             seconds = step_seconds(cfg, [w] * r, images, labels, args.rounds)
             rows.append((w, r, member_cost(cfg, *w), seconds))
             print(f"  widths {w} x {r:3d}: {seconds * 1e6:8.1f} us a step", flush=True)
-        design = np.array([[1.0, r * cost] for _, r, cost, _ in rows])
+        design = np.array([[1.0, r, r * cost] for _, r, cost, _ in rows])
         measured = np.array([s for *_, s in rows])
-        (step_s, member_s), *_ = np.linalg.lstsq(design, measured, rcond=None)
-        fitted = design @ np.array([step_s, member_s])
-        worst = float(np.max(np.abs(fitted - measured) / measured))
-        print(f"STEP_S = {step_s:.3g}  NOTEBOOK_MEMBER_STEP_S = {member_s:.3g}  "
-              f"(worst relative error of the fit {worst:.0%})")  # fmt: skip
+        constants, *_ = np.linalg.lstsq(design, measured, rcond=None)
+        worst = float(np.max(np.abs(design @ constants - measured) / measured))
+        step_s, any_member_s, member_s = constants
+        print(
+            f"STEP_S = {step_s:.3g}  MEMBER_STEP_S = {any_member_s:.3g}  "
+            f"NOTEBOOK_MEMBER_STEP_S = {member_s:.3g}  (worst relative error {worst:.0%})"
+        )
         mixed = [(1 + i % 8, 1 + (i // 8) % 4) for i in range(32)]
         together = step_seconds(cfg, mixed, images, labels, args.rounds)
         widest = step_seconds(cfg, [(8, 4)] * 32, images, labels, args.rounds)

@@ -163,6 +163,27 @@ def test_trials_of_other_channel_counts_train_together_other_kernels_apart(
     assert sorted(populations(caplog)) == expected
 
 
+def test_an_impossible_architecture_is_refused_alone_while_the_others_train(
+    sweep_in_process, tmp_path, caplog
+):
+    """Its kernel does not fit the image: that trial is recorded infeasible, in a process of
+    its own, and the others train; planning populations never reads its shapes."""
+    caplog.set_level(logging.INFO)
+    sweep_in_process(
+        tmp_path,
+        *POPULATION,
+        *GRID,
+        "model.conv2.kernel_size=choice(2,9)",  # 9 is larger than conv2's input
+        "hydra.sweeper.n_trials=2",
+    )
+    study = load_study(tmp_path)
+    by_kernel = {t.params["model.conv2.kernel_size"]: t for t in study.trials}
+    assert by_kernel[2].state == optuna.trial.TrialState.COMPLETE
+    assert by_kernel[9].state == optuna.trial.TrialState.FAIL
+    assert summary(tmp_path / str(by_kernel[9].number))["status"] == "infeasible"
+    assert not [r.message for r in caplog.records if "plan failed" in r.getMessage()]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -334,6 +334,46 @@ def test_a_trial_of_another_host_is_reaped_only_once_its_heartbeat_is_stale(tmp_
     assert reap_abandoned(storage, study, stale_after_s=120) == []  # reaping is done once
 
 
+def test_a_trial_whose_sweep_died_after_its_run_finished_is_completed_not_rerun(
+    tmp_path, compose_config
+):
+    """SIGKILL between a population member's record and the sweep's tell: the folder says
+    complete, the study says RUNNING. Reaped, it is completed with the recorded value; a folder
+    that records another trial, or no completion, is reaped and re-run as before."""
+    from linesweep.core.processes import this_process
+    from linesweep.sweep.coordination import OWNER, RETRY_OF, reap_abandoned
+    from linesweep.sweep.salvage import finished_in
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    storage = open_storage(str(sweep / JOURNAL_NAME))
+    study = optuna.create_study(storage=storage, study_name="salvage", direction="maximize")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = {**this_process(), "pid": gone.pid}
+    trials = [study.ask({"x": optuna.distributions.IntDistribution(1, 9)}) for _ in range(3)]
+    for trial in trials:
+        trial.set_user_attr(OWNER, dead)
+    for number, as_trial in ((0, 0), (1, 7)):  # trial 1's folder holds another trial's record
+        folder = sweep / str(number)
+        run(compose_config(*TINY, "trainer.epochs=1"), folder)
+        record = json.loads((folder / "summary.json").read_text())
+        record["trial"] = {"number": as_trial, "study_name": "salvage"}
+        write_json(folder / "summary.json", record)
+    (sweep / "2").mkdir()  # trial 2 wrote nothing yet
+    recorded = json.loads((sweep / "0" / "summary.json").read_text())["objective"]["values"]
+
+    reaped = reap_abandoned(storage, study, 120, locked=True, finished=finished_in(sweep, study))
+    states = {t.number: t for t in study.get_trials()}
+    assert states[0].state == optuna.trial.TrialState.COMPLETE and states[0].values == recorded
+    assert states[0].user_attrs["linesweep.state"] == "complete"
+    assert [t.number for t in reaped] == [1, 2]
+    assert [states[n].state for n in (1, 2)] == [optuna.trial.TrialState.FAIL] * 2
+    assert sorted(
+        t.user_attrs[RETRY_OF] for t in study.get_trials() if RETRY_OF in t.user_attrs
+    ) == [1, 2]
+
+
 @pytest.mark.slow
 def test_trials_run_through_a_hydra_launcher_plugin(sweep_in_process, tmp_path):
     sweep_in_process(

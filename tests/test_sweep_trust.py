@@ -167,7 +167,7 @@ def test_every_sweep_ends_with_its_answer_and_a_finished_one_repeats_it(
     best = study.best_trial
     expected = [
         "study 'linesweep': 3 of 3 trials finished (3 complete)",
-        f"best val_accuracy={best.value:.6g} (trial {best.number}, epoch 2): "
+        f"best single trial: val_accuracy={best.value:.4g} (trial {best.number}, epoch 2): "
         f"model.out_1={best.params['model.out_1']}",
         f"results: {tmp_path / 'optimization_results.yaml'} and {tmp_path / 'trials.csv'}",
         f"compare the trials: python -m linesweep.compare {tmp_path}",

@@ -26,6 +26,7 @@ from linesweep.run.config import TrainConfig
 from linesweep.run.grouping import plan_populations
 from linesweep.run.hydra_jobs import jobs_running, prepare, returned
 from linesweep.run.pipeline import train_runs
+from linesweep.run.shapes import plan_cnn
 from linesweep.run.validation import to_train_config
 
 ReturnHandler = Callable[[int, JobReturn], None]
@@ -34,13 +35,14 @@ ReturnHandler = Callable[[int, JobReturn], None]
 def describe(config: DictConfig) -> TrainConfig | None:
     """What `plan` needs to know of one composed trial config (hydra node included), worked
     out once, when the trial is submitted; None: it trains alone, through Hydra's run_job and
-    the app's task (a config the task refuses, which records why; `hydra.job.chdir`, which one
-    process cannot honour for several jobs)."""
+    the app's task (a config the task refuses, or an architecture it finds impossible, which
+    it records as such; `hydra.job.chdir`, which one process cannot honour for several jobs)."""
     if OmegaConf.select(config, "hydra.job.chdir", default=False):
         return None
     task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     try:
         cfg = to_train_config(task_cfg)
+        plan_cnn(cfg.model, cfg.data.image_size)  # what `plan` estimates from, for every width
     except (LinesweepError, ValueError):
         return None
     if cfg.plots.asked:

@@ -62,12 +62,14 @@ class Planned:
 
 
 # What a population costs, in seconds on one core: a fixed start (its process, data and
-# records), a fixed part of every step (Python, kernel launches), and per member what its
-# padded layers compute, in members of the notebook's model (`member_cost`). Measured by
-# `python benchmarks/bench_step.py --part cost` (benchmarks/README.md, Populations).
-POPULATION_START_S = 0.5
-STEP_S = 150e-6
-NOTEBOOK_MEMBER_STEP_S = 20e-6
+# records), a fixed part of every step (Python, kernel launches), and per member a part whatever
+# its width (its loss, its update, its share of every kernel's loop) and what its padded layers
+# compute, in members of the notebook's model (`member_cost`). Fitted by
+# `python benchmarks/bench_grouping.py` (benchmarks/README.md, Populations).
+POPULATION_START_S = 1.0
+STEP_S = 220e-6
+MEMBER_STEP_S = 5.5e-6
+NOTEBOOK_MEMBER_STEP_S = 13e-6
 
 
 def member_cost(cfg: TrainConfig, out_1: int, out_2: int) -> float:
@@ -103,14 +105,20 @@ def plan_populations(
     processes at once; a trial that trains alone (None, or outside the hand-written step's
     family) is in none of them.
 
-    Trials of one key are sorted by their channel counts and cut into consecutive runs, each a
-    population padded to its widest member. Which cut: the one whose populations, estimated in
-    seconds (`POPULATION_START_S`, `STEP_S`, `NOTEBOOK_MEMBER_STEP_S`) and handed to the
-    processes longest first, end soonest. The candidates: the cut of fewest seconds in all
-    (padding costs less than another population's start and steps, until it does not), and the
-    cuts into exactly 1, 2 or 3 populations per process whose longest population is shortest
-    (so that no process idles while one trains the widest alone). Dynamic programming over the
-    sorted list: O(n * most) and O(k * n * most).
+    A population is padded to its widest member in each layer, so the question is which trials
+    to put together: padding costs compute, another population costs a start and a fixed part
+    of every step. Each way of splitting is estimated in seconds (`POPULATION_START_S`,
+    `STEP_S`, `MEMBER_STEP_S`, `NOTEBOOK_MEMBER_STEP_S`), its populations handed to the
+    processes longest first, and the one that ends soonest wins. The candidates:
+
+    - merging, from one population per channel count: again and again the two populations
+      whose merge saves the most seconds (or loses the fewest), every step a candidate. Width
+      has two dimensions, so the best partners are often not neighbours in any one order:
+      (6, 1) pads far less with (8, 1) than with (6, 4);
+    - cuts of the trials sorted by (out_1, out_2) into consecutive runs, by dynamic programming:
+      the cut of fewest seconds in all, and the cuts into exactly 1, 2 or 3 populations per
+      process whose longest population is shortest (so no process idles while one trains the
+      widest alone).
     """
     by_key: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
@@ -119,12 +127,15 @@ def plan_populations(
             by_key.setdefault(key, []).append(i)
     planned: list[Planned] = []
     for trials in by_key.values():
-        planned += _Cut(trials, [configs[i] for i in trials], most).best(processes)  # type: ignore[arg-type]
+        planned += _Split(trials, [configs[i] for i in trials], most).best(processes)  # type: ignore[arg-type]
     return planned
 
 
-class _Cut:
-    """One key's trials, sorted by width, and the ways to cut them into populations."""
+Partition = list[list[int]]  # populations, as places in the sorted trials
+
+
+class _Split:
+    """One key's trials, sorted by width, and the ways to split them into populations."""
 
     def __init__(self, trials: list[int], cfgs: list[TrainConfig], most: int) -> None:
         order = sorted(range(len(trials)), key=lambda k: (cfgs[k].model.out_1, cfgs[k].model.out_2))
@@ -137,29 +148,63 @@ class _Cut:
         )
         self._costs: dict[tuple[int, int], float] = {}
 
-    def seconds(self, i: int, j: int) -> float:
-        """The estimated seconds of a population of the sorted trials [i, j)."""
-        wide = (max(w[0] for w in self.widths[i:j]), max(w[1] for w in self.widths[i:j]))
+    def widest(self, places: Sequence[int]) -> tuple[int, int]:
+        return max(self.widths[k][0] for k in places), max(self.widths[k][1] for k in places)
+
+    def estimate(self, wide: tuple[int, int], members: int) -> float:
+        """The estimated seconds of a population of `members` members padded to `wide`."""
         if wide not in self._costs:
             self._costs[wide] = member_cost(self.first, *wide)
-        count = sum(self.members[i:j])
-        return POPULATION_START_S + self.steps * (
-            STEP_S + NOTEBOOK_MEMBER_STEP_S * count * self._costs[wide]
-        )
+        per_member = MEMBER_STEP_S + NOTEBOOK_MEMBER_STEP_S * self._costs[wide]
+        return POPULATION_START_S + self.steps * (STEP_S + members * per_member)
 
-    def fewest_seconds(self) -> list[int]:
-        """Cut points of the cut whose populations take the fewest seconds in all."""
+    def seconds(self, places: Sequence[int]) -> float:
+        return self.estimate(self.widest(places), sum(self.members[k] for k in places))
+
+    def merged(self) -> list[Partition]:
+        """Every partition met merging, from one population per channel count down."""
+        groups = [
+            list(g) for _, g in itertools.groupby(range(len(self.trials)), self.widths.__getitem__)
+        ]
+        groups = [
+            part[i : i + self.most] for part in groups for i in range(0, len(part), self.most)
+        ]
+        wide = [self.widest(g) for g in groups]
+        count = [sum(self.members[k] for k in g) for g in groups]
+        alone = [self.estimate(w, c) for w, c in zip(wide, count, strict=True)]
+        seen = [[list(g) for g in groups]]
+        while True:
+            best = None
+            for a, b in itertools.combinations(range(len(groups)), 2):
+                if len(groups[a]) + len(groups[b]) > self.most:
+                    continue
+                both = (max(wide[a][0], wide[b][0]), max(wide[a][1], wide[b][1]))
+                together = self.estimate(both, count[a] + count[b])
+                saving = alone[a] + alone[b] - together
+                if best is None or saving > best[0]:
+                    best = (saving, a, b, both, together)
+            if best is None:
+                return seen
+            _, a, b, both, together = best
+            groups[a] += groups.pop(b)
+            wide[a], count[a], alone[a] = both, count[a] + count.pop(b), together
+            wide.pop(b)
+            alone.pop(b)
+            seen.append([list(g) for g in groups])
+
+    def fewest_seconds(self) -> Partition:
+        """The cut of the sorted trials whose populations take the fewest seconds in all."""
         n = len(self.trials)
         best, cut_at = [0.0] + [math.inf] * n, [0] * (n + 1)
         for j in range(1, n + 1):
             for i in range(max(0, j - self.most), j):
-                total = best[i] + self.seconds(i, j)
+                total = best[i] + self.seconds(range(i, j))
                 if total < best[j]:
                     best[j], cut_at[j] = total, i
-        return _points(cut_at, n)
+        return _runs(_points(cut_at, n))
 
-    def shortest_longest(self, k: int) -> list[int] | None:
-        """Cut points of the cut into exactly k populations whose longest is shortest."""
+    def shortest_longest(self, k: int) -> Partition | None:
+        """The cut of the sorted trials into exactly k populations whose longest is shortest."""
         n = len(self.trials)
         if not k <= n <= k * self.most:
             return None
@@ -169,35 +214,32 @@ class _Cut:
         for g in range(1, k + 1):
             for j in range(g, n + 1):
                 for i in range(max(g - 1, j - self.most), j):
-                    longest = max(worst[g - 1][i], self.seconds(i, j))
+                    longest = max(worst[g - 1][i], self.seconds(range(i, j)))
                     if longest < worst[g][j]:
                         worst[g][j], cut_at[g][j] = longest, i
         points, j = [], n
         for g in range(k, 0, -1):
             points.append(j)
             j = cut_at[g][j]
-        return [0, *points[::-1]]
+        return _runs([0, *points[::-1]])
 
     def best(self, processes: int) -> list[Planned]:
-        candidates = [self.fewest_seconds()]
+        candidates = [*self.merged(), self.fewest_seconds()]
         for k in (processes, 2 * processes, 3 * processes):
-            if (points := self.shortest_longest(k)) is not None:
-                candidates.append(points)
-        chosen = min(
-            candidates, key=lambda points: (self._makespan(points, processes), len(points))
-        )
+            if (cut := self.shortest_longest(k)) is not None:
+                candidates.append(cut)
+        chosen = min(candidates, key=lambda p: (self.makespan(p, processes), len(p)))
         planned = []
-        for i, j in sorted(itertools.pairwise(chosen), key=lambda c: -self.seconds(*c)):
-            wide = (max(w[0] for w in self.widths[i:j]), max(w[1] for w in self.widths[i:j]))
-            planned.append(Planned(self.trials[i:j], f"padded to out_1={wide[0]} out_2={wide[1]}"))
+        for places in sorted(chosen, key=lambda g: -self.seconds(g)):
+            wide = self.widest(places)
+            trials = sorted(self.trials[k] for k in places)
+            planned.append(Planned(trials, f"padded to out_1={wide[0]} out_2={wide[1]}"))
         return planned  # the longest first: started first, it ends no later than it must
 
-    def _makespan(self, points: list[int], processes: int) -> float:
+    def makespan(self, partition: Partition, processes: int) -> float:
         """When the last population ends, longest first onto the first free process."""
         ends = [0.0] * processes
-        for seconds in sorted(
-            (self.seconds(i, j) for i, j in itertools.pairwise(points)), reverse=True
-        ):
+        for seconds in sorted((self.seconds(g) for g in partition), reverse=True):
             ends[ends.index(min(ends))] += seconds
         return max(ends)
 
@@ -208,3 +250,7 @@ def _points(cut_at: list[int], n: int) -> list[int]:
         j = cut_at[j]
         points.append(j)
     return points[::-1]
+
+
+def _runs(points: list[int]) -> Partition:
+    return [list(range(i, j)) for i, j in itertools.pairwise(points)]

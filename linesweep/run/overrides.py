@@ -4,7 +4,11 @@
     [ERROR] model.out1=3 is not allowed: a key of linesweep's config; the nearest: model.out_1,
     model.out_2 (to add a new key, write +model.out1=...)
 
-Hydra refuses an unknown key too, but in eight lines and with exit status 1. The keys a
+    python -m linesweep.train -m hparams_search=channels_lr hydra.sweeper.population_size=2.5
+    [ERROR] hydra.sweeper.population_size=2.5 is not allowed: an integer
+
+Hydra refuses an unknown key, or a value its schema cannot hold, too, but in eight lines and
+with exit status 1. The keys a
 command line may set are those of the typed schemas (`linesweep.run.config.TrainConfig`, every
 optimizer's fields: the group's choice may change which apply) and the config groups; a key
 added with `+`, deleted with `~`, or under `hydra.` is left to Hydra, which knows those best.
@@ -19,9 +23,13 @@ import types
 import typing
 from collections.abc import Iterator, Sequence
 from importlib import resources
+from typing import Any
 
+from hydra_plugins.linesweep_optuna_sweeper.config import LinesweepOptunaSweeperConf
 from linesweep.core.errors import ConfigError
 from linesweep.run.config import OPTIMIZER_SCHEMAS, TrainConfig
+
+SWEEPER_SCHEMA = LinesweepOptunaSweeperConf  # hydra.sweeper.*: where its fields are typed
 
 
 def check_command_line(arguments: Sequence[str]) -> None:
@@ -41,10 +49,13 @@ def check_command_line(arguments: Sequence[str]) -> None:
         key = override.key_or_group
         if override.is_add() or override.is_delete() or override.is_force_add():
             continue
+        if key.startswith("hydra.sweeper."):
+            _check_value(key, override, _hint(SWEEPER_SCHEMA, key.removeprefix("hydra.sweeper.")))
         if key == "hydra" or key.startswith(("hydra.", "hydra/")) or key in groups:
             continue
         if key.split("@", 1)[0] in keys:
             _check_logger_is_on(key, override, parsed)
+            _check_value(key, override, _hint(TrainConfig, key))
             continue
         near = difflib.get_close_matches(key, sorted(keys | groups), n=3, cutoff=0.6)
         hint = f"the nearest: {', '.join(near)}" if near else "see --cfg job for the keys"
@@ -54,6 +65,40 @@ def check_command_line(arguments: Sequence[str]) -> None:
             "a key of linesweep's config",
             f"{hint} (to add a new key, write +{key}=...)",
         )
+
+
+def _check_value(key: str, override: Any, hint: object) -> None:
+    """A plain value that the key's type cannot hold (`abc` or 1e2 for an integer, `abc` for a
+    number, `maybe` for true/false); sweep expressions and interpolations are left as they are."""
+    if hint is None or override.is_sweep_override() or override.value_type is None:
+        return
+    raw = override.input_line.partition("=")[2] if override.input_line else ""
+    value = override.value()
+    if not isinstance(value, (str, int, float, bool)) or "${" in raw:
+        return
+    kinds = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
+    if value is None or (isinstance(value, str) and str in kinds):
+        return
+    if kinds <= {int} and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ConfigError(key, raw, "an integer")  # OmegaConf takes no float, not even 1e2
+    if kinds <= {int, float} and isinstance(value, (str, bool)):
+        raise ConfigError(key, raw, "a number")
+    if kinds == {bool} and not isinstance(value, bool):
+        raise ConfigError(key, raw, "true or false")
+
+
+def _hint(schema: type, key: str) -> object:
+    """The type a dotted key of `schema` holds, or None where the key goes elsewhere."""
+    *parents, name = key.split(".")
+    for part in parents:
+        fields = {f.name: f for f in dataclasses.fields(schema)}  # type: ignore[arg-type]
+        inner = _dataclass_of(typing.get_type_hints(schema)[part]) if part in fields else None
+        if inner is None:
+            return None
+        schema = inner
+    if name not in {f.name for f in dataclasses.fields(schema)}:  # type: ignore[arg-type]
+        return None
+    return typing.get_type_hints(schema)[name]
 
 
 def _check_logger_is_on(key: str, override: object, parsed: Sequence[object]) -> None:

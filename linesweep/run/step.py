@@ -26,33 +26,33 @@ The whole step, for R members, batch B, L = Ho*Wo output pixels of a layer, K cl
 
 A population from the start: every parameter carries a leading member dimension R (R = 1 for a
 single run), members may see different batches (x: (R, B, C0, H, W), y: (R, B)), and the
-update keeps its state and learning rate per member. All parameters live in one buffer (R, P);
-each layer's weight is a view of it in torch's layout, so member r's row loads into a LinesCNN.
+update keeps its state and learning rate per member. All parameters live in one buffer (R, P),
+its rows padded to whole vectors; each layer's weight is a view of it in torch's layout, so
+member r's row loads into a LinesCNN. Members of other channel counts are padded to the widest
+before they get here (`linesweep.run.widths`); members that stop leave it (`HandStep.keep`).
 
-Activations are laid out (R, C, H, W, B), the images innermost. A convolution is then one
-matmul per member, weights (R, O, C*kh*kw) times columns (R, C*kh*kw, Ho*Wo*B), and its output
-is already in that layout; max-pooling sees R*C planes of B "channels" stored channels-last,
-torch's vectorised kernel (2-4x faster here than its plain one); the linear layer's input is a
-view, (R, C*H*W, B) in torch's flatten order. conv1's columns depend on the images alone, so
-an epoch's are unfolded at once (`HandStep.epoch`), and members that see the same images
-(replicates of an unshuffled experiment; every member's validation on a shared split) share
-one set of them: conv1 is then one matmul (R*C1, C0*k*k) @ columns for all members, forward
-and weight gradient alike (`shared`).
+Activations are laid out (R, C, H, W, B), the images innermost: a convolution is one matmul per
+member, weights (R, O, C*kh*kw) times columns (R, C*kh*kw, Ho*Wo*B), already in that layout.
+conv1's columns depend on the images alone, so an epoch's are unfolded a chunk at a time
+(`HandStep.epoch`), and members that see the same images (a sweep's trials of one seed; every
+member's validation on a shared split) share one set: conv1 is then one matmul
+(R*C1, C0*k*k) @ columns for all members, forward and weight gradient alike (`shared`).
 
-Measured and not taken: the members innermost beside the images, (C, H, W, R, B), so that
-max-pooling sees C planes of R*B channels. Pooling itself got 3.4x faster at R=8 (17 µs against
-58), yet the whole step got slower (R=1 by 24%, R=8 by 10%, A/B in one process): unfold, fold
-and the ReLU then copy runs of B floats where they now copy runs of Wo*B.
+Where things are: the layers, each forward beside its backward, in `step_layers.py` (two
+regimes: a single run's few hundred numbers an operation, where the fewest operations win, and
+a population's megabytes, where memory traffic does: max-pooling by running maxima over the
+window's taps, buffers kept from step to step); the update (torch's fused Adam, AdamW and SGD
+kernels over the members' rows, one call per run of members sharing a rule) in
+`step_update.py`; the step itself, the buffers and the epoch loop here.
 
-Unfold + one bmm per member, or grouped conv2d? One convolution's forward (2 -> 3 channels,
-9x9, batch 10, one thread), `python benchmarks/bench_train.py --part conv`: R=1, 9.8 µs against
-9.9 µs for conv2d; R=8, 19 µs against 90 µs for conv2d with groups=8. Unfold + bmm, then: as
-fast for one member, five times faster for eight, and the backward needs the columns anyway
-(the weight's gradient is a product with them), so the forward builds them once for both.
-
-Why one module of ~650 lines: the forward and backward passes of each layer read best side by
-side (each backward undoes its forward), as nanoGPT keeps its model in one file; splitting the
-layers from the update would scatter one lesson over several files.
+Measured (`python benchmarks/bench_step.py`, benchmarks/README.md, Step): against the step of
+4bd23a9, interleaved in one process, 1.6-2.1x fewer µs a member-step at R = 64-256 and 1.1-1.2x
+at R = 1-8; at R = 256, about 21 µs a member-step (shared images) against the issue's 10: the
+rest is memory traffic of a dozen whole-tensor passes (the profile is in benchmarks/README.md).
+Measured and not taken: the members innermost beside the images, (C, H, W, R, B): pooling got
+3.4x faster at R=8, the whole step slower (R=1 by 24%, R=8 by 10%), unfold, fold and ReLU then
+copying runs of B floats. Unfold + bmm against grouped conv2d (`python benchmarks/bench_train.py
+--part conv`): as fast for one member, five times faster for eight.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ import re
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from linesweep.core.answer import AnswerSettings
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.run.config import (
@@ -300,5 +299,9 @@ def _validate_replicates(cfg: TrainConfig) -> None:
 
 def _validate_answer(answer: AnswerConfig) -> None:
     """The answer's own settings type checks them (ConfigError naming `answer.<key>`), so that
-    a sweep's end and compare, which build it from other sources, refuse the same values."""
+    a sweep's end and compare, which build it from other sources, refuse the same values.
+    Imported here: the answer's statistics load scipy.stats (about half a second), which a run
+    never needs."""
+    from linesweep.core.answer import AnswerSettings
+
     AnswerSettings(alpha=answer.alpha, test=answer.test, correction=answer.correction)

@@ -34,7 +34,7 @@ import os
 import stat
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 import optuna
@@ -257,10 +257,31 @@ def fail_trial(
     return True
 
 
+def complete_trial(
+    storage: BaseStorage, study: optuna.Study, number: int, values: list[float], epoch: int | None
+) -> bool:
+    """Mark a RUNNING trial complete with its values; False if another process finished it."""
+    tid = trial_id(storage, study, number)
+    try:
+        storage.set_trial_user_attr(tid, STATE, Status.COMPLETE.value)
+        if epoch is not None:
+            storage.set_trial_user_attr(tid, EPOCH, epoch)
+        storage.set_trial_state_values(tid, TrialState.COMPLETE, values)
+    except UpdateFinishedTrialError:
+        return False
+    return True
+
+
 def reap_abandoned(
-    storage: BaseStorage, study: optuna.Study, stale_after_s: float, locked: bool = True
+    storage: BaseStorage,
+    study: optuna.Study,
+    stale_after_s: float,
+    locked: bool = True,
+    finished: Callable[[FrozenTrial], tuple[list[float], int | None] | None] | None = None,
 ) -> list[FrozenTrial]:
-    """Fail RUNNING trials whose sweep process is gone, and queue their parameters again.
+    """Fail RUNNING trials whose sweep process is gone, and queue their parameters again; a
+    trial whose run had finished (`finished`: its values and epoch, from its folder) is
+    completed with them instead, and not re-run.
 
     Call it holding the slot lock (`locked`): then a RUNNING trial without an owner was asked by
     a worker that died before recording itself, and is reaped at once. Without a lock, such a
@@ -292,6 +313,10 @@ def reap_abandoned(
             who = f"the sweep process running it (pid {owner['pid']} on {owner['host']}) is gone"
         else:
             who = "the sweep process that asked for it died before recording itself as its owner"
+        done = finished(trial) if finished is not None else None
+        if done is not None:
+            complete_trial(storage, study, trial.number, *done)
+            continue
         reason = f"interrupted: {who}; its slot is re-run"
         if fail_trial(storage, study, trial.number, Status.INTERRUPTED, reason):
             requeue(storage, study, trial.number)

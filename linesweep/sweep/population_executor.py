@@ -135,7 +135,14 @@ class PopulationExecutor(ProcessExecutor):
         if not self._pending or free <= 0:
             return
         described = [p.description for p in self._pending]
-        planned = self.batch.plan(described, self.population_size, free)
+        try:
+            planned = self.batch.plan(described, self.population_size, free)
+        except Exception as err:  # the app's code: a bug there must not end the sweep
+            log.warning(
+                "%s.plan failed (%s: %s): these trials train in processes of their own",
+                self.batch_task, type(err).__name__, err,
+            )  # fmt: skip
+            planned = []
         placed = {i for trials, _ in planned for i in trials}
         starts: list[tuple[list[int], str | None]] = [
             *((trials, note) for trials, note in planned),

@@ -38,8 +38,10 @@ from optuna.samplers import BaseSampler, GridSampler, QMCSampler
 from optuna.storages import InMemoryStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from linesweep.sweep.coordination import slot_holders
+from linesweep.sweep.coordination import REPLACED, ask, slot_holders
 from linesweep.sweep.space import SearchSpace
+
+log = logging.getLogger("linesweep.sweep.sweeper")  # the sweep's own lines
 
 ENUMERATE_UP_TO = 100_000  # points; larger finite spaces are searched by random draws
 
@@ -99,6 +101,29 @@ class Proposals:
         if point is None:
             return dict(proposal.params), None
         return point, twin
+
+    def ask(self, study: optuna.Study, queued: bool) -> optuna.Trial:
+        """A new trial (call under the slot lock), from its own seed, at a point not yet taken.
+
+        A queued trial (an interrupted one's re-run) keeps its parameters. In a finite space the
+        proposal is drawn on a scratch copy of the study and a repeat of a trial's point is
+        replaced by an unvisited one before any trial exists: the study holds only trials that
+        run, and the replacement names the trial it would have repeated.
+        """
+        number = len(study.get_trials(deepcopy=False))  # the number a new trial gets
+        study.sampler = self.sampler_for(number)
+        if queued or not self.judges_repeats:
+            return ask(study, self.space.distributions)
+        point, twin = self.propose(study, study.sampler)
+        study.enqueue_trial(point, user_attrs={} if twin is None else {REPLACED: twin})
+        trial = ask(study, self.space.distributions)  # the point just queued
+        if twin is not None:
+            log.info(
+                "trial %d: the sampler proposed the parameters of trial %d again; it runs a point "
+                "no trial has taken",
+                trial.number, twin,
+            )  # fmt: skip
+        return trial
 
     def sampler_for(self, number: int) -> BaseSampler:
         """The sampler that proposes trial `number`."""

@@ -216,7 +216,7 @@ def closing_lines(
         best = study.best_trial
         epoch = epoch_of(best)
         lines.append(
-            f"best {value_names[0]}={best.value:.6g} (trial {best.number}"
+            f"best single trial: {value_names[0]}={best.value:.4g} (trial {best.number}"
             + (f", epoch {epoch}" if epoch is not None else "")
             + f"): {format_params(best.params)}"
         )

@@ -14,10 +14,12 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -34,6 +36,9 @@ from optuna.storages import BaseStorage
 
 from hydra_plugins.linesweep_optuna_sweeper.config import PRUNER_OPTIONS, SAMPLER_OPTIONS
 from linesweep.core.errors import ConfigError, LinesweepError
+from linesweep.core.files import ensure_writable_folder
+from linesweep.core.storage import check_journal_path, is_database_url, resolve_storage_url
+from linesweep.sweep.journal import check_journal
 from linesweep.sweep.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -291,3 +296,46 @@ def shown_distribution(dist: BaseDistribution) -> str:
     kind = "int" if isinstance(dist, IntDistribution) else "float"
     step = f", step {dist.step:g}" if dist.step not in (None, 1) else ""
     return f"{kind} in [{dist.low:g}, {dist.high:g}]{step}{', log' if dist.log else ''}"
+
+
+def extend_trial(
+    function: Callable[[DictConfig, optuna.Trial], Any],
+    config: DictConfig,
+    trial: optuna.Trial,
+    fixed_keys: set[str],
+) -> str | None:
+    """Let hydra.sweeper.custom_search_space suggest more parameters for a new trial: what is
+    wrong with it (it raised, or it suggests a key a fixed override sets), or None.
+
+    It is called as function(cfg, trial) with the sweep's config, after `params` are sampled;
+    what it suggests becomes the trial's overrides too.
+    """
+    try:
+        function(config, trial)
+    except Exception as err:
+        return f"a function(cfg, trial) that runs; it raised {type(err).__name__}: {err}"
+    clash = sorted(fixed_keys & {k.lstrip("+~") for k in trial.params})
+    if clash:
+        return f"a function that suggests no key an override fixes, but it suggests {clash}"
+    return None
+
+
+def storage_url_for(storage: str | None, sweep_dir: Path, n_jobs: int) -> str:
+    """The study's storage URL (`hydra.sweeper.storage`, or the journal in the sweep folder),
+    checked before anything is written: a journal's folder writable, its path not a planted
+    link, its records whole (a torn last record cut, other damage refused); a SQLite file
+    under several workers warned about."""
+    url = resolve_storage_url(storage, sweep_dir)
+    if not is_database_url(url):
+        ensure_writable_folder(Path(url).parent, "hydra.sweeper.storage")
+        check_journal_path(Path(url))
+        for note in check_journal(Path(url)):
+            log.warning("%s", note)
+    elif url.startswith("sqlite") and n_jobs > 1:
+        log.warning(
+            "SQLite locks the whole database on every write: with hydra.sweeper.n_jobs=%d "
+            "expect 'database is locked' errors. Use the default journal file (omit "
+            "hydra.sweeper.storage) on one machine, or PostgreSQL across machines.",
+            n_jobs,
+        )
+    return url

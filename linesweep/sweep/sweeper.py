@@ -20,9 +20,10 @@ for an app with an `answer:` block (linesweep's), the answer's lines (results.sw
 the best configuration, the smallest not distinguishable from it, what was compared). How a
 trial ended is one console line, the sweep's; the detail (a traceback) is in its `train.log`.
 
-Why one module over 300 lines: the loop's steps (ask, start, collect, record, reap, answer)
-share the study, the executor and the settings, and read best in the order they run; what stands
-alone already has its module (space, proposals, coordination, outcomes, results, executors).
+The loop's neighbours each have their module: the settings (settings.py), the executor it
+runs trials with (choosing.py, executors.py, population_executor.py), how a finished trial is
+told and recorded (telling.py), passwords (passwords.py), search spaces, proposals,
+coordination between workers, stalls, and the results files.
 """
 
 from __future__ import annotations
@@ -30,25 +31,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 from hydra.core.utils import JobReturn
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, read_write
-from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
+from omegaconf import DictConfig, OmegaConf
 from optuna.pruners import NopPruner
 from optuna.samplers import BaseSampler, GridSampler
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
-from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig, NopPrunerConfig
 from linesweep.core.errors import ConfigError, LinesweepError
 from linesweep.core.files import (
     NotOwnPath,
@@ -57,186 +53,41 @@ from linesweep.core.files import (
     make_folder,
     what_is,
 )
-from linesweep.core.metrics import METRIC_DIRECTIONS
-from linesweep.core.metrics import directions as metric_directions
 from linesweep.core.processes import this_process
 from linesweep.core.status import Status
 from linesweep.core.storage import (
-    PASSWORD_VAR,
-    check_journal_path,
     check_study_name,
-    is_database_url,
     mask_secrets,
     open_storage,
-    password_of,
-    redact_logs,
-    resolve_storage_url,
     shown_url,
     without_password,
 )
 from linesweep.core.trial_link import ENV_VAR, TrialContext
 from linesweep.sweep import coordination as co
-from linesweep.sweep.executors import (
-    LauncherExecutor,
-    ProcessExecutor,
-    TrialExecutor,
-    TrialJob,
-    check_preload,
-)
+from linesweep.sweep.choosing import make_executor
+from linesweep.sweep.executors import LauncherExecutor, TrialJob, check_preload
 from linesweep.sweep.interrupts import SweepInterrupted, deferred, ignore_signals, interruptible
-from linesweep.sweep.journal import check_journal
-from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
-from linesweep.sweep.population_executor import PopulationExecutor
+from linesweep.sweep.outcomes import JobOutcome
+from linesweep.sweep.passwords import keep_password_out, restore
 from linesweep.sweep.proposals import Proposals
-from linesweep.sweep.results import (
-    answer_setup,
-    closing_lines,
-    format_params,
-    no_result,
-    sweep_answer,
-    write_sweep_results,
-)
+from linesweep.sweep.results import answer_setup, closing_lines, format_params, no_result
+from linesweep.sweep.salvage import finished_in
+from linesweep.sweep.settings import SweepSettings, app_metrics, value_names
 from linesweep.sweep.space import SearchSpace, check_keys, literal_json, parse_search_space, quoted
 from linesweep.sweep.stalls import StallWatch
 from linesweep.sweep.study import (
-    check_directions,
     check_resume,
     create_or_load_study,
+    extend_trial,
     load_function,
     make_pruner,
     make_sampler,
     pruner_config,
+    storage_url_for,
 )
+from linesweep.sweep.telling import STORAGE_ERRORS, Teller
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """hydra.sweeper.*, checked, with its nulls resolved against the app's config.
-
-    See hydra_plugins/linesweep_optuna_sweeper/config.py for the keys and their defaults.
-    """
-
-    directions: list[str]
-    study_name: str
-    storage: str | None
-    n_trials: int
-    n_jobs: int
-    sampler: dict[str, Any]  # a `_target_` config
-    pruner: dict[str, Any]  # a `_target_` config
-    params: dict[str, Any]
-    custom_search_space: str | None
-    max_failure_rate: float
-    resume_changed: bool
-    executor: str
-    population_size: int
-    batch_task: str | None
-    heartbeat_s: float
-    stale_after_s: float
-    trial_timeout: float | None
-    preload: list[str]
-
-    @classmethod
-    def from_config(cls, conf: dict[str, Any], app_config: DictConfig) -> SweepSettings:
-        plain = {
-            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-            for k, v in conf.items()
-        }
-        search_space = plain.pop("search_space", None)
-        if search_space is not None:
-            raise ConfigError(
-                "hydra.sweeper.search_space",
-                search_space,
-                "hydra.sweeper.params (search_space was deprecated by hydra-optuna-sweeper 1.2)",
-                "write each parameter under hydra.sweeper.params as key: sweep expression, "
-                "e.g. x: interval(-5,5)",
-            )
-        direction = plain.pop("direction")
-        metrics = app_metrics(app_config)
-        if direction is not None:
-            directions = check_directions(direction)
-        else:  # linesweep's app: one direction per metric; any other app: Optuna's default
-            directions = metric_directions(metrics) if metrics else ["minimize"]
-        if plain["study_name"] is None:  # as conf/train.yaml names the sweep folder
-            plain["study_name"] = str(OmegaConf.select(app_config, "hydra.job.name"))
-        if plain["pruner"] is None:  # Optuna prunes single-objective studies only
-            default = MedianPrunerConfig if len(directions) == 1 else NopPrunerConfig
-            plain["pruner"] = OmegaConf.to_container(OmegaConf.structured(default))
-        if plain["preload"] is None:
-            plain["preload"] = default_preload(linesweep_app=metrics is not None)
-        plain["params"] = plain["params"] or {}
-        settings = cls(directions=directions, **plain)
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        def require(ok: bool, key: str, value: Any, allowed: str) -> None:
-            if not ok:
-                raise ConfigError(f"hydra.sweeper.{key}", value, allowed)
-
-        require(self.n_trials >= 1, "n_trials", self.n_trials, "an integer >= 1")
-        require(self.n_jobs >= 1, "n_jobs", self.n_jobs, "an integer >= 1")
-        require(
-            0.0 <= self.max_failure_rate <= 1.0,
-            "max_failure_rate",
-            self.max_failure_rate,
-            "a number in [0, 1]",
-        )
-        require(
-            self.executor in ("auto", "process", "launcher", "population"),
-            "executor",
-            self.executor,
-            "auto, process, launcher or population",
-        )
-        require(
-            self.executor != "population" or bool(self.batch_task),
-            "batch_task",
-            self.batch_task,
-            "a module (linesweep's: linesweep.run.batch) with executor=population",
-        )
-        require(
-            isinstance(self.population_size, int) and self.population_size >= 1,
-            "population_size",
-            self.population_size,
-            "an integer >= 1",
-        )
-        require(bool(self.study_name), "study_name", self.study_name, "a non-empty name")
-        require(self.heartbeat_s > 0, "heartbeat_s", self.heartbeat_s, "a number > 0")
-        require(
-            self.trial_timeout is None
-            or (isinstance(self.trial_timeout, (int, float)) and self.trial_timeout > 0),
-            "trial_timeout",
-            self.trial_timeout,
-            "seconds > 0, or null (no timeout)",
-        )
-        require(
-            self.stale_after_s > 2 * self.heartbeat_s,
-            "stale_after_s",
-            self.stale_after_s,
-            f"more than twice hydra.sweeper.heartbeat_s={self.heartbeat_s}",
-        )
-
-
-def app_metrics(config: DictConfig) -> list[str] | None:
-    """linesweep's app names its objective values in `objective.metrics`; another app does not."""
-    metrics = OmegaConf.select(config, "objective.metrics", default=None)
-    if not OmegaConf.is_list(metrics) or not all(m in METRIC_DIRECTIONS for m in metrics):
-        return None
-    return list(metrics)
-
-
-def default_preload(linesweep_app: bool) -> list[str]:
-    """What every trial would import for itself, imported once before trials fork.
-
-    torch.optim's step imports `torch._dynamo`, about 1 s a process. linesweep's app has
-    imported what its trials need (its hand-written step needs no torch.optim; a trial with an
-    optimizer outside that family, amsgrad, pays the second itself). Another app that imported
-    torch may well build a torch optimizer in every trial.
-    """
-    if linesweep_app or "torch" not in sys.modules:
-        return []
-    return ["torch._dynamo"]
 
 
 class Sweep:
@@ -255,13 +106,9 @@ class Sweep:
         self.launcher = launcher
         self.running: dict[int, optuna.Trial] = {}
         self.returns: list[list[JobReturn]] = []  # Hydra's convention: one list per batch
-        self.grid_done = False  # the grid sampler has run every point
         self.last_reap = -math.inf
         self.job_overrides: list[str] = []  # every trial's (the storage URL masked)
-        self.unwritten: str | None = None  # why the results files could not be written, if so
         self.password_before: str | None = None
-        self.answer_setup = None  # the app's `answer:` block and the command (results.py)
-        self.answered = None  # the answer from the study, as last written
 
     # ------------------------------------------------------------------ set-up
     def _group_options(self, group: str) -> list[str]:
@@ -296,7 +143,7 @@ class Sweep:
             if s.custom_search_space
             else None
         )
-        self.value_names = self._value_names()
+        self.value_names = value_names(s, self.config)
         self.n_trials = s.n_trials
         if isinstance(self.sampler, GridSampler):
             points = math.prod(len(values) for values in self.space.grid().values())
@@ -316,21 +163,12 @@ class Sweep:
             )
         self.sweep_dir = given.resolve()
         ensure_writable_folder(self.sweep_dir, "hydra.sweep.dir")
-        self.storage_url = resolve_storage_url(s.storage, self.sweep_dir)
-        if not is_database_url(self.storage_url):
-            ensure_writable_folder(Path(self.storage_url).parent, "hydra.sweeper.storage")
-            check_journal_path(Path(self.storage_url))
-            for note in check_journal(Path(self.storage_url)):
-                log.warning("%s", note)
-        elif self.storage_url.startswith("sqlite") and s.n_jobs > 1:
-            log.warning(
-                "SQLite locks the whole database on every write: with hydra.sweeper.n_jobs=%d "
-                "expect 'database is locked' errors. Use the default journal file (omit "
-                "hydra.sweeper.storage) on one machine, or PostgreSQL across machines.",
-                s.n_jobs,
-            )
-        self._keep_password_out()
-        self.answer_setup = answer_setup(self.config, s.study_name)  # with the password masked
+        self.storage_url = storage_url_for(s.storage, self.sweep_dir, s.n_jobs)
+        kept = keep_password_out(self.storage_url, self.config)
+        if kept is not None:
+            self.password_before, masked = kept
+            self.job_overrides += masked
+        setup = answer_setup(self.config, s.study_name)  # with the password masked
         # Optuna's heartbeat on a database (a journal file has none: coordination.py beats)
         self.storage = open_storage(
             self.storage_url, heartbeat=(s.heartbeat_s, s.stale_after_s, co.RetryStale())
@@ -338,6 +176,10 @@ class Sweep:
         self.study = create_or_load_study(
             self.storage, s.study_name, s.directions, self.sampler, self.pruner
         )
+        self.teller = Teller(
+            self.study, self.storage, self.storage_url, self.sweep_dir, self.config,
+            self.value_names, self.n_trials, setup,
+        )  # fmt: skip
         self.slots = co.SlotLock(self.storage_url, s.study_name)
         with self.slots.hold():  # read, refused before anything is written; or recorded once
             changes = check_resume(self.study, self.space, s.resume_changed)
@@ -356,7 +198,9 @@ class Sweep:
             self.sweep_dir / "multirun.yaml",
             mask_secrets(OmegaConf.to_yaml(self.config), self.storage_url),
         )
-        self.executor = self._make_executor()
+        self.executor = make_executor(
+            s, self.hydra_context, self.config, self.task_function, self.launcher, self._heartbeat
+        )
         self.stalls = StallWatch(s.trial_timeout)
         if s.trial_timeout and isinstance(self.executor, LauncherExecutor):
             log.warning(
@@ -378,103 +222,18 @@ class Sweep:
         """The configured sampler, with another seed (see proposals.py)."""
         return make_sampler({**self.settings.sampler, "seed": seed}, self.space)
 
-    def _keep_password_out(self) -> None:
-        """A storage password reaches the trials through the environment, never a saved file.
-
-        Hydra saves each trial's config unresolved in its `.hydra/` folder: a URL typed on the
-        command line or in a YAML file would be saved with its password, so the trials are given
-        the masked URL (they reconnect through their TrialContext); `${oc.env:...}` is saved as
-        written, and needs nothing.
-        """
-        password = password_of(self.storage_url)
-        if password is None:
-            return
-        self.password_before = os.environ.get(PASSWORD_VAR)  # put back by close()
-        os.environ[PASSWORD_VAR] = password
-        redact_logs(self.storage_url)
-        overrides = self.config.hydra.overrides.hydra
-        with read_write(overrides):  # as typed: `${oc.env:...}` stays unresolved
-            for index, text in enumerate(OmegaConf.to_container(overrides, resolve=False)):
-                if mask_secrets(text, self.storage_url) != text:
-                    overrides[index] = mask_secrets(text, self.storage_url)
-        raw = OmegaConf.to_container(self.config.hydra.sweeper, resolve=False).get("storage")
-        if isinstance(raw, str) and mask_secrets(raw, self.storage_url) != raw:
-            self.job_overrides.append(
-                f"hydra.sweeper.storage={quoted(mask_secrets(raw, self.storage_url))}"
-            )
-
-    def _value_names(self) -> list[str]:
-        """The objective's names; for linesweep's app, checked against the study's direction.
-
-        linesweep's app names its objective in `objective.metrics`, each with a fixed direction
-        (the default direction follows them): a sweep told to go the other way is refused here,
-        before any study is touched.
-        """
-        n = len(self.settings.directions)
-        metrics = app_metrics(self.config)
-        if metrics is None:  # another app: its values have no names
-            return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
-        declared = metric_directions(metrics)
-        if declared != self.settings.directions:
-            raise ConfigError(
-                "hydra.sweeper.direction",
-                self.settings.directions,
-                f"the directions of objective.metrics={metrics}: {declared}",
-                "leave hydra.sweeper.direction unset (it follows objective.metrics), or set "
-                f"hydra.sweeper.direction={declared[0] if len(declared) == 1 else declared}",
-            )
-        return metrics
-
     def _extend(self, trial: optuna.Trial) -> None:
-        """Let hydra.sweeper.custom_search_space suggest more parameters for a new trial.
-
-        It is called as function(cfg, trial) with the sweep's config, after `params` are
-        sampled; what it suggests becomes overrides too. A function that raises, or that
-        suggests a key a fixed override sets, stops the sweep (the trial is failed first).
-        """
+        """hydra.sweeper.custom_search_space's suggestions for a new trial (study.py); one that
+        fails stops the sweep, its trial failed first."""
         if self.extend_trial is None:
             return
         key, path = "hydra.sweeper.custom_search_space", self.settings.custom_search_space
-        try:
-            self.extend_trial(self.config, trial)
-            problem = None
-        except Exception as err:
-            problem = f"a function(cfg, trial) that runs; it raised {type(err).__name__}: {err}"
-        clash = sorted(self.space.fixed_keys() & {k.lstrip("+~") for k in trial.params})
-        if problem is None and clash:
-            problem = f"a function that suggests no key an override fixes, but it suggests {clash}"
+        problem = extend_trial(self.extend_trial, self.config, trial, self.space.fixed_keys())
         if problem is not None:
             co.fail_trial(
                 self.storage, self.study, trial.number, Status.FAILED, f"{key}: {problem}"
             )
             raise ConfigError(key, path, problem)
-
-    def _make_executor(self) -> TrialExecutor:
-        s = self.settings
-        launcher_name = OmegaConf.select(self.config, "hydra.launcher._target_", default="")
-        basic = launcher_name.endswith("BasicLauncher")
-        executor = s.executor
-        if executor == "auto":  # populations for an app with a batch entry point
-            linesweep_app = app_metrics(self.config) is not None
-            executor = "population" if linesweep_app and s.batch_task and basic else "process"
-        if executor == "population" and basic:
-            assert s.batch_task is not None
-            return PopulationExecutor(
-                self.hydra_context, self.config, self.task_function, s.n_jobs, s.population_size,
-                s.preload, s.batch_task,
-            )  # fmt: skip
-        if executor in ("process", "population") and basic:
-            try:
-                return ProcessExecutor(
-                    self.hydra_context, self.config, self.task_function, s.n_jobs, s.preload
-                )
-            except ValueError as err:
-                log.info("running trials through Hydra's launcher: %s", err)
-        elif executor in ("process", "population"):
-            log.info("running trials through the configured Hydra launcher (%s)", launcher_name)
-        return LauncherExecutor(
-            self.launcher, s.n_jobs, self._heartbeat, s.heartbeat_s, self.config.hydra
-        )
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[list[JobReturn]]:
@@ -493,7 +252,8 @@ class Sweep:
         batch: list[JobReturn] = []  # the jobs one wait() finished, for Hydra's return value
 
         def on_outcome(outcome: JobOutcome) -> None:
-            problem = self._record(outcome) or self._failure_budget_exceeded()
+            self._record(outcome)
+            problem = self.teller.failure_budget_exceeded(s.max_failure_rate)
             if problem and not stopping:
                 stopping.append(problem)
             if outcome.job_return is not None:
@@ -507,13 +267,14 @@ class Sweep:
                 break
             self.executor.wait(min(s.heartbeat_s, self.stalls.warn_after_s), on_outcome)
             self._end_stalled(on_outcome)
+            self.teller.write_if_told()  # once for the trials that ended together
             if batch:
                 self.returns.append(batch.copy())
                 batch.clear()
             if time.monotonic() - last_beat >= s.heartbeat_s:
                 self._heartbeat()
                 last_beat = time.monotonic()
-        self._write_results()
+        self.teller.write_results()
         self.tell_answer()
         if stopping:
             raise LinesweepError(stopping[0])
@@ -538,14 +299,20 @@ class Sweep:
     def tell_answer(self) -> None:
         """The sweep's answer so far, in a few lines (results.closing_lines, then the answer's)."""
         lines = closing_lines(self.sweep_dir, self.study, self.n_trials, self.value_names)
-        for line in lines + (self.answered.lines() if self.answered is not None else []):
+        answered = self.teller.answered
+        for line in lines + (answered.lines() if answered is not None else []):
             log.info("%s", line)
 
     def _reap(self) -> None:
         """Fail the trials whose sweep process died (call under the slot lock); re-run them."""
         self.last_reap = time.monotonic()
+
         for trial in co.reap_abandoned(
-            self.storage, self.study, self.settings.stale_after_s, locked=self.slots.exclusive
+            self.storage,
+            self.study,
+            self.settings.stale_after_s,
+            self.slots.exclusive,
+            finished_in(self.sweep_dir, self.study),
         ):
             log.warning(
                 "trial %d was left RUNNING by a sweep process that died: interrupted, its slot "
@@ -566,9 +333,9 @@ class Sweep:
             if time.monotonic() - self.last_reap >= self.settings.heartbeat_s:
                 self._reap()  # a worker that died elsewhere frees its slots for this one
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            if not waiting and (self.grid_done or self._slots_taken() >= self.n_trials):
+            if not waiting and (self.teller.grid_done or self._slots_taken() >= self.n_trials):
                 return False
-            trial = self._ask(queued=bool(waiting))
+            trial = self.proposals.ask(self.study, queued=bool(waiting))
             trial.set_user_attr(co.OWNER, this_process())
             co.beat(self.storage, [trial])
         folder = self.sweep_dir / str(trial.number)
@@ -592,29 +359,6 @@ class Sweep:
         log.info("trial %d started: %s", trial.number, format_params(trial.params))
         return True
 
-    def _ask(self, queued: bool) -> optuna.Trial:
-        """A new trial (call under the slot lock), from its own seed, at a point not yet taken.
-
-        A queued trial (an interrupted one's re-run) keeps its parameters. In a finite space the
-        proposal is drawn on a scratch copy of the study and a repeat of a trial's point is
-        replaced by an unvisited one before any trial exists (see proposals.py): the study holds
-        only trials that run.
-        """
-        number = len(self.study.get_trials(deepcopy=False))  # the number a new trial gets
-        self.study.sampler = self.proposals.sampler_for(number)
-        if queued or not self.proposals.judges_repeats:
-            return co.ask(self.study, self.space.distributions)
-        point, twin = self.proposals.propose(self.study, self.study.sampler)
-        self.study.enqueue_trial(point, user_attrs={} if twin is None else {co.REPLACED: twin})
-        trial = co.ask(self.study, self.space.distributions)  # the point just queued
-        if twin is not None:
-            log.info(
-                "trial %d: the sampler proposed the parameters of trial %d again; it runs a point "
-                "no trial has taken",
-                trial.number, twin,
-            )  # fmt: skip
-        return trial
-
     def _job_overrides(self, trial: optuna.Trial) -> list[str]:
         s = self.settings
         context = TrialContext(
@@ -634,99 +378,9 @@ class Sweep:
     def _heartbeat(self) -> None:
         co.beat(self.storage, list(self.running.values()))
 
-    # ------------------------------------------------------------------ results
-    def _record(self, outcome: JobOutcome) -> str | None:
-        """Tell the study how a trial ended, and say so in one line."""
-        trial = self.running.pop(outcome.number)
-        verdict = judge(outcome, len(self.settings.directions))
-        if verdict.reason:  # a driver's error may quote the storage URL
-            verdict = replace(verdict, reason=mask_secrets(verdict.reason, self.storage_url))
-        try:
-            trial.set_user_attr(co.STATE, verdict.status.value)
-            if verdict.reason:
-                trial.set_user_attr(co.ERROR, verdict.reason[:2000])
-            epoch = self._measured_epoch(outcome, verdict)
-            if epoch is not None:
-                trial.set_user_attr(co.EPOCH, epoch)
-            self.study.tell(trial, values=verdict.values, state=verdict.optuna_state)
-        except UpdateFinishedTrialError:
-            log.warning("trial %d was already finished by another worker", outcome.number)
-        except RuntimeError as err:
-            # The grid sampler calls study.stop() once every point has run; outside
-            # study.optimize that raises, after the trial has been recorded.
-            if "Study.stop" not in str(err):
-                raise
-            self.grid_done = True
-        except KeyError as err:
-            # ...and near the end it looks up the grid point of a queued re-run, which has none
-            # (Optuna's GridSampler.after_trial); the trial is recorded all the same.
-            if err.args != ("grid_id",):
-                raise
-        if verdict.status == Status.INTERRUPTED:
-            co.requeue(self.storage, self.study, trial.number)
-        log.info("%s", _one_line(outcome.number, trial.params, verdict, self.value_names))
-        self._write_results()
-        return None
-
-    def _measured_epoch(self, outcome: JobOutcome, verdict: Verdict) -> int | None:
-        """The epoch the trial's values were measured at, if it says or its reports show it.
-
-        A stopped trial says (its typed exception). A complete one reported its first objective
-        after every epoch: the value is one of those reports (the last epoch's, or with
-        `objective.epoch=best` the earliest best one). A study that takes no reports (several
-        objectives) has the app's `trainer.epochs`, when every epoch counts.
-        """
-        if verdict.epoch is not None or verdict.values is None:
-            return verdict.epoch
-        tid = co.trial_id(self.storage, self.study, outcome.number)
-        reports = self.storage.get_trial(tid).intermediate_values
-        best = OmegaConf.select(self.config, "objective.epoch", default="last") == "best"
-        if reports:
-            steps = [step for step, v in sorted(reports.items()) if v == verdict.values[0]]
-            return (steps[0] if best else steps[-1]) if steps else max(reports)
-        cfg = outcome.job_return.cfg if outcome.job_return is not None else None
-        epochs = OmegaConf.select(cfg, "trainer.epochs", default=None) if cfg else None
-        return epochs if isinstance(epochs, int) and not best else None
-
-    def _failure_budget_exceeded(self) -> str | None:
-        if self._slots_taken() >= self.n_trials:
-            return None  # nothing left to start: the study ends as it is, with its failures said
-        failed = [
-            t for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-            if t.user_attrs.get(co.STATE) in FAILURES
-        ]  # fmt: skip
-        limit = self.settings.max_failure_rate * self.n_trials
-        if len(failed) > limit:
-            return (
-                f"sweep stopped: {len(failed)} of {self.n_trials} trials failed, more than "
-                f"hydra.sweeper.max_failure_rate={self.settings.max_failure_rate} allows; "
-                f"last error: {failed[-1].user_attrs.get(co.ERROR)}"
-            )
-        return None
-
-    def _write_results(self) -> None:
-        """Rewrite trials.csv and optimization_results.yaml; a full disk is said once, not fatal.
-
-        Both are rebuilt from the study after every trial, so a moment without room loses
-        nothing: the next write (or the next run) catches up.
-        """
-        try:
-            self.answered = sweep_answer(self.study, self.answer_setup)
-            write_sweep_results(
-                self.sweep_dir, self.study, self.n_trials, self.storage_url, self.value_names,
-                self.answered,
-            )  # fmt: skip
-        except OSError as err:
-            problem = f"{err.strerror or err} ({err.filename or self.sweep_dir})"
-            if problem != self.unwritten:
-                log.warning(
-                    "could not write the sweep's results: %s; they are written again after the "
-                    "next trial, or by running the same command",
-                    problem,
-                )
-            self.unwritten = problem
-        else:
-            self.unwritten = None
+    def _record(self, outcome: JobOutcome) -> None:
+        """Tell the study how a trial in flight ended (telling.py)."""
+        self.teller.tell(self.running.pop(outcome.number), outcome)
 
     def interrupt(self, signum: int) -> None:
         """Stop the running trials, mark them interrupted (resume re-runs them), write results."""
@@ -736,7 +390,7 @@ class Sweep:
             self._record(
                 JobOutcome(number, None, self.sweep_dir / str(number), died=Status.INTERRUPTED)
             )
-        self._write_results()
+        self.teller.write_results()
         self.tell_answer()
         log.error(
             "sweep interrupted by %s; run the same command again to resume",
@@ -754,10 +408,7 @@ class Sweep:
         finally:
             if hasattr(self, "slots"):
                 self.slots.close()
-            if self.password_before is not None:
-                os.environ[PASSWORD_VAR] = self.password_before
-            elif password_of(getattr(self, "storage_url", "")) is not None:
-                os.environ.pop(PASSWORD_VAR, None)
+            restore(self.password_before, getattr(self, "storage_url", ""))
 
     def _stop_running(self) -> None:
         try:
@@ -770,22 +421,10 @@ class Sweep:
                         "command does",
                         outcome.number,
                     )
+            with contextlib.suppress(*STORAGE_ERRORS):  # the next run writes them from the study
+                self.teller.write_if_told()
         finally:
             self.executor.close()
-
-
-def _one_line(number: int, params: dict[str, Any], verdict: Verdict, value_names: list[str]) -> str:
-    """`trial 3 complete (model.out_1=4 optimizer.lr=0.01): val_accuracy=0.95`, or its reason."""
-    if verdict.values is not None:
-        result = ", ".join(f"{n}={v:.4g}" for n, v in zip(value_names, verdict.values, strict=True))
-    else:
-        result = verdict.reason or ""
-    return f"trial {number} {verdict.status} ({format_params(params)}): {result}"
-
-
-FAILURES = frozenset(s.value for s in Status if s.counts_as_failure)
-# A storage or disk that fails mid-sweep: the sweep stops with one line, the next run resumes.
-STORAGE_ERRORS = (OSError, SQLAlchemyError, StorageInternalError)
 
 
 def run_sweep(
