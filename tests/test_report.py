@@ -467,7 +467,7 @@ def test_which_hyperparameter_matters_is_optunas_ped_anova_with_its_caveat(tmp_p
     comparison = compare(find_runs([importance_sweep(tmp_path / "sweep")]))
     plots, problems = save_comparison_plots(comparison, tmp_path / "plots")
     assert problems == [] and tmp_path / "plots" / "study_sweep_importances.png" in plots
-    ((sweep, found),) = sweep_importances(comparison).items()  # computed once, shown twice
+    (found,) = sweep_importances(comparison).values()  # computed once, shown twice
     assert list(found.importances) == ["optimizer.lr", "model.out_1"]
     assert found.importances["optimizer.lr"] > 0.5 and found.trials == 12
     page = render_report(comparison, plots, base=tmp_path)

@@ -6,8 +6,8 @@ from it, and how many were compared, each number with its uncertainty.
 
 One computation for the sweep's end, compare's terminal, the report and the YAML: each shows
 `lines()` or reads `to_dict()`, none recomputes. The records (`AnswerSettings`, `Configuration`,
-`Entry`, `Answer`) live in answer_model.py and are imported from here; answer_text.py words them. The rules, in order (the lines say each one
-where it changes the answer):
+`Entry`, `Answer`) live in answer_model.py and are imported from here; answer_text.py words
+them. The rules, in order (the lines say each one where it changes the answer):
 
 1. Only complete configurations enter. A pruned one stopped early, so its values are from an
    earlier epoch than the others' and never enter as if finished; it, and failed, diverged or
