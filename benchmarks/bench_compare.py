@@ -1,17 +1,23 @@
 """How long `python -m linesweep.compare` takes on 1,000 run folders (target: under 10 s).
 
-    python benchmarks/bench_compare.py                 # 1,000 runs, medians of 3 (about a minute)
+    python benchmarks/bench_compare.py                 # 1,000 runs of 3 replicates, medians of 3
     python benchmarks/bench_compare.py --runs 300 --keep /tmp/bench_outputs
+    python benchmarks/bench_compare.py --replicates 1  # plain runs: the answer has no spread
 
 Generates an outputs/ folder the way linesweep leaves one: an Optuna sweep (70% of the runs, with
 a real journal-file study), a `-m` multirun (20%) and single runs (10%). Each run folder holds
 .hydra/{config,overrides}.yaml, summary.json, metrics.csv (10 epochs, fewer when pruned) and
 shapes.yaml, with states mixed as a real sweep has them (complete, pruned, infeasible, failed,
-diverged). The best run is a real tiny training run, with its model.pt, so the report draws its
-kernels and feature maps. Then it times, as medians of `--repeats`:
+diverged). With `--replicates R` (default 3) each run that trained is a population of R, as
+`replicates=R` leaves it: summary.json's members with their values and seeds (shared between
+runs, as a sweep's are), metrics.csv's rows per replicate, and each trial's `linesweep.result`,
+so that compare's answer tests every configuration and the importances read the seed noise. The
+best run is a real tiny training run, with its model.pt, so the report draws its kernels and
+feature maps. Then it times, as medians of `--repeats`:
 
-  end to end   the command as a subprocess: table, CSV/Markdown, every plot, report.html
-  read         discovery and reading every folder (and building the table rows)
+  end to end   the command as a subprocess: answer, table, CSV/Markdown, every plot, report.html
+  read         discovery and reading every folder (and building the table rows and the answer)
+  answer       the answer alone, on the runs read (linesweep/compare/answer.py)
   table        the text table and table.csv/table.md
   plots        every PNG (in-process: imports already paid after the first repeat)
   report       report.html with every image embedded
@@ -44,10 +50,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from linesweep.compare.answer import answer_runs  # noqa: E402
 from linesweep.compare.cli import write_tables  # noqa: E402
 from linesweep.compare.runs import find_runs  # noqa: E402
 from linesweep.compare.table import Selection, compare  # noqa: E402
 from linesweep.compare.terminal import text_table  # noqa: E402
+from linesweep.core.trial_link import RESULT  # noqa: E402
 
 METRICS = ["epoch", "train_cost", "train_loss", "val_loss", "val_accuracy", "epoch_s", "elapsed_s"]
 
@@ -69,8 +77,11 @@ def write_yaml(path: Path, data: object) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def synthetic_run(folder: Path, config: dict, overrides: list[str], rng: random.Random) -> dict:
-    """One run folder with believable files; returns what a study needs to know of it."""
+def synthetic_run(
+    folder: Path, config: dict, overrides: list[str], rng: random.Random, replicates: int = 1
+) -> dict:
+    """One run folder with believable files (a population of `replicates`); returns what a
+    study needs to know of it."""
     from linesweep.run.config import ModelConfig, WindowConfig
     from linesweep.run.shapes import plan_cnn
 
@@ -95,34 +106,79 @@ def synthetic_run(folder: Path, config: dict, overrides: list[str], rng: random.
     epochs = 10 if state != "pruned" else rng.randint(1, 3)
     lr = config["optimizer"]["lr"]
     ceiling = min(0.985, 0.55 + 0.06 * math.log(plan.n_params) - 0.4 * abs(math.log10(lr) + 2.2))
-    rows, elapsed = [], 0.0
-    for epoch in range(1, epochs + 1):
-        accuracy = max(0.5, ceiling * (1 - math.exp(-epoch / 3)) + rng.gauss(0, 0.01))
-        elapsed += 0.2
-        loss = 0.7 * (1.0 - accuracy) + 0.05
-        values = [epoch, 20 * loss, loss, loss, accuracy, 0.2, elapsed]
-        rows.append(dict(zip(METRICS, values, strict=True)))
-    (folder / "metrics.csv").write_text(
-        ",".join(METRICS)
-        + "\n"
-        + "".join(",".join(str(r[m]) for m in METRICS) + "\n" for r in rows)
-    )
-    value = None if state == "diverged" else rows[-1]["val_accuracy"]
+    histories = []
+    for _ in range(replicates):  # each replicate its own seed's noise (spread ~0.02)
+        rows, elapsed, shift = [], 0.0, rng.gauss(0, 0.02)
+        for epoch in range(1, epochs + 1):
+            accuracy = ceiling * (1 - math.exp(-epoch / 3)) + shift + rng.gauss(0, 0.01)
+            accuracy = min(1.0, max(0.5, accuracy))
+            elapsed += 0.2
+            loss = 0.7 * (1.0 - accuracy) + 0.05
+            values = [epoch, 20 * loss, loss, loss, accuracy, 0.2, elapsed]
+            rows.append(dict(zip(METRICS, values, strict=True)))
+        histories.append(rows)
+    rows = histories[0]
+    finals = [h[-1]["val_accuracy"] for h in histories]
+    if state == "diverged":
+        finals[-1] = None  # the last replicate diverged (the whole run, without replicates)
+    value = _mean(finals) if replicates > 1 else finals[0]
+    columns = METRICS if replicates == 1 else ["replicate", *METRICS]
+    lines = [
+        ",".join(str(r[m]) for m in METRICS) if replicates == 1
+        else ",".join([str(i), *(str(r[m]) for m in METRICS)])
+        for i, h in enumerate(histories) for r in h
+    ]  # fmt: skip
+    (folder / "metrics.csv").write_text(",".join(columns) + "\n" + "".join(x + "\n" for x in lines))
     summary.update(
         objective={"metrics": ["val_accuracy"], "directions": ["maximize"], "epoch": "last",
                    "values": [value]},
         epochs_run=epochs, final=rows[-1], best=max(rows, key=lambda r: r["val_accuracy"]),
         n_params=plan.n_params, shape_check="agree", plots=[], wall_time_s=elapsed + 1.0,
+        seeds=SEEDS[0],
     )  # fmt: skip
+    if replicates > 1:
+        summary["objective"]["statistic"] = "mean"
+        summary["replicates"] = {
+            "count": replicates, "statistic": "mean", "success_threshold": THRESHOLD,
+            "diverged": sum(v is None for v in finals),
+            "members": [
+                {"replicate": r, "status": "diverged" if v is None else state, "reason": None,
+                 "seeds": seeds(r), "epochs_run": epochs, "final": h[-1], "values": [v]}
+                for r, (h, v) in enumerate(zip(histories, finals, strict=True))
+            ],
+        }  # fmt: skip
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     shapes = {"agree": True, "input": [1, 11, 11], "flat_features": plan.flat_features}
     shapes.update(n_params=plan.n_params, plan=plan.to_records())
     write_yaml(folder / "shapes.yaml", shapes)
-    return {"state": state, "value": value, "history": rows}
+    result = {
+        "metric": "val_accuracy", "direction": "maximize", "epoch_rule": "last",
+        "values": finals, "seeds": [seeds(r) for r in range(replicates)],
+        "n_params": plan.n_params, "epochs_run": epochs,
+        "success_threshold": THRESHOLD if replicates > 1 else None,
+    }  # fmt: skip
+    return {"state": state, "value": value, "history": rows, "result": result}
 
 
-def varied(base: dict, rng: random.Random) -> tuple[dict, list[str], dict]:
+def seeds(replicate: int) -> dict:
+    """Replicate r's seeds: the same in every run, as a sweep's replicates share them."""
+    return {"model_init": 1000 + replicate, "shuffle": 2000 + replicate}
+
+
+SEEDS = [seeds(0)]
+THRESHOLD = 0.9  # replicate.success_threshold
+
+
+def _mean(values: list) -> float | None:
+    finite = [v for v in values if v is not None]
+    return statistics.mean(finite) if finite else None
+
+
+def varied(base: dict, rng: random.Random, replicates: int = 1) -> tuple[dict, list[str], dict]:
     config = json.loads(json.dumps(base))
+    if replicates > 1:
+        config["replicates"] = replicates
+        config.setdefault("replicate", {})["success_threshold"] = THRESHOLD
     params = {
         "model.out_1": rng.randint(1, 8),
         "model.out_2": rng.randint(1, 8),
@@ -153,8 +209,9 @@ def real_best_run(folder: Path, base: dict) -> None:
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def generate(outputs: Path, n_runs: int, seed: int = 0) -> None:
-    """An outputs/ folder with `n_runs` run folders: sweep 70%, multirun 20%, single runs 10%."""
+def generate(outputs: Path, n_runs: int, seed: int = 0, replicates: int = 1) -> None:
+    """An outputs/ folder with `n_runs` run folders: sweep 70%, multirun 20%, single runs 10%;
+    each that trained a population of `replicates`."""
     import optuna
     from optuna.distributions import FloatDistribution, IntDistribution
 
@@ -178,9 +235,11 @@ def generate(outputs: Path, n_runs: int, seed: int = 0) -> None:
     }
     trials = []
     for number in range(n_sweep):
-        config, overrides, params = varied(base, rng)
+        config, overrides, params = varied(base, rng, replicates)
         overrides = ["hparams_search=channels_lr", *overrides]
-        made = synthetic_run(sweep / str(number), config, overrides, rng)
+        if replicates > 1:
+            overrides.append(f"replicates={replicates}")
+        made = synthetic_run(sweep / str(number), config, overrides, rng, replicates)
         state = {"complete": "COMPLETE", "pruned": "PRUNED"}.get(made["state"], "FAIL")
         history = made.get("history") or []
         trials.append(
@@ -193,6 +252,7 @@ def generate(outputs: Path, n_runs: int, seed: int = 0) -> None:
                 user_attrs={
                     "linesweep.folder": str(sweep / str(number)),
                     "linesweep.state": made["state"],
+                    **({RESULT: made["result"]} if "result" in made else {}),
                 },
             )
         )
@@ -204,14 +264,16 @@ def generate(outputs: Path, n_runs: int, seed: int = 0) -> None:
     multirun = outputs / "multirun" / "2026-01-01" / "10-00-00-000000_1"
     multirun.mkdir(parents=True)
     write_yaml(multirun / "multirun.yaml", {"hydra": {"mode": "MULTIRUN"}, **base})
+    typed = [f"replicates={replicates}"] if replicates > 1 else []
     for number in range(n_multi):
-        config, overrides, _ = varied(base, rng)
-        synthetic_run(multirun / str(number), config, ["experiment=smoke", *overrides], rng)
+        config, overrides, _ = varied(base, rng, replicates)
+        overrides = ["experiment=smoke", *overrides, *typed]
+        synthetic_run(multirun / str(number), config, overrides, rng, replicates)
 
     for number in range(n_single - 1):
-        config, overrides, _ = varied(base, rng)
+        config, overrides, _ = varied(base, rng, replicates)
         folder = outputs / "runs" / "2026-01-02" / f"10-00-{number:02d}-000000_{number}"
-        synthetic_run(folder, config, ["experiment=smoke", *overrides], rng)
+        synthetic_run(folder, config, ["experiment=smoke", *overrides, *typed], rng, replicates)
     real_best_run(outputs / "runs" / "2026-01-03" / "09-00-00-000000_1", base)
 
 
@@ -228,13 +290,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--replicates", type=int, default=3, help="per run (1: plain runs)")
     parser.add_argument("--keep", type=Path, help="generate here and keep it (must not exist)")
     args = parser.parse_args()
 
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="bench_compare_"))
     outputs = scratch / "outputs"
     start = time.perf_counter()
-    generate(outputs, args.runs)
+    generate(outputs, args.runs, replicates=args.replicates)
     folders = find_runs([outputs])
     print(f"generated {len(folders)} run folders in {time.perf_counter() - start:.1f} s: {outputs}")
     assert len(folders) == args.runs, len(folders)
@@ -258,6 +321,11 @@ def main() -> None:
     quarter = folders[: len(folders) // 4]
     results[f"read ({len(quarter)} runs)"] = median_time(lambda: compare(quarter), args.repeats)
     comparison = compare(folders, Selection())
+    shown = comparison.shown
+    keys = comparison.searched
+    results["answer"] = median_time(
+        lambda: answer_runs(shown, comparison.questions, keys, comparison.best), args.repeats
+    )
     out = scratch / "compare_parts"
 
     def table() -> None:
@@ -278,7 +346,13 @@ def main() -> None:
         lambda: report.write_report(out / "report.html", comparison, drawn["plots"]),
         args.repeats,
     )
-    print(f"{len(folders)} runs, medians of {args.repeats} (each run in brackets):")
+    a = comparison.answer.answer
+    print(f"the answer: {a.ranked} configurations compared, {a.tested} tested")
+    for line in a.lines()[:3]:
+        print(f"  {line[:160]}")
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"{len(folders)} runs of {args.replicates} replicate(s), medians of {args.repeats} "
+          f"(each run in brackets); uptime: {load}")  # fmt: skip
     for name, (median, times) in results.items():
         each = ", ".join(f"{t:.2f}" for t in times)
         print(f"  {name:24s} {median:6.2f} s   [{each}]")

@@ -59,3 +59,10 @@ def test_compares_modules_import_no_cycle():
     graph = import_graph()
     for module in (m for m in graph if m.startswith("linesweep.compare")):
         assert module not in reached(graph, module), module
+
+
+def test_no_linesweep_module_imports_itself_through_others():
+    """Not even for a type: the answer's records sit below both its computation and its words
+    (linesweep/core/answer_model.py), so neither imports the other for them."""
+    graph = import_graph()
+    assert [module for module in sorted(graph) if module in reached(graph, module)] == []

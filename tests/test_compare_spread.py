@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import math
 import statistics
 
 import pytest
 import yaml
 from matplotlib.container import ErrorbarContainer
 from omegaconf import OmegaConf
+from scipy import stats as sps
 
 import linesweep
 from linesweep.compare.cli import main
@@ -72,19 +74,36 @@ def by_folder(comparison):
     return {row["folder"].rsplit("/", 1)[-1]: row for row in comparison.rows}
 
 
-def test_a_replicated_runs_row_shows_mean_std_success_rate_and_replicates(tmp_path):
+def t_interval(values):
+    """The mean's 95% Student t interval, by hand: mean -+ t(0.975, n - 1) * s / sqrt(n)."""
+    n, mean = len(values), statistics.mean(values)
+    half = sps.t.ppf(0.975, n - 1) * statistics.stdev(values) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def test_a_replicated_runs_row_shows_mean_interval_success_rate_and_replicates(tmp_path):
     fake_population(tmp_path / "pop", FINALS, {"model.out_1": 3})
     fake_run(tmp_path / "plain", (0.6, 0.8))
     comparison = compare(find_runs([tmp_path]))
     assert comparison.columns == [
         "rank", "model.out_1", "obj.val_accuracy",
-        "val_accuracy_mean", "val_accuracy_std", "success_rate", "replicates",
+        "val_accuracy_mean", "val_accuracy_ci_low", "val_accuracy_ci_high", "val_accuracy_std",
+        "val_accuracy_n", "success_rate", "success_ci_low", "success_ci_high", "replicates",
         "obj_epoch", *FIXED_COLUMNS, "folder", "note",
     ]  # fmt: skip
     pop, plain = by_folder(comparison)["pop"], by_folder(comparison)["plain"]
     assert pop["val_accuracy_mean"] == pytest.approx(statistics.mean(FINALS))
+    low, high = t_interval(FINALS)
+    assert (pop["val_accuracy_ci_low"], pop["val_accuracy_ci_high"]) == (
+        pytest.approx(low), pytest.approx(high),
+    )  # fmt: skip
     assert pop["val_accuracy_std"] == pytest.approx(statistics.stdev(FINALS))  # sample std
+    assert pop["val_accuracy_n"] == 4
     assert pop["success_rate"] == sum(f >= THRESHOLD for f in FINALS) / len(FINALS) == 0.5
+    wilson = sps.binomtest(2, 4).proportion_ci(0.95, method="wilson")
+    assert (pop["success_ci_low"], pop["success_ci_high"]) == (
+        pytest.approx(wilson.low), pytest.approx(wilson.high),
+    )  # fmt: skip
     assert pop["replicates"] == 4
     # the metric columns are means over the replicates, not replicate 0's numbers
     assert pop["val_acc"] == pytest.approx(statistics.mean(FINALS))
@@ -94,18 +113,19 @@ def test_a_replicated_runs_row_shows_mean_std_success_rate_and_replicates(tmp_pa
     assert (plain["val_acc"], plain["replicates"]) == (0.8, 1)
     assert plain["val_accuracy_std"] is None and plain["success_rate"] is None
 
-    mean, std = statistics.mean(FINALS), statistics.stdev(FINALS)
-    cell = f"{mean:.4g} ± {std:.2g}"
+    cell = f"{statistics.mean(FINALS):.4g} [{low:.4g}, {high:.4g}]"  # 0.7875 [0.4179, 1.157]
+    rate = f"0.5 [{wilson.low:.2g}, {wilson.high:.2g}]"  # 0.5 [0.15, 0.85]
     text = text_table(comparison.rows, comparison.columns, width=200)
-    assert "mean ± std" in text and cell in text  # the header on two lines when narrow
+    assert "mean [95% t]" in text and cell in text and rate in text  # headers on two lines
     markdown = markdown_table(comparison.rows, comparison.columns)
-    assert f"| {cell} | 0.5 | 4 |" in markdown
+    assert "| val_accuracy_mean [95% t] | success_rate [Wilson 95%] | replicates |" in markdown
+    assert f"| {cell} | {rate} | 4 |" in markdown
 
 
 def test_runs_without_replicates_show_the_table_they_always_did(tmp_path):
     comparison = compare(find_runs([three_runs(tmp_path)]))
     assert not any("mean" in c or c in ("success_rate", "replicates") for c in comparison.columns)
-    assert "±" not in text_table(comparison.rows, comparison.columns, width=200)
+    assert "95%" not in text_table(comparison.rows, comparison.columns, width=200)
 
 
 def test_a_diverged_replicate_is_left_out_of_the_mean_and_counts_as_a_failure(tmp_path):
@@ -190,9 +210,9 @@ def test_accuracy_by_size_and_objective_by_parameter_draw_error_bars_and_each_re
             else [(3, FINALS), (6, (0.8, 0.9))]
         )  # fmt: skip
         for segment, (x, values) in zip(segments, expected, strict=True):
-            mean, std = statistics.mean(values), statistics.stdev(values)
-            assert segment[0] == pytest.approx([x, mean - std])
-            assert segment[1] == pytest.approx([x, mean + std])
+            low, high = t_interval(values)  # the mean's 95% t interval, as every table shows
+            assert segment[0] == pytest.approx([x, low])
+            assert segment[1] == pytest.approx([x, high])
         dots = [c for c in fig.axes[0].collections if c.get_label() == "each replicate"]
         assert len(dots) == 1 and len(dots[0].get_offsets()) == len(FINALS) + 2
         assert any("n = 2–4 replicates" in t.get_text() for t in fig.texts)
@@ -204,18 +224,25 @@ def test_the_report_says_how_many_replicates_stand_behind_each_number(tmp_path):
     fake_population(tmp_path / "pop", FINALS, {"model.out_1": 3})
     fake_run(tmp_path / "plain", (0.6, 0.7))
     page = render_report(compare(find_runs([tmp_path])), [], base=tmp_path)
+    low, high = t_interval(FINALS)
+    cell = f"{statistics.mean(FINALS):.4g} [{low:.4g}, {high:.4g}]"
     answer = page[page.index('id="answer"') : page.index('id="runs"')]
-    assert "<dt>replicates</dt><dd>4, the value is their mean;" in answer
-    assert "success rate 0.5 (reaching 0.9)" in answer
+    assert f"val_accuracy {statistics.mean(FINALS):.4g}, 95% CI [{low:.4g}, {high:.4g}]" in answer
+    assert "success rate 0.5 (2/4 reach 0.9; Wilson 95% [0.15, 0.85])" in answer
+    assert "1 with fewer than 2 finite values: no spread to test" in answer  # the plain run
     runs = page[page.index('id="runs"') :]
     assert "counts (1 to 4 per row; 1 row with one)" in runs
-    cell = f"{statistics.mean(FINALS):.4g} ± {statistics.stdev(FINALS):.2g}"
     assert '<th class="key">replicates</th>' in runs and f'<td class="num">{cell}</td>' in runs
+    facts = page[page.index("The best run: ") :]  # the best run's own section
+    assert "<dt>replicates</dt><dd>4, the value is their mean;" in facts
+    assert f"val_accuracy {cell} (mean, 95% Student t interval over 4)" in facts
+    assert "success rate 0.5 [0.15, 0.85] (reaching 0.9; Wilson 95%)" in facts
 
     alone = tmp_path / "alone"
     fake_run(alone / "r", (0.6, 0.7))
     page = render_report(compare(find_runs([alone])), [], base=alone)
-    assert "<dt>replicates</dt><dd>1 (a single run: no spread)</dd>" in page and "±" not in page
+    assert "<dt>replicates</dt><dd>1 (a single run: no spread)</dd>" in page
+    assert "95% t" not in page
 
 
 def test_hostile_replicate_records_are_one_warning_and_a_state(tmp_path, capsys):

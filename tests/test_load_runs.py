@@ -115,3 +115,45 @@ def test_import_linesweep_stays_light_and_load_runs_imports_pandas_on_first_use(
     assert after and listed
     with pytest.raises(AttributeError, match="no attribute 'load_run'"):
         linesweep.load_run  # noqa: B018
+
+
+def test_load_configurations_is_one_row_per_configuration_with_the_answers_statistics(tmp_path):
+    from tests.test_compare_answer import population, three_sizes
+
+    runs = three_sizes(tmp_path / "runs")
+    population(runs / "4", [0.99, 0.99, 0.98], {"model.out_1": 8}, 400, status="pruned")
+    fake_run(runs / "5", (0.6, 0.95), {"model.out_1": 16}, n_params=800)  # one value: no spread
+    configs = linesweep.load_configurations(runs)
+    assert configs["model.out_1"].tolist() == [1, 2, 4, 8, 16] and len(configs) == 5
+
+    # Each row's numbers by hand: the mean, its Student t interval, n; Wilson for the rate.
+    from scipy import stats as sps
+
+    one = configs.iloc[0]
+    values = [0.55, 0.60, 0.58]
+    mean, sem = sum(values) / 3, sps.sem(values)
+    low, high = sps.t.interval(0.95, 2, loc=mean, scale=sem)
+    assert (one.n, one.replicates, one.n_params) == (3, 3, 60)
+    assert one["mean"] == pytest.approx(mean) and one["std"] == pytest.approx(sps.tstd(values))
+    assert (one.ci_low, one.ci_high) == (pytest.approx(low), pytest.approx(high))
+    wilson = sps.binomtest(0, 3).proportion_ci(0.95, method="wilson")  # none reaches 0.9
+    assert one.success_rate == 0 and one.success_ci_high == pytest.approx(wilson.high)
+
+    # The answer's verdicts, as compare states them.
+    answered = compare(find_runs([runs])).answer
+    assert configs.best.tolist() == [False, False, True, False, False]
+    assert configs.smallest.tolist() == [False, True, False, False, False]
+    assert configs.compared.tolist() == [True, True, True, False, False]
+    assert configs.attrs["answer"]["lines"] == answered.lines()
+    smallest = configs[configs.smallest].iloc[0]
+    assert smallest.p_adjusted == answered.answer.smallest.p_adjusted and smallest.step == 2
+    assert smallest.test == "paired" and smallest.difference == pytest.approx(0.913333 - 0.923333)
+    pruned, single = configs.iloc[3], configs.iloc[4]
+    assert pruned.status == "pruned" and pruned.why_not.startswith("pruned: only complete")
+    assert single.n == 1 and math.isnan(single.ci_low)
+    assert single.why_not == "with fewer than 2 finite values: no spread to test"
+    # --alpha and --test, as keywords.
+    welch = linesweep.load_configurations(runs, alpha=0.01, test="welch")
+    assert set(welch.test.dropna()) == {"welch"} and welch.attrs["answer"]["alpha"] == 0.01
+    with pytest.raises(UsageError, match=r"--test t is not allowed: one of auto, welch"):
+        linesweep.load_configurations(runs, test="t")

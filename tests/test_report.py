@@ -80,8 +80,10 @@ def page_of(tmp_path: Path, *folders: Path, plots=()) -> str:
 def test_the_first_screen_asks_answers_and_lists_the_runs_in_that_order(tmp_path):
     sweep = channels_sweep(tmp_path)
     page = page_of(tmp_path, sweep)
-    question, answer, runs = (page.index(f'id="{name}"') for name in ("question", "answer", "runs"))
-    assert question < answer < runs < page.index("Plots")
+    question, answer, picture, runs = (
+        page.index(f'id="{name}"') for name in ("question", "answer", "picture", "runs")
+    )
+    assert question < answer < picture < runs < page.index("Plots")
     asked = page[question:answer]
     for text in (
         "channels_lr", "val_accuracy (maximize), at the last epoch",
@@ -91,11 +93,18 @@ def test_the_first_screen_asks_answers_and_lists_the_runs_in_that_order(tmp_path
         "4 of 6: 3 complete, 1 pruned",
     ):  # fmt: skip
         assert text in asked, text
-    answered = page[answer:runs]
-    assert "val_accuracy = 0.9 (maximize)" in answered  # the best complete run, not pruned 0.95
-    assert "epoch 2 of 2 (complete)" in answered and "<code>model.out_1=4</code>" in answered
-    assert "Chosen among the 3 complete runs; the 1 pruned stopped early" in answered
+    # The answer's lines (linesweep.core.answer): the best complete run, not the pruned 0.95.
+    answered = page[answer:picture]
+    best, smallest, compared = re.findall(r'<p class="line[^"]*">([^<]*)</p>', answered)
+    assert best.startswith("best (by its single value): model.out_1=4, optimizer.lr=0.001 (119")
+    assert "val_accuracy 0.9, no interval" in best and "no spread to judge by" in smallest
+    assert "left out: 1 pruned (only complete configurations are compared: a pruned" in compared
     assert 'href="../sweeps/channels_lr/1/"' in answered  # a relative link to the folder
+    # The best run's own numbers open its section, below the runs table.
+    facts = page[page.index("The best run: ") :]
+    assert "val_accuracy = 0.9 (maximize)" in facts
+    assert "epoch 2 of 2 (complete)" in facts and "<code>model.out_1=4</code>" in facts
+    assert "Chosen among the 3 complete runs; the 1 pruned stopped early" in facts
 
 
 def test_the_runs_table_puts_its_key_columns_first_and_links_every_folder(tmp_path):
@@ -138,8 +147,10 @@ def test_several_objectives_answer_with_the_pareto_set_of_complete_runs(tmp_path
     assert comparison.best.folder.name == "0"
     page = page_of(tmp_path, sweep)
     answered = page[page.index('id="answer"') : page.index('id="runs"')]
-    assert "Answer: the Pareto set" in answered and "3 of the 4 complete runs" in answered
-    assert re.findall(r'href="([^"]+)"', answered) == [f"../pareto/{n}/" for n in (0, 1, 3)]
+    assert "The Pareto set" in answered and "3 of the 4 complete runs" in answered
+    links = re.findall(r'href="([^"]+)"', answered)  # the best run's, then the set's
+    assert links == [f"../pareto/{n}/" for n in (0, 0, 1, 3)]
+    assert "on val_accuracy (maximize)" in answered  # the answer: the first objective's
     assert "val_accuracy (maximize), n_params (minimize)" in page
 
 
@@ -390,7 +401,9 @@ def test_the_command_respects_columns(tmp_path, capsys, monkeypatch):
     channels_sweep(tmp_path)
     monkeypatch.setenv("COLUMNS", "70")
     assert main([str(tmp_path / "sweeps"), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
-    table = capsys.readouterr().out.split("4 runs")[0].splitlines()
+    answer, table = capsys.readouterr().out.split("4 runs")[0].split("\n\n", 1)
+    table = table.splitlines()  # the answer's lines are whole: a terminal wraps them
+    assert len(answer.splitlines()) == 3
     assert max(len(line) for line in table if not line.startswith("not shown")) <= 70
     assert os.environ["COLUMNS"] == "70"
 
@@ -408,3 +421,62 @@ def test_a_real_sweeps_question_and_its_plots(sweep_in_process, tmp_path, capsys
     assert (out / "plots" / "study_sweep_history.png").read_bytes()[:8] == PNG
     page = (out / "report.html").read_text()
     assert "<code>model.out_1</code> = <code>choice(1,2,4)</code>" in page
+
+
+def importance_sweep(root: Path) -> Path:
+    """A sweep folder of 12 trials with its journal study: lr decides the accuracy, out_1 does
+    not; each trial told its 3 replicates (`linesweep.result`), so the caveat knows the noise."""
+    import optuna
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from linesweep.core.storage import open_storage
+    from linesweep.core.trial_link import RESULT
+
+    trials, made = [], []
+    for n in range(12):
+        lr, out_1 = 10 ** (-4 + n % 4), 1 + (n * 5) % 8
+        accuracy = 0.5 + 0.1 * (n % 4)  # lr alone: 0.5 ... 0.8
+        made.append(((accuracy,), {"model.out_1": out_1, "optimizer.lr": lr}, {}))
+        values = [accuracy - 0.01, accuracy, accuracy + 0.01]  # seed noise 0.01 / sqrt(3)
+        result = {
+            "metric": "val_accuracy", "direction": "maximize", "epoch_rule": "last",
+            "values": values, "seeds": [{"model_init": r} for r in range(3)], "n_params": 119,
+            "epochs_run": 1, "success_threshold": None,
+        }  # fmt: skip
+        trials.append(
+            optuna.trial.create_trial(
+                value=accuracy,
+                params={"model.out_1": out_1, "optimizer.lr": lr},
+                distributions={
+                    "model.out_1": IntDistribution(1, 8),
+                    "optimizer.lr": FloatDistribution(1e-5, 1, log=True),
+                },
+                user_attrs={RESULT: result},
+            )
+        )
+    sweep = fake_sweep(root, made, sweeper={"study_name": "lr", "n_trials": 12})
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(str(sweep / "optuna_journal.log"))
+    optuna.create_study(study_name="lr", storage=storage, direction="maximize").add_trials(trials)
+    return sweep
+
+
+def test_which_hyperparameter_matters_is_optunas_ped_anova_with_its_caveat(tmp_path):
+    from linesweep.compare.importances import sweep_importances
+
+    comparison = compare(find_runs([importance_sweep(tmp_path / "sweep")]))
+    plots, problems = save_comparison_plots(comparison, tmp_path / "plots")
+    assert problems == [] and tmp_path / "plots" / "study_sweep_importances.png" in plots
+    (found,) = sweep_importances(comparison).values()  # computed once, shown twice
+    assert list(found.importances) == ["optimizer.lr", "model.out_1"]
+    assert found.importances["optimizer.lr"] > 0.5 and found.trials == 12
+    page = render_report(comparison, plots, base=tmp_path)
+    section = page[page.index('id="importances"') : page.index("The best run")]
+    assert "PED-ANOVA (Optuna&#x27;s PedAnovaImportanceEvaluator" in section
+    rows = re.findall(r"<tr><td>([^<]+)</td><td[^>]*>([^<]+)</td></tr>", section)
+    assert rows == [(k, f"{v:.4g}") for k, v in found.importances.items()]
+    # The caveat in numbers: a mean of 3 replicates 0.01 apart against the trials' spread.
+    assert (
+        "Caveat: importances rank parameters" in section and "in a mean of 3 replicates" in section
+    )
+    assert f"about {0.01 / 3**0.5:.2g}" in section

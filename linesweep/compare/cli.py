@@ -8,19 +8,28 @@
     python -m linesweep.compare outputs/ --sort n_params --no-plots --out /tmp/comparison
     python -m linesweep.compare outputs/sweeps/s --storage postgresql://user@db-host/linesweep
     python -m linesweep.compare outputs/multirun/2026-11-28/10-00-00 --group-seeds
+    python -m linesweep.compare outputs/sweeps/channels_lr_grid --alpha 0.01 --test welch
 
 A run folder is any folder holding `.hydra/`, `summary.json`, `metrics.csv` or `shapes.yaml`:
 single runs, `-m` multiruns and Optuna sweeps alike (globs are expanded here too, so quote them or
-not). The table has one row per run: the config values that differ between the runs, the objective
+not). First comes the answer, in the words a sweep's end says it (linesweep/core/answer.py, one
+computation for the runs shown): the best configuration with its mean and 95% interval, the
+smallest configuration (fewest parameters) not distinguishable from it with its test, p-value
+and the difference's interval, and how many were compared; then any warning (too few
+replicates; without any, the command that adds them). Its alpha, test and correction are the
+runs' `answer.*` config; --alpha and --test override them.
+
+The table has one row per run: the config values that differ between the runs, the objective
 (`obj.<metric>`), the last epoch's validation accuracy and loss (`val_acc`, `val_loss`), the best
 epoch's accuracy (`best_acc`), parameters, epochs, wall time, state and folder. Runs trained with
-`replicates=R` show their spread after the objective: each objective metric's mean ± std over the
-replicates, the success rate (the share reaching `replicate.success_threshold`) and `replicates`,
-how many stand behind the row (`val_acc`, `best_acc`, `val_loss` are then means too); plain runs
-show `-` there. `--group-seeds` makes runs that differ only in `seed` (a `-m seed=0,1,2`
-multirun) one row the same way, its `seed` cell listing the seeds. It is sorted by the
-objective, best first, printed, and written as table.csv and table.md next to plots/ and
-report.html (default folder: `<sweep>/compare/` for one sweep or multirun, else
+`replicates=R` show their spread after the objective: each objective metric's mean over the
+replicates with its 95% Student t interval (`0.934 [0.921, 0.947]`; table.csv adds the std and
+n), the success rate (the share reaching `replicate.success_threshold`) with its 95% Wilson
+interval, and `replicates`, how many stand behind the row (`val_acc`, `best_acc`, `val_loss` are
+then means too); plain runs show `-` there. `--group-seeds` makes runs that differ only in
+`seed` (a `-m seed=0,1,2` multirun) one row the same way, its `seed` cell listing the seeds. It
+is sorted by the objective, best first, printed, and written as table.csv and table.md next to
+plots/ and report.html (default folder: `<sweep>/compare/` for one sweep or multirun, else
 `outputs/compare/<timestamp>/`). A folder with a problem (no summary, a corrupt file, an older
 layout) gets one warning line on stderr and still its row, with its state; only runs refused
 by validation are left out, counted in one line, unless --state asks for them.
@@ -40,7 +49,8 @@ The report shows the best run's kernels and feature maps as the run drew them; f
 with plots=light or plots=none it names the command that draws them: python -m linesweep.draw RUN.
 
 Exit status 0: compared (also when stdout was closed early); 2: no runs found, no run matches
-the filters, a bad argument, or an output folder compare may not write into.
+the filters, a bad argument (an answer setting out of range included: --alpha 2, or the runs'
+answer.alpha), or an output folder compare may not write into.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from linesweep.compare.answer import alpha_flag, check_flags
 from linesweep.compare.console import UsageError, say, silence, warn
 from linesweep.compare.output import OutputFolder
 from linesweep.compare.pictures import run_pictures
@@ -135,7 +146,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--group-seeds", action="store_true",
         help="one row for the runs (in one state) whose configs differ only in seed: their mean "
-        "± std, success rate and count, as for replicates (default: one row per run)",
+        "and 95%% interval, success rate and count, as for replicates (default: one row per run)",
     )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, metavar="DIR",
@@ -151,9 +162,19 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         help="tables and report only; plots/ is left as it is",
     )  # fmt: skip
     parser.add_argument("--no-report", action="store_true", help="no report.html")
+    parser.add_argument(
+        "--alpha", type=alpha_flag, metavar="A",
+        help="the answer's alpha, in (0, 1) (default: the runs' answer.alpha, else 0.05)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--test", metavar="NAME",
+        help="the answer's pairwise test: auto, welch, mannwhitney or paired (default: the "
+        "runs' answer.test, else auto: paired where replicates share seeds)",
+    )  # fmt: skip
     args = parser.parse_args(list(argv))
     if args.top is not None and args.top < 1:
         raise UsageError(f"--top {args.top}: give a number of rows >= 1")
+    check_flags({"alpha": args.alpha, "test": args.test})
     return args
 
 
@@ -191,10 +212,13 @@ def run_command(argv: Sequence[str]) -> int:
         out, folders, given=args.out is not None, plots=not args.no_plots, report=not args.no_report
     )  # before any reading: a refused folder costs nothing
 
-    comparison = compare(folders, _selection(args), storage=args.storage)
+    flags = {"alpha": args.alpha, "test": args.test}
+    comparison = compare(folders, _selection(args), storage=args.storage, answer_flags=flags)
     for run in comparison.runs:
         for warning in run.warnings:
             warn(f"{run.folder}: {warning}")
+    if comparison.answer is not None and comparison.answer.note:
+        warn(comparison.answer.note)
     hidden = comparison.hidden_line()
     if not comparison.shown:
         found = f"{plural(len(comparison.runs), 'run')} found" + (f"; {hidden}" if hidden else "")

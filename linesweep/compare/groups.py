@@ -4,10 +4,11 @@
 `config_identity` says which runs are such repeats (their configs equal but for `seed` and the
 settings that do not change what a run learns); `group_seeds` turns each set of two or more
 repeats in one state into one row: a `Run` whose members are the runs (or, for runs trained with
-`replicates`, all their replicates), so the table shows their mean ± std and success rate as it
-does for a population. Its `seed` cell lists the seeds, its `grouped` the folders; its folder,
-learning curve, weights and reproduce command are the first run's. Its objective is
-`replicate.statistic` over the members, as a population's is (`population_objective`).
+`replicates`, all their replicates), so the table shows their mean with its 95% interval and
+success rate as it does for a population. Its `seed` cell lists the seeds, its `grouped` the
+folders; its folder, learning curve, weights and reproduce command are the first run's. Its
+objective is `replicate.statistic` over the members, as a population's is
+(`population_objective`).
 """
 
 from __future__ import annotations
@@ -70,9 +71,17 @@ def group_seeds(runs: Sequence[Run]) -> list[Run]:
 def _members_of(run: Run) -> list[Member]:
     if run.members:
         return [
-            Member(m.replicate, m.state, m.final, m.best, m.values, run.folder) for m in run.members
+            Member(
+                m.replicate, m.state, m.final, m.best, m.values, run.folder, m.seeds, m.epochs_run
+            )
+            for m in run.members
         ]
-    return [Member(0, run.state, run.final, run.best, dict(run.objective), run.folder)]
+    return [
+        Member(
+            0, run.state, run.final, run.best, dict(run.objective), run.folder, run.seeds,
+            run.epochs_run,
+        )
+    ]  # fmt: skip
 
 
 def merge(runs: Sequence[Run]) -> Run:

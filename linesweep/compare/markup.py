@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from linesweep.compare.display import MeanStd, format_value
+from linesweep.compare.display import Interval, format_value
 from linesweep.core.record import PICTURE_CAP
 from linesweep.core.safe_read import Unreadable, read_png
 from linesweep.core.status import Status
@@ -27,11 +27,17 @@ h1 { font-size: 1.35em; margin: 0 0 .1em; } h2 { font-size: 1.1em; margin: 0 0 .
 h2.rule { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.2em; }
 h3 { font-size: 1em; margin: .8em 0 .3em; }
 p.meta { color: #555; margin: 0 0 .6em; font-size: 12.5px; }
-.top { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1em;
-       margin-bottom: .8em; }
+.top { display: grid; grid-template-columns: minmax(0, 1.5fr) minmax(0, 1fr); gap: .8em;
+       margin-bottom: .6em; align-items: start; }
+.stack { display: grid; gap: .6em; }
+#picture { padding: .3em; } #picture figure { margin: 0; display: block; }
+#picture img { width: 100%; border: 0; }
+p.line { margin: .2em 0; font-size: 13px; } p.line.big { font-size: 13.5px; }
+.small { font-size: 12px; } ul.small { margin: .2em 0; padding-left: 1.2em; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .5em .8em; background: #fcfcfc; }
 #answer { border-color: #1a7f37; background: #f6fbf7; }
 .big { font-size: 1.15em; font-weight: 600; }
+#question dl { font-size: 12.5px; }
 dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .1em .8em;
      margin: 0; font-size: 13px; }
 dt { font-weight: 600; color: #444; } dd { margin: 0; overflow-wrap: anywhere; }
@@ -113,7 +119,7 @@ class Links:
 def _header(column: str, key: bool) -> str:
     """A header that may break after its dots (model.<wbr>out_1), marked when a key column."""
     text = "<wbr>".join(html.escape(part) for part in column.split("."))
-    text = text.replace("<wbr>", ".<wbr>").replace("_mean ±", "_<wbr>mean ±")  # a mean ± std
+    text = text.replace("<wbr>", ".<wbr>").replace("_mean [", "_<wbr>mean [")  # a mean [95% t]
     return f'<th class="key">{text}</th>' if key else f"<th>{text}</th>"
 
 
@@ -133,7 +139,7 @@ def html_table(
             value = row.get(column)
             if column == "folder" and link is not None and value is not None:
                 cells.append(f"<td>{link(value)}</td>")
-            elif isinstance(value, (int, float, MeanStd)) and not isinstance(value, bool):
+            elif isinstance(value, (int, float, Interval)) and not isinstance(value, bool):
                 cells.append(f'<td class="num">{e(value)}</td>')
             elif column == "state":
                 cells.append(f'<td class="{_state_class(value)}">{e(value)}</td>')

@@ -10,10 +10,13 @@ One look throughout (plot_style.py): matplotlib's object API and default style, 
 linesweep.run.plots draws. Every value is drawn with the epoch it was measured at: complete runs
 filled, pruned runs hollow (their value is from the epoch they stopped at), other states as grey
 crosses; frontiers and "best" lines use complete runs only; what a plot leaves out is written
-under it. A run with replicates is drawn at its mean, with an error bar of one standard deviation
-over its replicates and each replicate as a small dot; the note under the plot says how many
-replicates stand behind the bars. Parameter plots are drawn only for the keys the user searched
-(the search space, the runs' overrides), not for every key that differs between experiments.
+under it. A run with replicates is drawn at its mean, with an error bar of the mean's 95% Student
+t interval over its replicates (`linesweep.core.stats.summarize`, the interval every table and
+the answer show) and each replicate as a small dot; the note under the plot says how many
+replicates stand behind the bars. Accuracy against size, the report's first picture, marks the
+answer: its best configuration and the smallest one not distinguishable from it. Parameter plots
+are drawn only for the keys the user searched (the search space, the runs' overrides), not for
+every key that differs between experiments.
 A plot that cannot be drawn is a one-line problem for the caller, never an exception.
 """
 
@@ -27,7 +30,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from linesweep.compare.answer import RunsAnswer
 from linesweep.compare.display import format_value, short_names
+from linesweep.compare.importances import studied, sweep_importances, sweep_study
 from linesweep.compare.plot_style import (
     COMPLETE,
     DPI,
@@ -36,16 +41,19 @@ from linesweep.compare.plot_style import (
     PRUNED,
     epochs_text,
     is_number,
+    one_line,
 )
 from linesweep.compare.row import Run, objective_epoch
 from linesweep.compare.study_plots import study_plots
 from linesweep.compare.table import Comparison, objective_metrics
 from linesweep.core.files import save_figure
-from linesweep.core.metrics import METRIC_DIRECTIONS, spread
+from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.plotting import add_note, legend_row, log_scale_if_wide, set_log, tex_safe
+from linesweep.core.stats import TEST_NAMES, summarize
 from linesweep.core.status import Status
 
 TOP_CURVES = 8  # learning curves overlaid; more than this is a tangle
+ACCURACY_MARGIN = 0.05  # accuracy axes end this far beyond [0, 1], whatever a bar reaches
 MAX_PARAMETER_PANELS = 12
 
 
@@ -76,11 +84,11 @@ def _state_groups(runs: Sequence[Run]) -> list[tuple[str, list[int], dict[str, A
     other = [i for i, r in enumerate(runs) if r.state not in (Status.COMPLETE, Status.PRUNED)]
     if complete:
         epochs = epochs_text([objective_epoch(runs[i]) or runs[i].epochs_run for i in complete])
-        groups.append((f"complete ({epochs})", complete, {"color": COMPLETE}))
+        groups.append((f"{Status.COMPLETE} ({epochs})", complete, {"color": COMPLETE}))
     if pruned:
         epochs = epochs_text([runs[i].epochs_run for i in pruned])
         style = {"facecolors": "none", "edgecolors": PRUNED, "linewidths": 1.2}
-        groups.append((f"pruned, hollow ({epochs})", pruned, style))
+        groups.append((f"{Status.PRUNED}, hollow ({epochs})", pruned, style))
     if other:
         states = ", ".join(sorted({str(runs[i].state) for i in other}))
         groups.append((f"{states} (stopped early)", other, {"color": OTHER, "marker": "x"}))
@@ -97,36 +105,42 @@ def _scatter_by_state(
 def _draw_replicates(
     ax: Any, runs: Sequence[Run], xs: Sequence[float], values: Sequence[list[float | None]]
 ) -> str | None:
-    """Error bars (± one std) and a dot per replicate for the runs with replicates; `values[i]`
-    holds run i's replicate values (empty for a plain run). A note on what was drawn, or None."""
+    """Error bars (the mean's 95% t interval) and a dot per replicate for the runs with
+    replicates; `values[i]` holds run i's replicate values (empty for a plain run). A note on
+    what was drawn, or None."""
     drawn = [i for i, v in enumerate(values) if len(v) > 1 and any(x is not None for x in v)]
     if not drawn:
         return None
     dots_x, dots_y, counts = [], [], []
+    bars_x, means, below, above = [], [], [], []
     for i in drawn:
         finite = [v for v in values[i] if v is not None and math.isfinite(v)]
         dots_x += [xs[i]] * len(finite)
         dots_y += finite
         counts.append(len(values[i]))
-    # spread's mean and std leave a missing (diverged) replicate out; its threshold is unused here
-    nan = math.nan
-    stats = [spread([nan if v is None else v for v in values[i]], "val_accuracy", 0) for i in drawn]
+        # a missing (diverged) replicate is left out of the mean and its interval
+        summary = summarize([math.nan if v is None else v for v in values[i]])
+        if summary.mean is not None and summary.ci_low is not None:
+            bars_x.append(xs[i])
+            means.append(summary.mean)
+            below.append(summary.mean - summary.ci_low)
+            above.append(summary.ci_high - summary.mean)  # type: ignore[operator]
     ax.scatter(dots_x, dots_y, s=7, color="black", alpha=0.3, linewidths=0, label="each replicate")
     ax.errorbar(
-        [xs[i] for i in drawn],
-        [st["mean"] for st in stats],
-        yerr=[st["std"] for st in stats],
+        bars_x,
+        means,
+        yerr=[below, above],
         fmt="none",
         ecolor="black",
         elinewidth=1,
         capsize=3,
-        label="mean ± 1 std over replicates",
+        label="mean, 95% t interval",
     )
     low, high = min(counts), max(counts)
     n = f"{low}" if low == high else f"{low}–{high}"
     return (
-        f"{len(drawn)} runs with replicates drawn at their mean, bars ± one standard deviation "
-        f"over n = {n} replicates each (sample std), dots each replicate"
+        f"{len(drawn)} runs with replicates drawn at their mean, bars the mean's 95% Student t "
+        f"interval over n = {n} replicates each, dots each replicate"
     )
 
 
@@ -249,8 +263,9 @@ def frontier(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]
     return kept
 
 
-def accuracy_by_size(runs: Sequence[Run]) -> Figure | None:
-    """Last-epoch validation accuracy against parameter count: how few channels does it need?"""
+def accuracy_by_size(runs: Sequence[Run], answered: RunsAnswer | None = None) -> Figure | None:
+    """Last-epoch validation accuracy against parameter count: how few channels does it need?
+    With the answer, its best and its smallest not distinguishable from the best are marked."""
     sized = [run for run in runs if is_number(run.n_params) and is_number(run.cell("val_acc"))]
     if not sized:
         return None
@@ -272,7 +287,12 @@ def accuracy_by_size(runs: Sequence[Run]) -> Figure | None:
             marker="o",
             label="best accuracy for its size (complete runs)",
         )
+    answer_note = _mark_answer(ax, sized, xs, ys, answered)
     log_scale_if_wide(ax, "x", xs)
+    low, high = ax.get_ylim()
+    cut = low < -ACCURACY_MARGIN or high > 1 + ACCURACY_MARGIN  # only a bar reaches there
+    if cut:
+        ax.set_ylim(max(low, -ACCURACY_MARGIN), min(high, 1 + ACCURACY_MARGIN))
     ax.set(xlabel="parameters", ylabel="validation accuracy at the last epoch trained")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -288,8 +308,50 @@ def accuracy_by_size(runs: Sequence[Run]) -> Figure | None:
         notes.append("no complete run: no frontier")
     if spread_note is not None:
         notes.append(f"{spread_note}; the frontier joins the means")
+    if cut:
+        notes.append(
+            "bars cut at the axis: a t interval of few replicates reaches past the [0, 1] an "
+            "accuracy lies in"
+        )
+    if answer_note is not None:
+        notes.append(answer_note)
     add_note(fig, notes)
     return fig
+
+
+def _mark_answer(
+    ax: Any,
+    runs: Sequence[Run],
+    xs: Sequence[float],
+    ys: Sequence[float],
+    answered: RunsAnswer | None,
+) -> str | None:
+    """The answer's best (a star) and smallest not distinguishable from it (a ring), where they
+    are among `runs`; a note on what the marks mean, or None."""
+    if answered is None or not answered.answer.has_spread:
+        return None
+    a = answered.answer
+    marks = [
+        (answered.best_run, {"marker": "*", "s": 170, "color": FRONTIER}, "the answer's best"),
+        (
+            answered.smallest_run,
+            {"marker": "o", "s": 190, "facecolors": "none", "edgecolors": "tab:green"},
+            "smallest not distinguishable from the best",
+        ),
+    ]
+    drawn = False
+    for run, style, label in marks:
+        i = next((i for i, r in enumerate(runs) if r is run), None)
+        if i is not None:
+            ax.scatter([xs[i]], [ys[i]], linewidths=2, zorder=3, label=label, **style)
+            drawn = True
+    if not drawn:
+        return None
+    tests = ", ".join(a.tests) or TEST_NAMES["none"]
+    return (
+        f"star and ring: the answer, judged on {a.metric} ({a.direction}) over {a.ranked} "
+        f"configurations with replicates ({tests}, alpha={a.settings.alpha:g})"
+    )
 
 
 def _statistics(runs: Sequence[Run]) -> str:
@@ -313,7 +375,7 @@ def save_comparison_plots(comparison: Comparison, out: Path) -> tuple[list[Path]
     figures = {
         "learning_curves.png": learning_curves(runs, keys),
         "objective_by_parameter.png": objective_by_parameter(runs, keys),
-        "accuracy_by_size.png": accuracy_by_size(runs),
+        "accuracy_by_size.png": accuracy_by_size(runs, comparison.answer),
     }
     written = []
     for name, fig in figures.items():
@@ -321,17 +383,22 @@ def save_comparison_plots(comparison: Comparison, out: Path) -> tuple[list[Path]
             save_figure(fig, out / name, DPI)
             written.append(out / name)
     problems, stems = [], set()
-    for question in comparison.questions:
+    found = sweep_importances(comparison)
+    for question in studied(comparison):
         sweep = question.folder
-        if (sweep / "optimization_results.yaml").is_file():
-            stem = re.sub(r"[^\w.-]+", "_", sweep.name)  # sweeps/<study name>/ by default
-            while stem in stems:  # two sweeps of one name, from different outputs/ folders
-                stem += "_"
-            stems.add(stem)
-            metrics = objective_metrics([run for run in runs if run.sweep == sweep])
-            paths, trouble = study_plots(
-                sweep, out, metrics, stem, comparison.storage, question.counts
-            )
-            written += paths
-            problems += trouble
+        stem = re.sub(r"[^\w.-]+", "_", sweep.name)  # sweeps/<study name>/ by default
+        while stem in stems:  # two sweeps of one name, from different outputs/ folders
+            stem += "_"
+        stems.add(stem)
+        try:
+            study = sweep_study(comparison, sweep)  # never a URL a results file names
+        except Exception as err:
+            problems.append(f"{sweep}: no study plots: cannot open the study ({one_line(err)})")
+            continue
+        metrics = objective_metrics([run for run in runs if run.sweep == sweep])
+        paths, trouble = study_plots(
+            study, found.get(sweep), sweep, out, metrics, stem, question.counts
+        )
+        written += paths
+        problems += trouble
     return written, problems

@@ -20,6 +20,7 @@ from typing import Any
 from linesweep.compare.row import Run, read_overrides
 from linesweep.compare.runs import load_yaml
 from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.core.rerun import multirun_command, rerun_command
 
 RESULTS = "optimization_results.yaml"  # linesweep.sweep.results writes it (Optuna studies only)
 
@@ -39,6 +40,15 @@ class Question:
     n_trials: int | None = None
     counts: dict[str, int] = field(default_factory=dict)  # state -> trials
     multi_objective: bool = False
+    task: list[str] = field(default_factory=list)  # the command line's overrides, as typed
+    hydra: list[str] = field(default_factory=list)  # its hydra.* overrides, as typed
+    optuna: bool = False  # an Optuna study (linesweep's sweeper), not Hydra's basic sweeper
+
+    def rerun_command(self) -> str:
+        """The sweep's command, ready for more replicates (as the sweep's end shows it)."""
+        if self.optuna:
+            return rerun_command(self.task, self.hydra, self.study)
+        return multirun_command(self.task)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -117,8 +127,9 @@ def read_question(sweep: Path) -> Question:
     hydra = _mapping(tree.get("hydra"))
     sweeper = _mapping(hydra.get("sweeper"))
     results = _load(sweep / RESULTS)
-    overrides = _mapping(hydra.get("overrides")).get("task")
-    arguments = [str(o) for o in overrides] if isinstance(overrides, list) else []
+    arguments, hydra_arguments = (
+        _texts(_mapping(hydra.get("overrides")).get(k)) for k in ("task", "hydra")
+    )
     from_command_line, fixed = split_overrides(arguments)
     params = _mapping(sweeper.get("params"))
     space = {str(k): str(v) for k, v in params.items()} | from_command_line  # the command wins
@@ -145,7 +156,14 @@ def read_question(sweep: Path) -> Question:
         n_trials=n_trials if isinstance(n_trials, int) else None,
         counts={str(k): v for k, v in counts.items() if isinstance(v, int)},
         multi_objective=len(metrics) > 1,
+        task=arguments,
+        hydra=hydra_arguments,
+        optuna=bool(results) or "sampler" in sweeper,
     )
+
+
+def _texts(value: Any) -> list[str]:
+    return [str(o) for o in value] if isinstance(value, list) else []
 
 
 def _override_key(override: str) -> str:

@@ -1,16 +1,20 @@
 """One self-contained HTML page for a comparison: it opens from disk, with no server and no network.
 
-The first screen answers at a glance: the question (each sweep's study, objective, search space,
-sampler, pruner and trial counts, from its multirun.yaml and optimization_results.yaml), the answer
-(the best complete run, or for several objectives the Pareto set of complete runs as a table), and
-the runs table with its key columns first (the keys the user searched, the objective and the epoch
-it was measured at, state, folder); folders are relative links. Below: the best run's config,
-shape plan, kernels and feature maps (the PNGs the run drew; for a run that drew none, one line
-with the command that draws them), the plots, and the warnings.
+The first screen (1280x800) answers at a glance: the question (each sweep's study, objective,
+search space, sampler, pruner and trial counts, from its multirun.yaml and
+optimization_results.yaml), the answer (report_answer.py: the best configuration with its 95%
+interval, the smallest not distinguishable from it with its test, what was compared, in the
+words the terminal prints and a sweep writes under `answer:`; for several objectives also the
+Pareto set of complete runs), accuracy against size with its intervals and the answer marked,
+and the runs table with its key columns first (the keys the user searched, the objective, its
+mean with its interval, the epoch it was measured at, state, folder); folders are relative
+links. Below: which hyperparameter matters (each Optuna sweep's importances with their caveat),
+the best run's numbers, config, shape plan, kernels and feature maps (the PNGs the run drew; for
+a run that drew none, one line with the command that draws them), the other plots, and the
+warnings.
 
-Runs with replicates: the answer says how many replicates stand behind the best value, with
-their mean ± std and success rate; the runs table shows those per row (its `replicates` column)
-under a line saying what they are.
+Runs with replicates: the runs table shows each row's mean with its 95% Student t interval,
+success rate with its Wilson interval and replicates, under a line saying what they are.
 
 Images are embedded and the CSS is inline (markup.py); there is no JavaScript and no external
 URL, so the file can be mailed or archived and still shows everything.
@@ -24,23 +28,22 @@ from pathlib import Path
 
 import yaml
 
-from linesweep.compare.display import MeanStd, display_table, format_value, key_columns
+from linesweep.compare.display import display_table, format_value, key_columns
 from linesweep.compare.markup import STYLE, Links, caption, e, html_table, image
 from linesweep.compare.pictures import run_pictures
 from linesweep.compare.question import Question, chosen_keys
-from linesweep.compare.reproduce import reproduce_command
-from linesweep.compare.row import Run, objective_epoch, replicate_spread
-from linesweep.compare.table import (
-    Comparison,
-    has_replicates,
-    objective_metrics,
-    pareto_set,
-    varying_keys,
+from linesweep.compare.report_answer import (
+    PICTURE,
+    answer_card,
+    best_facts,
+    importances_section,
+    picture_card,
 )
+from linesweep.compare.row import Run
+from linesweep.compare.table import Comparison, has_replicates, objective_metrics, varying_keys
 from linesweep.core.files import atomic_write_text
 from linesweep.core.flat import unflatten
 from linesweep.core.metrics import METRIC_DIRECTIONS
-from linesweep.core.status import Status
 
 # ---------------------------------------------------------------- the question
 
@@ -110,95 +113,7 @@ def question_card(questions: Sequence[Question], runs: Sequence[Run], links: Lin
     return "".join(parts) + "</section>"
 
 
-# ---------------------------------------------------------------- the answer
-
-
-def _measured(run: Run) -> str:
-    """epoch 3 of 3: when the objective was measured, out of the epochs the run trained."""
-    epoch = objective_epoch(run)
-    if epoch is None:
-        return ""
-    return f"epoch {epoch} of {run.epochs_run}" if run.epochs_run else f"epoch {epoch}"
-
-
-def answer_card(comparison: Comparison, chosen: Sequence[str], links: Links) -> str:
-    """The best complete run; for several objectives, the Pareto set of complete runs."""
-    runs = comparison.shown
-    metrics = objective_metrics(runs)
-    complete = sum(1 for run in runs if run.state == Status.COMPLETE)
-    if len(metrics) > 1:
-        front = pareto_set(runs)
-        if front:
-            counted = ["replicates"] if has_replicates(runs) else []
-            columns = [*(f"obj.{m}" for m in metrics), *counted, "obj_epoch", "folder", *chosen]
-            rows = [{c: run.cell(c) for c in columns} for run in front]
-            directions = ", ".join(f"{m} ({METRIC_DIRECTIONS.get(m, '?')})" for m in metrics)
-            return (
-                '<section class="card" id="answer"><h2>Answer: the Pareto set</h2>'
-                f"<p>{len(front)} of the {complete} complete runs: none beats another on every "
-                f"objective ({e(directions)}). Each row is a best trade-off.</p>"
-                f'<div class="scroll small">{html_table(columns, rows, "pareto", links.a)}</div>'
-                "</section>"
-            )
-    best = comparison.best
-    if best is None:
-        return (
-            '<section class="card" id="answer"><h2>Answer</h2>'
-            "<p>No run has an objective value.</p></section>"
-        )
-    values = ", ".join(
-        f"{m} = {format_value(v)} ({METRIC_DIRECTIONS.get(m, '?')})"
-        for m, v in best.objective.items()
-    )
-    caveat = ""
-    if best.state != Status.COMPLETE:
-        caveat = (
-            f'<p class="warn">No run completed: this value is from a {e(best.state)} run, '
-            f"measured at {e(_measured(best))}; not comparable with a finished run.</p>"
-        )
-    elif len(runs) > complete:
-        others: dict[str, int] = {}
-        for run in runs:
-            if run.state != Status.COMPLETE:
-                others[str(run.state)] = others.get(str(run.state), 0) + 1
-        caveat = (
-            f"<p>Chosen among the {complete} complete runs; the "
-            f"{e(', '.join(f'{n} {state}' for state, n in others.items()))} stopped early and "
-            "are not ranked against them.</p>"
-        )
-    config = " ".join(f"<code>{e(k)}={e(best.cell(k))}</code>" for k in chosen)
-    return (
-        '<section class="card" id="answer"><h2>Answer: the best run</h2>'
-        f'<p class="big">{e(values)}</p>'
-        f"<dl><dt>replicates</dt><dd>{e(replicates_behind(best))}</dd>"
-        f"<dt>measured at</dt><dd>{e(_measured(best) or '-')} ({e(best.state)})</dd>"
-        + (f"<dt>config</dt><dd>{config}</dd>" if config else "")
-        + f"<dt>parameters</dt><dd>{e(best.n_params)}</dd>"
-        f"<dt>folder</dt><dd>{links.a(best.folder)}</dd></dl>"
-        f"{caveat}<pre><code>{e(reproduce_command(best))}</code></pre></section>"
-    )
-
-
-def replicates_behind(run: Run) -> str:
-    """How many replicates stand behind a run's value, and what they say: its objective's mean ±
-    std and success rate over them; or that it is one run's value."""
-    if run.replicates < 2:
-        return "1 (a single run: no spread)"
-    metric = next((m for m in run.objective if m != "n_params"), None)
-    stats = replicate_spread(run, metric) if metric is not None else None
-    statistic = (run.config or {}).get("replicate.statistic", "mean")
-    what = f"{run.replicates}, the value is their {statistic}"
-    if run.grouped:
-        what += f" ({len(run.grouped)} runs grouped by seed)"
-    if stats is None:
-        return what
-    what += f"; {metric} {MeanStd(stats['mean'], stats['std'])} (mean ± std over {stats['count']})"
-    if stats["success_rate"] is not None:
-        what += (
-            f", success rate {format_value(stats['success_rate'])} "
-            f"(reaching {format_value(run.success_threshold)})"
-        )
-    return what
+# ---------------------------------------------------------------- the runs table
 
 
 def replicates_line(comparison: Comparison) -> str:
@@ -216,9 +131,10 @@ def replicates_line(comparison: Comparison) -> str:
     return (
         '<p class="meta">Each row stands on the replicates its <code>replicates</code> column '
         f"counts ({e(counts)}): "
-        "<code>&lt;metric&gt;_mean ± std</code> is the mean and sample standard deviation of the "
-        "objective over them, <code>success_rate</code> the share reaching the success threshold "
-        f"({e(at)}); <code>val_acc</code>, <code>best_acc</code> and <code>val_loss</code> are "
+        "<code>&lt;metric&gt;_mean [95% t]</code> is the mean of the objective over them and its "
+        "95% Student t interval, <code>success_rate [Wilson 95%]</code> the share reaching the "
+        f"success threshold ({e(at)}) and its Wilson interval (table.csv adds each one's std "
+        "and n); <code>val_acc</code>, <code>best_acc</code> and <code>val_loss</code> are "
         "means over them. Rows with one replicate show <code>-</code> for the spread.</p>"
     )
 
@@ -274,6 +190,7 @@ def best_section(comparison: Comparison, links: Links) -> str:
         picture_html += f"<p>{e(missing)}</p>"
     return (
         f'<h2 class="rule">{title}: {links.a(best.folder)}</h2>'
+        + best_facts(comparison, comparison.searched)
         + '<div class="side"><div><h3>Config</h3>'
         + f'<pre class="config">{e(_config_text(best))}</pre></div>'
         + f"<div><h3>Shape plan</h3>{shape_plan(best)}</div></div>"
@@ -290,7 +207,8 @@ def render_report(comparison: Comparison, plots: Sequence[Path], base: Path | No
     links = Links(base if base is not None else Path.cwd(), [run.folder for run in runs])
     questions = comparison.questions
     chosen = comparison.searched
-    rows, columns = display_table(comparison.rows, comparison.columns)  # mean ± std: one cell
+    rows, columns = display_table(comparison.rows, comparison.columns)  # mean [interval]: a cell
+    others = [p for p in plots if p.name != PICTURE]  # the picture: on the first screen
     head, tail = key_columns(columns, chosen)
     warned = comparison.with_warnings
     warnings = [
@@ -305,18 +223,21 @@ def render_report(comparison: Comparison, plots: Sequence[Path], base: Path | No
         f'<p class="meta">{e(meta)}'
         + (f'; <a href="#warnings">{warned} with warnings</a>' if warned else "")
         + "</p>",
-        '<div class="top">'
+        '<div class="top"><div class="stack">'
         + question_card(questions, runs, links)
         + answer_card(comparison, chosen, links)
+        + "</div>"
+        + picture_card(plots)
         + "</div>",
         f'<section id="runs"><h2>Runs ({len(comparison.rows)})</h2>'
         + replicates_line(comparison)
         + '<div class="scroll">'
         + html_table(head + tail, rows, "runs", links.a, keys=head)
         + "</div></section>",
+        importances_section(comparison, links),
         best_section(comparison, links),
         '<h2 class="rule">Plots</h2>'
-        + ("".join(image(p, caption(p)) for p in plots) or "<p>No plots were drawn.</p>"),
+        + ("".join(image(p, caption(p)) for p in others) or "<p>No plots were drawn.</p>"),
     ]
     if warnings:
         sections.append(

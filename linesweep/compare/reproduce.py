@@ -19,14 +19,15 @@ from linesweep.compare.runs import load_yaml
 HYDRA_RECORD = Path(".hydra", "hydra.yaml")
 
 
-def reproduce_command(run: Run) -> str:
-    """The command line that trains this run again (same config, so the same seeds).
+def reproduce_command(run: Run, drop: tuple[str, ...] = ()) -> str:
+    """The command line that trains this run again (same config, so the same seeds); without
+    the overrides of the keys in `drop` (the answer's hint adds its own `replicates=3`).
 
     A study's preset (`hparams_search=channels_lr`) runs only with `-m`: in its place come the
     config groups it chose for the run (`experiment=hard plots=light`), as the run's
     `.hydra/hydra.yaml` recorded them.
     """
-    overrides = read_overrides(run)
+    overrides = [o for o in read_overrides(run) if o.split("=", 1)[0].lstrip("+~") not in drop]
     if any(o.startswith("hparams_search=") for o in overrides):
         chosen = _preset_choices(run)
         if chosen is not None:

@@ -5,10 +5,13 @@ from a run to a table column, used by the terminal, CSV, Markdown, HTML, plots a
 alike, so no two views disagree.
 
 A run trained with `replicates=R` holds R members (`Run.members`: each replicate's state, last and
-best epoch, objective values). Its metric cells (`val_acc`, `best_acc`, `val_loss`) are then the
-mean over the replicates, and the spread cells (`<metric>_mean`, `<metric>_std`, `success_rate`)
-sum up the replicates' objective values with `linesweep.core.metrics.spread`, as the trainer does;
-a plain run has no members, `replicates` 1 and no spread.
+best epoch, objective values, seeds). Its metric cells (`val_acc`, `best_acc`, `val_loss`) are then
+the mean over the replicates, and the spread cells sum up the replicates' objective values with
+`linesweep.core.stats.summarize`, the one function the answer (linesweep/core/answer.py) uses too:
+`<metric>_mean` with its 95% Student t interval (`<metric>_ci_low`, `<metric>_ci_high`), the
+sample std and `<metric>_n` (finite values: a diverged replicate has none), and for the first
+objective metric `success_rate` with its 95% Wilson interval (`success_ci_low`,
+`success_ci_high`). A plain run has no members, `replicates` 1 and no spread.
 """
 
 from __future__ import annotations
@@ -20,9 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from linesweep.compare.fields import finite
-from linesweep.core.metrics import METRIC_DIRECTIONS, spread
+from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.record import ShapesRecord
+from linesweep.core.stats import Summary, summarize
 from linesweep.core.status import Status
+
+# Per objective metric, the columns `<metric>_<stat>`: Summary's fields of that name.
+METRIC_STATS = ("mean", "ci_low", "ci_high", "std", "n")
+# The first objective metric's success rate and its Wilson interval: column -> Summary field.
+SUCCESS_COLUMNS = {
+    "success_rate": "success_rate",
+    "success_ci_low": "success_low",
+    "success_ci_high": "success_high",
+}
 
 
 @dataclass
@@ -35,6 +48,8 @@ class Member:
     best: dict[str, float] = field(default_factory=dict)  # its epoch with the best val_accuracy
     values: dict[str, float | None] = field(default_factory=dict)  # objective metric -> value
     folder: Path | None = None  # set when the member is a run of its own (a group of seeds)
+    seeds: dict[str, int] | None = None  # its seeds (summary.json's), for paired tests
+    epochs_run: int | None = None
 
 
 @dataclass
@@ -60,6 +75,9 @@ class Run:
     members: list[Member] = field(default_factory=list)  # its replicates; empty for a plain run
     success_threshold: float | None = None  # a replicate succeeds when objective[0] reaches it
     grouped: list[Path] = field(default_factory=list)  # a group of seeds: its runs' folders
+    seeds: dict[str, int] | None = None  # summary.json's seeds (replicate 0's, a plain run's)
+    # replicate_summary's results by metric: every view asks for the same few, many times.
+    summaries: dict[str, Summary | None] = field(default_factory=dict, repr=False, compare=False)
 
     def cell(self, column: str) -> Any:
         """The value of a table column, or of any config key; None when the run lacks it."""
@@ -67,10 +85,10 @@ class Run:
             return self.objective.get(column[4:])
         if column in _CELLS:
             return _CELLS[column](self)
-        metric, _, stat = column.rpartition("_")
-        if stat in ("mean", "std") and metric in METRIC_DIRECTIONS:
-            stats = replicate_spread(self, metric)
-            return None if stats is None else stats[stat]
+        stat = metric_stat(column)
+        if stat is not None:
+            summary = replicate_summary(self, stat[0])
+            return None if summary is None else getattr(summary, stat[1])
         return None if self.config is None else self.config.get(column)
 
     @property
@@ -84,30 +102,47 @@ def read_overrides(run: Run) -> list[str]:
     return list(run.overrides or [])
 
 
-def replicate_spread(run: Run, metric: str) -> dict[str, float] | None:
-    """`spread` of the replicates' objective values of `metric` (None for a plain run).
+def metric_stat(column: str) -> tuple[str, str] | None:
+    """(metric, stat) of a spread column `<metric>_<stat>` (val_accuracy_ci_low), else None."""
+    for stat in METRIC_STATS:
+        metric = column.removesuffix(f"_{stat}")
+        if metric != column and metric in METRIC_DIRECTIONS:
+            return metric, stat
+    return None
+
+
+def replicate_summary(run: Run, metric: str) -> Summary | None:
+    """`summarize` of the replicates' objective values of `metric` (None for a plain run).
 
     A replicate without a value (diverged: NaN) is left out of the moments and counts as a
     failure, as in the trainer's own summary. The success rate needs a threshold and is about
     the first objective metric only; for other metrics, and without a threshold, it is None.
     """
+    if metric not in run.summaries:
+        run.summaries[metric] = _summary(run, metric)
+    return run.summaries[metric]
+
+
+def _summary(run: Run, metric: str) -> Summary | None:
     if len(run.members) < 2 or metric not in METRIC_DIRECTIONS:
         return None
     values = [member.values.get(metric) for member in run.members]
     if all(v is None for v in values):
         return None
-    threshold = run.success_threshold
     first = next(iter(run.objective), None)
-    stats = spread([math.nan if v is None else v for v in values], metric, threshold or 0.0)
-    if threshold is None or metric != first:
-        stats["success_rate"] = None  # type: ignore[assignment]
-    return stats
+    threshold = run.success_threshold if metric == first else None
+    return summarize(
+        [math.nan if v is None else v for v in values], METRIC_DIRECTIONS[metric], threshold
+    )
 
 
-def _success_rate(run: Run) -> float | None:
-    first = next(iter(run.objective), None)
-    stats = None if first is None else replicate_spread(run, first)
-    return None if stats is None else stats["success_rate"]
+def _success(field_name: str) -> Callable[[Run], float | None]:
+    def cell(run: Run) -> float | None:
+        first = next(iter(run.objective), None)
+        summary = None if first is None else replicate_summary(run, first)
+        return None if summary is None else getattr(summary, field_name)
+
+    return cell
 
 
 def _member_mean(key: str, which: str) -> Callable[[Run], float | None]:
@@ -150,6 +185,6 @@ _CELLS = {
     "state": lambda run: run.state,
     "folder": lambda run: str(run.folder),
     "note": lambda run: run.note,
-    "success_rate": _success_rate,
+    **{column: _success(name) for column, name in SUCCESS_COLUMNS.items()},
     "replicates": lambda run: run.replicates,
 }

@@ -1,9 +1,11 @@
 """What an Optuna study found, as PNGs: its optimization history, parameter importances and (two
 objectives) Pareto front, from the study's own trials (its journal, or --storage).
 
-The numbers come from Optuna (the trials, `get_param_importances`, `best_trials`), but the plots
-are drawn here, in plot_style's look: Optuna's matplotlib functions switch to a grey ggplot style
-and draw COMPLETE trials only, without saying so. Optuna's trial states say what is drawn
+The numbers come from Optuna (the trials, `best_trials`; the importances through
+`linesweep.core.importance`, PED-ANOVA on the replicated values, drawn with its caveat of seed
+noise under the bars, the same numbers the report lists), but the plots are drawn here, in
+plot_style's look: Optuna's matplotlib functions switch to a grey ggplot style and draw COMPLETE
+trials only, without saying so. Optuna's trial states say what is drawn
 (complete filled, pruned hollow); what is left out is named under the plot by linesweep's own
 states (failed, diverged, infeasible, interrupted...) as the sweep counted them in its
 optimization_results.yaml (`counts`, the numbers the report's question shows), or by Optuna's
@@ -14,6 +16,7 @@ the caller, never an exception.
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,11 +35,15 @@ from linesweep.compare.plot_style import (
     one_line,
     tally,
 )
-from linesweep.compare.studies import open_study
 from linesweep.core.files import save_figure
+from linesweep.core.importance import Importances
 from linesweep.core.plotting import add_note, log_scale_if_wide, tex_safe
+from linesweep.core.status import Status
 
 Counts = Mapping[str, int]  # trials by linesweep's state, from optimization_results.yaml
+# Optuna's states as linesweep's words, for the ones a plot draws (the others are counted).
+OPTUNA_STATES = {"COMPLETE": Status.COMPLETE.value, "PRUNED": Status.PRUNED.value}
+NOTE_WIDTH = 120  # characters per line of a note under a plot
 
 
 def _trial_value(trial: Any, index: int) -> float | None:
@@ -75,13 +82,15 @@ def history_plot(
         value = _trial_value(trial, 0)
         if trial.state not in (states.COMPLETE, states.PRUNED) or value is None:
             continue
-        numbers, values, epochs = drawn.setdefault(trial.state.name.lower(), ([], [], []))
+        state = OPTUNA_STATES[trial.state.name]
+        numbers, values, epochs = drawn.setdefault(state, ([], [], []))
         numbers.append(trial.number)
         values.append(value)
         epochs.append(trial.last_step)
-    if "complete" in drawn:
-        numbers, values, epochs = drawn["complete"]
-        ax.scatter(numbers, values, s=24, color=COMPLETE, label=f"complete ({epochs_text(epochs)})")
+    if Status.COMPLETE.value in drawn:
+        numbers, values, epochs = drawn[Status.COMPLETE.value]
+        label = f"{Status.COMPLETE} ({epochs_text(epochs)})"
+        ax.scatter(numbers, values, s=24, color=COMPLETE, label=label)
         best, running = [], -math.inf if maximize else math.inf
         for value in values:
             running = max(running, value) if maximize else min(running, value)
@@ -94,8 +103,8 @@ def history_plot(
             color=FRONTIER,
             label="best complete so far",
         )
-    if "pruned" in drawn:
-        numbers, values, epochs = drawn["pruned"]
+    if Status.PRUNED.value in drawn:
+        numbers, values, epochs = drawn[Status.PRUNED.value]
         ax.scatter(
             numbers,
             values,
@@ -103,7 +112,7 @@ def history_plot(
             facecolors="none",
             edgecolors=PRUNED,
             linewidths=1.2,
-            label=f"pruned, hollow ({epochs_text(epochs)})",
+            label=f"{Status.PRUNED}, hollow ({epochs_text(epochs)})",
         )
     ax.set(xlabel="trial", ylabel=tex_safe(f"{metric} ({'max' if maximize else 'min'}imize)"))
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -123,19 +132,10 @@ def history_plot(
     return fig
 
 
-def importances_plot(study: Any, names: Sequence[str], title: str) -> Figure:
-    """Optuna's PED-ANOVA parameter importances for the first objective, as bars."""
-    import optuna
-    from optuna.importance import PedAnovaImportanceEvaluator  # fANOVA would need scikit-learn
-
-    target: dict[str, Any] = {}
-    if len(study.directions) > 1:  # PED-ANOVA ranks a `target` by "lower is better"
-        sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-        target = {"target": lambda t: sign * t.values[0]}
-    importances = optuna.importance.get_param_importances(
-        study, evaluator=PedAnovaImportanceEvaluator(), **target
-    )
-    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+def importances_plot(found: Importances, names: Sequence[str], title: str) -> Figure:
+    """`linesweep.core.importance`'s PED-ANOVA importances for the first objective, as bars,
+    with the caveat of seed noise written under them."""
+    importances = found.importances
     keys = list(importances)[::-1]  # the most important on top
     fig = Figure(figsize=(7.5, 1.2 + 0.45 * max(len(keys), 2)), layout="constrained")
     ax = fig.add_subplot()
@@ -146,7 +146,8 @@ def importances_plot(study: Any, names: Sequence[str], title: str) -> Figure:
     ax.set_xlim(0, max([*importances.values(), 0.01]) * 1.15)
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(tex_safe(title))
-    add_note(fig, [f"from the {complete} complete trials; pruned and failed trials not used"])
+    notes = [f"{found.evaluator}; pruned and failed trials not used", f"caveat: {found.caveat}"]
+    add_note(fig, [line for note in notes for line in textwrap.wrap(note, NOTE_WIDTH)])
     return fig
 
 
@@ -168,7 +169,7 @@ def pareto_plot(
         s=22,
         color=COMPLETE,
         alpha=0.6,
-        label="complete",
+        label=Status.COMPLETE.value,
     )
     ax.plot(
         [t.values[0] for t in front],
@@ -194,25 +195,27 @@ def pareto_plot(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(tex_safe(title))
-    left_out = not_drawn(study.get_trials(deepcopy=False), {"complete": len(complete)}, counts)
+    left_out = not_drawn(
+        study.get_trials(deepcopy=False), {Status.COMPLETE.value: len(complete)}, counts
+    )
     if left_out:
         add_note(fig, [f"complete trials only; not drawn: {left_out}"])
     return fig
 
 
 def study_plots(
+    study: Any,
+    found: Importances | str | None,
     sweep: Path,
     out: Path,
     metrics: Sequence[str],
     stem: str,
-    storage: str | None = None,
     counts: Counts | None = None,
 ) -> tuple[list[Path], list[str]]:
-    """The sweep's study plots into `out` as study_<stem>_<kind>.png: (files, problem lines)."""
-    try:
-        study = open_study(sweep, storage)  # never a URL a results file names
-    except Exception as err:
-        return [], [f"{sweep}: no study plots: cannot open the study ({one_line(err)})"]
+    """The sweep's study plots into `out` as study_<stem>_<kind>.png: (files, problem lines).
+
+    `found`: the study's importances (importances.py), or why it has none (a line for the
+    caller's problems); no importances, no importance plot (the report says why)."""
     import optuna
 
     n = len(study.directions)
@@ -220,24 +223,26 @@ def study_plots(
     name = study.study_name
     plots: dict[str, Any] = {
         "history": lambda: history_plot(study, names, f"{name}: optimization history", counts),
-        "importances": lambda: importances_plot(study, names, f"{name}: parameter importances"),
     }
+    problems = []
+    if isinstance(found, Importances) and found.importances:
+        title = f"{name}: parameter importances"
+        plots["importances"] = lambda: importances_plot(found, names, title)
+    elif isinstance(found, str):
+        problems.append(f"{sweep}: no importances plot ({found})")
     if n == 2:
         plots["pareto"] = lambda: pareto_plot(study, names, f"{name}: Pareto front", counts)
-    written, problems = [], []
+    written = []
     for kind, draw in plots.items():
         path = out / f"study_{stem}_{kind}.png"
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                # Its reminder that a target is minimised: the target is built that way.
-                warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes")
                 save_figure(draw(), path, DPI)
-        except Exception as err:  # e.g. a study with one complete trial has no importances
+        except Exception as err:  # a study whose trials a plot cannot read
             problems.append(f"{sweep}: no {kind} plot ({one_line(err)})")
             continue
-        # Optuna's caveats (e.g. too few trials to rank importances) as one line each.
         problems += [f"{sweep}: {kind} plot: {one_line(w.message)}" for w in caught]
         written.append(path)
     return written, problems

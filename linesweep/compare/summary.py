@@ -36,6 +36,7 @@ def apply_summary(run: Run, record: RunRecord, problems: Problems) -> None:
     run.final, run.best = _numbers(record.final), _numbers(record.best)
     run.n_params, run.epochs_run = record.n_params, record.epochs_run
     run.wall_time_s = record.wall_time_s
+    run.seeds = dict(record.seeds) or None
     if record.objective is not None:
         metrics = record.objective.metrics
         run.objective = dict(zip(metrics, record.objective.values, strict=True))
@@ -49,6 +50,8 @@ def apply_summary(run: Run, record: RunRecord, problems: Problems) -> None:
                 m.status,
                 _numbers(m.final),
                 values=dict(zip(run.objective, m.values, strict=True)) if m.values else {},
+                seeds=dict(m.seeds) or None,
+                epochs_run=m.epochs_run,
             )
             for m in record.replicates.members
         ]

@@ -8,9 +8,15 @@ table.md (table_files.py), the plots (plots.py, study_plots.py) and report.html 
 display.py is how a cell reads in all of them.
 
 Runs with replicates (`replicates=R`, or repeats of one config merged by `--group-seeds`) add the
-spread columns after the objective: `<metric>_mean` and `<metric>_std` of each objective metric
-over the replicates, `success_rate` and `replicates` (how many stand behind the row's numbers).
-Without any such run the table is as it always was.
+spread columns after the objective (row.py computes them with `linesweep.core.stats.summarize`):
+for each objective metric `<metric>_mean` with its 95% Student t interval (`<metric>_ci_low`,
+`<metric>_ci_high`), `<metric>_std` and `<metric>_n` (its finite values); `success_rate` with its
+95% Wilson interval (`success_ci_low`, `success_ci_high`); and `replicates` (how many stand
+behind the row's numbers). The terminal, Markdown and HTML show a mean and its interval as one
+cell (display.py). Without any such run the table is as it always was.
+
+The comparison also holds the answer (answer.py: the best configuration, the smallest not
+distinguishable from it, what was compared), computed once here for the runs shown.
 """
 
 from __future__ import annotations
@@ -18,15 +24,16 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from linesweep.compare.answer import RunsAnswer, answer_runs
 from linesweep.compare.console import UsageError
 from linesweep.compare.groups import NOISE_KEYS, NOISE_PREFIXES, group_seeds
 from linesweep.compare.question import Question, read_question, searched_keys
-from linesweep.compare.row import Run
+from linesweep.compare.row import METRIC_STATS, SUCCESS_COLUMNS, Run, metric_stat
 from linesweep.compare.runs import SweepConfigs, natural_key, parse_value, read_run
 from linesweep.core.metrics import METRIC_DIRECTIONS, pareto_ranks
 from linesweep.core.status import STATUSES, Status
@@ -35,10 +42,13 @@ from linesweep.core.status import STATUSES, Status
 FIXED_COLUMNS = ("val_acc", "best_acc", "val_loss", "n_params", "epochs", "wall_s", "state")
 COLUMN_DIRECTIONS = {
     "val_acc": "maximize", "best_acc": "maximize", "val_loss": "minimize", "n_params": "minimize",
-    "success_rate": "maximize", "replicates": "maximize",
+    "replicates": "maximize", **dict.fromkeys(SUCCESS_COLUMNS, "maximize"),
 }  # fmt: skip
-SPREAD_TAIL = ("success_rate", "replicates")
-PLUS_MINUS = " ± std"  # `val_accuracy_mean ± std`: the views' one column for a mean and its std
+SPREAD_TAIL = (*SUCCESS_COLUMNS, "replicates")
+# The views' one column for a mean and its interval (`val_accuracy_mean [95% t]`), and for a
+# success rate and its interval (`success_rate [Wilson 95%]`): display.py builds them.
+MEAN_INTERVAL = " [95% t]"
+RATE_INTERVAL = " [Wilson 95%]"
 
 
 def objective_metrics(runs: Sequence[Run]) -> list[str]:
@@ -68,18 +78,17 @@ def has_replicates(runs: Sequence[Run]) -> bool:
 
 
 def spread_columns(runs: Sequence[Run]) -> list[str]:
-    """`<metric>_mean`, `<metric>_std` of each objective metric (not n_params: it does not vary),
-    `success_rate`, `replicates`."""
+    """`<metric>_mean`, `_ci_low`, `_ci_high`, `_std`, `_n` of each objective metric (not
+    n_params: it does not vary), the success rate and its interval, `replicates`."""
     metrics = [m for m in objective_metrics(runs) if m != "n_params" and m in METRIC_DIRECTIONS]
-    return [*(f"{m}_{stat}" for m in metrics for stat in ("mean", "std")), *SPREAD_TAIL]
+    return [*(f"{m}_{stat}" for m in metrics for stat in METRIC_STATS), *SPREAD_TAIL]
 
 
 def is_spread_column(column: str) -> bool:
-    metric, _, stat = column.rpartition("_")
     return (
         column in SPREAD_TAIL
-        or column.endswith(PLUS_MINUS)
-        or (stat in ("mean", "std") and metric in METRIC_DIRECTIONS)
+        or column.endswith((MEAN_INTERVAL, RATE_INTERVAL))
+        or metric_stat(column) is not None
     )
 
 
@@ -100,11 +109,9 @@ def direction_of(column: str) -> str | None:
     """maximize/minimize for metric columns (so sorting puts the best first), None otherwise."""
     if column.startswith("obj."):
         return METRIC_DIRECTIONS.get(column[4:])
-    metric, _, stat = column.rpartition("_")
-    if stat == "mean":
-        return METRIC_DIRECTIONS.get(metric)
-    if stat == "std" and metric in METRIC_DIRECTIONS:
-        return "minimize"
+    stat = metric_stat(column)
+    if stat is not None:
+        return {"std": "minimize", "n": "maximize"}.get(stat[1], METRIC_DIRECTIONS[stat[0]])
     return COLUMN_DIRECTIONS.get(column)
 
 
@@ -297,11 +304,16 @@ class Comparison:
     columns: list[str]
     rows: list[dict[str, Any]]
     varying: list[str]  # config keys whose values differ between the shown runs
-    best: Run | None
+    best: Run | None  # the best run (best_run); with replicates, the answer's best
     refused_hidden: int = 0  # refused runs left out because no --state asked for them
     storage: str | None = None  # --storage: where the sweeps' studies are (else their journals)
     searched: list[str] = field(default_factory=list)  # the keys the user searched (question.py)
     questions: list[Question] = field(default_factory=list)  # each shown sweep's, by folder
+    answer: RunsAnswer | None = None  # the answer for the shown runs (answer.py)
+    # Each shown sweep's study, opened once for its plots and its importances (studies.py),
+    # and what importances.py found in it: sweep folder -> study, or why it cannot be opened.
+    studies: dict[Path, Any] = field(default_factory=dict, repr=False)
+    importances: dict[Path, Any] | None = field(default=None, repr=False)
 
     @property
     def with_warnings(self) -> int:
@@ -327,9 +339,13 @@ def plural(n: int, noun: str) -> str:
 
 
 def compare(
-    folders: Sequence[Path], selection: Selection = Selection(), storage: str | None = None
+    folders: Sequence[Path],
+    selection: Selection = Selection(),
+    storage: str | None = None,
+    answer_flags: Mapping[str, Any] | None = None,
 ) -> Comparison:
-    """Read every run folder and build the table the options ask for."""
+    """Read every run folder, build the table the options ask for, and the answer for the runs
+    shown (`answer_flags`: --alpha and --test, over the runs' `answer.*` config)."""
     sweeps = SweepConfigs()
     runs = [read_run(folder, sweeps) for folder in folders]
     shown = select(runs, selection)
@@ -342,6 +358,11 @@ def compare(
     hidden = 0 if selection.states else sum(run.state == Status.REFUSED for run in runs)
     rows = table_rows(shown, columns)
     best = best_run(shown)
+    grouped = any(run.grouped for run in shown)  # a row's seeds are its replicates, no param
+    keys = [k for k in searched if not (grouped and k == "seed")]
+    answered = answer_runs(shown, questions, keys, best, answer_flags)
+    if answered.answer.has_spread and len(objective_metrics(shown)) == 1:
+        best = answered.best_run or best  # the answer's: the best mean, fewer parameters on a tie
     return Comparison(
-        runs, shown, columns, rows, varying, best, hidden, storage, searched, questions
+        runs, shown, columns, rows, varying, best, hidden, storage, searched, questions, answered
     )

@@ -39,7 +39,7 @@ def csv_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """The table as Markdown: numbers to 4 significant digits, a mean ± std as one cell."""
+    """The table as Markdown: numbers to 4 significant digits, a mean and its interval one cell."""
     rows, columns = display_table(rows, columns)
 
     def cell(value: Any) -> str:

@@ -1,8 +1,15 @@
-"""The comparison in a terminal: the table fitted to its width, then the best run's lines.
+"""The comparison in a terminal: the answer's lines, the table fitted to its width, then the best
+run's lines.
+
+The answer comes first, as `linesweep.core.answer.Answer.lines()` words it (the same lines a
+sweep's end says and writes under `answer:` in optimization_results.yaml): the best
+configuration with its interval, the smallest not distinguishable from it with its test, what
+was compared, then any warnings. Each line is whole: a terminal wraps it, a pipe keeps it.
 
 At any width, down to 60 columns, the table shows what a sweep asked and answered: rank, the
 parameters the user searched (each sweep's search space, the runs' overrides) and the objective.
-Then, while they fit: a mean ± std and its replicates, state, folder, the objective's epoch, the
+Then, while they fit: a mean and its 95% interval and its replicates, state, folder, the
+objective's epoch, the
 other key columns; then the folder widens to its full length; then the other columns join in
 order. The ones left out are named on one last line (they are all in table.csv). When the full
 headers leave out a column, config keys are headed by the shortest dotted suffix that tells them
@@ -32,7 +39,13 @@ from linesweep.compare.display import (
 )
 from linesweep.compare.pictures import RunPictures
 from linesweep.compare.reproduce import reproduce_command
-from linesweep.compare.table import FIXED_COLUMNS, PLUS_MINUS, Comparison, is_spread_column
+from linesweep.compare.table import (
+    FIXED_COLUMNS,
+    MEAN_INTERVAL,
+    RATE_INTERVAL,
+    Comparison,
+    is_spread_column,
+)
 
 VALUE_WIDTH = 24  # a wide config value (a list, a class path) is shortened to this in the terminal
 SHORTENED = {"folder": 12, "note": 10}  # these two start this wide and take what width is left
@@ -42,10 +55,12 @@ NARROWEST = 4  # a searched value or the objective is never cut narrower than th
 def terminal_lines(
     comparison: Comparison, pictures: RunPictures | None = None, width: int | None = None
 ) -> list[str]:
-    """What compare prints: the table, how many runs, the best run and the command that trains
-    it again (and the one that draws its pictures, when it drew none)."""
-    # Room for the answer (the best value with its uncertainty, issue 20) above the table.
-    lines = [text_table(comparison.rows, comparison.columns, width, first=comparison.searched)]
+    """What compare prints: the answer's lines, the table, how many runs, the best run and the
+    command that trains it again (and the one that draws its pictures, when it drew none)."""
+    lines = [printable(line) for line in (comparison.answer.lines() if comparison.answer else [])]
+    if lines:
+        lines.append("")
+    lines.append(text_table(comparison.rows, comparison.columns, width, first=comparison.searched))
     lines.append(comparison.count_line())
     hidden = comparison.hidden_line()
     if hidden:
@@ -81,7 +96,8 @@ def text_table(
     cells = {c: [printable(format_value(row.get(c))) for row in rows] for c in order}
     longest = {c: max((len(text) for text in cells[c]), default=1) for c in order}
     always = [c for c in head if c == "rank" or c.startswith("obj.") or (first and c in set(first))]
-    answer = [c for c in head if c.endswith(PLUS_MINUS) or c == "replicates"]
+    answer = [c for c in head if c.endswith(MEAN_INTERVAL) or c == "replicates"]
+    answer += [c for c in head if c.endswith(RATE_INTERVAL)]
     wanted = [*answer, "state", "folder", "obj_epoch", *head]
     priority = [c for c in dict.fromkeys(wanted) if c in head and c not in always]
 

@@ -1,19 +1,17 @@
 """The answer's words: its three lines, each number to 4 significant digits.
 
-`linesweep.core.answer.Answer.lines()` calls `lines`; nothing here computes, it only says what
-`answer` found, so every place that shows the answer shows the same words.
+`linesweep.core.answer.answer` calls `lines` once and stores them in the `Answer` it returns
+(`Answer.lines()`); nothing here computes, it only says what `answer` found, so every place that
+shows the answer shows the same words.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-from linesweep.core.stats import TEST_NAMES
-
-if TYPE_CHECKING:  # the type only: answer.py imports this module
-    from linesweep.core.answer import Answer
-    from linesweep.core.stats import Summary
+from linesweep.core.answer_model import Answer, g
+from linesweep.core.stats import TEST_NAMES, Summary
+from linesweep.core.status import Status
 
 NAMES_SHOWN = 3  # configurations named per reason in a line; to_dict names them all
 
@@ -145,7 +143,7 @@ def _left_out_text(a: Answer) -> str:
         return ""
     counts = ", ".join(f"{n} {status}" for status, n in a.left_out.items())
     why = "only complete configurations are compared"
-    if "pruned" in a.left_out:
+    if Status.PRUNED.value in a.left_out:
         why += ": a pruned run's value is from an earlier epoch, not final"
     return f"; left out: {counts} ({why})"
 
@@ -162,11 +160,6 @@ def _not_compared_text(a: Answer) -> str:
         more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
         parts.append(f"{len(names)} {why} ({shown}{more})")
     return "; not compared: " + "; ".join(parts)
-
-
-def g(x: float | None) -> str:
-    """4 significant digits; n/a for a number that does not exist."""
-    return "n/a" if x is None else f"{x:.4g}"
 
 
 def _percent(level: float) -> str:
