@@ -345,6 +345,20 @@ def test_a_study_presets_reproduce_command_spells_out_the_groups_it_chose(tmp_pa
     )
 
 
+def test_a_presets_own_values_are_spelled_out_with_the_runs_values(tmp_path):
+    """channels_lr_grid sets replicates: 3 itself: without it the command trains one model."""
+    folder = fake_run(tmp_path / "r", config={"replicates": 3})
+    overrides = ["hparams_search=channels_lr_grid", "experiment=notebook", "model.out_1=3"]
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    choices = {"experiment": "notebook", "plots": "light", "hparams_search": "channels_lr_grid"}
+    hydra_record = {"hydra": {"runtime": {"choices": choices}}}
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra_record, sort_keys=False))
+    assert reproduce_command(read_run(folder)) == (
+        "python -m linesweep.train plots=light replicates=3 experiment=notebook model.out_1=3"
+    )
+    assert "replicates" not in reproduce_command(read_run(folder), drop=("replicates",))
+
+
 def test_plot_helpers():
     assert frontier([(100, 0.5), (50, 0.6), (200, 0.55), (300, 0.9), (300, 0.7)]) == [
         (50, 0.6), (300, 0.9),

@@ -23,18 +23,49 @@ def reproduce_command(run: Run, drop: tuple[str, ...] = ()) -> str:
     """The command line that trains this run again (same config, so the same seeds); without
     the overrides of the keys in `drop` (the answer's hint adds its own `replicates=3`).
 
-    A study's preset (`hparams_search=channels_lr`) runs only with `-m`: in its place come the
-    config groups it chose for the run (`experiment=hard plots=light`), as the run's
-    `.hydra/hydra.yaml` recorded them.
+    A study's preset (`hparams_search=channels_lr_grid`) runs only with `-m`: in its place come
+    the config groups it chose for the run (`experiment=hard plots=light`), as the run's
+    `.hydra/hydra.yaml` recorded them, and the values it sets itself (`replicates=3`), as the
+    run's config holds them.
     """
     overrides = [o for o in read_overrides(run) if o.split("=", 1)[0].lstrip("+~") not in drop]
-    if any(o.startswith("hparams_search=") for o in overrides):
+    preset = next((o.split("=", 1)[1] for o in overrides if o.startswith("hparams_search=")), None)
+    if preset is not None:
         chosen = _preset_choices(run)
         if chosen is not None:
-            given = {o.split("=", 1)[0] for o in overrides}
+            chosen += _preset_values(run, preset, drop)
+            given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
             kept = [o for o in overrides if not o.startswith("hparams_search=")]
             overrides = [c for c in chosen if c.split("=", 1)[0] not in given] + kept
     return " ".join(["python -m linesweep.train", *map(shlex.quote, overrides)])
+
+
+def _preset_values(run: Run, preset: str, drop: tuple[str, ...]) -> list[str]:
+    """`key=value` for each value the preset's YAML sets outside `hydra` and `defaults`, with
+    the run's own value of it (its config.yaml); none where the preset is not linesweep's."""
+    try:
+        path = importlib.resources.files("linesweep.conf") / "hparams_search" / f"{preset}.yaml"
+        tree = yaml.safe_load(path.read_text("utf-8")) or {}
+    except (OSError, ValueError, yaml.YAMLError):
+        return []
+    keys = [k for k in _flat_keys(tree) if k.split(".")[0] not in ("hydra", "defaults")]
+    config = run.config or {}
+    return [f"{k}={_value(config[k])}" for k in keys if k in config and k not in drop]
+
+
+def _flat_keys(tree: object, prefix: str = "") -> list[str]:
+    if not isinstance(tree, dict):
+        return [prefix.rstrip(".")]
+    return [k for key, value in tree.items() for k in _flat_keys(value, f"{prefix}{key}.")]
+
+
+def _value(value: object) -> str:
+    """A config value in the override grammar, every digit kept."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _preset_choices(run: Run) -> list[str] | None:

@@ -137,9 +137,11 @@ def _usable(value: Any) -> bool:
 
 
 def rank_by_objective(runs: Sequence[Run]) -> list[Run]:
-    """Best objective first (each metric in its own direction); runs without a value last."""
+    """Best objective first (each metric in its own direction); runs without a value last; on
+    a tie the fewer parameters first, as the answer breaks it."""
     columns = [f"obj.{m}" for m in objective_metrics(runs)]
-    return sort_runs(runs, columns, [direction_of(c) == "maximize" for c in columns])
+    down = [direction_of(c) == "maximize" for c in columns]
+    return sort_runs(runs, [*columns, "n_params"], [*down, False])
 
 
 def best_run(runs: Sequence[Run]) -> Run | None:
@@ -270,7 +272,10 @@ def select(runs: Sequence[Run], selection: Selection) -> list[Run]:
         best_first = [direction_of(c) == "maximize" for c in columns]
         # --ascending/--descending set the first objective's order; the others follow its flip.
         flip = bool(columns) and selection.descending not in (None, best_first[0])
-        ordered = sort_runs(kept, columns, [down != flip for down in best_first])
+        # A tie falls to the fewer parameters, as the answer breaks it.
+        ordered = sort_runs(
+            kept, [*columns, "n_params"], [*(down != flip for down in best_first), flip]
+        )
         # Complete runs rank first, since a pruned run's value is from an earlier epoch;
         # several objectives rank by Pareto front.
         ordered = sorted(ordered, key=lambda run: _finished_first(run, columns, flip))
