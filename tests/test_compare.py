@@ -523,3 +523,31 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
     assert main([str(tmp_path / "runs"), "--out", str(blocker / "out"), "--no-plots"]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"error: cannot write the comparison into {blocker / 'out'}: Not a directory"
+
+
+def test_a_comparison_interrupted_keeps_the_previous_report_and_plots(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C while the plots are drawn: one line, exit 130; the previous comparison's report
+    and pictures are still there, and a rerun replaces them."""
+    three_runs(tmp_path / "x")
+    out = tmp_path / "o"
+    assert main([str(tmp_path / "x"), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert "report.html" in before and any(name.endswith(".png") for name in before)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("linesweep.compare.plots.save_comparison_plots", interrupted)
+    capsys.readouterr()
+    assert main([str(tmp_path / "x"), "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "interrupted by SIGINT: the files written so far are whole, the rest as they were"
+    ]
+    after = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert {n: after.get(n) for n in before if n.endswith((".png", ".html"))} == {
+        n: b for n, b in before.items() if n.endswith((".png", ".html"))
+    }
+    monkeypatch.undo()
+    assert main([str(tmp_path / "x"), "--out", str(out)]) == 0  # the folder is still compare's

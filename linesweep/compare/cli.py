@@ -243,11 +243,17 @@ def write_comparison(
     """Tables, plots and report into the claimed folder, listed in its manifest as they go."""
     out = folder.path
     try:
-        kept = folder.clear(keep_plots=args.no_plots)
-        # Listed before they are written: an interrupted comparison leaves no file unlisted
-        # but its plots (a later one then refuses the folder, naming them).
+        kept = folder.kept_plots(keep_plots=args.no_plots)
+        # Listed before they are written, with the previous comparison's: an interrupted one
+        # leaves no file unlisted but its new plots (a later one then refuses the folder,
+        # naming them), and the previous report and plots where they were.
         folder.record(
-            [*kept, "table.csv", "table.md", *([] if args.no_report else ["report.html"])]
+            [
+                *folder.previous,
+                "table.csv",
+                "table.md",
+                *([] if args.no_report else ["report.html"]),
+            ]
         )
         written = write_tables(out, comparison)
         plots = [] if args.no_plots else _draw(comparison, out / "plots")
@@ -256,7 +262,9 @@ def write_comparison(
             from linesweep.compare import report
 
             written.append(report.write_report(out / "report.html", comparison, plots))
-        folder.record([*kept, *(str(p.relative_to(out)) for p in written)])
+        names = [*kept, *(str(p.relative_to(out)) for p in written)]
+        folder.remove_stale(names)
+        folder.record(names)
     except OSError as err:
         raise UsageError(f"cannot write the comparison into {out}: {err.strerror}") from None
     return written
@@ -294,3 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `--help | head`: argparse's own print met the closed pipe
         silence(sys.stdout)
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line; every file written so far is whole
+        say(
+            "interrupted by SIGINT: the files written so far are whole, the rest as they were",
+            err=True,
+        )
+        return 130

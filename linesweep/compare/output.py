@@ -87,18 +87,25 @@ class OutputFolder:
                 )
         return cls(path, previous)
 
-    def clear(self, keep_plots: bool) -> list[str]:
-        """Delete what the manifest lists (but plots/ when `keep_plots`); return what stays."""
-        kept = []
-        for name in self.previous:
-            if keep_plots and name.startswith(f"{PLOTS}/"):
-                if os.path.lexists(self.path / name):
-                    kept.append(name)
-                continue
+    def kept_plots(self, keep_plots: bool) -> list[str]:
+        """The previous plots that stay listed (`--no-plots` keeps them as they are)."""
+        if not keep_plots:
+            return []
+        return [
+            name for name in self.previous
+            if name.startswith(f"{PLOTS}/") and os.path.lexists(self.path / name)
+        ]  # fmt: skip
+
+    def remove_stale(self, keep: Sequence[str]) -> None:
+        """Delete what the previous manifest listed and this comparison did not write again.
+
+        Called once the new files are in place (each written atomically over its old one), so
+        that an interrupted comparison leaves the previous one's report and plots, not nothing.
+        """
+        for name in set(self.previous) - set(keep):
             target = self.path / name
             if os.path.lexists(target) and not target.is_dir():  # unlinks a link, not its target
                 target.unlink()
-        return kept
 
     def record(self, names: Sequence[str]) -> None:
         """Write the manifest: these files (relative names) are compare's to replace next time."""
