@@ -551,3 +551,14 @@ def test_a_comparison_interrupted_keeps_the_previous_report_and_plots(
     }
     monkeypatch.undo()
     assert main([str(tmp_path / "x"), "--out", str(out)]) == 0  # the folder is still compare's
+
+
+def test_runs_judged_by_different_objectives_have_no_best(tmp_path, capsys):
+    fake_run(tmp_path / "x" / "a", (0.6, 0.9))
+    fake_run(tmp_path / "x" / "b", (0.6, 0.8), objective={
+        "metrics": ["val_loss"], "directions": ["minimize"], "epoch": "last", "values": [0.3],
+    })  # fmt: skip
+    assert main([str(tmp_path / "x"), "--out", str(tmp_path / "o"), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "no best: the runs were judged by 2 different objectives (val_accuracy; val_loss)" in out
+    assert "\nbest: " not in out and "reproduce:" not in out

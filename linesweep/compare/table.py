@@ -144,6 +144,13 @@ def rank_by_objective(runs: Sequence[Run]) -> list[Run]:
     return sort_runs(runs, [*columns, "n_params"], [*down, False])
 
 
+def objectives_of(runs: Sequence[Run]) -> list[str]:
+    """The objectives the runs with values were judged by (`val_accuracy`, `val_accuracy,
+    n_params`), each once, in the order they first appear."""
+    judged = (", ".join(run.objective) for run in runs if run.objective)
+    return list(dict.fromkeys(judged))
+
+
 def best_run(runs: Sequence[Run]) -> Run | None:
     """The run with the best objective, preferring complete runs to pruned or running ones (for
     several objectives: the member of the Pareto set with the best first objective)."""
@@ -368,6 +375,8 @@ def compare(
     answered = answer_runs(shown, questions, keys, best, answer_flags)
     if answered.answer.has_spread and len(objective_metrics(shown)) == 1:
         best = answered.best_run or best  # the answer's: the best mean, fewer parameters on a tie
+    if len(objectives_of(shown)) > 1:
+        best = None  # judged by different objectives: none is better than another
     return Comparison(
         runs, shown, columns, rows, varying, best, hidden, storage, searched, questions, answered
     )

@@ -45,6 +45,7 @@ from linesweep.compare.table import (
     RATE_INTERVAL,
     Comparison,
     is_spread_column,
+    objectives_of,
 )
 
 VALUE_WIDTH = 24  # a wide config value (a list, a class path) is shortened to this in the terminal
@@ -65,6 +66,13 @@ def terminal_lines(
     hidden = comparison.hidden_line()
     if hidden:
         lines.append(hidden)
+    objectives = objectives_of(comparison.shown)
+    if len(objectives) > 1:
+        lines.append(
+            f"no best: the runs were judged by {len(objectives)} different objectives "
+            f"({'; '.join(objectives)}), ranked by each in turn; compare one at a time with "
+            "--where 'objective.metrics=[...]'"
+        )
     best = comparison.best
     if best is not None:
         lines.append(printable(f"best: {best.folder}"))
