@@ -179,3 +179,32 @@ def test_no_module_has_more_than_400_lines_of_code():
 def test_code_lines_leave_out_docstrings_comments_and_blanks():
     source = '"""Module.\n\nMore."""\n\n# a comment\ndef f():\n    """Doc."""\n    return 1  # x\n'
     assert code_lines(source) == 2
+
+
+def test_status_words_are_written_only_in_core_status():
+    """Every status a run or a sweep writes or shows is a `Status` member: a string literal
+    that is exactly one of their values, anywhere else in the package, is a second vocabulary."""
+    from linesweep.core.status import Status
+
+    words = {s.value for s in Status}
+    found = {}
+    for name, path in module_files().items():
+        if name == "linesweep.core.status":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        literals = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value in words and id(node) not in docstrings
+        ]
+        if literals:
+            found[name] = sorted(set(literals))
+    assert found == {}

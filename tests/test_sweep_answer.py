@@ -16,10 +16,11 @@ from optuna.trial import TrialState, create_trial
 
 from linesweep.core.answer import AnswerSettings
 from linesweep.core.errors import LinesweepError
+from linesweep.core.rerun import rerun_command
 from linesweep.core.storage import without_password
 from linesweep.core.trial_link import RESULT, TrialContext, TrialLink, TrialResult
 from linesweep.sweep.coordination import STATE
-from linesweep.sweep.results import AnswerSetup, rerun_command, sweep_answer
+from linesweep.sweep.results import AnswerSetup, sweep_answer
 from tests.conftest import load_study
 
 GRID = ["hydra/sweeper/sampler=grid", "model.out_2=choice(1,4)"]

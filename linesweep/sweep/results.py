@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from linesweep.core.answer import Answer, AnswerSettings, Configuration, answer
 from linesweep.core.files import write_csv, write_yaml
+from linesweep.core.rerun import rerun_command
 from linesweep.core.status import Status
 from linesweep.core.storage import shown_url
 from linesweep.core.trial_link import TrialResult
@@ -256,17 +257,6 @@ def answer_setup(config: DictConfig, study_name: str) -> AnswerSetup | None:
     # As typed: `${oc.env:...}` stays unresolved, as the sweeper keeps a storage password out.
     task, hydra = (OmegaConf.to_container(typed[k], resolve=False) for k in ("task", "hydra"))
     return AnswerSetup(settings, rerun_command(task, hydra, study_name))
-
-
-def rerun_command(task: Sequence[str], hydra: Sequence[str], study_name: str) -> str:
-    """The sweep's command as typed, ready for more replicates: its own `replicates=` dropped
-    (the hint adds `replicates=3`), and a study of its own, since the same study would resume
-    with every trial already run: `hydra.sweeper.study_name=<name>_replicates`, in its own
-    folder (a `hydra.sweep.dir=` typed is dropped: it holds the first study's trials)."""
-    dropped = ("replicates", "hydra.sweeper.study_name", "hydra.sweep.dir", "hydra.mode")
-    kept = [o for o in (*task, *hydra) if o.split("=", 1)[0].lstrip("+~") not in dropped]
-    kept.append(f"hydra.sweeper.study_name={study_name}_replicates")
-    return " ".join(["python -m linesweep.train -m", *(shlex.quote(o) for o in kept)])
 
 
 def answer_configurations(study: optuna.Study) -> list[Configuration]:
