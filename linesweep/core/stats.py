@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import stats as sps
 
 CONFIDENCE = 0.95
 DIRECTIONS = ("maximize", "minimize")
@@ -54,6 +53,14 @@ WILSON_METHOD = "Wilson score, 95%"
 PAIRED_FALLBACK = "paired asked for, but the seeds differ: Welch's t"
 EQUAL_WITHIN = 1e-9  # relative spread below which a sample counts as constant (see above)
 MWU_EXACT_MOST = 9_999  # scipy's permutation test enumerates every split up to this many
+
+
+def _scipy_stats() -> Any:
+    """scipy.stats, loaded on first use: about a second that a run, which checks its answer
+    settings but computes no answer, never needs."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -122,14 +129,14 @@ def _t_interval(df: int, mean: float, sem: float) -> tuple[float, float]:
 def _standard_t_interval(df: int) -> tuple[float, float]:
     """scipy's t interval at loc 0, scale 1, shifted and scaled by the caller: the same
     numbers as `t.interval(loc=mean, scale=sem)`, computed once per df, not per configuration."""
-    low, high = sps.t.interval(CONFIDENCE, df)
+    low, high = _scipy_stats().t.interval(CONFIDENCE, df)
     return float(low), float(high)
 
 
 @functools.lru_cache(maxsize=1024)
 def _wilson(successes: int, trials: int) -> tuple[float, float]:
     """A few (successes, trials) pairs recur over thousands of configurations: cached."""
-    ci = sps.binomtest(successes, trials).proportion_ci(CONFIDENCE, method="wilson")
+    ci = _scipy_stats().binomtest(successes, trials).proportion_ci(CONFIDENCE, method="wilson")
     return float(ci.low), float(ci.high)
 
 
@@ -329,9 +336,9 @@ def row_tests(
     if live.any():
         xs, ys = _shifted(x[live], y[live], test)
         if test == "paired":
-            t_test = sps.ttest_rel
+            t_test = _scipy_stats().ttest_rel
         else:
-            t_test = functools.partial(sps.ttest_ind, equal_var=False)
+            t_test = functools.partial(_scipy_stats().ttest_ind, equal_var=False)
         if confidence is not None:
             ci = t_test(xs, ys, axis=1).confidence_interval(confidence)
             low[live], high[live] = ci.low, ci.high
@@ -398,12 +405,18 @@ def _mann_whitney(x: np.ndarray, y: np.ndarray, worse: str) -> np.ndarray:
     splits = math.comb(x.shape[1] + y.shape[1], x.shape[1])
     permute = tied & (splits <= MWU_EXACT_MOST)
     if (~permute).any():
-        p[~permute] = sps.mannwhitneyu(x[~permute], y[~permute], axis=1, alternative=worse).pvalue
+        p[~permute] = (
+            _scipy_stats().mannwhitneyu(x[~permute], y[~permute], axis=1, alternative=worse).pvalue
+        )
     if permute.any():
-        method = sps.PermutationMethod(n_resamples=MWU_EXACT_MOST)  # every split: no sampling
-        p[permute] = sps.mannwhitneyu(
-            x[permute], y[permute], axis=1, alternative=worse, method=method
-        ).pvalue
+        method = _scipy_stats().PermutationMethod(
+            n_resamples=MWU_EXACT_MOST
+        )  # every split: no sampling
+        p[permute] = (
+            _scipy_stats()
+            .mannwhitneyu(x[permute], y[permute], axis=1, alternative=worse, method=method)
+            .pvalue
+        )
     return p
 
 
