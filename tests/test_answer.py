@@ -116,12 +116,21 @@ def test_the_smallest_may_be_the_best_itself():
 
 def test_not_distinguishable_always_shows_how_much_worse_it_could_be():
     # Two noisy replicates each: nothing can be told apart, and the interval says how little
-    # that means.
+    # that means: the t interval reaches past what two accuracies can differ by, and is cut
+    # to it (1), with a line that more replicates would tell.
     a = answer([config(1, [0.5, 0.9]), config(8, [0.92, 0.95])])
     assert a.smallest.configuration.params["out_2"] == 1
     k = a.smallest.comparison
     line = a.lines()[1]
-    assert f"could be up to {-k.ci_low:.4g} worse" in line and -k.ci_low > 1
+    assert -k.ci_low > 1 and "could be up to 1 worse" in line
+    assert "too few replicates to tell (n=2)" in line
+    assert "95% CI [0, 1] (Student t, n=2, cut to [0, 1])" in line  # 0.7 +- 2.5
+
+
+def test_a_close_call_is_not_called_too_few_replicates():
+    a = answer([config(1, [0.93, 0.94, 0.95]), config(8, [0.94, 0.95, 0.96])])
+    line = a.lines()[1]
+    assert "could be up to" in line and "too few replicates" not in line
 
 
 def test_the_interval_at_the_corrected_level_holds_for_every_other_at_once():

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 
 from linesweep.core.answer_model import Answer, g
+from linesweep.core.metrics import METRIC_RANGES
 from linesweep.core.stats import TEST_NAMES, Summary
 from linesweep.core.status import Status
 
 NAMES_SHOWN = 3  # configurations named per reason in a line; to_dict names them all
+WEAK = 0.1  # a bounded metric's difference that could reach past this share of its range
 
 
 def lines(a: Answer) -> list[str]:
@@ -33,7 +35,8 @@ def _best_line(a: Answer) -> str:
             f"{c.metric} {g(s.mean)}, no interval ({s.ci_method})"
         )
     how = f"by its mean, of {a.ranked}" if a.ranked > 1 else "the only one ranked"
-    line = f"best ({how}): {c.name} ({c.n_params:,} parameters): {c.metric} {_mean_text(s)}"
+    mean = _mean_text(s, c.metric)
+    line = f"best ({how}): {c.name} ({c.n_params:,} parameters): {c.metric} {mean}"
     if s.success_rate is not None:
         line += (
             f", success rate {g(s.success_rate)} ({s.successes}/{s.replicates} reach "
@@ -69,29 +72,38 @@ def _smallest_line(a: Answer) -> str:
     e = a.smallest
     assert e.comparison is not None and e.p_adjusted is not None
     c, k = e.configuration, e.comparison
+    mean = _mean_text(e.summary, c.metric)
     line = (
-        f"{head}: {c.name} ({c.n_params:,} parameters): {c.metric} {_mean_text(e.summary)}; "
+        f"{head}: {c.name} ({c.n_params:,} parameters): {c.metric} {mean}; "
         f"step {e.step} in order of size, not shown worse than {_others(a)}: {_p_kind(a)} "
         f"p={g(e.p_adjusted)} >= alpha={g(a.settings.alpha)}"
     )
     if e.against is not None and e.against_test is not None and a.family_size > 1:
         test = TEST_NAMES[e.against_test]
         line += f" (smallest raw p {g(e.against_p)}, {test} against {e.against.name})"
+    width = _width(c.metric)
+    low, high = _within(k.ci_low, width), _within(k.ci_high, width)
     line += (
         f"; difference from the best {_signed(k.difference)}, {k.test_name} "
-        f"95% CI [{_signed(k.ci_low)}, {_signed(k.ci_high)}]"
+        f"95% CI [{_signed(low)}, {_signed(high)}]"
     )
-    low, high = k.ci_low, k.ci_high
     if e.corrected_ci is not None:
         low, high, level = e.corrected_ci
+        low, high = _within(low, width), _within(high, width)
         line += (
             f", [{_signed(low)}, {_signed(high)}] at the corrected level ({_percent(level)}: "
             f"Bonferroni over the {a.family_size:,} others)"
         )
     if low is None or high is None:
         return line + ": not shown worse"
-    worst = -low if a.direction == "maximize" else high
-    return line + f": not shown worse, yet it could be up to {g(max(worst, 0.0))} worse"
+    worst = max(-low if a.direction == "maximize" else high, 0.0)
+    line += f": not shown worse, yet it could be up to {g(worst)} worse"
+    if width is not None and worst > WEAK * width:
+        line += (
+            f"; too few replicates to tell (n={e.summary.n}): a difference this large goes "
+            "unseen, more replicates narrow it"
+        )
+    return line
 
 
 def _compared_line(a: Answer) -> str:
@@ -177,7 +189,26 @@ def _interval(low: float | None, high: float | None) -> str:
     return f"[{g(low)}, {g(high)}]"
 
 
-def _mean_text(s: Summary) -> str:
+def _mean_text(s: Summary, metric: str) -> str:
     if s.ci_low is None:
         return f"{g(s.mean)} (n={s.n}; {s.ci_method})"
-    return f"{g(s.mean)}, 95% CI {_interval(s.ci_low, s.ci_high)} (Student t, n={s.n})"
+    low, high = s.ci_low, s.ci_high
+    bounds = METRIC_RANGES.get(metric)
+    cut = ""
+    if bounds is not None and (low < bounds[0] or high > bounds[1]):  # type: ignore[operator]
+        low, high = max(low, bounds[0]), min(high, bounds[1])  # type: ignore[type-var]
+        cut = f", cut to [{g(bounds[0])}, {g(bounds[1])}]"
+    return f"{g(s.mean)}, 95% CI {_interval(low, high)} (Student t, n={s.n}{cut})"
+
+
+def _width(metric: str) -> float | None:
+    """How far two values of a bounded metric can differ; None for an unbounded one."""
+    bounds = METRIC_RANGES.get(metric)
+    return None if bounds is None else bounds[1] - bounds[0]
+
+
+def _within(x: float | None, width: float | None) -> float | None:
+    """A difference cut to what a bounded metric allows (a t interval can reach past it)."""
+    if x is None or width is None:
+        return x
+    return max(-width, min(width, x))

@@ -50,18 +50,17 @@ def from_plain(cls: type[T], data: Any, problems: Problems | None = None, key: s
     if not isinstance(data, dict):
         raise ValueError(f"not a mapping: {_show(data)}")
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if field.name not in data or data[field.name] is None:
+    for name, hint, check, expected in _fields(cls):
+        if name not in data or data[name] is None:
             continue  # absent, or null: the default
-        where, before = f"{key}{field.name}", len(problems)
-        ok, value = _convert(_hints(cls)[field.name], data[field.name], problems, where)
-        check, expected = field.metadata.get("check", (None, _expected(_hints(cls)[field.name])))
+        where, before = f"{key}{name}", len(problems)
+        ok, value = _convert(hint, data[name], problems, where)
         if ok and check is not None and not check(value):
             ok = False
         if ok:
-            values[field.name] = value
+            values[name] = value
         elif len(problems) == before:  # else a value inside it said what was wrong
-            problems.add(where, expected, data[field.name])
+            problems.add(where, expected, data[name])
     record = cls(**values)
     extra = getattr(record, "problems", None)
     for problem in extra() if extra is not None else ():  # " (...)": about the whole record
@@ -85,14 +84,28 @@ def to_plain(record: Any) -> Any:
 # ---------------------------------------------------------------- conversion by annotation
 
 
+# Worked out once per record type and per annotation: compare reads a thousand records of the
+# same few types, and resolving annotations was most of its reading time.
+
+
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _fields(cls: type) -> list[tuple[str, Any, Callable[[Any], bool] | None, str]]:
+    """(name, annotation, its check, what it expects) for each field of a record type."""
+    hints = typing.get_type_hints(cls)
+    return [
+        (f.name, hints[f.name], *f.metadata.get("check", (None, _expected(hints[f.name]))))
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+    ]
+
+
+@cache
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    return typing.get_origin(hint), typing.get_args(hint)
 
 
 def _convert(hint: Any, value: Any, problems: Problems, key: str) -> tuple[bool, Any]:
     """(whether `value` fits `hint`, the value as the field holds it)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    origin, args = _shape(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return True, None

@@ -14,6 +14,10 @@ METRIC_DIRECTIONS = {
     "train_cost": "minimize",
     "n_params": "minimize",
 }
+# Metrics that cannot leave a range: an interval shown for them is cut to it (a t interval on 3
+# replicates of accuracies near 1 reaches past 1), and a difference between two of them to
+# the range's width.
+METRIC_RANGES = {"val_accuracy": (0.0, 1.0)}
 
 
 @dataclass(frozen=True)
