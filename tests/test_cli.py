@@ -88,6 +88,10 @@ def test_refused_before_hydra_makes_a_folder(tmp_path, override, message):
             ["-m", "hparams_search=channels_lr", "hydra.sweeper.n_jobs=two"],
             "hydra.sweeper.n_jobs=two is not allowed: an integer",
         ),
+        (
+            ["-m", "hparams_search=channels_lr", "hydra.sweeper.preload=numpy"],
+            "hydra.sweeper.preload=numpy is not allowed: a list; e.g. hydra.sweeper.preload=[numpy",
+        ),
     ],
 )
 def test_a_value_its_key_cannot_hold_is_one_line_before_any_folder(tmp_path, arguments, message):

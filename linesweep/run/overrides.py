@@ -79,6 +79,8 @@ def _check_value(key: str, override: Any, hint: object) -> None:
     kinds = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
     if value is None or (isinstance(value, str) and str in kinds):
         return
+    if all(typing.get_origin(k) is list for k in kinds):
+        raise ConfigError(key, raw, "a list", f"e.g. {key}=[{raw}]")  # Hydra: not a ListConfig
     if kinds <= {int} and not (isinstance(value, int) and not isinstance(value, bool)):
         raise ConfigError(key, raw, "an integer")  # OmegaConf takes no float, not even 1e2
     if kinds <= {int, float} and isinstance(value, (str, bool)):
