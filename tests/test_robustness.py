@@ -211,6 +211,7 @@ def test_the_slurm_launcher_config_composes_for_a_sweep(compose_config):
 # ------------------------------------------------------------------ determinism
 
 
+@pytest.mark.slow  # a command, then a run in-process from what it left
 def test_a_run_is_reproduced_from_its_folder_alone(tmp_path):
     """The folder's .hydra/config.yaml (seeds included) is all it takes to train the same model.
 

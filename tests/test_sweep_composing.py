@@ -114,20 +114,34 @@ def compose_both(composer: SweepComposer, loader: Any, master: DictConfig, overr
     return results
 
 
-def assert_same(ours: Any, hydras: Any, overrides: list) -> None:
-    if isinstance(hydras, Exception):
+def fingerprint(result: Any) -> dict[str, Any]:
+    """Everything compared of a composed config (or of a refusal), taken once."""
+    if isinstance(result, Exception):
+        return {
+            "refusal": (type(result), str(result)),
+            "cause": (type(result.__cause__), str(result.__cause__)),
+        }
+    return {
+        "yaml": OmegaConf.to_yaml(result),  # the hydra node included
+        "hydra yaml": OmegaConf.to_yaml(result.hydra),
+        "anatomy": anatomy(result),
+        "resolver cache": dict(OmegaConf.get_cache(result)),
+    }
+
+
+def assert_matches(ours: Any, expected: dict[str, Any], overrides: list) -> None:
+    """`ours` is what `expected` (Hydra's fingerprint) says, part by part."""
+    if "refusal" in expected:
         assert isinstance(ours, Exception), f"Hydra refuses {overrides}, the composer does not"
-        assert (type(ours), str(ours)) == (type(hydras), str(hydras))
-        assert (type(ours.__cause__), str(ours.__cause__)) == (
-            type(hydras.__cause__),
-            str(hydras.__cause__),
-        )
-        return
-    assert not isinstance(ours, Exception), f"{overrides}: {ours!r}"
-    assert OmegaConf.to_yaml(ours) == OmegaConf.to_yaml(hydras)  # the hydra node included
-    assert OmegaConf.to_yaml(ours.hydra) == OmegaConf.to_yaml(hydras.hydra)
-    assert anatomy(ours) == anatomy(hydras)
-    assert OmegaConf.get_cache(ours) == OmegaConf.get_cache(hydras)
+    else:
+        assert not isinstance(ours, Exception), f"{overrides}: {ours!r}"
+    found = fingerprint(ours)
+    for part, value in expected.items():
+        assert found[part] == value, f"{overrides}: {part}"
+
+
+def assert_same(ours: Any, hydras: Any, overrides: list) -> None:
+    assert_matches(ours, fingerprint(hydras), overrides)
 
 
 # In this order: frames made, hit, missed, and hit again after other frames.
@@ -212,17 +226,25 @@ CASES: list[tuple[str, ...]] = [
 TRIALS = [trial(number, *overrides) for number, overrides in enumerate(CASES)]
 
 
+@pytest.mark.slow  # 150 full compositions; the tests below check each kind of frame quickly
 def test_every_trial_is_composed_as_hydra_composes_it(sweep_hydra):
     loader, master = sweep_hydra()
     counting = CountingLoader(loader)
     composer = SweepComposer(counting, master)
-    for second_pass, trials in enumerate([TRIALS, reversed(TRIALS)]):
-        for overrides in trials:
-            full_before = counting.full
-            ours, hydras = compose_both(composer, loader, master, overrides)
-            assert_same(ours, hydras, overrides)
-            if second_pass and not isinstance(hydras, Exception):  # its frame made in the first
-                assert counting.full == full_before, overrides
+    hydras = []  # Hydra's answer for each trial: the same master and overrides give the same
+    for overrides in TRIALS:
+        ours, hydra_config = compose_both(composer, loader, master, overrides)
+        hydras.append(fingerprint(hydra_config))
+        assert_matches(ours, hydras[-1], overrides)
+    for overrides, expected in reversed(list(zip(TRIALS, hydras, strict=True))):
+        full_before = counting.full
+        try:
+            ours = composer.compose(list(overrides))
+        except Exception as err:  # compared with Hydra's refusal
+            ours = err
+        assert_matches(ours, expected, overrides)
+        if "refusal" not in expected:  # its frame made in the first pass
+            assert counting.full == full_before, overrides
 
 
 def test_an_lr_only_sweep_composes_fully_once(sweep_hydra):

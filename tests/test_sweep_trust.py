@@ -345,6 +345,9 @@ def test_the_sweeper_refuses_such_names_too_for_apps_without_linesweep_callbacks
     check_study_name("é" * 100)  # 200 bytes: a folder name with room for the lock's suffix
 
 
+# The command line, end to end; test_a_study_name_that_would_leave_its_folder_is_refused checks
+# the same refusal in-process.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["../escape", "../runs/inside-a-run"])
 def test_a_study_name_outside_outputs_sweeps_is_refused_before_any_folder(tmp_path, name):
     done = run_cli(
