@@ -102,9 +102,8 @@ def override_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str) and not _reads_back_as_one_value(value):
-        return quoted(
-            value
-        )  # a choice typed quoted ('=1+2', 'c,d'): Transformer.encode unquotes it
+        # A choice typed quoted ('=1+2', 'c,d'): Transformer.encode hands it over unquoted.
+        return quoted(value)
     return str(value)  # ints, and strings Transformer.encode escaped (a\ b)
 
 
