@@ -8,6 +8,8 @@ degenerate inputs give defined numbers, never NaN and never a scipy warning.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -324,3 +326,25 @@ def test_the_pairwise_table_gives_compare_pairs_numbers_for_every_pair(test):
 def test_the_pairwise_table_tests_the_other_way_to_minimize():
     table = PairwiseTable([[0.5, 0.52, 0.51], [0.2, 0.21, 0.23]], [None, None], "minimize")
     assert table.row(0)[0][1] < 0.01 and table.row(1)[0][0] > 0.99  # higher loss: worse
+
+
+def test_success_rate_interval_is_scipys_wilson_for_every_count_up_to_40():
+    for trials in range(1, 41):
+        for successes in range(trials + 1):
+            values = [0.95] * successes + [0.5] * (trials - successes)
+            s = summarize(values, "maximize", success_threshold=0.9)
+            ci = sps.binomtest(successes, trials).proportion_ci(0.95, method="wilson")
+            assert (s.success_low, s.success_high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_summing_up_unreplicated_values_leaves_scipy_unloaded():
+    """A sweep without replicates needs no t interval and no test: its end does not wait for
+    scipy.stats to load (about a second)."""
+    script = (
+        "import sys; from linesweep.core.stats import summarize; "
+        "s = summarize([0.95], 'maximize', success_threshold=0.9); "
+        "print(s.success_low, s.success_high, 'scipy.stats' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    low, high, loaded = done.stdout.split()
+    assert (float(low), float(high), loaded) == (pytest.approx(0.2065, abs=1e-4), 1.0, "False")

@@ -1,7 +1,7 @@
 """How sure a replicated configuration's numbers are, and whether one is worse than another.
 
-Three pieces, each from scipy.stats rather than by hand, so that the sweep's end, compare and
-the report show one computation:
+Three pieces, each from scipy.stats rather than by hand (the Wilson interval a closed formula
+held to scipy's numbers), so that the sweep's end, compare and the report show one computation:
 
 - `summarize`: one configuration's replicate values -> mean, its 95% Student t interval, n, the
   sample std, and the success rate with its 95% Wilson score interval.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -133,11 +134,22 @@ def _standard_t_interval(df: int) -> tuple[float, float]:
     return float(low), float(high)
 
 
-@functools.lru_cache(maxsize=1024)
 def _wilson(successes: int, trials: int) -> tuple[float, float]:
-    """A few (successes, trials) pairs recur over thousands of configurations: cached."""
-    ci = _scipy_stats().binomtest(successes, trials).proportion_ci(CONFIDENCE, method="wilson")
-    return float(ci.low), float(ci.high)
+    """The Wilson score interval, scipy's `binomtest(...).proportion_ci(method="wilson")`.
+
+    Written out (Newcombe 1998, method 3, as scipy does) because it needs only the normal
+    quantile, which the standard library has: a sweep without replicates shows success rates
+    but no t interval and no test, and should not wait about a second at its end for
+    scipy.stats to load. tests/test_stats.py holds it to scipy's numbers.
+    """
+    z = statistics.NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
+    p = successes / trials
+    denominator = 2 * (trials + z * z)
+    center = (2 * trials * p + z * z) / denominator
+    delta = z / denominator * math.sqrt(4 * trials * p * (1 - p) + z * z)
+    low = 0.0 if successes == 0 else center - delta
+    high = 1.0 if successes == trials else center + delta
+    return low, high
 
 
 @dataclass(frozen=True)
