@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from linesweep.run.config import register_configs
+from tests.in_process import run_train_cli
+from tests.prepared import copy_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +49,22 @@ def load_study(folder: Path | None, name: str = "linesweep", storage: str | None
     return optuna.load_study(
         study_name=name, storage=open_storage(storage or str(folder / JOURNAL_NAME))
     )
+
+
+@pytest.fixture
+def train_in_process(hydra_restore_singletons, capfd):
+    """train_in_process(*args, cwd=folder) -> CompletedProcess: `python -m linesweep.train ARGS`
+    run from `cwd` in this process, as the command runs it (tests/in_process.py)."""
+    return functools.partial(run_train_cli, capfd=capfd)
+
+
+@pytest.fixture(scope="session")
+def prepared_sweep(tmp_path_factory):
+    """prepared_sweep(folder, *overrides): `folder` as `python -m linesweep.train -m OVERRIDES`
+    leaves it, the sweep run once for the session and copied (tests/prepared.py)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # all workers'
+    return functools.partial(copy_sweep, shared)
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):

@@ -19,7 +19,6 @@ from linesweep.core.errors import ConfigError
 from linesweep.core.stats import compare_many
 from linesweep.run.validation import to_train_config
 from tests import answer_grid
-from tests.conftest import run_cli
 
 ALPHA = 0.05
 
@@ -436,6 +435,7 @@ def test_choosing_the_best_first_is_why_each_step_tests_against_every_other():
     assert falsely_worse / sweeps > 0.1
 
 
+@pytest.mark.slow  # 1,000 simulated answers, as the rate tests above
 def test_two_runs_of_one_configuration_are_told_apart_at_rate_alpha():
     """The issue's check: one configuration run twice under different seeds, as two
     configurations. The first in the sequence is called worse than the other at rate alpha."""
@@ -559,8 +559,8 @@ def test_the_answer_block_is_checked_after_composing(compose_config):
         ("answer.test=bogus", "answer.test=bogus is not allowed: one of auto, welch, mannwhitney"),
     ],
 )
-def test_a_bad_answer_setting_exits_2_with_one_line(tmp_path, override, message):
-    done = run_cli("linesweep.train", "experiment=smoke", "plots=none", override, cwd=tmp_path)
+def test_a_bad_answer_setting_exits_2_with_one_line(tmp_path, train_in_process, override, message):
+    done = train_in_process("experiment=smoke", "plots=none", override, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "[ERROR]" in line]
     assert len(errors) == 1 and message in errors[0]
@@ -571,7 +571,7 @@ def test_a_bad_answer_setting_exits_2_with_one_line(tmp_path, override, message)
 
 
 @pytest.mark.slow
-def test_one_channel_against_four_on_the_hard_experiment_is_told_apart(tmp_path):
+def test_one_channel_against_four_on_the_hard_experiment_is_told_apart(tmp_path, train_in_process):
     """out_2=1 against out_2=4 on experiment=hard, 8 replicates each (about 4 s of one core a
     run). Measured on seeds 0-4: paired p 0.0016, 0.0006, 0.010, 0.0012, 0.024 (two
     configurations: each step has one test, nothing to join); seed 1 is used, 40 times below
@@ -580,8 +580,7 @@ def test_one_channel_against_four_on_the_hard_experiment_is_told_apart(tmp_path)
     configurations = []
     for out_2 in (1, 4):
         folder = tmp_path / f"out_2_{out_2}"
-        done = run_cli(
-            "linesweep.train",
+        done = train_in_process(
             *shrink,
             f"model.out_2={out_2}",
             f"hydra.run.dir={folder}",

@@ -1,4 +1,9 @@
-"""The command lines a user types, run as real processes: exit codes, messages, folders."""
+"""The command lines a user types: exit codes, messages, folders.
+
+Each path runs as a real process at least once. A command refused in one line runs in this
+process too (`train_in_process`: the same `cli()`, the same lines), where a process of its own
+would spend two seconds starting up to print that line.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from linesweep.plan import main as plan_main
 from tests.conftest import ROOT, TINY, run_cli
 
 pytestmark = pytest.mark.slow
@@ -27,21 +33,44 @@ def test_train_runs_and_leaves_one_folder_under_outputs(tmp_path):
     assert "shape plan (one image)" in done.stderr and "epoch 2/2" in done.stderr
 
 
+def train(process: bool, train_in_process):
+    """The command as a real process, or in this one: the same exit status and lines."""
+    if process:
+        return lambda *args, cwd: run_cli("linesweep.train", *args, cwd=cwd)
+    return train_in_process
+
+
+PROCESS, IN_PROCESS = True, False
+
+
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("override", "message", "process"),
     [
-        ("model.conv2.kernel_size=9", "conv2: input 4x4 is smaller than the kernel 9x9"),
-        ("+model.out_3=4", "model.out_3=4 is not allowed: a key linesweep knows"),
-        ("trainer.device=${oc.env:LINESWEEP_NO_SUCH_VARIABLE}", "trainer.device=${oc.env:"),
-        ("model.conv1.padding=100000", "model.conv1.padding=100000 is not allowed: a run that"),
-        ("plots=all plots.dpi=100000", "plots.dpi=100000 is not allowed: a run that fits in"),
-        ("seed=-1", "seed=-1 is not allowed: an integer >= 0"),
+        ("model.conv2.kernel_size=9", "conv2: input 4x4 is smaller than the kernel 9x9", PROCESS),
+        ("+model.out_3=4", "model.out_3=4 is not allowed: a key linesweep knows", IN_PROCESS),
+        (
+            "trainer.device=${oc.env:LINESWEEP_NO_SUCH_VARIABLE}",
+            "trainer.device=${oc.env:",
+            IN_PROCESS,
+        ),
+        (
+            "model.conv1.padding=100000",
+            "model.conv1.padding=100000 is not allowed: a run that",
+            IN_PROCESS,
+        ),
+        (
+            "plots=all plots.dpi=100000",
+            "plots.dpi=100000 is not allowed: a run that fits in",
+            IN_PROCESS,
+        ),
+        ("seed=-1", "seed=-1 is not allowed: an integer >= 0", IN_PROCESS),
     ],
 )
-def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, override, message):
-    done = run_cli(
-        "linesweep.train", *TINY, *override.split(), "model.conv1.stride=2", cwd=tmp_path
-    )
+def test_bad_input_exits_2_with_one_line_and_no_traceback(
+    tmp_path, train_in_process, override, message, process
+):
+    command = train(process, train_in_process)
+    done = command(*TINY, *override.split(), "model.conv1.stride=2", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "[ERROR]" in line]
     assert len(errors) == 1 and message in errors[0]
@@ -51,23 +80,35 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path, override, me
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("override", "message", "process"),
     [
-        ("hydra.run.dir=", "hydra.run.dir= is not allowed: a folder for the run's files"),
-        ("hparams_search=channels_lr", "add -m: python -m linesweep.train -m hparams_search="),
+        (
+            "hydra.run.dir=",
+            "hydra.run.dir= is not allowed: a folder for the run's files",
+            PROCESS,
+        ),
+        (
+            "hparams_search=channels_lr",
+            "add -m: python -m linesweep.train -m hparams_search=",
+            IN_PROCESS,
+        ),
         (  # a typo: one line naming the nearest keys, as a sweep's check says it
             "model.out1=3",
             "model.out1=3 is not allowed: a key of linesweep's config; the nearest: model.out_1",
+            PROCESS,
         ),
         (
             "logger.tensorboard.subdir=x",
             "logger.tensorboard.subdir=x is not allowed: a setting of the tensorboard logger, "
             "which is off; turn it on with logger=tensorboard",
+            PROCESS,
         ),
     ],
 )
-def test_refused_before_hydra_makes_a_folder(tmp_path, override, message):
-    done = run_cli("linesweep.train", *TINY, override, cwd=tmp_path)
+def test_refused_before_hydra_makes_a_folder(
+    tmp_path, train_in_process, override, message, process
+):
+    done = train(process, train_in_process)(*TINY, override, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []  # no folder, no file: not even in the current one
@@ -117,8 +158,9 @@ def test_cfg_job_prints_the_composed_config_without_running(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_help_lists_every_config_group_and_option(tmp_path):
-    done = run_cli("linesweep.train", "--help", cwd=tmp_path)
+def test_help_lists_every_config_group_and_option(tmp_path, train_in_process):
+    # In this process: the console scripts' test runs `linesweep-train --help` as a process.
+    done = train_in_process("--help", cwd=tmp_path)
     assert done.returncode == 0
     for group in ("data", "model", "optimizer", "trainer", "plots", "experiment", "hparams_search"):
         options = ", ".join(sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")))
@@ -156,16 +198,14 @@ def test_two_runs_with_the_same_time_stamp_never_share_a_folder(tmp_path):
         assert summary["status"] == "complete" and folder.name.endswith(f"_{summary['pid']}")
 
 
-def test_plan_command_prints_the_plan_or_refuses(tmp_path):
+def test_plan_command_prints_the_plan_or_refuses(tmp_path, monkeypatch, capfd):
     done = run_cli("linesweep.plan", "model.out_2=3", cwd=tmp_path)
     assert done.returncode == 0
     assert "fc       Linear     147" in done.stdout
     assert "agree" in done.stdout
-    bad = run_cli(
-        "linesweep.plan", "model.conv1.stride=3", "model.conv2.kernel_size=4", cwd=tmp_path
-    )
-    assert bad.returncode == 2
-    assert bad.stderr.strip() == (
+    monkeypatch.chdir(tmp_path)  # the refusal through the same main(), in this process
+    assert plan_main(["model.conv1.stride=3", "model.conv2.kernel_size=4"]) == 2
+    assert capfd.readouterr().err.strip() == (
         "error: conv2: input 3x3 is smaller than the kernel 4x4; use a smaller "
         "model.conv2.kernel_size or model.conv2.dilation, more model.conv2.padding, "
         "or a larger data.image_size"

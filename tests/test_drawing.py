@@ -131,3 +131,18 @@ def test_no_picture_asked_forks_nothing(tmp_path, run_parts):
     with drawing_beside(tmp_path, nothing, train, model, "") as drawing:
         assert type(drawing) is Drawing
         assert drawing.finish(history()) == []
+
+
+def test_no_picture_asked_loads_no_plotting(tmp_path, run_parts, monkeypatch):
+    """matplotlib (linesweep.run.plots, about 0.4 s to import) only for a run that draws: every
+    `plots=none` run and trial process used to import it to draw nothing."""
+    import linesweep.run
+
+    model, train = run_parts
+    nothing = PlotsConfig(
+        learning_curve=False, kernels=False, samples=False, feature_maps=False, activations=False
+    )
+    monkeypatch.delattr(linesweep.run, "plots")
+    monkeypatch.setitem(sys.modules, "linesweep.run.plots", None)  # importing it fails now
+    assert Drawing(tmp_path / "plots", nothing, train, model, "").finish(history()) == []
+    assert not (tmp_path / "plots").exists()

@@ -38,8 +38,13 @@ SLOW = [*FAST, "data.N_images=2000", "trainer.batch_size=10", "trainer.epochs=25
 SPACE = ["model.out_1=int(interval(1,4))"]
 
 
+def sweep_arguments(folder: Path, *overrides: str) -> list[str]:
+    """What follows `python -m linesweep.train` (run from `folder.parent`)."""
+    return ["-m", *overrides, f"hydra.sweep.dir={folder}"]
+
+
 def sweep_command(folder: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "linesweep.train", "-m", *overrides, f"hydra.sweep.dir={folder}"]
+    return [sys.executable, "-m", "linesweep.train", *sweep_arguments(folder, *overrides)]
 
 
 def start(folder: Path, *overrides: str) -> subprocess.Popen:
@@ -268,9 +273,9 @@ def test_a_trial_process_killed_on_its_own_is_failed_and_the_sweep_goes_on(tmp_p
     assert [t.state.name for t in study.trials[1:]] == ["COMPLETE", "COMPLETE"]
 
 
-def test_a_stale_journal_lock_is_broken_with_a_warning(tmp_path):
+def test_a_stale_journal_lock_is_broken_with_a_warning(tmp_path, prepared_sweep):
     folder = tmp_path / "sweep"
-    assert run(folder, *FAST, "hydra.sweeper.n_trials=1").returncode == 0
+    prepared_sweep(folder, *FAST, "hydra.sweeper.n_trials=1")  # run(folder, ...), run once
     lock = folder / f"{JOURNAL_NAME}.lock"
     os.symlink(folder / JOURNAL_NAME, lock)  # what a writer killed mid-append leaves behind
     old = time.time() - 600
@@ -283,9 +288,9 @@ def test_a_stale_journal_lock_is_broken_with_a_warning(tmp_path):
     assert len(load_study(folder).trials) == 2
 
 
-def test_a_lock_left_by_a_killed_writer_does_not_stall_the_resume(tmp_path):
+def test_a_lock_left_by_a_killed_writer_does_not_stall_the_resume(tmp_path, prepared_sweep):
     folder = tmp_path / "sweep"
-    assert run(folder, *FAST, "hydra.sweeper.n_trials=1").returncode == 0
+    prepared_sweep(folder, *FAST, "hydra.sweeper.n_trials=1")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(folder / JOURNAL_NAME)],
         stdout=subprocess.PIPE,
@@ -370,9 +375,9 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
     assert_consistent(folder, 6, lost=cut_short)
 
 
-def test_a_torn_last_journal_record_is_cut_after_a_backup(tmp_path):
+def test_a_torn_last_journal_record_is_cut_after_a_backup(tmp_path, prepared_sweep):
     folder = tmp_path / "sweep"
-    assert run(folder, *FAST, "hydra.sweeper.n_trials=1").returncode == 0
+    prepared_sweep(folder, *FAST, "hydra.sweeper.n_trials=1")
     journal = folder / JOURNAL_NAME
     with journal.open("ab") as handle:
         handle.write(
@@ -386,14 +391,18 @@ def test_a_torn_last_journal_record_is_cut_after_a_backup(tmp_path):
     assert_consistent(folder, 2)
 
 
-def test_a_corrupt_journal_record_is_refused_with_the_exact_repair_command(tmp_path):
+def test_a_corrupt_journal_record_is_refused_with_the_exact_repair_command(
+    tmp_path, prepared_sweep, train_in_process
+):
     folder = tmp_path / "sweep"
-    assert run(folder, *FAST, "hydra.sweeper.n_trials=2").returncode == 0
+    prepared_sweep(folder, *FAST, "hydra.sweeper.n_trials=2")
     journal = folder / JOURNAL_NAME
     records = journal.read_bytes().split(b"\n")[:-1]
     keep = len(records) - 1  # garbage before the last record: the repair drops only the garbage
     journal.write_bytes(b"\n".join([*records[:keep], b"{not json", *records[keep:]]) + b"\n")
-    done = run(folder, *FAST, "hydra.sweeper.n_trials=3")
+    # Refused before any trial: the command in this process says the same lines.
+    arguments = sweep_arguments(folder, *FAST, "hydra.sweeper.n_trials=3")
+    done = train_in_process(*arguments, cwd=tmp_path)
     assert done.returncode == 2
     command = f"python -m linesweep.sweep.journal {journal} --repair"
     assert command in done.stdout + done.stderr

@@ -11,12 +11,13 @@ from pathlib import Path
 import optuna
 import pytest
 
+from linesweep.compare.cli import main as compare_main
 from linesweep.compare.studies import StudyUnavailable, open_study
 from linesweep.core.journal_records import scan
 from linesweep.core.storage import JOURNAL_NAME
 from linesweep.sweep.journal import main as journal_main
 from tests.conftest import load_study
-from tests.test_faults import FAST, assert_consistent, run
+from tests.test_faults import FAST, assert_consistent, run, sweep_arguments
 from tests.test_own_files import snapshot
 
 TORN = b'{"op_code":5,"worker_id":"dead-writer","trial_id":0,"par'  # a writer killed mid-append
@@ -87,17 +88,18 @@ def test_the_repair_command_refuses_what_would_misplace_trials(tmp_path, capsys)
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["glued", "garbage-inside", "garbage-appended"])
 def test_a_damaged_journal_refuses_the_resume_untouched_and_its_repair_keeps_every_trial(
-    tmp_path, kind
+    tmp_path, prepared_sweep, train_in_process, kind
 ):
     folder = tmp_path / "sweep"
     space = "model.out_1=int(interval(1,4))"
-    assert run(folder, *FAST, space, "hydra.sweeper.n_trials=3").returncode == 0
+    prepared_sweep(folder, *FAST, space, "hydra.sweeper.n_trials=3")  # run(folder, ...), once
     before = trials_of(folder)
     journal = folder / JOURNAL_NAME
     damage(journal, kind)
     broken = snapshot(folder)
 
-    refused = run(folder, *FAST, space, "hydra.sweeper.n_trials=4")
+    arguments = sweep_arguments(folder, *FAST, space, "hydra.sweeper.n_trials=4")
+    refused = train_in_process(*arguments, cwd=tmp_path)  # refused before any trial: in-process
     output = refused.stdout + refused.stderr
     assert refused.returncode == 2 and "Traceback" not in output
     assert snapshot(folder) == broken  # nothing changed: no backup, no record, no folder
@@ -118,12 +120,9 @@ def test_a_damaged_journal_refuses_the_resume_untouched_and_its_repair_keeps_eve
 
 
 @pytest.mark.slow
-def test_compare_says_a_study_journal_is_damaged_in_one_line(tmp_path):
+def test_compare_says_a_study_journal_is_damaged_in_one_line(tmp_path, prepared_sweep, capfd):
     folder = tmp_path / "sweep"
-    assert (
-        run(folder, *FAST, "model.out_1=int(interval(1,4))", "hydra.sweeper.n_trials=3").returncode
-        == 0
-    )
+    prepared_sweep(folder, *FAST, "model.out_1=int(interval(1,4))", "hydra.sweeper.n_trials=3")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     assert len(open_study(folder).trials) == 3
     for kind in ("garbage-inside", "cut"):
@@ -135,12 +134,9 @@ def test_compare_says_a_study_journal_is_damaged_in_one_line(tmp_path):
             damage(journal, kind)
         with pytest.raises(StudyUnavailable, match=r"optuna_journal.log is damaged \("):
             open_study(folder)
-        shown = subprocess.run(
-            [sys.executable, "-m", "linesweep.compare", str(folder), "--out", str(tmp_path / kind)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        assert shown.returncode == 0, shown.stderr
-        lines = [line for line in shown.stderr.splitlines() if "is damaged" in line]
+        capfd.readouterr()
+        assert compare_main([str(folder), "--out", str(tmp_path / kind)]) == 0
+        lines = [line for line in capfd.readouterr().err.splitlines() if "is damaged" in line]
         assert len(lines) == 1
         assert lines[0].endswith("python -m linesweep.sweep.journal --repair optuna_journal.log)")
         journal.write_bytes(whole)

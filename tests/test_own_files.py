@@ -256,15 +256,17 @@ def test_overwrite_never_clears_a_folder_that_holds_no_run(run_in_process, tmp_p
 
 
 @pytest.mark.slow
-def test_a_reused_multirun_folder_is_refused_and_overwrite_clears_its_jobs(tmp_path):
+def test_a_reused_multirun_folder_is_refused_and_overwrite_clears_its_jobs(
+    tmp_path, train_in_process
+):
     folder = tmp_path / "multi"
-    command = ["linesweep.train", "-m", *TINY, "model.out_1=1,2", f"hydra.sweep.dir={folder}"]
-    assert run_cli(*command, cwd=tmp_path).returncode == 0
-    again = run_cli(*command, cwd=tmp_path)
+    command = ["-m", *TINY, "model.out_1=1,2", f"hydra.sweep.dir={folder}"]
+    assert train_in_process(*command, cwd=tmp_path).returncode == 0  # the command, in-process
+    again = train_in_process(*command, cwd=tmp_path)
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert f"hydra.sweep.dir={folder / '0'} is not allowed" in again.stderr
     assert "holds another run" in again.stderr
-    done = run_cli(*command, "overwrite=true", cwd=tmp_path)
+    done = train_in_process(*command, "overwrite=true", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
 
 
@@ -303,18 +305,19 @@ def test_an_interrupted_overwrite_never_reports_the_old_runs_epochs(tmp_path):
 
 
 @pytest.mark.slow
-def test_planted_links_through_the_command_line_leave_their_targets_alone(tmp_path, victims):
-    """The whole command, Hydra's log file and .hydra/ included, with overwrite=true."""
+def test_planted_links_through_the_command_line_leave_their_targets_alone(
+    tmp_path, victims, train_in_process
+):
+    """The whole command (its cli(), in this process), Hydra's log file and .hydra/ included,
+    with overwrite=true."""
     run = tmp_path / "run"
     for name, kind in PLANTED:
         if name.startswith(".hydra/"):
             continue  # .hydra itself is a link here
         plant(run, name, victims[0] if kind == "file" else victims[1])
-    refused = run_cli("linesweep.train", *TINY_RUN, f"hydra.run.dir={run}", cwd=tmp_path)
+    refused = train_in_process(*TINY_RUN, f"hydra.run.dir={run}", cwd=tmp_path)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    done = run_cli(
-        "linesweep.train", *TINY_RUN, "overwrite=true", f"hydra.run.dir={run}", cwd=tmp_path
-    )
+    done = train_in_process(*TINY_RUN, "overwrite=true", f"hydra.run.dir={run}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert not any(p.is_symlink() for p in run.rglob("*"))
     assert (run / "train.log").read_text().count("run complete") == 1

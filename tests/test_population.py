@@ -14,7 +14,7 @@ import statistics
 
 import pytest
 import torch
-from conftest import TINY, run_cli
+from conftest import TINY
 
 from linesweep.core.errors import ConfigError, Diverged
 from linesweep.core.metrics import EpochMetrics, population_objective, spread
@@ -213,8 +213,8 @@ def test_a_population_too_large_for_memory_names_replicates(compose_config):
         ),
     ],
 )
-def test_bad_replicate_input_exits_2_with_one_line(tmp_path, override, message):
-    done = run_cli("linesweep.train", *TINY, *override.split(), cwd=tmp_path)
+def test_bad_replicate_input_exits_2_with_one_line(tmp_path, train_in_process, override, message):
+    done = train_in_process(*TINY, *override.split(), cwd=tmp_path)  # test_cli: as a process
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "[ERROR]" in line]
     assert len(errors) == 1 and message in errors[0], errors

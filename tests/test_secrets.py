@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from optuna.exceptions import StorageInternalError
 
 from linesweep.core.errors import LinesweepError
 from linesweep.core.storage import (
     PASSWORD_VAR,
     mask_secrets,
+    password_of,
     redact_logs,
     shown_url,
     with_password,
@@ -30,6 +32,7 @@ from linesweep.core.storage import (
 )
 from linesweep.core.trial_link import TrialContext, TrialLink
 from linesweep.run.task import run
+from linesweep.sweep.telling import storage_errors
 from tests.conftest import TINY
 from tests.test_faults import FAST, SLOW, running_trial, wait_for
 from tests.test_postgres import server_binary
@@ -52,6 +55,21 @@ def test_urls_lose_and_regain_their_password_and_mask_it_in_any_form():
     assert "p%40ss" not in bare and "p@ss" not in bare
     assert with_password(bare, "p@ss:w").startswith("postgresql://user:p%40ss%3Aw@db-host")
     assert shown_url(url) == "postgresql://user:***@db-host:5432/study?host=%2Ftmp%2Fsock"
+
+
+def test_a_journal_file_has_no_password_and_loads_no_sqlalchemy(monkeypatch, tmp_path):
+    """A sweep on a journal file reads its storage without SQLAlchemy (0.2 s to import), and
+    counts SQLAlchemy's errors as a storage failure once a database storage has loaded it."""
+    import sqlalchemy.exc
+
+    assert sqlalchemy.exc.SQLAlchemyError in storage_errors()
+    monkeypatch.setitem(sys.modules, "sqlalchemy.engine", None)  # importing it fails now
+    monkeypatch.setitem(sys.modules, "sqlalchemy.exc", None)
+    journal = str(tmp_path / "optuna_journal.log")
+    assert (
+        password_of(journal) is None and mask_secrets(f"at {journal}", journal) == f"at {journal}"
+    )
+    assert storage_errors() == (OSError, StorageInternalError)
 
 
 def test_log_records_are_masked_whoever_logs_them(caplog):

@@ -99,6 +99,7 @@ def test_what_optuna_cannot_store_is_refused_even_on_purpose_and_leaves_no_trial
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2  # no RUNNING, no params
 
 
+@pytest.mark.slow  # three sweeps, 19 trials
 def test_a_resume_continued_on_purpose_runs_the_new_space_exactly_without_repeats(
     sweep_in_process, tmp_path, capfd, caplog
 ):

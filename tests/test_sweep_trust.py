@@ -48,7 +48,11 @@ def test_trial_seeds_differ_per_trial_and_repeat_per_number():
     assert trial_seed(0, 5) != trial_seed(1, 5)
 
 
-@pytest.mark.parametrize("space", [CONTINUOUS, DISCRETE], ids=["continuous", "discrete"])
+@pytest.mark.parametrize(
+    "space",
+    [pytest.param(CONTINUOUS, marks=pytest.mark.slow), DISCRETE],  # the quick suite: discrete
+    ids=["continuous", "discrete"],
+)
 def test_a_resumed_study_proposes_new_parameters_not_its_first_trials_again(
     sweep_in_process, tmp_path, space
 ):
@@ -59,6 +63,7 @@ def test_a_resumed_study_proposes_new_parameters_not_its_first_trials_again(
     assert len(set(points(study))) == 6  # before: trials 3-5 repeated trials 0-2
 
 
+@pytest.mark.slow  # 8 trials; test_proposals_replace_a_repeat_... checks the replacement alone
 def test_a_finite_space_is_visited_without_repeats_until_it_is_exhausted(
     sweep_in_process, tmp_path
 ):
@@ -345,19 +350,21 @@ def test_the_sweeper_refuses_such_names_too_for_apps_without_linesweep_callbacks
     check_study_name("é" * 100)  # 200 bytes: a folder name with room for the lock's suffix
 
 
-# The command line, end to end; test_a_study_name_that_would_leave_its_folder_is_refused checks
-# the same refusal in-process.
+# The command line, end to end (the first as a process, the second through the same cli() in
+# this process); test_a_study_name_that_would_leave_its_folder_is_refused checks the same
+# refusal through the sweeper alone.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["../escape", "../runs/inside-a-run"])
-def test_a_study_name_outside_outputs_sweeps_is_refused_before_any_folder(tmp_path, name):
-    done = run_cli(
-        "linesweep.train",
-        "-m",
-        "hydra/sweeper=linesweep",
-        "experiment=smoke",
-        f"hydra.sweeper.study_name={name}",
-        cwd=tmp_path,
-    )
+@pytest.mark.parametrize(
+    ("name", "process"), [("../escape", True), ("../runs/inside-a-run", False)]
+)
+def test_a_study_name_outside_outputs_sweeps_is_refused_before_any_folder(
+    tmp_path, train_in_process, name, process
+):
+    args = ["-m", "hydra/sweeper=linesweep", "experiment=smoke", f"hydra.sweeper.study_name={name}"]
+    if process:
+        done = run_cli("linesweep.train", *args, cwd=tmp_path)
+    else:
+        done = train_in_process(*args, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().startswith(f"error: hydra.sweeper.study_name={name} is not allowed")
     assert "\n" not in done.stderr.strip() and "Traceback" not in done.stdout + done.stderr

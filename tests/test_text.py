@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import linesweep
+from linesweep.compare.cli import main as compare_main
 from linesweep.core.files import spreadsheet_cell, write_csv
 from linesweep.core.storage import JOURNAL_NAME
 from linesweep.core.trial_link import TrialContext
@@ -114,17 +115,17 @@ def test_write_csv_neutralises_headers_and_cells_only_when_asked(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_table_and_trials_csv_are_safe_and_load_runs_reads_the_value_unchanged(tmp_path):
+def test_compare_table_and_trials_csv_are_safe_and_load_runs_reads_the_value_unchanged(
+    tmp_path, train_in_process, monkeypatch
+):
     runs = [tmp_path / "=1+2", tmp_path / "-3+4"]  # folder names a spreadsheet would run
-    for run in runs:
-        done = run_cli("linesweep.train", *TINY, f"hydra.run.dir='{run}'", cwd=tmp_path)
+    for run in runs:  # the commands, in this process (test_a_non_ascii_run_folder_works: one)
+        done = train_in_process(*TINY, f"hydra.run.dir='{run}'", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     out = tmp_path / "cmp"
-    shown = run_cli(
-        "linesweep.compare", "--no-plots", "--out", str(out), "--", *(r.name for r in runs),
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert shown.returncode == 0, shown.stderr
+    monkeypatch.chdir(tmp_path)
+    shown = compare_main(["--no-plots", "--out", str(out), "--", *(r.name for r in runs)])
+    assert shown == 0
     table = list(csv.DictReader((out / "table.csv").open()))
     assert sorted(row["folder"][:2] for row in table) == ["'-", "'="]
     assert all(float(row["val_acc"]) >= 0 for row in table)  # numbers are still numbers

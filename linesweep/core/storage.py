@@ -170,10 +170,12 @@ def _heartbeat_options(
 
 
 def _parsed(url: str) -> Any:
+    if not is_database_url(url):
+        return None  # a file: SQLAlchemy (0.2 s to import) is not loaded for it
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url) if is_database_url(url) else None
+        return make_url(url)
     except Exception:  # not a URL SQLAlchemy reads
         return None
 

@@ -94,6 +94,8 @@ class Drawing:
 
     def finish(self, history: Sequence[EpochMetrics]) -> list[Path]:
         """Every picture the config asks for, drawn from the trained model; the files written."""
+        if not self.cfg.asked:
+            return []  # nothing to draw: matplotlib is not even loaded
         from linesweep.run import plots  # matplotlib loads only when a run plots
 
         figures = plots.data_figures(self.cfg, self.samples)

@@ -85,7 +85,7 @@ from linesweep.sweep.study import (
     pruner_config,
     storage_url_for,
 )
-from linesweep.sweep.telling import STORAGE_ERRORS, Teller
+from linesweep.sweep.telling import Teller, storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -415,13 +415,13 @@ class Sweep:
             for outcome in self.executor.interrupt():
                 try:
                     self._record(outcome)
-                except STORAGE_ERRORS:
+                except storage_errors():
                     log.warning(
                         "trial %d: could not record it as interrupted; the next run of the same "
                         "command does",
                         outcome.number,
                     )
-            with contextlib.suppress(*STORAGE_ERRORS):  # the next run writes them from the study
+            with contextlib.suppress(*storage_errors()):  # the next run writes them from the study
                 self.teller.write_if_told()
         finally:
             self.executor.close()
@@ -460,9 +460,9 @@ def run_sweep(
         with contextlib.suppress(OSError):  # refused: the folder made to check it is writable
             Path(str(config.hydra.sweep.dir)).rmdir()  # goes if empty; a study's stays
         sys.exit(2)
-    except STORAGE_ERRORS as err:
+    except storage_errors() as err:
         if sweep is not None and hasattr(sweep, "study"):
-            with contextlib.suppress(*STORAGE_ERRORS):  # what the study can still tell
+            with contextlib.suppress(*storage_errors()):  # what the study can still tell
                 sweep.tell_answer()
         url = sweep.storage_url if sweep is not None and hasattr(sweep, "storage_url") else ""
         detail = mask_secrets(str(err).strip().splitlines()[0] if str(err).strip() else "", url)

@@ -13,6 +13,7 @@ training (a third of the main process's time in the 128-trial grid).
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
 from linesweep.core.status import Status
 from linesweep.core.storage import mask_secrets
@@ -33,8 +33,16 @@ from linesweep.sweep.results import AnswerSetup, format_params, sweep_answer, wr
 log = logging.getLogger("linesweep.sweep.sweeper")
 
 FAILURES = frozenset(s.value for s in Status if s.counts_as_failure)
-# A storage or disk that fails mid-sweep: the sweep stops with one line, the next run resumes.
-STORAGE_ERRORS = (OSError, SQLAlchemyError, StorageInternalError)
+
+
+def storage_errors() -> tuple[type[Exception], ...]:
+    """What a storage or disk that fails mid-sweep raises: the sweep stops with one line, the
+    next run resumes. SQLAlchemy's errors once SQLAlchemy is loaded (a database storage loads
+    it); no other code can raise them, and a sweep on a journal file never pays the 0.2 s of
+    importing it."""
+    sqlalchemy = sys.modules.get("sqlalchemy.exc")
+    loaded = (sqlalchemy.SQLAlchemyError,) if sqlalchemy is not None else ()
+    return (OSError, *loaded, StorageInternalError)
 
 
 @dataclass
