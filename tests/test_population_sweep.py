@@ -321,3 +321,47 @@ def test_a_result_sent_while_the_sweep_records_another_is_not_taken_for_a_death(
     assert [(o.number, o.died) for o in outcomes] == [(0, None), (1, None)]
     assert [o.job_return.cfg for o in outcomes] == [configs[0], configs[1]]  # attached here
     assert executor._populations == []
+
+
+def test_the_results_files_wait_for_the_pause_after_a_populations_endings(monkeypatch):
+    """A population's members end 0.1-0.2 s apart: while others still run, the results files
+    (rebuilt from the whole study) wait for a pause, at most LAG_S after the first ending."""
+    from linesweep.sweep import telling
+
+    writes: list[float] = []
+    teller = telling.Teller(None, None, "", Path("."), OmegaConf.create(), ["v"], 1, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(teller, "write_results", lambda: writes.append(now[0]))
+    now = [100.0]
+    monkeypatch.setattr(telling.time, "monotonic", lambda: now[0])
+
+    teller.write_if_told(more_coming=False)
+    assert writes == []  # nothing told: nothing to write
+    teller.told, teller.told_at = True, now[0]
+    for _ in range(3):  # endings 0.2 s apart, others still running
+        now[0] += 0.2
+        teller.write_if_told(more_coming=True)
+    assert writes == []
+    now[0] += telling.LAG_S
+    teller.write_if_told(more_coming=True)  # endings without a pause: written after LAG_S
+    assert writes == [now[0]]
+    teller.told = False
+    teller.told, teller.told_at = True, now[0]
+    teller.write_if_told(more_coming=False)  # the pause (or nothing left running): written now
+    assert len(writes) == 2
+
+
+def test_a_population_of_six_writes_its_results_files_once_or_twice(
+    sweep_in_process, tmp_path, monkeypatch
+):
+    """Before: once per wait that ended a trial, a population's members each rewrote them."""
+    from linesweep.sweep.telling import Teller
+
+    writes = []
+    original = Teller.write_results
+    monkeypatch.setattr(Teller, "write_results", lambda self: writes.append(original(self)))
+    sweep_in_process(
+        tmp_path, *POPULATION, "plots=light", "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.population_size=6", "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+    )  # fmt: skip
+    assert len(list(csv.DictReader((tmp_path / "trials.csv").open()))) == 6
+    assert 1 <= len(writes) <= 3, len(writes)  # the loop's, when none runs, and the end's

@@ -85,7 +85,7 @@ from linesweep.sweep.study import (
     pruner_config,
     storage_url_for,
 )
-from linesweep.sweep.telling import Teller, storage_errors
+from linesweep.sweep.telling import QUIET_S, Teller, storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,11 @@ class Sweep:
         stopping: list[str] = []  # the first reason to stop launching, if any
         batch: list[JobReturn] = []  # the jobs one wait() finished, for Hydra's return value
 
+        ended = 0  # outcomes recorded, to tell a wait that ended trials from a quiet one
+
         def on_outcome(outcome: JobOutcome) -> None:
+            nonlocal ended
+            ended += 1
             self._record(outcome)
             problem = self.teller.failure_budget_exceeded(s.max_failure_rate)
             if problem and not stopping:
@@ -265,9 +269,12 @@ class Sweep:
                     break
             if not self.executor.running():
                 break
-            self.executor.wait(min(s.heartbeat_s, self.stalls.warn_after_s), on_outcome)
+            timeout = min(s.heartbeat_s, self.stalls.warn_after_s)
+            before = ended
+            self.executor.wait(min(timeout, QUIET_S) if self.teller.told else timeout, on_outcome)
             self._end_stalled(on_outcome)
-            self.teller.write_if_told()  # once for the trials that ended together
+            # Once for the trials that ended together: after a pause, or when none still runs.
+            self.teller.write_if_told(more_coming=ended > before and bool(self.executor.running()))
             if batch:
                 self.returns.append(batch.copy())
                 batch.clear()

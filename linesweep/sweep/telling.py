@@ -5,15 +5,18 @@ The sweep loop (sweeper.py) collects each trial's outcome from its executor; `Te
 the study, and says it on the console. trials.csv and optimization_results.yaml are rebuilt from
 the study, with the answer, once the trials that ended together are told (`write_if_told`, after
 each of the loop's waits): a sweep killed at any moment leaves them current but for the trials
-of that moment, which its journal holds and the next run writes. Once per trial, a population
-of 64 trials rewrote them 64 times: O(n^2) YAML in the process that shares the cores with the
-training (a third of the main process's time in the 128-trial grid).
+of the last few seconds, which its journal holds and the next run writes. Once per trial, a
+population of 64 trials rewrote them 64 times: O(n^2) YAML in the process that shares the cores
+with the training (a third of the main process's time in the 128-trial grid). A population's
+members end one after another, 0.1-0.2 s apart (each writes its record and draws its curve), so
+while others still run the files wait for a pause of `QUIET_S` between endings, at most `LAG_S`.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,10 @@ from linesweep.sweep.results import AnswerSetup, format_params, sweep_answer, wr
 log = logging.getLogger("linesweep.sweep.sweeper")
 
 FAILURES = frozenset(s.value for s in Status if s.counts_as_failure)
+# While more trials may end any moment, the results files wait for a pause this long between
+# endings (the loop waits no longer than this while they wait), and never longer than LAG_S.
+QUIET_S = 0.5
+LAG_S = 5.0
 
 
 def storage_errors() -> tuple[type[Exception], ...]:
@@ -61,6 +68,7 @@ class Teller:
     answered: Any = None  # the answer from the study, as last written
     unwritten: str | None = field(default=None)  # why the results files could not be written
     told: bool = False  # trials were told since the results files were last written
+    told_at: float = 0.0  # time.monotonic() of the first of those
 
     def tell(self, trial: optuna.Trial, outcome: JobOutcome) -> None:
         """Tell the study how `trial` ended, and say so in one line."""
@@ -91,7 +99,8 @@ class Teller:
         if verdict.status == Status.INTERRUPTED:
             co.requeue(self.storage, self.study, trial.number)
         log.info("%s", one_line(outcome.number, trial.params, verdict, self.value_names))
-        self.told = True
+        if not self.told:
+            self.told, self.told_at = True, time.monotonic()
 
     def _measured_epoch(self, outcome: JobOutcome, verdict: Verdict) -> int | None:
         """The epoch the trial's values were measured at, if it says or its reports show it.
@@ -129,9 +138,14 @@ class Teller:
             )
         return None
 
-    def write_if_told(self) -> None:
-        """Rewrite the results files if trials were told since they were last written."""
-        if self.told:
+    def write_if_told(self, more_coming: bool = False) -> None:
+        """Rewrite the results files if trials were told since they were last written.
+
+        `more_coming`: a trial just ended and others still run (a population's members end
+        one after another): wait for the pause after them, unless the first unwritten trial
+        was told `LAG_S` ago.
+        """
+        if self.told and (not more_coming or time.monotonic() - self.told_at >= LAG_S):
             self.write_results()
 
     def write_results(self) -> None:
