@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from sqlalchemy import text
 
 from linesweep.core.errors import LinesweepError
+from linesweep.core.processes import this_process
 from linesweep.core.storage import JOURNAL_NAME, check_study_name, open_storage
 from linesweep.sweep.coordination import (
     OWNER,
@@ -121,6 +122,48 @@ def test_a_running_trial_without_owner_is_reaped_at_once_and_the_study_ends_comp
         "died before recording itself as its owner" in study.trials[0].user_attrs["linesweep.error"]
     )
     assert [t.state for t in slot_holders(study.trials)] == [TrialState.COMPLETE] * 2
+
+
+def test_a_worker_here_that_dies_mid_sweep_has_its_slots_re_run_before_the_sweep_ends(
+    sweep_in_process, tmp_path, monkeypatch
+):
+    """Another sweep process on this host asks a trial while this one runs, then dies (killed:
+    its trial stays RUNNING). Once every slot is held, this process looks for dead owners
+    before it stops asking, and re-runs the slot; before, the study ended one short, exit 0."""
+    from linesweep.sweep.sweeper import Sweep
+
+    record = Sweep._record
+
+    def record_then_a_worker_dies(self, outcome):
+        record(self, outcome)
+        if outcome.number == 0:  # another worker's trial, RUNNING; its process gone
+            dead = ask(self.study, {"model.out_1": IntDistribution(1, 4)})
+            dead.set_user_attr(OWNER, {**this_process(), "pid_start": "not-this-process"})
+            beat(self.storage, [dead])
+
+    monkeypatch.setattr(Sweep, "_record", record_then_a_worker_dies)
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=3", "model.out_1=int(interval(1,4))")
+    study = load_study(tmp_path)
+    assert [t.state for t in slot_holders(study.trials)] == [TrialState.COMPLETE] * 3
+    dead, rerun = study.trials[1], study.trials[-1]
+    assert dead.state == TrialState.FAIL and dead.user_attrs["linesweep.state"] == "interrupted"
+    assert rerun.params == dead.params and rerun.state == TrialState.COMPLETE
+
+
+def test_a_trial_folder_holding_a_run_the_study_never_had_is_refused_and_its_trial_failed(
+    sweep_in_process, tmp_path
+):
+    """A new study in a folder whose trial folder 0 holds a run: the sweep stops (exit 2)
+    before writing into it, and the trial it asked is failed, naming the folder."""
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "summary.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2")
+    assert stop.value.code == 2
+    assert (tmp_path / "0" / "summary.json").read_text() == "{}"  # untouched
+    (trial,) = load_study(tmp_path).trials
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["linesweep.error"] == f"folder {tmp_path / '0'} holds a run"
 
 
 def test_a_database_trial_whose_heartbeat_stopped_is_failed_by_optuna_and_its_slot_re_run(

@@ -35,6 +35,7 @@ import stat
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 import optuna
@@ -44,6 +45,8 @@ from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
+from linesweep.core.errors import ConfigError
+from linesweep.core.files import what_is
 from linesweep.core.processes import alive_here
 from linesweep.core.status import Status
 from linesweep.core.storage import database_url, is_database_url
@@ -119,6 +122,26 @@ def beat(storage: BaseStorage, trials: Iterable[optuna.Trial]) -> None:
                 storage.record_heartbeat(trial._trial_id)
             else:
                 trial.set_user_attr(HEARTBEAT, now)
+
+
+def claim_trial_folder(
+    storage: BaseStorage, study: optuna.Study, number: int, folder: Path, sweep_dir: Path
+) -> None:
+    """A new trial's folder must be absent or empty: one that holds a run (or is a link, or a
+    file) belongs to a study this one has no record of. Then the trial is failed and the
+    sweep refused, naming the folder; a link there is never followed, even to an empty folder."""
+    found = what_is(folder)
+    if found is None or (found == "a folder" and not any(folder.iterdir())):
+        return
+    held = "holds a run" if found == "a folder" else f"is {found}"
+    fail_trial(storage, study, number, Status.FAILED, f"folder {folder} {held}")
+    raise ConfigError(
+        "hydra.sweep.dir",
+        str(sweep_dir),
+        f"a folder whose trial folders match its study, but {folder} already {held} "
+        f"and study {study.study_name!r} has no record of it",
+        "use a new hydra.sweep.dir or hydra.sweeper.study_name, or restore the storage",
+    )
 
 
 def ask(study: optuna.Study, distributions: dict[str, BaseDistribution]) -> optuna.Trial:

@@ -89,6 +89,9 @@ from linesweep.sweep.telling import QUIET_S, Teller, storage_errors
 
 log = logging.getLogger(__name__)
 
+# While every slot is held, how often the trials of dead workers are looked for (seconds).
+REAP_WHEN_FULL_S = 1.0
+
 
 class Sweep:
     """One run of the sweep command, from set-up to the final results."""
@@ -330,6 +333,10 @@ class Sweep:
     def _slots_taken(self) -> int:
         return len(co.slot_holders(self.study.get_trials(deepcopy=False)))
 
+    def _slots_full(self) -> bool:
+        """Every point run (the grid sampler) or every one of n_trials slots held."""
+        return self.teller.grid_done or self._slots_taken() >= self.n_trials
+
     def _launch_next(self) -> bool:
         """Ask for a trial if a slot is free (under the lock all workers share) and start it."""
         with deferred():  # asked and registered as one step
@@ -337,28 +344,23 @@ class Sweep:
 
     def _ask_and_start(self) -> bool:
         with self.slots.hold():
-            if time.monotonic() - self.last_reap >= self.settings.heartbeat_s:
-                self._reap()  # a worker that died elsewhere frees its slots for this one
+            since = time.monotonic() - self.last_reap
+            if since >= self.settings.heartbeat_s or (
+                self._slots_full() and (since >= REAP_WHEN_FULL_S or not self.executor.running())
+            ):
+                # A worker that died frees its slots for this one. When every slot is held,
+                # before this process stops asking too: a worker on this host that died holding
+                # slots would otherwise leave the study short (its trials RUNNING) until the
+                # command runs again.
+                self._reap()
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            if not waiting and (self.teller.grid_done or self._slots_taken() >= self.n_trials):
+            if not waiting and self._slots_full():
                 return False
             trial = self.proposals.ask(self.study, queued=bool(waiting))
             trial.set_user_attr(co.OWNER, this_process())
             co.beat(self.storage, [trial])
         folder = self.sweep_dir / str(trial.number)
-        found = what_is(folder)  # a link there is never followed, even to an empty folder
-        if found is not None and (found != "a folder" or any(folder.iterdir())):
-            held = "holds a run" if found == "a folder" else f"is {found}"
-            co.fail_trial(
-                self.storage, self.study, trial.number, Status.FAILED, f"folder {folder} {held}"
-            )
-            raise ConfigError(
-                "hydra.sweep.dir",
-                str(self.sweep_dir),
-                f"a folder whose trial folders match its study, but {folder} already {held} "
-                f"and study {self.settings.study_name!r} has no record of it",
-                "use a new hydra.sweep.dir or hydra.sweeper.study_name, or restore the storage",
-            )
+        co.claim_trial_folder(self.storage, self.study, trial.number, folder, self.sweep_dir)
         self._extend(trial)
         trial.set_user_attr(co.FOLDER, str(folder))
         self.running[trial.number] = trial
