@@ -92,6 +92,16 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(
             "add -m: python -m linesweep.train -m hparams_search=",
             IN_PROCESS,
         ),
+        (
+            "trainer.epochs=null",
+            "trainer.epochs=null is not allowed: an integer, not null",
+            IN_PROCESS,
+        ),
+        (  # Hydra: `field ... is not Optional`, five lines, exit 1
+            "hydra.sweeper.population_size=null",
+            "hydra.sweeper.population_size=null is not allowed: an integer, not null",
+            IN_PROCESS,
+        ),
         (  # a typo: one line naming the nearest keys, as a sweep's check says it
             "model.out1=3",
             "model.out1=3 is not allowed: a key of linesweep's config; the nearest: model.out_1",

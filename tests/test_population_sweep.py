@@ -365,3 +365,26 @@ def test_a_population_of_six_writes_its_results_files_once_or_twice(
     )  # fmt: skip
     assert len(list(csv.DictReader((tmp_path / "trials.csv").open()))) == 6
     assert 1 <= len(writes) <= 3, len(writes)  # the loop's, when none runs, and the end's
+
+
+def test_a_sigterm_while_the_population_process_starts_ends_it_quietly(monkeypatch, capfd):
+    """The sweep stops on Ctrl-C by sending SIGTERM to its populations: one that arrives while a
+    population's process is still setting up (here: as it sets Hydra's globals) ends it with
+    no traceback on the terminal; before, multiprocessing printed one, exit 1."""
+    from linesweep.sweep import population_executor
+
+    monkeypatch.setattr(
+        population_executor, "setup_globals", lambda: os.kill(os.getpid(), signal.SIGTERM)
+    )
+    fork = multiprocessing.get_context("fork")
+    results, child_results = fork.Pipe(duplex=False)
+    alive, _keep_alive = fork.Pipe(duplex=False)
+    job = ([], {}, os.getpid(), "linesweep.run.batch", None, None)
+    process = fork.Process(
+        target=population_executor._population_main, args=(child_results, alive, job)
+    )
+    process.start()
+    process.join(timeout=30)
+    assert process.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err
+    assert not results.poll()  # no member reported: the sweep records them interrupted

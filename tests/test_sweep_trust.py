@@ -150,20 +150,26 @@ def test_a_worker_here_that_dies_mid_sweep_has_its_slots_re_run_before_the_sweep
     assert rerun.params == dead.params and rerun.state == TrialState.COMPLETE
 
 
-def test_a_trial_folder_holding_a_run_the_study_never_had_is_refused_and_its_trial_failed(
+def test_a_trial_folder_holding_a_run_the_study_never_had_is_refused_and_its_trial_re_run(
     sweep_in_process, tmp_path
 ):
     """A new study in a folder whose trial folder 0 holds a run: the sweep stops (exit 2)
-    before writing into it, and the trial it asked is failed, naming the folder."""
+    before writing into it; the trial it asked never ran, so it holds no slot, and running the
+    command again runs its parameters as a new trial and ends with n_trials."""
     (tmp_path / "0").mkdir()
     (tmp_path / "0" / "summary.json").write_text("{}")
     with pytest.raises(SystemExit) as stop:
-        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2")
+        sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", "model.out_1=int(interval(1,4))")
     assert stop.value.code == 2
-    assert (tmp_path / "0" / "summary.json").read_text() == "{}"  # untouched
-    (trial,) = load_study(tmp_path).trials
-    assert trial.state == TrialState.FAIL
+    (trial,) = [t for t in load_study(tmp_path).trials if t.state != TrialState.WAITING]
+    assert trial.state == TrialState.FAIL and trial.user_attrs["linesweep.state"] == "interrupted"
     assert trial.user_attrs["linesweep.error"] == f"folder {tmp_path / '0'} holds a run"
+
+    sweep_in_process(tmp_path, "hydra.sweeper.n_trials=2", "model.out_1=int(interval(1,4))")
+    study = load_study(tmp_path)
+    assert [t.state for t in slot_holders(study.trials)] == [TrialState.COMPLETE] * 2
+    assert study.trials[1].params == trial.params  # the re-run, in folder 1
+    assert (tmp_path / "0" / "summary.json").read_text() == "{}"  # untouched throughout
 
 
 def test_a_database_trial_whose_heartbeat_stopped_is_failed_by_optuna_and_its_slot_re_run(

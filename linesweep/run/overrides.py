@@ -67,6 +67,16 @@ def check_command_line(arguments: Sequence[str]) -> None:
         )
 
 
+# What a key of one of these types holds, as a refusal says it.
+PLAIN = {
+    frozenset({int}): "an integer",
+    frozenset({float}): "a number",
+    frozenset({int, float}): "a number",
+    frozenset({bool}): "true or false",
+    frozenset({str}): "a string",
+}
+
+
 def _check_value(key: str, override: Any, hint: object) -> None:
     """A plain value that the key's type cannot hold (`abc` or 1e2 for an integer, `abc` for a
     number, `maybe` for true/false); sweep expressions and interpolations are left as they are."""
@@ -74,9 +84,13 @@ def _check_value(key: str, override: Any, hint: object) -> None:
         return
     raw = override.input_line.partition("=")[2] if override.input_line else ""
     value = override.value()
+    kinds = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
+    if value is None and type(None) not in typing.get_args(hint) and frozenset(kinds) in PLAIN:
+        raise ConfigError(
+            key, raw, f"{PLAIN[frozenset(kinds)]}, not null"
+        )  # Hydra: 5 lines, exit 1
     if not isinstance(value, (str, int, float, bool)) or "${" in raw:
         return
-    kinds = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
     if value is None or (isinstance(value, str) and str in kinds):
         return
     if all(typing.get_origin(k) is list for k in kinds):

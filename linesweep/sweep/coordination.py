@@ -128,13 +128,16 @@ def claim_trial_folder(
     storage: BaseStorage, study: optuna.Study, number: int, folder: Path, sweep_dir: Path
 ) -> None:
     """A new trial's folder must be absent or empty: one that holds a run (or is a link, or a
-    file) belongs to a study this one has no record of. Then the trial is failed and the
-    sweep refused, naming the folder; a link there is never followed, even to an empty folder."""
+    file) belongs to a study this one has no record of. Then the sweep is refused, naming the
+    folder (a link there is never followed, even to an empty folder), and the trial, which never
+    ran, is recorded interrupted: it holds no slot, and its parameters run again, as a new
+    trial in a folder of its own, when the command runs again."""
     found = what_is(folder)
     if found is None or (found == "a folder" and not any(folder.iterdir())):
         return
     held = "holds a run" if found == "a folder" else f"is {found}"
-    fail_trial(storage, study, number, Status.FAILED, f"folder {folder} {held}")
+    fail_trial(storage, study, number, Status.INTERRUPTED, f"folder {folder} {held}")
+    requeue(storage, study, number)
     raise ConfigError(
         "hydra.sweep.dir",
         str(sweep_dir),

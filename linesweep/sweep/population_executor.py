@@ -306,16 +306,20 @@ def _population_main(
 
     signal.signal(signal.SIGTERM, interrupt)  # each open member records `interrupted`
     configs, singletons, parent, batch_task, context, task = job
-    threading.Thread(target=exit_with_parent, args=(alive, parent), daemon=True).start()
-    setup_globals()
-    Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
-    batch = importlib.import_module(batch_task)
 
     def send(i: int, ret: JobReturn) -> None:
         results.send((int(configs[i].hydra.job.num), portable(ret)))
 
-    function = task.resolve() if isinstance(task, TaskReference) else task
+    # A SIGTERM (the sweep stopping on Ctrl-C) may come while the process still starts, before
+    # any member is open: it ends quietly, and the sweep records the members interrupted.
     with contextlib.suppress(KeyboardInterrupt):
+        threading.Thread(target=exit_with_parent, args=(alive, parent), daemon=True).start()
+        setup_globals()
+        Singleton.set_state(
+            {"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers}
+        )
+        batch = importlib.import_module(batch_task)
+        function = task.resolve() if isinstance(task, TaskReference) else task
         batch.run(configs, send, context, function)
     logging.shutdown()
     results.close()
