@@ -339,9 +339,14 @@ def test_a_study_presets_reproduce_command_spells_out_the_groups_it_chose(tmp_pa
     assert reproduce_command(read_run(folder)) == (
         "python -m linesweep.train plots=light experiment=hard trainer.epochs=3 model.out_1=5"
     )
-    (folder / ".hydra" / "hydra.yaml").write_text("{not yaml")  # cannot say: as recorded
+    (folder / ".hydra" / "hydra.yaml").write_text("{not yaml")  # cannot say: the preset's own
+    assert reproduce_command(read_run(folder)) == (
+        "python -m linesweep.train experiment=hard plots=light trainer.epochs=3 model.out_1=5"
+    )
+    overrides[0] = "hparams_search=another_apps_preset"  # not linesweep's: as recorded
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     assert reproduce_command(read_run(folder)).startswith(
-        "python -m linesweep.train hparams_search=channels_lr"
+        "python -m linesweep.train hparams_search=another_apps_preset"
     )
 
 

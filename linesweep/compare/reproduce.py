@@ -32,6 +32,8 @@ def reproduce_command(run: Run, drop: tuple[str, ...] = ()) -> str:
     preset = next((o.split("=", 1)[1] for o in overrides if o.startswith("hparams_search=")), None)
     if preset is not None:
         chosen = _preset_choices(run)
+        if chosen is None:  # no hydra.yaml to say (rebuilt from multirun.yaml): the preset's own
+            chosen = _preset_defaults(preset)
         if chosen is not None:
             chosen += _preset_values(run, preset, drop)
             given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
@@ -40,13 +42,37 @@ def reproduce_command(run: Run, drop: tuple[str, ...] = ()) -> str:
     return " ".join(["python -m linesweep.train", *map(shlex.quote, overrides)])
 
 
-def _preset_values(run: Run, preset: str, drop: tuple[str, ...]) -> list[str]:
-    """`key=value` for each value the preset's YAML sets outside `hydra` and `defaults`, with
-    the run's own value of it (its config.yaml); none where the preset is not linesweep's."""
+def _preset_yaml(preset: str) -> dict | None:
+    """linesweep's preset `conf/hparams_search/<preset>.yaml`; None for another app's."""
     try:
         path = importlib.resources.files("linesweep.conf") / "hparams_search" / f"{preset}.yaml"
         tree = yaml.safe_load(path.read_text("utf-8")) or {}
     except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return tree if isinstance(tree, dict) else None
+
+
+def _preset_defaults(preset: str) -> list[str] | None:
+    """`group=option` for each task config group linesweep's preset overrides in its defaults
+    list (`override /experiment: hard`); None where the preset is not linesweep's."""
+    tree = _preset_yaml(preset)
+    if tree is None:
+        return None
+    groups = _train_yaml_choices()
+    chosen = []
+    for entry in tree.get("defaults") or []:
+        for key, option in entry.items() if isinstance(entry, dict) else ():
+            group = str(key).removeprefix("override").strip().lstrip("/")
+            if group in groups and isinstance(option, str):
+                chosen.append(f"{group}={option}")
+    return chosen
+
+
+def _preset_values(run: Run, preset: str, drop: tuple[str, ...]) -> list[str]:
+    """`key=value` for each value the preset's YAML sets outside `hydra` and `defaults`, with
+    the run's own value of it (its config.yaml); none where the preset is not linesweep's."""
+    tree = _preset_yaml(preset)
+    if tree is None:
         return []
     keys = [k for k in _flat_keys(tree) if k.split(".")[0] not in ("hydra", "defaults")]
     config = run.config or {}
