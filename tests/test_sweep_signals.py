@@ -31,6 +31,26 @@ def test_a_signal_inside_deferred_is_delivered_right_after_the_block_not_inside(
     assert stop.value.signum == signum
 
 
+def test_a_handler_that_runs_inside_deferred_for_an_earlier_signal_waits_for_its_end():
+    """Python runs a handler some instructions after its signal: one that came just before
+    the block may run inside it, past the signal mask. It is held, and raised as the block
+    ends, not in the middle of the step (the handler is called as Python would call it)."""
+    from linesweep.sweep import interrupts
+
+    steps: list[str] = []
+    with interruptible(), pytest.raises(SweepInterrupted) as stop:
+        with deferred():
+            handler = signal.getsignal(signal.SIGTERM)
+            handler(signal.SIGTERM, None)  # the late handler, inside the block
+            steps.append("the block ran to its end")
+        steps.append("after the block")
+    assert steps == ["the block ran to its end"] and stop.value.signum == signal.SIGTERM
+    with interruptible(), pytest.raises(ValueError), deferred():  # a failing block: its error
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+        raise ValueError("the step's own error")
+    assert interrupts._held == []  # nothing left to surface in a later block
+
+
 def test_without_deferred_the_same_signal_cuts_in_at_once():
     """The control: the step above is whole only because deferred() held the signal."""
     steps: list[str] = []

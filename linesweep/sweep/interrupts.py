@@ -26,7 +26,16 @@ class SweepInterrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+# The signals whose Python handler ran inside a `deferred()` block (see there), and how deep
+# the main thread is in such blocks.
+_held: list[int] = []
+_depth = 0
+
+
 def _raise(signum: int, _frame: Any) -> None:
+    if _depth:
+        _held.append(signum)  # delivered as the block ends
+        return
     raise SweepInterrupted(signum)
 
 
@@ -49,7 +58,15 @@ def ignore_signals() -> None:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block is done; they are delivered right after it."""
+    """Hold SIGINT and SIGTERM until the block is done; they are delivered right after it.
+
+    Two holds, because Python runs a signal's handler some instructions after the signal came:
+    the signal mask holds one that comes during the block, and the handler itself holds one
+    that came just before the mask was set but whose handler runs inside the block (it cut a
+    trial's Hydra composition in half once: a traceback instead of the one line). A block
+    that raises ends with its own exception (a signal held in it is dropped with it).
+    """
+    global _depth
     if (
         not hasattr(signal, "pthread_sigmask")
         or threading.current_thread() is not threading.main_thread()
@@ -57,10 +74,20 @@ def deferred() -> Iterator[None]:
         yield  # Windows, or a helper thread: no signal reaches this code anyway
         return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    _depth += 1
     try:
         yield
+    except BaseException:
+        if _depth == 1:
+            _held.clear()  # the block's own error ends it; a held signal goes with it
+        raise
     finally:
+        _depth -= 1
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    if _held and not _depth:
+        signum = _held[0]
+        _held.clear()
+        raise SweepInterrupted(signum)
 
 
 def reset_in_child() -> None:
