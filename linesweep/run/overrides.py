@@ -86,9 +86,8 @@ def _check_value(key: str, override: Any, hint: object) -> None:
     value = override.value()
     kinds = {a for a in typing.get_args(hint) if a is not type(None)} or {hint}
     if value is None and type(None) not in typing.get_args(hint) and frozenset(kinds) in PLAIN:
-        raise ConfigError(
-            key, raw, f"{PLAIN[frozenset(kinds)]}, not null"
-        )  # Hydra: 5 lines, exit 1
+        # Hydra says it in five lines ("is not Optional"), with exit 1
+        raise ConfigError(key, raw, f"{PLAIN[frozenset(kinds)]}, not null")
     if not isinstance(value, (str, int, float, bool)) or "${" in raw:
         return
     if value is None or (isinstance(value, str) and str in kinds):
