@@ -330,23 +330,35 @@ def test_the_results_files_wait_for_the_pause_after_a_populations_endings(monkey
 
     writes: list[float] = []
     teller = telling.Teller(None, None, "", Path("."), OmegaConf.create(), ["v"], 1, None)  # type: ignore[arg-type]
-    monkeypatch.setattr(teller, "write_results", lambda: writes.append(now[0]))
+
+    def write_results() -> None:
+        writes.append(now[0])
+        teller.told = False
+
+    monkeypatch.setattr(teller, "write_results", write_results)
     now = [100.0]
     monkeypatch.setattr(telling.time, "monotonic", lambda: now[0])
 
-    teller.write_if_told(more_coming=False)
+    def ending() -> None:  # what Teller.tell does with the clock once a trial is told
+        teller.last_told_at = now[0]
+        if not teller.told:
+            teller.told, teller.told_at = True, now[0]
+
+    teller.write_if_told(others_running=False)
     assert writes == []  # nothing told: nothing to write
-    teller.told, teller.told_at = True, now[0]
-    for _ in range(3):  # endings 0.2 s apart, others still running
+    first = now[0]
+    for _ in range(30):  # endings 0.2 s apart for 6 s, others still running: written at LAG_S
+        ending()
         now[0] += 0.2
-        teller.write_if_told(more_coming=True)
-    assert writes == []
-    now[0] += telling.LAG_S
-    teller.write_if_told(more_coming=True)  # endings without a pause: written after LAG_S
-    assert writes == [now[0]]
-    teller.told = False
-    teller.told, teller.told_at = True, now[0]
-    teller.write_if_told(more_coming=False)  # the pause (or nothing left running): written now
+        teller.write_if_told(others_running=True)
+    assert len(writes) == 1 and telling.LAG_S <= writes[0] - first <= telling.LAG_S + 0.2
+    writes.clear()
+    ending()
+    now[0] += telling.QUIET_S  # a pause after the last ending: written
+    teller.write_if_told(others_running=True)
+    assert len(writes) == 1
+    ending()
+    teller.write_if_told(others_running=False)  # nothing left running: written at once
     assert len(writes) == 2
 
 

@@ -254,11 +254,7 @@ class Sweep:
         stopping: list[str] = []  # the first reason to stop launching, if any
         batch: list[JobReturn] = []  # the jobs one wait() finished, for Hydra's return value
 
-        ended = 0  # outcomes recorded, to tell a wait that ended trials from a quiet one
-
         def on_outcome(outcome: JobOutcome) -> None:
-            nonlocal ended
-            ended += 1
             self._record(outcome)
             problem = self.teller.failure_budget_exceeded(s.max_failure_rate)
             if problem and not stopping:
@@ -273,11 +269,10 @@ class Sweep:
             if not self.executor.running():
                 break
             timeout = min(s.heartbeat_s, self.stalls.warn_after_s)
-            before = ended
             self.executor.wait(min(timeout, QUIET_S) if self.teller.told else timeout, on_outcome)
             self._end_stalled(on_outcome)
             # Once for the trials that ended together: after a pause, or when none still runs.
-            self.teller.write_if_told(more_coming=ended > before and bool(self.executor.running()))
+            self.teller.write_if_told(others_running=bool(self.executor.running()))
             if batch:
                 self.returns.append(batch.copy())
                 batch.clear()
@@ -344,17 +339,18 @@ class Sweep:
 
     def _ask_and_start(self) -> bool:
         with self.slots.hold():
-            since = time.monotonic() - self.last_reap
+            since, full = time.monotonic() - self.last_reap, self._slots_full()
             if since >= self.settings.heartbeat_s or (
-                self._slots_full() and (since >= REAP_WHEN_FULL_S or not self.executor.running())
+                full and (since >= REAP_WHEN_FULL_S or not self.executor.running())
             ):
                 # A worker that died frees its slots for this one. When every slot is held,
                 # before this process stops asking too: a worker on this host that died holding
                 # slots would otherwise leave the study short (its trials RUNNING) until the
                 # command runs again.
                 self._reap()
+                full = self._slots_full()
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            if not waiting and self._slots_full():
+            if not waiting and full:
                 return False
             trial = self.proposals.ask(self.study, queued=bool(waiting))
             trial.set_user_attr(co.OWNER, this_process())

@@ -69,6 +69,7 @@ class Teller:
     unwritten: str | None = field(default=None)  # why the results files could not be written
     told: bool = False  # trials were told since the results files were last written
     told_at: float = 0.0  # time.monotonic() of the first of those
+    last_told_at: float = 0.0  # and of the last
 
     def tell(self, trial: optuna.Trial, outcome: JobOutcome) -> None:
         """Tell the study how `trial` ended, and say so in one line."""
@@ -99,8 +100,9 @@ class Teller:
         if verdict.status == Status.INTERRUPTED:
             co.requeue(self.storage, self.study, trial.number)
         log.info("%s", one_line(outcome.number, trial.params, verdict, self.value_names))
+        self.last_told_at = time.monotonic()
         if not self.told:
-            self.told, self.told_at = True, time.monotonic()
+            self.told, self.told_at = True, self.last_told_at
 
     def _measured_epoch(self, outcome: JobOutcome, verdict: Verdict) -> int | None:
         """The epoch the trial's values were measured at, if it says or its reports show it.
@@ -138,14 +140,17 @@ class Teller:
             )
         return None
 
-    def write_if_told(self, more_coming: bool = False) -> None:
+    def write_if_told(self, others_running: bool = False) -> None:
         """Rewrite the results files if trials were told since they were last written.
 
-        `more_coming`: a trial just ended and others still run (a population's members end
-        one after another): wait for the pause after them, unless the first unwritten trial
-        was told `LAG_S` ago.
+        `others_running`: more trials may end any moment (a population's members end one
+        after another): the files wait for `QUIET_S` without an ending, or until the first
+        unwritten trial was told `LAG_S` ago.
         """
-        if self.told and (not more_coming or time.monotonic() - self.told_at >= LAG_S):
+        now = time.monotonic()
+        if self.told and (
+            not others_running or now - self.last_told_at >= QUIET_S or now - self.told_at >= LAG_S
+        ):
             self.write_results()
 
     def write_results(self) -> None:
