@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """Hydra entrypoint: train once and return the objective (one float, or a tuple)."""
     from linesweep.core.files import NO_ROOM
-    from linesweep.run.task import file_log, run  # already imported by `cli`
+    from linesweep.run.task import file_log, run  # imported by `cli`, or by the trial server
 
     hydra_cfg = HydraConfig.get()
     trial = TrialLink.from_environment()  # set by a sweeper that wants typed outcomes
@@ -91,9 +91,14 @@ def cli() -> None:
     line too, with the shell's exit status 130 (SIGTERM there ends the process at once, 143)."""
     try:
         _refuse_unknown_keys(sys.argv[1:])
-        # torch, here where Ctrl-C is caught, and before a sweep forks its trials (none of them
-        # pays for the import again).
-        import linesweep.run.task  # noqa: F401
+        if _sweeps(sys.argv[1:]):
+            # Its trials fork from a server that imports torch and the training on the other
+            # core while Hydra composes here (this process never needs torch).
+            from linesweep.sweep import trial_server
+
+            trial_server.warm(trial_server.LINESWEEP_APP)
+        else:  # torch, here where Ctrl-C is caught
+            import linesweep.run.task  # noqa: F401
 
         main()
     except KeyboardInterrupt as err:
@@ -122,6 +127,13 @@ def _refuse_unknown_keys(arguments: list[str]) -> None:
     except LinesweepError as err:
         print(f"[{datetime.now():%H:%M:%S}][ERROR] {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def _sweeps(arguments: list[str]) -> bool:
+    """Whether the command runs linesweep's sweeper (a search preset, or the sweeper named)."""
+    multirun = any(a in ("-m", "--multirun") for a in arguments)
+    named = [a for a in arguments if a.startswith(("hparams_search=", "hydra/sweeper="))]
+    return multirun and bool(named) and "hydra/sweeper=basic" not in named
 
 
 def _exit_status(signal_name: str) -> int:

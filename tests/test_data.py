@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linesweep.run.bars import centred_start, max_offset
 from linesweep.run.config import DataConfig
-from linesweep.run.data import centred_start, make_split, make_splits, max_offset
+from linesweep.run.data import make_split, make_splits
 
 
 def bounding_box(image: torch.Tensor) -> tuple[int, int, int, int]:

@@ -23,6 +23,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.samplers import TPESampler
 
 from linesweep.core.storage import JOURNAL_NAME
+from linesweep.sweep import trial_server
 from linesweep.sweep.space import parse_search_space
 from linesweep.sweep.study import make_sampler
 from linesweep.sweep.sweeper import SweepSettings
@@ -346,16 +347,19 @@ def test_the_sweepers_nulls_resolve_against_linesweeps_app(compose_config):
         with_hydra=True,
     )
     conf = {k: v for k, v in cfg.hydra.sweeper.items() if not k.startswith("_")}
-    importlib.import_module("linesweep.run.task")  # as the app's cli() does: torch imported
+    importlib.import_module("linesweep.run.task")  # torch imported: another app would get _dynamo
     settings = SweepSettings.from_config(conf, cfg)
     assert settings.directions == ["maximize", "minimize"]
     assert settings.pruner == {"_target_": "optuna.pruners.NopPruner"}  # two objectives
     assert settings.study_name == cfg.hydra.job.name  # and its folder is named alike
     assert cfg.hydra.sweep.dir == f"outputs/sweeps/{settings.study_name}"
-    assert settings.preload == []  # linesweep's hand-written step needs no torch._dynamo
+    # linesweep's training and pictures, not torch._dynamo: its hand-written step needs none
+    assert settings.preload == list(trial_server.LINESWEEP_APP)
+    assert "torch._dynamo" not in settings.preload
     amsgrad = compose_config("hydra/sweeper=linesweep", "optimizer.amsgrad=true", with_hydra=True)
     conf = {k: v for k, v in amsgrad.hydra.sweeper.items() if not k.startswith("_")}
-    assert SweepSettings.from_config(conf, amsgrad).preload == []  # its trials import it
+    amsgrad_preload = SweepSettings.from_config(conf, amsgrad).preload
+    assert amsgrad_preload == list(trial_server.LINESWEEP_APP)  # its trials import _dynamo
     one = compose_config("hydra/sweeper=linesweep", with_hydra=True)
     conf = {k: v for k, v in one.hydra.sweeper.items() if not k.startswith("_")}
     pruner = SweepSettings.from_config(conf, one).pruner

@@ -271,6 +271,19 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _trial_processes(sweep: int) -> list[int]:
+    """The sweep's trial processes: the children of the server they fork from."""
+    (server,) = [p for p in _children(sweep) if b"forkserver" in _cmdline(p)]
+    return _children(server)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds the population's process in /proc")
 def test_a_population_process_stopped_alone_tells_its_members_interrupted(tmp_path):
@@ -278,7 +291,7 @@ def test_a_population_process_stopped_alone_tells_its_members_interrupted(tmp_pa
     # the study and trials.csv say so too, and the sweep re-runs their slots to the end.
     folder = tmp_path / "sweep"
     _, sweep = training_population(folder)
-    (population,) = _children(sweep.pid)
+    (population,) = _trial_processes(sweep.pid)
     os.kill(population, signal.SIGTERM)
     output, _ = sweep.communicate(timeout=240)
     assert sweep.returncode == 0, output.decode()[-3000:]
@@ -391,7 +404,7 @@ def test_a_sigterm_while_the_population_process_starts_ends_it_quietly(monkeypat
     fork = multiprocessing.get_context("fork")
     results, child_results = fork.Pipe(duplex=False)
     alive, _keep_alive = fork.Pipe(duplex=False)
-    job = ([], {}, os.getpid(), "linesweep.run.batch", None, None)
+    job = ([], {}, dict(os.environ), "linesweep.run.batch", None, None)
     process = fork.Process(
         target=population_executor._population_main, args=(child_results, alive, job)
     )

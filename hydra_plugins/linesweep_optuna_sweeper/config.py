@@ -258,10 +258,10 @@ class LinesweepOptunaSweeperConf:
     # Seconds a trial (or a population's process) may go without reporting an epoch before it
     # is ended and recorded `timeout` (a failure); null: never. Silence over a minute is said.
     trial_timeout: float | None = None
-    # Modules imported once before trials fork, so that no trial pays for them. null: nothing
-    # for linesweep's app (it has imported what it needs); for another app that imported torch,
-    # torch._dynamo (torch builds its compiler stack the first time an optimizer is made, ~1 s
-    # a trial).
+    # Modules imported once, in the server trials fork from, so that no trial pays for them.
+    # null: for linesweep's app its training and pictures (torch, matplotlib); for another app
+    # that imported torch, torch._dynamo (torch builds its compiler stack the first time an
+    # optimizer is made, ~1 s a trial).
     preload: list[str] | None = None
 
 

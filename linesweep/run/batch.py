@@ -24,8 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 from linesweep.core.errors import LinesweepError
 from linesweep.run.config import TrainConfig
 from linesweep.run.grouping import plan_populations
-from linesweep.run.hydra_jobs import jobs_running, prepare, returned
-from linesweep.run.pipeline import train_runs
 from linesweep.run.shapes import plan_cnn
 from linesweep.run.validation import to_train_config
 
@@ -45,8 +43,6 @@ def describe(config: DictConfig) -> TrainConfig | None:
         plan_cnn(cfg.model, cfg.data.image_size)  # what `plan` estimates from, for every width
     except (LinesweepError, ValueError):
         return None
-    if cfg.plots.asked:
-        import linesweep.run.plots  # noqa: F401 - matplotlib, loaded once here, not per population
     return cfg
 
 
@@ -68,7 +64,14 @@ def run(
 ) -> None:
     """Train the jobs of `configs` as one population, each set up as Hydra's run_job would;
     `on_return(i, JobReturn)` the moment job i ends (a KeyboardInterrupt: every open job's
-    return says so, then it propagates)."""
+    return says so, then it propagates).
+
+    Only here, in the population's own process, is torch imported: the sweep process calls
+    `describe` and `plan` alone, and never loads it (its trials' processes fork from a server
+    that loaded it while the sweep composed them: linesweep.sweep.workers)."""
+    from linesweep.run.hydra_jobs import jobs_running, prepare, returned
+    from linesweep.run.pipeline import train_runs
+
     jobs = [prepare(config) for config in configs]
     plans_seen = Path(str(configs[0].hydra.sweep.dir)) / ".plans"
     with jobs_running(jobs, context, task):

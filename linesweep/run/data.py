@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from linesweep.run.bars import centred_start
 from linesweep.run.config import DataConfig
 
 CLASS_NAMES = ("vertical", "horizontal")
@@ -30,20 +31,6 @@ class Split:
 
     def to(self, device: torch.device) -> Split:
         return Split(self.images.to(device), self.labels.to(device))
-
-
-def centred_start(image_size: int, extent: int) -> int:
-    """First pixel of a bar of `extent` pixels centred in the image (rounding towards 0)."""
-    return (image_size - extent) // 2
-
-
-def max_offset(image_size: int, line_length: int, line_width: int) -> int:
-    """The largest shift each way that keeps a centred bar inside the image along both axes."""
-    room = []
-    for extent in (line_length, line_width):
-        start = centred_start(image_size, extent)
-        room += [start, image_size - extent - start]
-    return max(0, min(room))
 
 
 def make_split(cfg: DataConfig, n_images: int, seed: int) -> Split:

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from linesweep.run.config import TrainConfig
 from linesweep.run.shapes import plan_cnn
-from linesweep.run.step import Unsupported, UpdateRule
+from linesweep.run.update_rule import Unsupported, UpdateRule
 
 T = TypeVar("T")
 TRAINING = ("data", "model", "trainer", "optimizer")  # the sections that decide the training

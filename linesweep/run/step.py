@@ -82,7 +82,8 @@ from linesweep.run.step_layers import (
     pool_forward,
     unfold,
 )
-from linesweep.run.step_update import ALIGN, SGD, Adam, Unsupported, UpdateRule
+from linesweep.run.step_update import ALIGN, SGD, Adam
+from linesweep.run.update_rule import Unsupported, UpdateRule
 
 __all__ = [
     "CHUNK_NUMBERS", "FAMILY", "Architecture", "HandStep", "Sizes", "Unsupported", "UpdateRule",

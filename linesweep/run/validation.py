@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import METRIC_DIRECTIONS
+from linesweep.run.bars import max_offset
 from linesweep.run.config import (
     MAX_CHANNELS,
     OPTIMIZER_SCHEMAS,
@@ -32,7 +33,6 @@ from linesweep.run.config import (
     TrainerConfig,
     WindowConfig,
 )
-from linesweep.run.data import max_offset
 
 
 def to_train_config(cfg: DictConfig) -> TrainConfig:

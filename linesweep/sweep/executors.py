@@ -217,7 +217,8 @@ class ProcessExecutor(TrialExecutor):
     ) -> None:
         self.hydra_context, self.config, self.capacity = hydra_context, config, capacity
         self._composer = SweepComposer(hydra_context.config_loader, config)
-        self._context, self._task = start_method(task, preload)
+        shared = (hydra_context, Singleton.get_state()["instances"])
+        self._context, self._task = start_method(task, preload, shared)
         self._running: dict[int, _Running] = {}
         self._refused: list[JobOutcome] = []  # composing failed: handed over at the next wait
 
@@ -269,7 +270,7 @@ class ProcessExecutor(TrialExecutor):
             args=(
                 results_send,
                 alive_recv,
-                (self.hydra_context, config, self._task, singletons, os.getpid()),
+                (self.hydra_context, config, self._task, singletons, dict(os.environ)),
             ),
             name=f"trial-{job.number}",
         )

@@ -25,7 +25,6 @@ import logging
 import multiprocessing.connection
 import os
 import signal
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,12 +41,12 @@ from omegaconf.basecontainer import BaseContainer
 from linesweep.core.errors import ConfigError
 from linesweep.core.status import Status
 from linesweep.sweep.executors import OutcomeHandler, ProcessExecutor, TrialJob
-from linesweep.sweep.interrupts import deferred, reset_in_child
+from linesweep.sweep.interrupts import deferred
 from linesweep.sweep.outcomes import JobOutcome
 from linesweep.sweep.stalls import number_ranges
 from linesweep.sweep.workers import (
     TaskReference,
-    exit_with_parent,
+    enter_child,
     portable,
     signal_name,
     stop_processes,
@@ -170,7 +169,8 @@ class PopulationExecutor(ProcessExecutor):
         results_recv, results_send = self._context.Pipe(duplex=False)
         alive_recv, alive_send = self._context.Pipe(duplex=False)
         configs = [p.config for p in group]
-        job = (configs, singletons, os.getpid(), self.batch_task, self.hydra_context, self._task)
+        environment = dict(os.environ)
+        job = (configs, singletons, environment, self.batch_task, self.hydra_context, self._task)
         process = self._context.Process(
             target=_population_main,
             args=(results_send, alive_recv, job),
@@ -296,16 +296,18 @@ def _received(pop: _Population) -> list[tuple[int, JobReturn]]:
 def _population_main(
     results: multiprocessing.connection.Connection,
     alive: multiprocessing.connection.Connection,
-    job: tuple[list[DictConfig], dict, int, str, HydraContext, TaskFunction | TaskReference],
+    job: tuple[
+        list[DictConfig], dict, dict[str, str], str, HydraContext, TaskFunction | TaskReference
+    ],
 ) -> None:
     """Body of a population's process: the app's batch entry point trains, results go back."""
-    reset_in_child()  # the sweep process decides about interrupts
+    configs, singletons, environment, batch_task, context, task = job
+    enter_child(alive, environment)
 
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, interrupt)  # each open member records `interrupted`
-    configs, singletons, parent, batch_task, context, task = job
 
     def send(i: int, ret: JobReturn) -> None:
         results.send((int(configs[i].hydra.job.num), portable(ret)))
@@ -313,7 +315,6 @@ def _population_main(
     # A SIGTERM (the sweep stopping on Ctrl-C) may come while the process still starts, before
     # any member is open: it ends quietly, and the sweep records the members interrupted.
     with contextlib.suppress(KeyboardInterrupt):
-        threading.Thread(target=exit_with_parent, args=(alive, parent), daemon=True).start()
         setup_globals()
         Singleton.set_state(
             {"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers}

@@ -17,6 +17,7 @@ from hydra_plugins.linesweep_optuna_sweeper.config import MedianPrunerConfig, No
 from linesweep.core.errors import ConfigError
 from linesweep.core.metrics import METRIC_DIRECTIONS
 from linesweep.core.metrics import directions as metric_directions
+from linesweep.sweep import trial_server
 from linesweep.sweep.study import check_directions
 
 
@@ -136,14 +137,16 @@ def app_metrics(config: DictConfig) -> list[str] | None:
 
 
 def default_preload(linesweep_app: bool) -> list[str]:
-    """What every trial would import for itself, imported once before trials fork.
+    """What every trial would import for itself, imported once in the server trials fork from.
 
-    torch.optim's step imports `torch._dynamo`, about 1 s a process. linesweep's app has
-    imported what its trials need (its hand-written step needs no torch.optim; a trial with an
-    optimizer outside that family, amsgrad, pays the second itself). Another app that imported
-    torch may well build a torch optimizer in every trial.
+    linesweep's app: its training and pictures (its hand-written step needs no torch.optim; a
+    trial with an optimizer outside that family, amsgrad, pays for `torch._dynamo` itself).
+    Another app that imported torch may well build a torch optimizer in every trial, and
+    torch.optim's step imports `torch._dynamo`, about 1 s a process.
     """
-    if linesweep_app or "torch" not in sys.modules:
+    if linesweep_app:
+        return list(trial_server.LINESWEEP_APP)
+    if "torch" not in sys.modules:
         return []
     return ["torch._dynamo"]
 

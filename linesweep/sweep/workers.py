@@ -1,9 +1,9 @@
 """Trial processes: how one starts, finds its task, runs its Hydra job, and dies with its parent.
 
 The executors (executors.py, population_executor.py) decide which trials run and when; this is
-the plumbing of the processes they start. On Linux a trial forks from the sweep process, which
-has imported the task, torch and Optuna already, so it starts in milliseconds; elsewhere it
-forks from a pre-warmed server, or spawns. A trial ends when the sweep process goes away,
+the plumbing of the processes they start. A trial forks from a server that imported the task,
+torch and Optuna while the sweep started (trial_server.py), so it starts in milliseconds; on
+Windows it spawns. A trial ends when the sweep process goes away,
 however it went (`exit_with_parent`), and sends back a `JobReturn` of plain data (`portable`).
 """
 
@@ -29,6 +29,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.basecontainer import BaseContainer
 
+from linesweep.sweep import trial_server
 from linesweep.sweep.interrupts import reset_in_child
 from linesweep.sweep.outcomes import as_objective
 
@@ -71,14 +72,15 @@ class TaskReference:
         return obj
 
 
-def exit_with_parent(alive: multiprocessing.connection.Connection, parent: int) -> None:
+def exit_with_parent(alive: multiprocessing.connection.Connection) -> None:
     """End this trial when the sweep process goes away, however it went.
 
-    The sweep process closes its end of `alive` when it stops the trial; if it is killed, the
-    trial notices that its parent changed (forked siblings may still hold that pipe open). A
-    SIGTERM first lets the task record `interrupted` in its folder; a task that does not stop
-    within seconds is ended regardless.
+    The sweep process closes its end of `alive` when it stops the trial, or when it dies; the
+    parent this process started with going away (the sweep process, or the server it forked
+    from, which ends with the sweep) says the same. A SIGTERM first lets the task record
+    `interrupted` in its folder; a task that does not stop within seconds is ended regardless.
     """
+    parent = os.getppid()
     while not alive.poll(0.2):
         if os.getppid() != parent:
             break
@@ -87,15 +89,26 @@ def exit_with_parent(alive: multiprocessing.connection.Connection, parent: int) 
     os._exit(70)
 
 
+def enter_child(alive: multiprocessing.connection.Connection, environment: dict[str, str]) -> None:
+    """What every trial process does first: take its interrupts from the sweep, watch for the
+    sweep's end, and see the environment the sweep process had when it started this one (a
+    process forked from the server would otherwise see the server's, from before the sweep set
+    its storage's password variable)."""
+    reset_in_child()  # the sweep process decides about interrupts
+    threading.Thread(target=exit_with_parent, args=(alive,), daemon=True).start()
+    if os.environ != environment:
+        os.environ.clear()
+        os.environ.update(environment)
+
+
 def worker_main(
     results: multiprocessing.connection.Connection,
     alive: multiprocessing.connection.Connection,
-    job: tuple[HydraContext, DictConfig, TaskFunction | TaskReference, dict, int],
+    job: tuple[HydraContext, DictConfig, TaskFunction | TaskReference, dict, dict[str, str]],
 ) -> None:
     """Body of a trial process: run one Hydra job, send back its JobReturn."""
-    reset_in_child()  # the sweep process decides about interrupts
-    hydra_context, config, task, singletons, parent = job
-    threading.Thread(target=exit_with_parent, args=(alive, parent), daemon=True).start()
+    hydra_context, config, task, singletons, environment = job
+    enter_child(alive, environment)
     setup_globals()
     # Resolvers are functions and do not pickle: this process has those its imports registered.
     Singleton.set_state({"instances": singletons, "omegaconf_resolvers": BaseContainer._resolvers})
@@ -164,26 +177,40 @@ def signal_name(exitcode: int | None) -> str:
 
 
 def start_method(
-    task: TaskFunction, preload: list[str]
+    task: TaskFunction, preload: list[str], shared: object = None
 ) -> tuple[Any, TaskFunction | TaskReference]:
-    """How trial processes start, and how they will find the task.
+    """How trial processes start, and how they will find the task; `shared` is what every
+    trial process is sent besides its own config (Hydra's context and singletons).
 
-    Linux: fork the sweep process itself, after importing `preload` here, so every trial starts
-    with torch, Optuna and the task already loaded, in milliseconds. (Safe: the sweep process
-    runs no threads and no torch computation; a trial never touches its parent's storage
-    connections, and leaves through os._exit.) macOS: fork from a clean server that imports the
-    task and `preload` once (forking a macOS process that has loaded system frameworks is
-    unsafe). Windows: spawn a fresh interpreter per trial.
+    Linux and macOS: fork from a server process that imported the task, Optuna and `preload`
+    once (trial_server.py: linesweep's command starts it before Hydra composes; otherwise it
+    starts here, before the first trials are composed). A trial starts in milliseconds with all
+    of it loaded, and the sweep process itself never needs torch. (The sweep process is not
+    forked itself: forking a macOS process that has loaded system frameworks is unsafe, and a
+    server leaves the sweep's own threads, locks and storage connections behind.) On Linux a
+    task that is not importable (a closure), or a context that does not pickle (a Hydra
+    callback holding a lock, say), forks the sweep process instead. Windows spawns a fresh
+    interpreter per trial.
     """
     reference = TaskReference.of(task)
+    if reference is not None and trial_server.AVAILABLE and _pickles(shared):
+        main = getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None)
+        task_module = [] if reference.module == main else [reference.module]  # see trial_server
+        trial_server.warm([*task_module, "linesweep.sweep.study", *preload])
+        return multiprocessing.get_context("forkserver"), reference
     if sys.platform.startswith("linux"):
         for module in preload:
             importlib.import_module(module)
         return multiprocessing.get_context("fork"), task
     if reference is None:
         raise ValueError("the task function is not importable (a closure?)")
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([reference.module, "linesweep.sweep.study", *preload])
-        return context, reference
     return multiprocessing.get_context("spawn"), reference
+
+
+def _pickles(shared: object) -> bool:
+    """Whether `shared` can be sent to a process that did not fork from this one."""
+    try:
+        pickle.dumps(shared)
+    except Exception:  # whatever pickle raises, the answer is no
+        return False
+    return True

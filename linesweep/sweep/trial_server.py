@@ -1,0 +1,54 @@
+"""The server that trial processes fork from, started as early as a sweep knows it will need it.
+
+A sweep's trials need torch, Optuna and the app, about 2.5 s of imports, and the sweep process
+itself needs none of torch: it composes configs and asks the study. So the trials fork from a
+server (multiprocessing's forkserver) that imports all of it once, on the other core, while the
+sweep process starts Hydra, composes the sweep and asks its first trials; a trial then starts
+in milliseconds with everything loaded. linesweep's command starts it before Hydra composes
+(`linesweep.train.cli`); any other app's sweep starts it when its executor is made.
+
+Only `multiprocessing` is imported here: the command calls this before it imports Hydra.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+# Where the server exists: Linux and macOS. (Windows spawns a fresh interpreter per trial.)
+AVAILABLE = sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods()
+
+# What every trial of linesweep's own app imports: the population's entry point, the training
+# (torch), the pictures (matplotlib) and the study's link (Optuna). Not the task's own module,
+# `python -m linesweep.train`: a trial runs that afresh as its `__main__` (as multiprocessing
+# does), and finding it imported already would only make runpy warn.
+LINESWEEP_APP = (
+    "linesweep.sweep.study",
+    "linesweep.run.batch",
+    "linesweep.run.task",
+    "linesweep.run.plots",
+)
+
+
+def warm(modules: Sequence[str]) -> None:
+    """Start the server now, importing `modules` there (once started, a later call changes
+    nothing: the server keeps what it imported).
+
+    It starts with SIGINT ignored, as it is ignored there afterwards and in every trial (the
+    sweep decides what Ctrl-C stops), so that Ctrl-C while it imports prints no traceback of
+    its own. Signals can only be set from the main thread: from another one, the server starts
+    with the first trial instead.
+    """
+    if not AVAILABLE or threading.current_thread() is not threading.main_thread():
+        return
+    import multiprocessing.forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(modules))
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, before)
