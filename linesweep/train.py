@@ -130,10 +130,14 @@ def _refuse_unknown_keys(arguments: list[str]) -> None:
 
 
 def _sweeps(arguments: list[str]) -> bool:
-    """Whether the command runs linesweep's sweeper (a search preset, or the sweeper named)."""
+    """Whether the command runs linesweep's sweeper (a search preset, or the sweeper named)
+    with trial processes of its own (not through a Hydra launcher such as joblib's)."""
     multirun = any(a in ("-m", "--multirun") for a in arguments)
     named = [a for a in arguments if a.startswith(("hparams_search=", "hydra/sweeper="))]
-    return multirun and bool(named) and "hydra/sweeper=basic" not in named
+    launcher = any(
+        a.startswith("hydra/launcher=") or a == "hydra.sweeper.executor=launcher" for a in arguments
+    )
+    return multirun and bool(named) and "hydra/sweeper=basic" not in named and not launcher
 
 
 def _exit_status(signal_name: str) -> int:

@@ -1,0 +1,107 @@
+"""Trial processes fork from a server that imports torch while the sweep process composes.
+
+The sweep process itself never imports torch; each trial process starts with the environment
+the sweep had when it started it (not the server's, from earlier); Ctrl-C to the whole
+terminal while the server still imports is one line, as it is without a server.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from linesweep.sweep import trial_server
+from linesweep.sweep.workers import enter_child
+
+pytestmark = pytest.mark.skipif(not trial_server.AVAILABLE, reason="no fork server here")
+
+SMOKE = ["hparams_search=channels_lr", "experiment=smoke", "hydra.sweeper.n_trials=2"]
+
+
+def test_the_sweep_process_never_imports_torch_its_trials_do(tmp_path):
+    folder = tmp_path / "sweep"
+    code = (
+        "import sys; from linesweep.train import cli; "
+        f"sys.argv = ['linesweep.train', '-m', *{SMOKE!r}, 'hydra.sweep.dir={folder}']; "
+        "cli(); print('torch imported here:', 'torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "torch imported here: False" in done.stdout
+    assert "2 of 2 trials finished (2 complete)" in done.stderr
+    assert (folder / "0" / "model.pt").is_file()  # a trial's process trained it, with torch
+
+
+def _report_variable(alive, results, environment) -> None:
+    enter_child(alive, environment)
+    results.send(os.environ.get("LINESWEEP_TEST_SET_LATER"))
+
+
+def test_a_trial_sees_the_environment_the_sweep_had_when_it_started_it(monkeypatch):
+    trial_server.warm([])
+    monkeypatch.setenv("LINESWEEP_TEST_SET_LATER", "set after the server started")
+    context = multiprocessing.get_context("forkserver")
+    results, child_results = context.Pipe(duplex=False)
+    child_alive, alive = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_report_variable, args=(child_alive, child_results, dict(os.environ))
+    )
+    process.start()
+    assert results.poll(60)
+    assert results.recv() == "set after the server started"
+    alive.close()  # the trial's sweep has gone: it ends
+    process.join(timeout=30)
+    assert process.exitcode is not None
+
+
+def test_ctrl_c_to_the_terminal_while_the_server_imports_is_one_line(tmp_path):
+    command = [
+        sys.executable, "-m", "linesweep.train", "-m", *SMOKE, f"hydra.sweep.dir={tmp_path / 's'}",
+    ]  # fmt: skip
+    # Its own process group, signalled whole as a terminal's Ctrl-C is: the server too, which
+    # is still importing torch half a second in.
+    sweep = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    time.sleep(0.5)
+    os.killpg(sweep.pid, signal.SIGINT)
+    output, _ = sweep.communicate(timeout=60)
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert sweep.returncode == 128 + signal.SIGINT, output
+    assert output.strip().splitlines()[-1].endswith("interrupted by SIGINT"), output
+
+
+def test_the_sweep_commands_that_start_the_server_early():
+    from linesweep.train import _sweeps
+
+    assert _sweeps(["-m", "hparams_search=channels_lr"])
+    assert _sweeps(["--multirun", "hydra/sweeper=linesweep", "model.out_1=1,2"])
+    assert not _sweeps(["hparams_search=channels_lr"])  # one run: it imports torch itself
+    assert not _sweeps(["-m", "model.out_1=1,2"])  # Hydra's basic sweeper runs jobs in-process
+    assert not _sweeps(["-m", "hydra/sweeper=basic", "model.out_1=1,2"])
+    assert not _sweeps(["-m", "hparams_search=channels_lr", "hydra/launcher=joblib"])
+    assert not _sweeps(["-m", "hparams_search=channels_lr", "hydra.sweeper.executor=launcher"])
+
+
+def test_the_server_is_not_started_from_a_thread_other_than_the_main_one(monkeypatch):
+    started = []
+    monkeypatch.setattr(
+        multiprocessing.forkserver, "ensure_running", lambda: started.append(True), raising=True
+    )
+    thread = threading.Thread(target=trial_server.warm, args=([],))
+    thread.start()
+    thread.join()
+    assert started == []  # signals cannot be set there: the first trial starts it instead
+    trial_server.warm([])
+    assert started == [True]
