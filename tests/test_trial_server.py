@@ -7,6 +7,7 @@ terminal while the server still imports is one line, as it is without a server.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +82,65 @@ def test_ctrl_c_to_the_terminal_while_the_server_imports_is_one_line(tmp_path):
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     assert sweep.returncode == 128 + signal.SIGINT, output
     assert output.strip().splitlines()[-1].endswith("interrupted by SIGINT"), output
+
+
+def test_sigterm_to_the_whole_group_mid_population_interrupts_every_member(tmp_path):
+    # systemd, docker stop or `kill -TERM -<pgid>` signal every process: the server too, which
+    # must not die under its running trials and have them taken for killed (alone, it ignores
+    # SIGTERM: it ends with the sweep).
+    folder = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "linesweep.train", "-m", "hydra/sweeper=linesweep",
+        "experiment=smoke", "plots=none", "hydra.sweeper.sampler.seed=0",
+        "hydra.sweeper.executor=population", "hydra.sweeper.n_jobs=1",
+        "hydra.sweeper.population_size=2", "hydra.sweeper.n_trials=2",
+        "data.N_images=2000", "trainer.batch_size=10", "trainer.epochs=25",
+        "optimizer.lr=tag(log,interval(1e-3,1e-1))", f"hydra.sweep.dir={folder}",
+    ]  # fmt: skip
+    sweep = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not all((folder / str(n) / "metrics.csv").exists() for n in range(2)):
+        assert time.monotonic() < deadline and sweep.poll() is None, "no population trained"
+        time.sleep(0.05)
+    (server,) = [p for p in _children(sweep.pid) if b"forkserver" in _cmdline(p)]
+    os.kill(server, signal.SIGTERM)  # alone: nothing happens
+    time.sleep(0.5)
+    assert sweep.poll() is None and _children(server), "the server or its trial went away"
+    os.killpg(sweep.pid, signal.SIGTERM)
+    output, _ = sweep.communicate(timeout=60)
+    assert sweep.returncode == 128 + signal.SIGTERM, output
+    assert "killed" not in output and "Traceback" not in output, output
+    for n in range(2):
+        assert f"trial {n} interrupted" in output, output
+        assert json.loads((folder / str(n) / "summary.json").read_text())["status"] == "interrupted"
+    with pytest.raises(ProcessLookupError):  # nothing is left: no trial, no server
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            os.killpg(sweep.pid, 0)
+            time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_the_sweep_commands_that_start_the_server_early():

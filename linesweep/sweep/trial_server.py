@@ -21,6 +21,8 @@ from collections.abc import Sequence
 # Where the server exists: Linux and macOS. (Windows spawns a fresh interpreter per trial.)
 AVAILABLE = sys.platform != "win32" and "forkserver" in multiprocessing.get_all_start_methods()
 
+SERVER_IGNORES = {signal.SIGINT, signal.SIGTERM}
+
 # What every trial of linesweep's own app imports: the population's entry point, the training
 # (torch), the pictures (matplotlib) and the study's link (Optuna). Not the task's own module,
 # `python -m linesweep.train`: a trial runs that afresh as its `__main__` (as multiprocessing
@@ -37,18 +39,24 @@ def warm(modules: Sequence[str]) -> None:
     """Start the server now, importing `modules` there (once started, a later call changes
     nothing: the server keeps what it imported).
 
-    It starts with SIGINT ignored, as it is ignored there afterwards and in every trial (the
-    sweep decides what Ctrl-C stops), so that Ctrl-C while it imports prints no traceback of
-    its own. Signals can only be set from the main thread: from another one, the server starts
-    with the first trial instead.
+    It starts with SIGINT and SIGTERM ignored, and so stays: Ctrl-C, or a SIGTERM to the whole
+    process group (a terminal, systemd, docker stop, Slurm's scancel), reaches the sweep and its
+    trials, which decide what it stops, and not the server, which would print a traceback while
+    it imports, or die under its running trials and have them taken for killed. It ends when
+    the sweep process does. (A trial sets its own: `interrupts.reset_in_child`.) Here, the two
+    are held meanwhile: one that comes is delivered after. Signals can only be set from the
+    main thread: from another one, the server starts with the first trial instead.
     """
     if not AVAILABLE or threading.current_thread() is not threading.main_thread():
         return
     import multiprocessing.forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(modules))
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_IGNORES)
+    handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in SERVER_IGNORES}
     try:
-        multiprocessing.forkserver.ensure_running()
+        multiprocessing.forkserver.ensure_running()  # the server inherits what is ignored
     finally:
-        signal.signal(signal.SIGINT, before)
+        for signum, handler in handlers.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
