@@ -68,7 +68,7 @@ def run(
 
     Only here, in the population's own process, is torch imported: the sweep process calls
     `describe` and `plan` alone, and never loads it (its trials' processes fork from a server
-    that loaded it while the sweep composed them: linesweep.sweep.workers)."""
+    that loaded it while the sweep composed them: linesweep.sweep.trial_server)."""
     from linesweep.run.hydra_jobs import jobs_running, prepare, returned
     from linesweep.run.pipeline import train_runs
 

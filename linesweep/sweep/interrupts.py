@@ -93,10 +93,10 @@ def deferred() -> Iterator[None]:
 def reset_in_child() -> None:
     """A trial process takes its interrupts from the sweep, not from the terminal.
 
-    Forked while the signals were held (or from the trial server, which holds them for good),
-    it would keep them held: unblock them, ignore SIGINT (Ctrl-C reaches the whole process
-    group; the sweep decides) and leave SIGTERM to the task (linesweep's records `interrupted`,
-    then stops; any other task dies of it).
+    Forked while the signals were held, it would keep them held, and forked from the trial
+    server, ignored: ignore SIGINT (Ctrl-C reaches the whole process group; the sweep decides),
+    leave SIGTERM to the task (linesweep's records `interrupted`, then stops; any other task
+    dies of it), then unblock them.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: one pending is dropped, not raised
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
