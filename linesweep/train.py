@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import os
 import signal
 import sys
 from datetime import datetime
@@ -50,8 +51,13 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     from linesweep.run.task import file_log, run  # imported by `cli`, or by the trial server
 
     hydra_cfg = HydraConfig.get()
-    trial = TrialLink.from_environment()  # set by a sweeper that wants typed outcomes
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        # Set by a sweeper that wants typed outcomes; a single run ignores one left in the shell.
+        trial = TrialLink.from_environment() if multirun else None
+    except LinesweepError as err:
+        log.error("%s: %s", err.status, err)
+        sys.exit(err.exit_code)
     try:
         result = run(
             cfg,
@@ -90,6 +96,7 @@ def cli() -> None:
     """`python -m linesweep.train`, `linesweep-train`: Ctrl-C while Hydra starts or ends is one
     line too, with the shell's exit status 130 (SIGTERM there ends the process at once, 143)."""
     try:
+        _refuse_gone_folder()
         _refuse_unknown_keys(sys.argv[1:])
         if _sweeps(sys.argv[1:]):
             # Its trials fork from a server that imports torch and the training on the other
@@ -113,6 +120,19 @@ def cli() -> None:
         # about 0.4 s of every command's end (benchmarks/README.md). Frozen, they are skipped;
         # files, loggers and atexit handlers close as they always do.
         gc.freeze()
+
+
+def _refuse_gone_folder() -> None:
+    """The current folder deleted under the shell: one line, exit 2, before anything uses it."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        print(
+            f"[{datetime.now():%H:%M:%S}][ERROR] the current folder: it was deleted; "
+            "allowed: a folder that exists (cd into one)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 def _refuse_unknown_keys(arguments: list[str]) -> None:

@@ -157,6 +157,7 @@ def test_the_sweep_commands_that_start_the_server_early():
 
 def test_the_server_is_not_started_from_a_thread_other_than_the_main_one(monkeypatch):
     started = []
+    monkeypatch.setattr(trial_server, "_alive", lambda pid: False)  # as if none ran yet
     monkeypatch.setattr(
         multiprocessing.forkserver, "ensure_running", lambda: started.append(True), raising=True
     )
@@ -166,3 +167,40 @@ def test_the_server_is_not_started_from_a_thread_other_than_the_main_one(monkeyp
     assert started == []  # signals cannot be set there: the first trial starts it instead
     trial_server.warm([])
     assert started == [True]
+
+
+def test_a_server_that_died_comes_back_ignoring_the_signals_again():
+    trial_server.warm([])
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    os.kill(server, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.waitid(os.P_PID, server, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    trial_server.ensure_running()  # as each trial's start does
+    again = multiprocessing.forkserver._forkserver._forkserver_pid
+    assert again != server
+    ignored = int(_status(again)["SigIgn"], 16)
+    assert all(ignored & (1 << (s - 1)) for s in (signal.SIGINT, signal.SIGTERM))
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def test_a_signal_that_comes_while_the_server_starts_is_delivered_after():
+    # In a process of its own, with one thread, as the command is when it starts the server.
+    code = """
+import multiprocessing.forkserver as forkserver, os, signal
+from linesweep.sweep import trial_server
+real = forkserver.ensure_running
+forkserver.ensure_running = lambda: (os.kill(os.getpid(), signal.SIGTERM), real())
+seen = []
+signal.signal(signal.SIGTERM, lambda *_: seen.append("SIGTERM"))
+trial_server.warm([])
+print("seen:", seen)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "seen: ['SIGTERM']" in done.stdout  # held, then delivered: not lost while ignored

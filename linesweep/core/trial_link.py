@@ -24,7 +24,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from linesweep.core.errors import LinesweepError
+from linesweep.core.errors import ConfigError, LinesweepError
 from linesweep.core.storage import (
     PASSWORD_VAR,
     mask_secrets,
@@ -53,7 +53,16 @@ class TrialContext:
 
     @classmethod
     def from_env(cls, text: str) -> TrialContext:
-        return cls(**json.loads(text))
+        """The context a sweeper wrote with `to_env`; anything else is refused in one line."""
+        try:
+            fields = json.loads(text)
+            return cls(**fields)
+        except (ValueError, TypeError):
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise ConfigError(
+                ENV_VAR, shown, "the trial a linesweep sweep sets for its job (JSON)",
+                f"unset {ENV_VAR}: a run outside a sweep has no trial",
+            ) from None  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from linesweep.sweep.interrupts import deferred
 from linesweep.sweep.outcomes import JobOutcome
 from linesweep.sweep.workers import (
     signal_name,
+    start,
     start_method,
     stop_processes,
     worker_main,
@@ -274,7 +275,7 @@ class ProcessExecutor(TrialExecutor):
             ),
             name=f"trial-{job.number}",
         )
-        process.start()
+        start(process)
         results_send.close()
         alive_recv.close()
         self._running[job.number] = _Running(job, process, results_recv, alive_send, output_dir)

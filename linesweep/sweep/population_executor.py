@@ -49,6 +49,7 @@ from linesweep.sweep.workers import (
     enter_child,
     portable,
     signal_name,
+    start,
     stop_processes,
 )
 
@@ -176,7 +177,7 @@ class PopulationExecutor(ProcessExecutor):
             args=(results_send, alive_recv, job),
             name=f"population-{group[0].job.number}",
         )
-        process.start()
+        start(process)
         results_send.close()
         alive_recv.close()
         jobs = {p.job.number: p.output_dir for p in group}

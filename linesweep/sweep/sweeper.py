@@ -390,7 +390,8 @@ class Sweep:
     def interrupt(self, signum: int) -> None:
         """Stop the running trials, mark them interrupted (resume re-runs them), write results."""
         for outcome in self.executor.interrupt():
-            self._record(outcome)
+            if outcome.number in self.running:  # not one told just before the signal came
+                self._record(outcome)
         for number in list(self.running):  # jobs cut short inside this process
             self._record(
                 JobOutcome(number, None, self.sweep_dir / str(number), died=Status.INTERRUPTED)

@@ -13,6 +13,7 @@ Only `multiprocessing` is imported here: the command calls this before it import
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -35,23 +36,35 @@ LINESWEEP_APP = (
 )
 
 
+_started_with: list[str] | None = None  # what `warm` imported: a restarted server does too
+
+
 def warm(modules: Sequence[str]) -> None:
     """Start the server now, importing `modules` there (once started, a later call changes
-    nothing: the server keeps what it imported).
+    nothing: the server keeps what it imported; one that died is started again).
 
     It starts with SIGINT and SIGTERM ignored, and so stays: Ctrl-C, or a SIGTERM to the whole
     process group (a terminal, systemd, docker stop, Slurm's scancel), reaches the sweep and its
     trials, which decide what it stops, and not the server, which would print a traceback while
     it imports, or die under its running trials and have them taken for killed. It ends when
     the sweep process does. (A trial sets its own: `interrupts.reset_in_child`.) Here, the two
-    are held meanwhile: one that comes is delivered after. Signals can only be set from the
-    main thread: from another one, the server starts with the first trial instead.
+    are held meanwhile, and one that comes is delivered after: the command calls this before
+    it has any other thread, which the signal could reach while it is ignored. (The resource
+    tracker of multiprocessing starts first, on its own: it lifts the hold as it starts.)
+    Signals can only be set from the main thread: from another one, the server starts with
+    the first trial instead.
     """
     if not AVAILABLE or threading.current_thread() is not threading.main_thread():
         return
     import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
 
+    if _alive(multiprocessing.forkserver._forkserver._forkserver_pid):
+        return  # nothing to start: and no moment with the signals ignored here
+    global _started_with
+    _started_with = list(modules)
     multiprocessing.get_context("forkserver").set_forkserver_preload(list(modules))
+    multiprocessing.resource_tracker.ensure_running()
     held = signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_IGNORES)
     handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in SERVER_IGNORES}
     try:
@@ -60,3 +73,20 @@ def warm(modules: Sequence[str]) -> None:
         for signum, handler in handlers.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether the server `pid` still runs (not reaped here: multiprocessing reaps it)."""
+    if pid is None:
+        return False
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+    except ChildProcessError:
+        return False
+
+
+def ensure_running() -> None:
+    """Before a trial starts: the server as `warm` started it, started again if it died (left
+    to multiprocessing, it would come back without its ignored signals)."""
+    if _started_with is not None:
+        warm(_started_with)

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.basecontainer import BaseContainer
 
 from linesweep.sweep import trial_server
-from linesweep.sweep.interrupts import reset_in_child
+from linesweep.sweep.interrupts import deferred, reset_in_child
 from linesweep.sweep.outcomes import as_objective
 
 
@@ -205,6 +205,16 @@ def start_method(
     if reference is None:
         raise ValueError("the task function is not importable (a closure?)")
     return multiprocessing.get_context("spawn"), reference
+
+
+def start(process: Any) -> None:
+    """Start a trial's process, with SIGINT and SIGTERM held meanwhile: cut short, the job it
+    is sent (through the server, a pickle) would reach it in part, and it would die of that
+    with a traceback; the sweep takes the signal once the process runs."""
+    if getattr(process, "_start_method", None) == "forkserver":  # its context's class says
+        trial_server.ensure_running()
+    with deferred():
+        process.start()
 
 
 def _pickles(shared: object) -> bool:
