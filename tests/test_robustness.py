@@ -399,6 +399,39 @@ def test_a_trial_whose_sweep_died_after_its_run_finished_is_completed_not_rerun(
     ) == [1, 2]
 
 
+def test_a_trial_stopped_after_its_run_recorded_it_complete_is_told_complete(
+    tmp_path, compose_config
+):
+    """Ctrl-C just after a trial's last epoch: the sweep stops its process before the result
+    crosses the pipe. The folder says complete, so the study does too (not interrupted, to be
+    trained again beside a folder that says `complete`); a folder with no completion: as before."""
+    from linesweep.sweep.outcomes import JobOutcome
+    from linesweep.sweep.telling import Teller
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    storage = open_storage(str(sweep / JOURNAL_NAME))
+    study = optuna.create_study(storage=storage, study_name="stopped", direction="maximize")
+    trials = [study.ask({"x": optuna.distributions.IntDistribution(1, 9)}) for _ in range(2)]
+    folder = sweep / "0"
+    run(compose_config(*TINY, "trainer.epochs=1"), folder)
+    record = json.loads((folder / "summary.json").read_text())
+    record["trial"] = {"number": 0, "study_name": "stopped"}
+    write_json(folder / "summary.json", record)
+    (sweep / "1").mkdir()  # trial 1 wrote nothing yet
+    teller = Teller(
+        study, storage, str(sweep / JOURNAL_NAME), sweep, OmegaConf.create(),
+        ["val_accuracy"], 2, None,
+    )  # fmt: skip
+    for trial in trials:
+        teller.tell(trial, JobOutcome(trial.number, None, sweep / str(trial.number), "interrupted"))
+    states = {t.number: t for t in study.get_trials()}
+    assert states[0].state == optuna.trial.TrialState.COMPLETE
+    assert states[0].values == record["objective"]["values"]
+    assert states[1].state == optuna.trial.TrialState.FAIL
+    assert states[1].user_attrs["linesweep.state"] == "interrupted"
+
+
 @pytest.mark.slow
 def test_trials_run_through_a_hydra_launcher_plugin(sweep_in_process, tmp_path):
     sweep_in_process(

@@ -32,6 +32,7 @@ from linesweep.core.storage import mask_secrets
 from linesweep.sweep import coordination as co
 from linesweep.sweep.outcomes import JobOutcome, Verdict, judge
 from linesweep.sweep.results import AnswerSetup, format_params, sweep_answer, write_sweep_results
+from linesweep.sweep.salvage import finished_values
 
 log = logging.getLogger("linesweep.sweep.sweeper")
 
@@ -73,7 +74,9 @@ class Teller:
 
     def tell(self, trial: optuna.Trial, outcome: JobOutcome) -> None:
         """Tell the study how `trial` ended, and say so in one line."""
-        verdict = judge(outcome, len(self.value_names))
+        verdict = self._finished_before_it_died(trial, outcome) or judge(
+            outcome, len(self.value_names)
+        )
         if verdict.reason:  # a driver's error may quote the storage URL
             verdict = replace(verdict, reason=mask_secrets(verdict.reason, self.storage_url))
         try:
@@ -103,6 +106,18 @@ class Teller:
         self.last_told_at = time.monotonic()
         if not self.told:
             self.told, self.told_at = True, self.last_told_at
+
+    def _finished_before_it_died(self, trial: optuna.Trial, outcome: JobOutcome) -> Verdict | None:
+        """A trial whose process was stopped or died after its run had recorded it complete
+        (a Ctrl-C just after its last epoch): complete, with the values its folder records,
+        rather than interrupted and trained again beside a folder that says `complete`."""
+        if outcome.job_return is not None or outcome.died is None or outcome.timed_out:
+            return None
+        done = finished_values(self.sweep_dir, self.study.study_name, trial, len(self.value_names))
+        if done is None:
+            return None
+        values, epoch = done
+        return Verdict(Status.COMPLETE, values, None, epoch)
 
     def _measured_epoch(self, outcome: JobOutcome, verdict: Verdict) -> int | None:
         """The epoch the trial's values were measured at, if it says or its reports show it.
