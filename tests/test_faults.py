@@ -133,7 +133,7 @@ def process_gone(pid: int) -> bool:
     return False
 
 
-def test_sigkill_of_the_sweep_mid_trial_then_the_same_command_resumes(tmp_path):
+def test_sigkill_of_the_sweep_mid_trial_then_the_same_command_resumes(tmp_path, train_in_process):
     folder = tmp_path / "sweep"
     args = [*SLOW, *SPACE, "hydra.sweeper.n_trials=3"]
     sweep = start(folder, *args)
@@ -144,7 +144,8 @@ def test_sigkill_of_the_sweep_mid_trial_then_the_same_command_resumes(tmp_path):
     sweep.wait(timeout=10)
     wait_for(lambda: process_gone(trial_pid), timeout=10, what="the orphaned trial to exit")
 
-    done = run(folder, *args)
+    # The same command, through cli() in this process: what the dead sweep left is in the files.
+    done = train_in_process(*sweep_arguments(folder, *args), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "trial 1 was left RUNNING by a sweep process that died" in done.stdout + done.stderr
     study = assert_consistent(folder, 3)
@@ -158,7 +159,7 @@ def test_sigkill_of_the_sweep_mid_trial_then_the_same_command_resumes(tmp_path):
     assert rerun.number == 2 and rerun.params == interrupted.params  # its slot, re-run first
 
 
-def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path):
+def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path, train_in_process):
     """SIGTERM while trial 1 trains; the same command again, and SIGINT while its first trial
     (trial 1's slot re-run, number 2) trains; then the same command finishes the study."""
     folder = tmp_path / "sweep"
@@ -187,7 +188,8 @@ def test_sigterm_or_sigint_stop_promptly_and_record_what_finished(tmp_path):
         assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
         assert study.trials[number].params == study.trials[1].params  # the slot re-run first
 
-    done = run(folder, *args)
+    # The resume that finishes it in this process: the second round resumed as a process.
+    done = train_in_process(*sweep_arguments(folder, *args), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert repeats(assert_consistent(folder, 3)) == 0  # the re-runs of trial 1 are no repeat
 
@@ -333,7 +335,7 @@ def file_size_limit(size: int):
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
 
-def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
+def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path, train_in_process):
     folder = tmp_path / "sweep"
     args = [*FAST, *SPACE, "hydra.sweeper.max_failure_rate=1.0"]
 
@@ -370,8 +372,9 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_resume_is_exact(tmp_path):
     assert "Traceback" not in output and "Logging error" not in output
     assert "sweep stopped: the storage or the disk failed" in output
 
-    # 3. Room again: the same command finishes the study, exactly.
-    done = run(folder, *args, "plots=none", "hydra.sweeper.n_trials=6")
+    # 3. Room again: the same command finishes the study, exactly (in this process: no limit).
+    arguments = sweep_arguments(folder, *args, "plots=none", "hydra.sweeper.n_trials=6")
+    done = train_in_process(*arguments, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "6 of 6 trials finished" in done.stdout + done.stderr
     study = load_study(folder)
