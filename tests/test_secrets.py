@@ -208,7 +208,9 @@ def test_a_postgres_sweep_keeps_its_password_out_of_every_file_and_line(
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_a_database_outage_mid_trial_stops_in_one_line_and_the_resume_is_exact(tmp_path, server):
+def test_a_database_outage_mid_trial_stops_in_one_line_and_the_resume_is_exact(
+    tmp_path, server, train_in_process
+):
     folder = tmp_path / "sweep"
     args = [*SLOW, "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage='{server.url(PASSWORD)}'"]
     sweep = subprocess.Popen(
@@ -226,12 +228,9 @@ def test_a_database_outage_mid_trial_stops_in_one_line_and_the_resume_is_exact(t
     assert "sweep stopped: the storage or the disk failed" in output
     assert "run the same command again to resume" in output
 
-    server.start()
-    done = subprocess.run(
-        command(folder, *args, "model.out_1=int(interval(1,4))"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    server.start()  # the same command again, through cli() in this process
+    done = train_in_process(
+        *command(folder, *args, "model.out_1=int(interval(1,4))")[3:], cwd=tmp_path
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 of 3 trials finished" in done.stdout + done.stderr

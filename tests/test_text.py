@@ -142,8 +142,8 @@ def test_compare_table_and_trials_csv_are_safe_and_load_runs_reads_the_value_unc
     assert sorted(linesweep.load_runs(*map(str, runs))["folder"]) == sorted(map(str, runs))
 
     sweep = tmp_path / "sweep"
-    done = run_cli(
-        "linesweep.train", "-m", "hydra/sweeper=linesweep", *TINY, "hydra/sweeper/sampler=grid",
+    done = train_in_process(
+        "-m", "hydra/sweeper=linesweep", *TINY, "hydra/sweeper/sampler=grid",
         "hydra.sweeper.max_failure_rate=1.0", "+note=choice('=1+2','@x')",
         f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )  # fmt: skip
