@@ -3,7 +3,10 @@
 Each test drives `python -m linesweep.train -m ...` as a separate process (the thing a user
 runs), breaks something at a chosen moment, and checks that nothing was lost: the study, the
 trial folders, trials.csv and optimization_results.yaml all agree, and re-running the same
-command finishes the job with exactly n_trials trials.
+command finishes the job with exactly n_trials trials. The fault always hits a real process;
+where what it left is only files (a journal, a lock, a study), the command that resumes runs
+through the same cli() in this process (`train_in_process`), which saves a process start of
+about 2.5 s of CPU each; the signal test's second round resumes as a process.
 """
 
 from __future__ import annotations
@@ -236,8 +239,8 @@ DISCRETE = ["model.out_1=int(interval(1,4))", "model.out_2=choice(1,2,3)"]  # 12
 
 @pytest.mark.parametrize(
     ("workers", "n_trials", "space"),
-    [(3, 9, CONTINUOUS), (4, 12, CONTINUOUS), (3, 9, DISCRETE)],
-    ids=["3-9-continuous", "4-12-continuous", "3-9-discrete"],
+    [(4, 12, CONTINUOUS), (3, 9, DISCRETE)],
+    ids=["4-12-continuous", "3-9-discrete"],
 )
 def test_workers_started_in_the_same_instant_share_a_new_study_exactly_without_repeats(
     tmp_path, workers, n_trials, space
@@ -423,6 +426,8 @@ def test_a_corrupt_journal_record_is_refused_with_the_exact_repair_command(
     assert "Traceback" not in done.stdout + done.stderr
     repair = subprocess.run([sys.executable, *command.split()[1:]], capture_output=True, text=True)
     assert repair.returncode == 0, repair.stderr
-    done = run(folder, *FAST, "hydra.sweeper.n_trials=3")
+    done = train_in_process(
+        *sweep_arguments(folder, *FAST, "hydra.sweeper.n_trials=3"), cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_consistent(folder, 3)  # every record kept: trial 1's last one too

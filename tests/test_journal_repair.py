@@ -113,7 +113,7 @@ def test_a_damaged_journal_refuses_the_resume_untouched_and_its_repair_keeps_eve
     assert repaired.returncode == 0, repaired.stderr
     assert "the original is kept as" in repaired.stdout
     assert trials_of(folder) == before  # every trial as it was: trial 1 complete, not running
-    # The resume in this process too: test_faults.py resumes a repaired journal as a process.
+    # The resume in this process too (the repair is the command a user types, a process).
     done = train_in_process(*arguments, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert_consistent(folder, 4)
