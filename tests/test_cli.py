@@ -161,8 +161,8 @@ def test_diverging_run_exits_3_and_is_recorded(tmp_path):
     assert json.loads((folder / "summary.json").read_text())["status"] == "diverged"
 
 
-def test_cfg_job_prints_the_composed_config_without_running(tmp_path):
-    done = run_cli("linesweep.train", "model.out_1=4", "--cfg", "job", cwd=tmp_path)
+def test_cfg_job_prints_the_composed_config_without_running(tmp_path, train_in_process):
+    done = train_in_process("model.out_1=4", "--cfg", "job", cwd=tmp_path)  # Hydra's own path
     assert done.returncode == 0
     assert "out_1: 4" in done.stdout and "N_images: 10000" in done.stdout
     assert not (tmp_path / "outputs").exists()
@@ -176,18 +176,6 @@ def test_help_lists_every_config_group_and_option(tmp_path, train_in_process):
         options = ", ".join(sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")))
         listed = next(line for line in done.stdout.splitlines() if line.startswith(f"{group}: "))
         assert ", ".join(sorted(listed.split(": ", 1)[1].split("   ")[0].split(", "))) == options
-
-
-def test_basic_multirun_gives_each_job_its_own_folder(tmp_path):
-    done = run_cli("linesweep.train", "-m", *TINY, "model.out_1=1,2", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    (sweep,) = (tmp_path / "outputs" / "multirun").glob("*/*")
-    assert (sweep / "multirun.yaml").exists()
-    channels = {
-        int(json.loads((sweep / job / "summary.json").read_text())["overrides"][-1].split("=")[1])
-        for job in ("0", "1")
-    }
-    assert channels == {1, 2}
 
 
 def test_two_runs_with_the_same_time_stamp_never_share_a_folder(tmp_path):
@@ -232,19 +220,20 @@ def test_the_console_scripts_answer_help(script, tmp_path):
     assert done.returncode == 0 and "linesweep" in done.stdout
 
 
-def test_a_basic_multirun_ends_with_its_runs_by_state_the_best_and_the_compare_command(tmp_path):
-    folder = tmp_path / "multi"
-    done = run_cli(
-        "linesweep.train", "-m", *TINY, "model.out_1=1,2", f"hydra.sweep.dir={folder}",
-        cwd=tmp_path,
-    )  # fmt: skip
+def test_a_basic_multirun_gives_each_job_its_own_folder_and_ends_with_the_best_and_compare(
+    tmp_path,
+):
+    """Hydra's basic sweeper (no hydra/sweeper=linesweep): its default folder under outputs/."""
+    done = run_cli("linesweep.train", "-m", *TINY, "model.out_1=1,2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    (folder,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert (folder / "multirun.yaml").exists()
+    summaries = [json.loads((folder / job / "summary.json").read_text()) for job in ("0", "1")]
+    assert {int(s["overrides"][-1].split("=")[1]) for s in summaries} == {1, 2}
     lines = done.stderr.splitlines()
     assert any(line.endswith("multirun: 2 runs (2 complete)") for line in lines)
     best = next(line for line in lines if "best val_accuracy=" in line)
-    accuracies = [
-        json.loads((folder / job / "summary.json").read_text())["objective"]["values"][0]
-        for job in ("0", "1")
-    ]
+    accuracies = [s["objective"]["values"][0] for s in summaries]
     assert f"best val_accuracy={max(accuracies):.4g}" in best and "model.out_1=" in best
-    assert lines[-1].endswith(f"compare the runs: python -m linesweep.compare {folder}")
+    named = folder.relative_to(tmp_path)  # as Hydra's sweep.dir names it, from the current folder
+    assert lines[-1].endswith(f"compare the runs: python -m linesweep.compare {named}")

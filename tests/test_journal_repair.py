@@ -17,7 +17,7 @@ from linesweep.core.journal_records import scan
 from linesweep.core.storage import JOURNAL_NAME
 from linesweep.sweep.journal import main as journal_main
 from tests.conftest import load_study
-from tests.test_faults import FAST, assert_consistent, run, sweep_arguments
+from tests.test_faults import FAST, assert_consistent, sweep_arguments
 from tests.test_own_files import snapshot
 
 TORN = b'{"op_code":5,"worker_id":"dead-writer","trial_id":0,"par'  # a writer killed mid-append
@@ -113,7 +113,8 @@ def test_a_damaged_journal_refuses_the_resume_untouched_and_its_repair_keeps_eve
     assert repaired.returncode == 0, repaired.stderr
     assert "the original is kept as" in repaired.stdout
     assert trials_of(folder) == before  # every trial as it was: trial 1 complete, not running
-    done = run(folder, *FAST, space, "hydra.sweeper.n_trials=4")
+    # The resume in this process too (the repair is the command a user types, a process).
+    done = train_in_process(*arguments, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert_consistent(folder, 4)
     assert trials_of(folder)[:3] == before

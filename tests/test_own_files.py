@@ -17,7 +17,7 @@ import pytest
 from linesweep.core.files import NotOwnPath, RunLogHandler, atomic_write_text, make_folder
 from linesweep.core.storage import JOURNAL_NAME
 from linesweep.sweep.journal import _backup
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import ROOT, TINY
 
 TINY_RUN = [*TINY, "replicates=2", "plots=light"]  # writes every name: plots/, replicates/
 
@@ -271,11 +271,10 @@ def test_a_reused_multirun_folder_is_refused_and_overwrite_clears_its_jobs(
 
 
 @pytest.mark.slow
-def test_an_interrupted_overwrite_never_reports_the_old_runs_epochs(tmp_path):
+def test_an_interrupted_overwrite_never_reports_the_old_runs_epochs(tmp_path, train_in_process):
     run = tmp_path / "run"
-    first = run_cli(
-        "linesweep.train", *TINY, "trainer.epochs=3", f"hydra.run.dir={run}", cwd=tmp_path
-    )
+    # The old run through cli() in this process; the overwrite that is interrupted, a process.
+    first = train_in_process(*TINY, "trainer.epochs=3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert json.loads((run / "summary.json").read_text())["epochs_run"] == 3
     slow = ["data.N_images=50000", "trainer.batch_size=10", "trainer.epochs=1"]  # a long epoch

@@ -208,8 +208,11 @@ def test_bad_executor_input_exits_2_with_one_line(
     assert not list(tmp_path.glob("[0-9]*"))
 
 
-def training_population(folder: Path) -> tuple[list[str], subprocess.Popen]:
-    """A population sweep of 3 trials started as a command, returned once all 3 train."""
+def training_population(
+    folder: Path, numbers: range = range(3)
+) -> tuple[list[str], subprocess.Popen]:
+    """A population sweep of 3 trials started as a command, returned once all 3 (`numbers`)
+    train."""
     args = [
         "hydra/sweeper=linesweep",
         "experiment=smoke",
@@ -229,29 +232,33 @@ def training_population(folder: Path) -> tuple[list[str], subprocess.Popen]:
         command, cwd=folder.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 60
-    while not all((folder / str(n) / "metrics.csv").exists() for n in range(3)):
+    while not all((folder / str(n) / "metrics.csv").exists() for n in numbers):
         assert time.monotonic() < deadline, "the population did not start training"
         time.sleep(0.05)
     return command, sweep
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_an_interrupted_population_leaves_no_trial_running(tmp_path, signum, code):
+def test_an_interrupted_population_leaves_no_trial_running(tmp_path):
+    """SIGTERM while the population trains; the same command again, and SIGINT while it trains
+    the three trials queued for the re-run; then the same command finishes the study."""
     folder = tmp_path / "sweep"
-    command, sweep = training_population(folder)
-    sweep.send_signal(signum)
-    output, _ = sweep.communicate(timeout=30)
-    assert sweep.returncode == code, output.decode()
-    study = load_study(folder)
-    states = [t.state for t in study.trials]
-    assert optuna.trial.TrialState.RUNNING not in states  # every member told
-    assert states == [optuna.trial.TrialState.FAIL] * 3 + [optuna.trial.TrialState.WAITING] * 3
-    for trial in study.trials[:3]:  # interrupted; each queued again (WAITING) for the re-run
-        assert trial.user_attrs["linesweep.state"] == "interrupted"
-        record = summary(folder / str(trial.number))
-        assert record["status"] == "interrupted"
-        assert record["epochs_run"] == len(metrics(folder / str(trial.number)))  # what finished
+    FAIL, WAITING = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING
+    for attempt, (signum, code) in enumerate([(signal.SIGTERM, 143), (signal.SIGINT, 130)]):
+        told = range(3 * attempt, 3 * attempt + 3)  # the population's trials: 0-2, then 3-5
+        command, sweep = training_population(folder, told)
+        sweep.send_signal(signum)
+        output, _ = sweep.communicate(timeout=30)
+        assert sweep.returncode == code, output.decode()
+        study = load_study(folder)
+        states = [t.state for t in study.trials]
+        assert optuna.trial.TrialState.RUNNING not in states  # every member told
+        assert states == [FAIL] * (3 * attempt + 3) + [WAITING] * 3
+        for trial in study.trials[told.start : told.stop]:  # each queued again for the re-run
+            assert trial.user_attrs["linesweep.state"] == "interrupted"
+            record = summary(folder / str(trial.number))
+            assert record["status"] == "interrupted"
+            assert record["epochs_run"] == len(metrics(folder / str(trial.number)))  # finished
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     states = [t.state for t in load_study(folder).trials]

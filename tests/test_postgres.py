@@ -80,14 +80,15 @@ def sweep_on(postgres_url: str, folder: Path, n_trials: int, lr: str) -> list[st
     ]  # fmt: skip
 
 
-def test_sweep_processes_share_a_postgres_study_exactly_and_prune_across(tmp_path, postgres_url):
+def test_sweep_processes_share_a_postgres_study_exactly_and_prune_across(
+    tmp_path, postgres_url, train_in_process
+):
     folder = tmp_path / "sweep"
     # A first worker records 3 good trials; then two more workers, started together, finish the
     # study with a learning rate too small to learn. Their trials can only be pruned by comparing
-    # them with the first worker's reports, read from the database.
-    first = subprocess.run(
-        sweep_on(postgres_url, folder, 3, "0.03"), cwd=tmp_path, capture_output=True, text=True
-    )
+    # them with the first worker's reports, read from the database. (The first worker runs
+    # through cli() in this process; the two that share the study are processes of their own.)
+    first = train_in_process(*sweep_on(postgres_url, folder, 3, "0.03")[3:], cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     # Another fixed learning rate than the study began with: continued on purpose.
     command = [*sweep_on(postgres_url, folder, 9, "0.000001"), "hydra.sweeper.resume_changed=true"]

@@ -29,7 +29,7 @@ from linesweep.core.errors import Diverged, LinesweepError
 from linesweep.core.files import ensure_writable_folder, write_json
 from linesweep.core.storage import JOURNAL_NAME, open_storage
 from linesweep.run.task import run
-from tests.conftest import ROOT, TINY, load_study, run_cli
+from tests.conftest import ROOT, TINY, load_study
 from tests.test_faults import file_size_limit
 
 # ------------------------------------------------------------------ objectives a job may return
@@ -214,12 +214,13 @@ def test_the_slurm_launcher_config_composes_for_a_sweep(compose_config):
 
 
 @pytest.mark.slow  # a command, then a run in-process from what it left
-def test_a_run_is_reproduced_from_its_folder_alone(tmp_path):
+def test_a_run_is_reproduced_from_its_folder_alone(tmp_path, train_in_process):
     """The folder's .hydra/config.yaml (seeds included) is all it takes to train the same model.
 
-    The one determinism test of a run: the same config gives the same metrics and weights.
+    The one determinism test of a run: the same config gives the same metrics and weights. The
+    command runs through cli() in this process (test_cli.py runs it as a process).
     """
-    done = run_cli("linesweep.train", *TINY, "seed=11", "model.out_1=3", cwd=tmp_path)
+    done = train_in_process(*TINY, "seed=11", "model.out_1=3", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     (original,) = (tmp_path / "outputs" / "runs").glob("*/*")
     run(OmegaConf.load(original / ".hydra" / "config.yaml"), tmp_path / "again")

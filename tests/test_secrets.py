@@ -181,7 +181,9 @@ def command(folder: Path, *overrides: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_a_postgres_sweep_keeps_its_password_out_of_every_file_and_line(tmp_path, server):
+def test_a_postgres_sweep_keeps_its_password_out_of_every_file_and_line(
+    tmp_path, server, train_in_process, monkeypatch
+):
     folder = tmp_path / "sweep"
     args = [*FAST, "hydra.sweeper.n_trials=2", "model.out_1=int(interval(1,4))"]
     typed = [*args, f"hydra.sweeper.storage='{server.url(PASSWORD)}'"]  # on the command line
@@ -192,15 +194,13 @@ def test_a_postgres_sweep_keeps_its_password_out_of_every_file_and_line(tmp_path
     assert "postgres:***@" in (folder / "0" / ".hydra" / "hydra.yaml").read_text()
 
     other = tmp_path / "from-env"  # the documented way: Hydra saves the variable's name
-    env = {**os.environ, "LINESWEEP_STORAGE": server.url(PASSWORD)}
+    monkeypatch.setenv("LINESWEEP_STORAGE", server.url(PASSWORD))
     by_env = [
         *args,
         "hydra.sweeper.study_name=env",
         "hydra.sweeper.storage=${oc.env:LINESWEEP_STORAGE}",
     ]
-    done = subprocess.run(
-        command(other, *by_env), cwd=tmp_path, capture_output=True, text=True, env=env
-    )
+    done = train_in_process(*command(other, *by_env)[3:], cwd=tmp_path)  # in this process
     assert done.returncode == 0, done.stdout + done.stderr
     assert PASSWORD not in done.stdout + done.stderr and files_holding(other, PASSWORD) == []
     assert "${oc.env:LINESWEEP_STORAGE}" in (other / "0" / ".hydra" / "hydra.yaml").read_text()
@@ -208,9 +208,11 @@ def test_a_postgres_sweep_keeps_its_password_out_of_every_file_and_line(tmp_path
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_a_database_outage_mid_trial_stops_in_one_line_and_the_resume_is_exact(tmp_path, server):
+def test_a_database_outage_mid_trial_stops_in_one_line_and_the_resume_is_exact(
+    tmp_path, server, train_in_process
+):
     folder = tmp_path / "sweep"
-    args = [*SLOW, "hydra.sweeper.n_trials=3", f"hydra.sweeper.storage='{server.url(PASSWORD)}'"]
+    args = [*SLOW, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage='{server.url(PASSWORD)}'"]
     sweep = subprocess.Popen(
         command(folder, *args, "model.out_1=int(interval(1,4))"),
         cwd=tmp_path,
@@ -226,14 +228,11 @@ def test_a_database_outage_mid_trial_stops_in_one_line_and_the_resume_is_exact(t
     assert "sweep stopped: the storage or the disk failed" in output
     assert "run the same command again to resume" in output
 
-    server.start()
-    done = subprocess.run(
-        command(folder, *args, "model.out_1=int(interval(1,4))"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+    server.start()  # the same command again, through cli() in this process
+    done = train_in_process(
+        *command(folder, *args, "model.out_1=int(interval(1,4))")[3:], cwd=tmp_path
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 of 3 trials finished" in done.stdout + done.stderr
+    assert "2 of 2 trials finished" in done.stdout + done.stderr
     assert PASSWORD not in done.stdout + done.stderr
     assert files_holding(folder, PASSWORD) == []

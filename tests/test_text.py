@@ -41,23 +41,33 @@ def test_a_trial_context_with_non_ascii_names_crosses_hydra_intact(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "executor",
+    ("executor", "process"),
     [
-        ["hydra.sweeper.executor=process"],
-        ["hydra.sweeper.executor=population"],
-        ["hydra.sweeper.executor=launcher"],
-        ["hydra.sweeper.executor=launcher", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"],
+        (["hydra.sweeper.executor=process"], False),
+        (["hydra.sweeper.executor=population"], False),
+        (["hydra.sweeper.executor=launcher"], False),
+        (
+            ["hydra.sweeper.executor=launcher", "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2"],
+            True,
+        ),
     ],
     ids=["process", "population", "launcher", "joblib"],
 )
-def test_non_ascii_study_names_and_folders_work_end_to_end(tmp_path, executor):
+def test_non_ascii_study_names_and_folders_work_end_to_end(
+    tmp_path, train_in_process, executor, process
+):
+    """The command line as a real process once (joblib's trials run in processes of their own
+    anyway); through the same cli() in this process for the other executors."""
     work = tmp_path / "wörk ✓中"  # the working folder: outputs/ lands there
     work.mkdir()
-    done = run_cli(
-        "linesweep.train", "-m", "hydra/sweeper=linesweep", *TINY, "hydra.sweeper.n_trials=2",
+    arguments = [
+        "-m", "hydra/sweeper=linesweep", *TINY, "hydra.sweeper.n_trials=2",
         f"hydra.sweeper.study_name='{NAME}'", "optimizer.lr=choice(0.01,0.02)", *executor,
-        cwd=work, timeout=240,
-    )  # fmt: skip
+    ]  # fmt: skip
+    if process:
+        done = run_cli("linesweep.train", *arguments, cwd=work, timeout=240)
+    else:
+        done = train_in_process(*arguments, cwd=work)
     assert done.returncode == 0, done.stdout + done.stderr
     sweep = work / "outputs" / "sweeps" / NAME
     study = load_study(sweep, NAME)
@@ -132,8 +142,8 @@ def test_compare_table_and_trials_csv_are_safe_and_load_runs_reads_the_value_unc
     assert sorted(linesweep.load_runs(*map(str, runs))["folder"]) == sorted(map(str, runs))
 
     sweep = tmp_path / "sweep"
-    done = run_cli(
-        "linesweep.train", "-m", "hydra/sweeper=linesweep", *TINY, "hydra/sweeper/sampler=grid",
+    done = train_in_process(
+        "-m", "hydra/sweeper=linesweep", *TINY, "hydra/sweeper/sampler=grid",
         "hydra.sweeper.max_failure_rate=1.0", "+note=choice('=1+2','@x')",
         f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )  # fmt: skip
