@@ -14,6 +14,7 @@ from linesweep.core.errors import ConfigError
 from linesweep.core.trial_link import ENV_VAR, TrialContext
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_a_deleted_current_folder_is_one_line_and_exit_2(tmp_path, sweep):
     gone = tmp_path / "gone"
@@ -34,6 +35,7 @@ def test_a_malformed_trial_variable_is_refused_naming_it():
         assert refused.value.key == ENV_VAR and "\n" not in str(refused.value)
 
 
+@pytest.mark.slow
 def test_a_single_run_ignores_a_trial_variable_left_in_the_shell(tmp_path):
     stale = {"storage": str(tmp_path / "nowhere" / "journal.log"), "study_name": "x", "number": 0}
     done = subprocess.run(

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.skipif(not trial_server.AVAILABLE, reason="no fork serv
 SMOKE = ["hparams_search=channels_lr", "experiment=smoke", "hydra.sweeper.n_trials=2"]
 
 
+@pytest.mark.slow
 def test_the_sweep_process_never_imports_torch_its_trials_do(tmp_path):
     folder = tmp_path / "sweep"
     code = (
@@ -66,6 +67,7 @@ def test_a_trial_sees_the_environment_the_sweep_had_when_it_started_it(monkeypat
     assert process.exitcode is not None
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_the_terminal_while_the_server_imports_is_one_line(tmp_path):
     command = [
         sys.executable, "-m", "linesweep.train", "-m", *SMOKE, f"hydra.sweep.dir={tmp_path / 's'}",
@@ -84,6 +86,7 @@ def test_ctrl_c_to_the_terminal_while_the_server_imports_is_one_line(tmp_path):
     assert output.strip().splitlines()[-1].endswith("interrupted by SIGINT"), output
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_whole_group_mid_population_interrupts_every_member(tmp_path):
     # systemd, docker stop or `kill -TERM -<pgid>` signal every process: the server too, which
     # must not die under its running trials and have them taken for killed (alone, it ignores
