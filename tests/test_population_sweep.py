@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from linesweep.core.storage import JOURNAL_NAME, open_storage
 from linesweep.run.task import run
 from linesweep.sweep.population_executor import PopulationExecutor, _Population
+from tests.process_tree import trial_processes
 
 POPULATION = ["hydra.sweeper.executor=population", "hydra/sweeper/pruner=none"]
 GRID = ["hydra/sweeper/sampler=grid"]
@@ -265,32 +266,6 @@ def test_an_interrupted_population_leaves_no_trial_running(tmp_path):
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3  # the re-runs of all three
 
 
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (from /proc: Linux)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _trial_processes(sweep: int) -> list[int]:
-    """The sweep's trial processes: the children of the server they fork from."""
-    (server,) = [p for p in _children(sweep) if b"forkserver" in _cmdline(p)]
-    return _children(server)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").exists(), reason="finds the population's process in /proc")
 def test_a_population_process_stopped_alone_tells_its_members_interrupted(tmp_path):
@@ -298,7 +273,7 @@ def test_a_population_process_stopped_alone_tells_its_members_interrupted(tmp_pa
     # the study and trials.csv say so too, and the sweep re-runs their slots to the end.
     folder = tmp_path / "sweep"
     _, sweep = training_population(folder)
-    (population,) = _trial_processes(sweep.pid)
+    (population,) = trial_processes(sweep.pid)
     os.kill(population, signal.SIGTERM)
     output, _ = sweep.communicate(timeout=240)
     assert sweep.returncode == 0, output.decode()[-3000:]

@@ -22,6 +22,7 @@ import pytest
 
 from linesweep.sweep import trial_server
 from linesweep.sweep.workers import enter_child
+from tests import process_tree
 
 pytestmark = pytest.mark.skipif(not trial_server.AVAILABLE, reason="no fork server here")
 
@@ -108,10 +109,12 @@ def test_sigterm_to_the_whole_group_mid_population_interrupts_every_member(tmp_p
     while not all((folder / str(n) / "metrics.csv").exists() for n in range(2)):
         assert time.monotonic() < deadline and sweep.poll() is None, "no population trained"
         time.sleep(0.05)
-    (server,) = [p for p in _children(sweep.pid) if b"forkserver" in _cmdline(p)]
+    server = process_tree.trial_server(sweep.pid)
     os.kill(server, signal.SIGTERM)  # alone: nothing happens
     time.sleep(0.5)
-    assert sweep.poll() is None and _children(server), "the server or its trial went away"
+    assert sweep.poll() is None and process_tree.children(server), (
+        "the server or its trial went away"
+    )
     os.killpg(sweep.pid, signal.SIGTERM)
     output, _ = sweep.communicate(timeout=60)
     assert sweep.returncode == 128 + signal.SIGTERM, output
@@ -124,26 +127,6 @@ def test_sigterm_to_the_whole_group_mid_population_interrupts_every_member(tmp_p
         while time.monotonic() < deadline:
             os.killpg(sweep.pid, 0)
             time.sleep(0.1)
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (from /proc: Linux)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def test_the_sweep_commands_that_start_the_server_early():
