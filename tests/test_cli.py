@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from linesweep.core.errors import ConfigError
 from linesweep.plan import main as plan_main
+from linesweep.run.overrides import check_command_line
 from tests.conftest import ROOT, TINY, run_cli
 
 pytestmark = pytest.mark.slow
@@ -151,6 +153,31 @@ def test_a_value_its_key_cannot_hold_is_one_line_before_any_folder(tmp_path, arg
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("sampler.n_startup_trials=abc", "sampler.n_startup_trials=abc is not allowed: an integer"),
+        ("sampler.seed=x", "sampler.seed=x is not allowed: an integer"),
+        ("sampler.multivariate=maybe", "sampler.multivariate=maybe is not allowed: true or false"),
+        ("pruner.percentile=high", "pruner.percentile=high is not allowed: a number"),
+        ("pruner.n_warmup_steps=2.5", "pruner.n_warmup_steps=2.5 is not allowed: an integer"),
+    ],
+)
+def test_a_sampler_or_pruner_argument_is_checked_against_the_options_that_take_it(
+    argument, message
+):
+    """Whichever sampler or pruner the command line chooses, an argument every option types
+    alike is checked like any key (Hydra would say it in five lines)."""
+    with pytest.raises(ConfigError) as refused:
+        check_command_line(["-m", f"hydra.sweeper.{argument}"])
+    assert str(refused.value) == f"hydra.sweeper.{message}"
+
+
+def test_a_sampler_argument_the_options_type_differently_is_left_to_the_sampler():
+    check_command_line(["-m", "hydra.sweeper.sampler.independent_sampler=x"])  # Any: no check
+    check_command_line(["-m", "hydra.sweeper.pruner.min_resource=auto"])  # Any in one option
 
 
 def test_diverging_run_exits_3_and_is_recorded(tmp_path):

@@ -195,6 +195,10 @@ def test_a_two_objective_sweep_writes_the_pareto_set(sweep_in_process, tmp_path,
             "150.0} is not allowed: arguments PercentilePruner accepts (ValueError: ",
         ),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0 is not allowed: an integer >= 1"),
+        (  # Optuna itself takes it, as if it were 0
+            "hydra.sweeper.sampler.n_startup_trials=-3",
+            "hydra.sweeper.sampler.n_startup_trials=-3 is not allowed: a count, 0 or more",
+        ),
         ("model.out_1=int(interval(5,2))", "model.out_1=int(interval(5,2)) is not allowed"),
         ("optimizer.lr=tag(log,interval(0,1))", "a log scale needs low > 0"),
         (

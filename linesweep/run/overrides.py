@@ -25,7 +25,11 @@ from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any
 
-from hydra_plugins.linesweep_optuna_sweeper.config import LinesweepOptunaSweeperConf
+from hydra_plugins.linesweep_optuna_sweeper.config import (
+    PRUNER_OPTIONS,
+    SAMPLER_OPTIONS,
+    LinesweepOptunaSweeperConf,
+)
 from linesweep.core.errors import ConfigError
 from linesweep.run.config import OPTIMIZER_SCHEMAS, TrainConfig
 
@@ -50,7 +54,7 @@ def check_command_line(arguments: Sequence[str]) -> None:
         if override.is_add() or override.is_delete() or override.is_force_add():
             continue
         if key.startswith("hydra.sweeper."):
-            _check_value(key, override, _hint(SWEEPER_SCHEMA, key.removeprefix("hydra.sweeper.")))
+            _check_value(key, override, _sweeper_hint(key.removeprefix("hydra.sweeper.")))
         if key == "hydra" or key.startswith(("hydra.", "hydra/")) or key in groups:
             continue
         if key.split("@", 1)[0] in keys:
@@ -114,6 +118,18 @@ def _hint(schema: type, key: str) -> object:
     if name not in {f.name for f in dataclasses.fields(schema)}:  # type: ignore[arg-type]
         return None
     return typing.get_type_hints(schema)[name]
+
+
+def _sweeper_hint(key: str) -> object:
+    """The type a key under `hydra.sweeper.` holds. A sampler's or pruner's argument has the
+    type every option that takes it gives it (`sampler.n_startup_trials`: an integer), whichever
+    option the command line chooses; None where the options disagree or none takes it."""
+    group, _, name = key.partition(".")
+    options = {"sampler": SAMPLER_OPTIONS, "pruner": PRUNER_OPTIONS}.get(group)
+    if options is None or not name or "." in name:
+        return _hint(SWEEPER_SCHEMA, key)
+    hints = {_hint(schema, name) for schema in options.values()} - {None}
+    return hints.pop() if len(hints) == 1 else None
 
 
 def _check_logger_is_on(key: str, override: object, parsed: Sequence[object]) -> None:

@@ -91,7 +91,14 @@ def _target_class(config: Mapping[str, Any], key: str, base: type, example: str)
 
 
 def _build(config: Mapping[str, Any], key: str, cls: type, **extra: Any) -> Any:
-    """Instantiate a `_target_` config with Hydra; a ConfigError naming `key` if that fails."""
+    """Instantiate a `_target_` config with Hydra; a ConfigError naming `key` if that fails.
+
+    A negative count (`n_startup_trials`, `n_warmup_steps`, ...: every `n_` argument) is
+    refused first: Optuna takes `n_startup_trials=-3` without a word, as if it were 0.
+    """
+    for name, value in config.items():
+        if name.startswith("n_") and isinstance(value, int) and value < 0:
+            raise ConfigError(f"{key}.{name}", value, "a count, 0 or more")
     try:
         return instantiate({**config, **extra}, _convert_="all")
     except Exception as err:
