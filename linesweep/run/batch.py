@@ -37,9 +37,8 @@ def describe(config: DictConfig) -> TrainConfig | None:
     it records as such; `hydra.job.chdir`, which one process cannot honour for several jobs)."""
     if OmegaConf.select(config, "hydra.job.chdir", default=False):
         return None
-    task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     try:
-        cfg = to_train_config(task_cfg)
+        cfg = to_train_config(config)  # which leaves the hydra node out itself
         plan_cnn(cfg.model, cfg.data.image_size)  # what `plan` estimates from, for every width
     except (LinesweepError, ValueError):
         return None
