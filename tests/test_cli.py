@@ -127,29 +127,39 @@ def test_refused_before_hydra_makes_a_folder(
 
 
 @pytest.mark.parametrize(
-    ("arguments", "message"),
+    ("arguments", "message", "process"),
     [
-        (["model.out_1=four"], "model.out_1=four is not allowed: an integer"),
-        (["trainer.epochs=2.5"], "trainer.epochs=2.5 is not allowed: an integer"),
-        (["data.p=high"], "data.p=high is not allowed: a number"),
-        (["trainer.shuffle=maybe"], "trainer.shuffle=maybe is not allowed: true or false"),
+        (["model.out_1=four"], "model.out_1=four is not allowed: an integer", PROCESS),
+        (["trainer.epochs=2.5"], "trainer.epochs=2.5 is not allowed: an integer", IN_PROCESS),
+        (["data.p=high"], "data.p=high is not allowed: a number", IN_PROCESS),
+        (
+            ["trainer.shuffle=maybe"],
+            "trainer.shuffle=maybe is not allowed: true or false",
+            IN_PROCESS,
+        ),
         (
             ["-m", "hparams_search=channels_lr", "hydra.sweeper.population_size=2.5"],
             "hydra.sweeper.population_size=2.5 is not allowed: an integer",
+            IN_PROCESS,
         ),
         (
             ["-m", "hparams_search=channels_lr", "hydra.sweeper.n_jobs=two"],
             "hydra.sweeper.n_jobs=two is not allowed: an integer",
+            IN_PROCESS,
         ),
         (
             ["-m", "hparams_search=channels_lr", "hydra.sweeper.preload=numpy"],
             "hydra.sweeper.preload=numpy is not allowed: a list; e.g. hydra.sweeper.preload=[numpy",
+            PROCESS,
         ),
     ],
 )
-def test_a_value_its_key_cannot_hold_is_one_line_before_any_folder(tmp_path, arguments, message):
-    """Hydra's schema check says it in five lines with exit 1; a sweep's values are left alone."""
-    done = run_cli("linesweep.train", *arguments, cwd=tmp_path)
+def test_a_value_its_key_cannot_hold_is_one_line_before_any_folder(
+    tmp_path, train_in_process, arguments, message, process
+):
+    """Hydra's schema check says it in five lines with exit 1; a sweep's values are left alone.
+    A run's and a sweep's refusal each run once as a real process, the others in this one."""
+    done = train(process, train_in_process)(*arguments, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []

@@ -222,7 +222,7 @@ def training_population(
         *POPULATION,
         "data.N_images=2000",
         "trainer.batch_size=10",
-        "trainer.epochs=25",  # seconds: time to interrupt it mid-training
+        "trainer.epochs=12",  # a second or two: time to interrupt it mid-training
         "hydra.sweeper.n_trials=3",
         "hydra.sweeper.population_size=3",
         "optimizer.lr=tag(log,interval(1e-3,1e-1))",

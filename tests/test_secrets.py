@@ -38,6 +38,8 @@ from tests.test_faults import FAST, SLOW, running_trial, wait_for
 from tests.test_postgres import server_binary
 
 PASSWORD = "Sw0rdf1sh-7f3a"  # recognisable anywhere it might leak
+# Twice SLOW's epochs: trial 1 still trains while pg_ctl stops the database under it.
+SLOWER = [*(a for a in SLOW if not a.startswith("trainer.epochs=")), "trainer.epochs=25"]
 UNREACHABLE = f"postgresql://nobody:{PASSWORD}@127.0.0.1:1/none"  # a closed port
 
 
@@ -212,7 +214,7 @@ def test_a_database_outage_mid_trial_stops_in_one_line_and_the_resume_is_exact(
     tmp_path, server, train_in_process
 ):
     folder = tmp_path / "sweep"
-    args = [*SLOW, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage='{server.url(PASSWORD)}'"]
+    args = [*SLOWER, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage='{server.url(PASSWORD)}'"]
     sweep = subprocess.Popen(
         command(folder, *args, "model.out_1=int(interval(1,4))"),
         cwd=tmp_path,
