@@ -11,15 +11,41 @@ import contextlib
 import csv
 import os
 import signal
+import time
 
 import pytest
 
 from linesweep.sweep.coordination import slot_holders
+from linesweep.sweep.stalls import StallWatch
 from tests.test_faults import SLOW, SPACE, assert_consistent, running_trial, start, wait_for
 
-pytestmark = pytest.mark.slow
+
+class Reports:
+    """A study as StallWatch reads it: RUNNING trials and how many epochs each has reported."""
+
+    def __init__(self, **reports: int) -> None:
+        self.reports = {int(name.removeprefix("trial")): n for name, n in reports.items()}
+
+    def get_trials(self, deepcopy: bool, states: object) -> list[object]:
+        return [
+            type("Trial", (), {"number": n, "intermediate_values": dict.fromkeys(range(k))})
+            for n, k in self.reports.items()
+        ]
 
 
+def test_a_trial_first_seen_with_reports_is_silent_from_then_not_from_its_start(caplog):
+    """Seen for the first time after it has reported epochs (a check comes at most every
+    trial_timeout/2), a trial has been heard from: its silence starts there."""
+    watch = StallWatch(timeout_s=10.0)
+    long_ago = time.monotonic() - 8.0  # its process started 8 s ago, over warn_after_s (5 s)
+    assert watch.check(Reports(trial1=3, trial2=0), {1: long_ago, 2: long_ago}) == {}
+    said = [r.getMessage() for r in caplog.records if "reported no epoch" in r.getMessage()]
+    assert said == [
+        "trial 2 has reported no epoch for 8 s (hydra.sweeper.trial_timeout=10 ends it)"
+    ]  # trial 1, seen with 3 epochs, is not in it
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("executor", "stopped", "n_trials"),
     [

@@ -56,8 +56,8 @@ class StallWatch:
         silent: dict[int, float] = {}
         for number, started in executing.items():
             count, heard = reports.get(number, 0), self._heard.get(number)
-            if heard is None:
-                heard = self._heard[number] = (count, started)
+            if heard is None:  # first seen: a report already in is news from now
+                heard = self._heard[number] = (count, now if count else started)
             elif count != heard[0]:
                 heard = self._heard[number] = (count, now)
             silent[number] = now - heard[1]
