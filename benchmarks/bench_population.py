@@ -19,6 +19,7 @@ import argparse
 import statistics
 import time
 
+import bench_step
 import torch
 from hydra import compose, initialize_config_module
 
@@ -37,15 +38,7 @@ def bmm_into_a_view(rounds: int = 5, calls: int = 3000) -> None:
     gradient buffer, as `step.bmm_into` does: bmm's `out=` against bmm then copy."""
 
     def median_us(call) -> float:
-        for _ in range(50):
-            call()
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for _ in range(calls):
-                call()
-            times.append((time.perf_counter() - start) / calls * 1e6)
-        return statistics.median(times)
+        return bench_step.median_us(call, calls, rounds, warmup=50)
 
     torch.set_num_threads(1)
     print(f"bmm into a gradient view, medians of {rounds} rounds of {calls} calls:")

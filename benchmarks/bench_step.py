@@ -81,6 +81,20 @@ def steps_for(r: int) -> int:
     return max(10, min(1000, 20_000 // r))
 
 
+def median_us(call, calls: int, rounds: int, warmup: int = 5) -> float:
+    """Median over `rounds` of the µs one call of `call()` takes, `calls` calls a round, after
+    `warmup` calls: for operations of a few µs, where one call is below the clock's noise."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        times.append((time.perf_counter() - start) / calls * 1e6)
+    return statistics.median(times)
+
+
 def timed_round(step, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """(wall s, CPU s) of one pass of `step.epoch` over the images."""
     wall, cpu = time.perf_counter(), time.thread_time()

@@ -27,6 +27,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import bench_step
 import torch
 from bench_step import build, images_for, timed_round
 
@@ -44,16 +45,8 @@ B = 10  # images a batch
 WINDOW = layers.Window((2, 2), (1, 1), (0, 0), (1, 1))  # every 2x2 layer of the notebook's model
 
 
-def median_us(f: Callable[[], object], calls: int = 50, rounds: int = 9) -> float:
-    for _ in range(5):
-        f()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            f()
-        times.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(times)
+def median_us(f: Callable[[], object]) -> float:
+    return bench_step.median_us(f, calls=50, rounds=9)
 
 
 # ---------------------------------------------------------------- conv2 without im2col
