@@ -24,7 +24,9 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from linesweep.core import trial_link
 from linesweep.core.storage import JOURNAL_NAME, open_storage
+from linesweep.core.trial_link import TrialContext, TrialLink
 from linesweep.run.task import run
 from linesweep.sweep.population_executor import PopulationExecutor, _Population
 from tests.process_tree import trial_processes
@@ -395,3 +397,21 @@ def test_a_sigterm_while_the_population_process_starts_ends_it_quietly(monkeypat
     assert process.exitcode == 0
     assert "Traceback" not in capfd.readouterr().err
     assert not results.poll()  # no member reported: the sweep records them interrupted
+
+
+def test_the_trials_of_a_population_share_one_storage(tmp_path, monkeypatch):
+    """Opening a journal replays the whole file: a population's trials open it once."""
+    url = str(tmp_path / JOURNAL_NAME)
+    study = optuna.create_study(study_name="s", storage=open_storage(url))
+    for _ in range(3):
+        study.ask()
+    opened = []
+    real_open = trial_link.open_storage
+    monkeypatch.setattr(trial_link, "open_storage", lambda u: opened.append(u) or real_open(u))
+    storages: dict = {}  # what `batch.run` hands every job of its population
+    for number in range(3):
+        link = TrialLink(TrialContext(storage=url, study_name="s", number=number), storages)
+        link.report(1, 0.25 * number)
+    assert opened == [url]
+    reported = optuna.load_study(study_name="s", storage=open_storage(url)).trials
+    assert [t.intermediate_values for t in reported] == [{1: 0.0}, {1: 0.25}, {1: 0.5}]

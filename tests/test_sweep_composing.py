@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from linesweep.run.config import register_configs
-from linesweep.sweep.composing import SweepComposer
+from linesweep.sweep.composing import ComposingLoader, SweepComposer
 
 # A sweep's command line: the master config is composed from it once.
 MASTER = [
@@ -376,3 +376,41 @@ def test_a_loader_without_hydras_internals_composes_every_trial_fully(sweep_hydr
         ours = composer.compose(overrides)
         assert_same(ours, loader.load_sweep_config(master, overrides), overrides)
     assert public.full == 3
+
+
+def test_a_launcher_composes_through_the_frames_and_sends_its_workers_the_plain_loader(
+    sweep_hydra,
+):
+    loader, master = sweep_hydra()
+    counting = CountingLoader(loader)
+    launchers = ComposingLoader(counting, master)  # what Hydra's launcher is handed
+    for number in range(4):
+        overrides = trial(number, f"optimizer.lr={0.01 * (number + 1)!r}")
+        ours = launchers.load_sweep_config(master, overrides)
+        assert_same(ours, loader.load_sweep_config(master, overrides), overrides)
+    assert counting.full == 1  # one frame: composed fully once
+    other_master = loader.load_configuration("train", MASTER, RunMode.MULTIRUN)
+    launchers.load_sweep_config(other_master, trial(9, "optimizer.lr=0.5"))
+    assert counting.full == 2  # another master config: the loader's own composition
+    assert launchers.get_search_path() is loader.get_search_path()  # the rest: the loader's
+    rebuild, arguments = ComposingLoader(loader, master).__reduce__()  # as pickle sends it
+    assert rebuild(*arguments) is loader  # to joblib's or submitit's workers: the plain loader
+
+
+def test_linesweeps_sweeper_hands_its_launcher_the_composing_loader(sweep_hydra):
+    from hydra.types import HydraContext
+
+    from hydra_plugins.linesweep_optuna_sweeper.optuna_sweeper import LinesweepOptunaSweeper
+
+    loader, master = sweep_hydra()
+    sweeper = LinesweepOptunaSweeper()
+    context = HydraContext(config_loader=loader, callbacks=None)  # type: ignore[arg-type]
+    sweeper.setup(hydra_context=context, task_function=lambda cfg: None, config=master)
+    handed = sweeper.launcher.hydra_context.config_loader
+    assert isinstance(handed, ComposingLoader)
+    overrides = trial(0, "optimizer.lr=0.02")
+    assert_same(
+        handed.load_sweep_config(master, overrides),
+        loader.load_sweep_config(master, overrides),
+        overrides,
+    )

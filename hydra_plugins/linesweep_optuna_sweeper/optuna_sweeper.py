@@ -23,9 +23,15 @@ class LinesweepOptunaSweeper(Sweeper):
     ) -> None:
         from hydra.core.plugins import Plugins
 
+        from linesweep.sweep.composing import ComposingLoader
+
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        # The launcher composes each job once per frame, as linesweep's own executors do.
+        composing = ComposingLoader(hydra_context.config_loader, config)
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
+            hydra_context=HydraContext(config_loader=composing, callbacks=hydra_context.callbacks),
+            task_function=task_function,
+            config=config,
         )
 
     def sweep(self, arguments: list[str]) -> Any:

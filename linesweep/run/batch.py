@@ -71,7 +71,8 @@ def run(
     from linesweep.run.hydra_jobs import jobs_running, prepare, returned
     from linesweep.run.pipeline import train_runs
 
-    jobs = [prepare(config) for config in configs]
+    storages: dict[str, object] = {}  # one per study's storage, for all the jobs' trials
+    jobs = [prepare(config, storages) for config in configs]
     plans_seen = Path(str(configs[0].hydra.sweep.dir)) / ".plans"
     with jobs_running(jobs, context, task):
         train_runs(

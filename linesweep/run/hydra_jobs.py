@@ -25,6 +25,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, env_override
@@ -45,8 +46,9 @@ class Job:
     ret: JobReturn
 
 
-def prepare(config: DictConfig) -> Job:
-    """The job's folder, `.hydra/` files and trial, as `run_job` makes them before the task."""
+def prepare(config: DictConfig, storages: dict[str, Any] | None = None) -> Job:
+    """The job's folder, `.hydra/` files and trial, as `run_job` makes them before the task;
+    the trials of jobs prepared with one `storages` share their storage (`TrialLink`)."""
     HydraConfig.instance().set_config(config)
     output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
@@ -72,7 +74,7 @@ def prepare(config: DictConfig) -> Job:
             atomic_write_text(hydra_output / name, OmegaConf.to_yaml(node))
     trial_env = (config.hydra.job.env_set or {}).get(ENV_VAR)
     with env_override({ENV_VAR: str(trial_env)} if trial_env else {}):
-        trial = TrialLink.from_environment() if trial_env else None
+        trial = TrialLink.from_environment(storages) if trial_env else None
     as_typed = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
     return Job(config, RunSpec(task_cfg, output_dir, trial, list(as_typed)), ret)  # type: ignore[arg-type]
 

@@ -151,6 +151,39 @@ class SweepComposer:
         return config
 
 
+class ComposingLoader:
+    """Hydra's config loader, composing a sweep's trials through a `SweepComposer`: what a Hydra
+    launcher (basic, joblib, submitit) is handed, so that it composes each job once per frame too.
+
+    Launchers compose every job with `hydra_context.config_loader.load_sweep_config(config,
+    overrides)`, the sweep's master config and each job's overrides (`executors.ProcessExecutor`
+    composes its own trials with a `SweepComposer` of its own). Any other call, or another master
+    config, goes to the loader itself; so does a pickle (a launcher sending the context to its
+    workers sends the loader alone, not the frames).
+    """
+
+    def __init__(self, loader: ConfigLoader, master_config: DictConfig) -> None:
+        self._loader, self._master = loader, master_config
+        self._composer = SweepComposer(loader, master_config)
+
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> DictConfig:
+        if master_config is self._master:
+            return self._composer.compose(sweep_overrides)
+        return self._loader.load_sweep_config(master_config, sweep_overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def __reduce__(self) -> tuple[Any, tuple[ConfigLoader]]:
+        return _itself, (self._loader,)
+
+
+def _itself(loader: ConfigLoader) -> ConfigLoader:
+    return loader
+
+
 def _is_plain(override: Override, config_overrides: list[Override]) -> bool:
     """(One with a package, `key@pkg=1`, Hydra refuses: it never makes a frame.)"""
     key = override.key_or_group
