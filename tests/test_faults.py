@@ -432,3 +432,22 @@ def test_a_corrupt_journal_record_is_refused_with_the_exact_repair_command(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert_consistent(folder, 3)  # every record kept: trial 1's last one too
+
+
+def test_a_journal_overwritten_under_a_running_sweep_stops_it_in_one_line(tmp_path):
+    folder = tmp_path / "sweep"
+    sweep = start(
+        folder, "hydra/sweeper=linesweep", "experiment=smoke", "plots=none",
+        "hydra.sweeper.executor=population", "hydra.sweeper.population_size=4",
+        "hydra.sweeper.n_trials=4", "trainer.epochs=300", "data.N_images=600",
+        "optimizer.lr=tag(log,interval(1e-4,1e-1))",
+    )  # fmt: skip
+    journal = folder / JOURNAL_NAME
+    wait_for(lambda: (folder / "0" / "metrics.csv").exists(), what="the population's epochs")
+    # Garbage where the records were (another program's write, a bad disk): wherever the
+    # storage left off reading, its next line is no JSON.
+    journal.write_bytes(b"x" * journal.stat().st_size + b"\n")
+    out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode == 1, out
+    assert "sweep stopped: the storage or the disk failed (JSONDecodeError" in out
+    assert "Traceback" not in out

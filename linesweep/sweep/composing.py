@@ -152,14 +152,16 @@ class SweepComposer:
 
 
 class ComposingLoader:
-    """Hydra's config loader, composing a sweep's trials through a `SweepComposer`: what a Hydra
-    launcher (basic, joblib, submitit) is handed, so that it composes each job once per frame too.
+    """Hydra's config loader, composing a sweep's trials through a `SweepComposer`: what the
+    sweeper hands Hydra's launcher, so that a launcher composing in this process (the basic one,
+    joblib with threads) composes each job once per frame, as linesweep's executors do.
 
     Launchers compose every job with `hydra_context.config_loader.load_sweep_config(config,
     overrides)`, the sweep's master config and each job's overrides (`executors.ProcessExecutor`
     composes its own trials with a `SweepComposer` of its own). Any other call, or another master
-    config, goes to the loader itself; so does a pickle (a launcher sending the context to its
-    workers sends the loader alone, not the frames).
+    config, goes to the loader itself; so does a pickle: joblib's worker processes and submitit's
+    jobs, which compose in the worker, get the plain loader and compose fully, as before. As for
+    every `SweepComposer`, a YAML file edited during the sweep reaches only trials of a new frame.
     """
 
     def __init__(self, loader: ConfigLoader, master_config: DictConfig) -> None:

@@ -14,6 +14,7 @@ while others still run the files wait for a pause of `QUIET_S` between endings, 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -47,10 +48,12 @@ def storage_errors() -> tuple[type[Exception], ...]:
     """What a storage or disk that fails mid-sweep raises: the sweep stops with one line, the
     next run resumes. SQLAlchemy's errors once SQLAlchemy is loaded (a database storage loads
     it); no other code can raise them, and a sweep on a journal file never pays the 0.2 s of
-    importing it."""
+    importing it. A journal file replaced, cut short or deleted under the sweep gives Optuna
+    a line that is no JSON (`JSONDecodeError`); the next run finds the damage and says how to
+    repair it (`linesweep.sweep.journal`)."""
     sqlalchemy = sys.modules.get("sqlalchemy.exc")
     loaded = (sqlalchemy.SQLAlchemyError,) if sqlalchemy is not None else ()
-    return (OSError, *loaded, StorageInternalError)
+    return (OSError, json.JSONDecodeError, *loaded, StorageInternalError)
 
 
 @dataclass
