@@ -8,6 +8,7 @@ start a throwaway server (see test_postgres.py) and run the real command line ag
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -71,7 +72,7 @@ def test_a_journal_file_has_no_password_and_loads_no_sqlalchemy(monkeypatch, tmp
     assert (
         password_of(journal) is None and mask_secrets(f"at {journal}", journal) == f"at {journal}"
     )
-    assert storage_errors() == (OSError, StorageInternalError)
+    assert storage_errors() == (OSError, json.JSONDecodeError, StorageInternalError)
 
 
 def test_log_records_are_masked_whoever_logs_them(caplog):
