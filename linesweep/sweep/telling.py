@@ -49,8 +49,8 @@ def storage_errors() -> tuple[type[Exception], ...]:
     next run resumes. SQLAlchemy's errors once SQLAlchemy is loaded (a database storage loads
     it); no other code can raise them, and a sweep on a journal file never pays the 0.2 s of
     importing it. A journal file replaced, cut short or deleted under the sweep gives Optuna
-    a line that is no JSON (`JSONDecodeError`); the next run finds the damage and says how to
-    repair it (`linesweep.sweep.journal`)."""
+    a line that is no JSON (`JSONDecodeError`); the next run's checks refuse what the damage
+    left in one line of their own (`linesweep.sweep.journal` names its repair)."""
     sqlalchemy = sys.modules.get("sqlalchemy.exc")
     loaded = (sqlalchemy.SQLAlchemyError,) if sqlalchemy is not None else ()
     return (OSError, json.JSONDecodeError, *loaded, StorageInternalError)
