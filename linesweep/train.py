@@ -26,15 +26,18 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-try:  # a Ctrl-C while Python loads Hydra, the first fraction of a second, is one line too
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import DictConfig, OmegaConf
+from linesweep.core import collector
 
-    from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
-    from linesweep.core.trial_link import TrialLink
-    from linesweep.run.config import register_configs
+try:  # a Ctrl-C while Python loads Hydra, the first fraction of a second, is one line too
+    with collector.paused():  # objects that live as long as the process (collector.py)
+        import hydra
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+        from omegaconf import DictConfig, OmegaConf
+
+        from linesweep.core.errors import LinesweepError, RunStopped, interrupted_by
+        from linesweep.core.trial_link import TrialLink
+        from linesweep.run.config import register_configs
 
     register_configs()  # Hydra composes the config before main() runs: the schemas must be stored
 except KeyboardInterrupt:
@@ -98,15 +101,16 @@ def cli() -> None:
     try:
         _refuse_gone_folder()
         _refuse_unknown_keys(sys.argv[1:])
-        if _sweeps(sys.argv[1:]):
-            # Its trials fork from a server that imports torch and the training on the other
-            # core while Hydra composes here (this process never needs torch).
-            from linesweep.sweep import trial_server
+        with collector.paused():
+            if _sweeps(sys.argv[1:]):
+                # Its trials fork from a server that imports torch and the training on the
+                # other core while Hydra composes here (this process never needs torch).
+                from linesweep.sweep import trial_server
 
-            trial_server.warm(trial_server.LINESWEEP_APP)
-        else:  # torch, here where Ctrl-C is caught
-            import linesweep.run.task  # noqa: F401
-
+                trial_server.warm(trial_server.LINESWEEP_APP)
+            else:  # torch, here where Ctrl-C is caught
+                import linesweep.run.task  # noqa: F401
+        gc.freeze()  # what the imports made: later collections need not walk it (collector.py)
         main()
     except KeyboardInterrupt as err:
         name = interrupted_by(err)

@@ -208,3 +208,30 @@ def test_status_words_are_written_only_in_core_status():
         if literals:
             found[name] = sorted(set(literals))
     assert found == {}
+
+
+def module_map() -> dict[str, set[str]]:
+    """docs/internals.md's module map: each package's folder -> the files its table names."""
+    named: dict[str, set[str]] = {}
+    folder = None
+    for line in (ROOT / "docs" / "internals.md").read_text().splitlines():
+        if line.startswith("### "):
+            folder = line.removeprefix("### ").split(":")[0].strip("`")
+        elif folder and line.startswith("| `"):
+            named.setdefault(folder, set()).add(line.split("`")[1])
+    return named
+
+
+def test_the_module_map_names_every_module_and_only_those():
+    """A newcomer finds every module in docs/internals.md, each with what it is for."""
+    files: dict[str, set[str]] = {}
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "hydra_plugins").rglob("*.py")]:
+        folder = str(path.parent.relative_to(ROOT)) + "/"
+        if folder != "linesweep/conf/":  # the configs' package (a link to conf/ in a checkout)
+            files.setdefault(folder, set()).add(path.name)
+    named = module_map()
+    assert "linesweep/sweep/" in named and "trial_server.py" in files["linesweep/sweep/"]
+    unnamed = {f: sorted(names - named.get(f, set())) for f, names in files.items()}
+    gone = {f: sorted(names - files.get(f, set())) for f, names in named.items()}
+    assert {f: names for f, names in unnamed.items() if names} == {}
+    assert {f: names for f, names in gone.items() if names} == {}

@@ -7,6 +7,7 @@ terminal while the server still imports is one line, as it is without a server.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import multiprocessing.forkserver
@@ -66,6 +67,28 @@ def test_a_trial_sees_the_environment_the_sweep_had_when_it_started_it(monkeypat
     alive.close()  # the trial's sweep has gone: it ends
     process.join(timeout=30)
     assert process.exitcode is not None
+
+
+def _report_collector(alive, results, environment) -> None:
+    enter_child(alive, environment)
+    results.send((gc.isenabled(), gc.get_freeze_count()))
+
+
+def test_a_trial_collects_its_own_garbage_and_never_walks_what_the_server_imported():
+    trial_server.warm([])
+    context = multiprocessing.get_context("forkserver")
+    results, child_results = context.Pipe(duplex=False)
+    child_alive, alive = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_report_collector, args=(child_alive, child_results, dict(os.environ))
+    )
+    process.start()
+    assert results.poll(60)
+    enabled, frozen = results.recv()
+    alive.close()
+    process.join(timeout=30)
+    assert enabled  # the trial's own cycles are freed
+    assert frozen > 10_000  # the server's imports: in the permanent generation, never walked
 
 
 @pytest.mark.slow

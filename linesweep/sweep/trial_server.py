@@ -36,6 +36,8 @@ LINESWEEP_APP = (
 )
 
 
+SERVER_GC = "linesweep.sweep.server_gc"
+
 _started_with: list[str] | None = None  # what `warm` imported: a restarted server does too
 
 
@@ -63,7 +65,8 @@ def warm(modules: Sequence[str]) -> None:
         return  # nothing to start: and no moment with the signals ignored here
     global _started_with
     _started_with = list(modules)
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(modules))
+    preload = [SERVER_GC, *modules]  # the collector off first (server_gc says why)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     multiprocessing.resource_tracker.ensure_running()
     held = signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_IGNORES)
     handlers = {signum: signal.signal(signum, signal.SIG_IGN) for signum in SERVER_IGNORES}
