@@ -2,7 +2,8 @@
 
 A trial process (or a population's) stopped with SIGSTOP reports no epoch; the sweep says so,
 ends it once `hydra.sweeper.trial_timeout` seconds have passed without a report, records it
-`timeout` (a failure), and goes on to end with exactly n_trials, on both executors.
+`timeout` (a failure), and goes on to end with exactly n_trials, on both executors. The trial
+server stopped with SIGSTOP is continued, in one warning line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +94,38 @@ def test_a_stopped_trial_times_out_and_the_sweep_ends_exact(tmp_path, executor, 
     others = [t for t in slot_holders(study.trials) if t.number not in stopped]
     assert [t.state.name for t in others] == ["COMPLETE"] * (n_trials - len(stopped))
     assert "reported no epoch for" in output  # said before it was ended
+
+
+def _trial_server_of(sweep_pid: int) -> int:
+    """The trial server the sweep started: its child running multiprocessing's forkserver."""
+    children = Path(f"/proc/{sweep_pid}/task/{sweep_pid}/children").read_text().split()
+    for child in map(int, children):
+        with contextlib.suppress(OSError):
+            if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+    raise AssertionError(f"no trial server among {children}")
+
+
+@pytest.mark.slow
+def test_a_stopped_trial_server_is_continued_and_the_population_sweep_ends_exact(tmp_path):
+    """The server reports every trial's end: stopped (`kill -STOP`) while a population trains,
+    it would leave the sweep waiting for ever. (A start meeting it: test_trial_server.py.)"""
+    folder = tmp_path / "sweep"
+    base = [a for a in SLOW if not a.startswith("hydra.sweeper.executor=")]
+    population = ["hydra.sweeper.executor=population", "hydra.sweeper.population_size=2"]
+    sweep = start(folder, *base, *SPACE, *population, "hydra.sweeper.n_jobs=1", "model.out_1=2",
+                  "hydra.sweeper.n_trials=4")  # fmt: skip
+    wait_for(lambda: running_trial(folder, 0), what="trial 0 to train")
+    server = _trial_server_of(sweep.pid)
+    os.kill(server, signal.SIGSTOP)
+    try:
+        output, _ = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server, signal.SIGCONT)
+    assert sweep.returncode == 0, output
+    assert f"the trial server (pid {server}) was stopped by a signal; continued it" in output
+    assert "Traceback" not in output
+    assert_consistent(folder, 4)

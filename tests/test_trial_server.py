@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from linesweep.core import processes
 from linesweep.sweep import trial_server
 from linesweep.sweep.workers import enter_child
 from tests import process_tree
@@ -196,6 +198,36 @@ def test_a_server_that_died_comes_back_ignoring_the_signals_again():
 def _status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def test_a_server_stopped_by_a_signal_is_continued_before_the_next_trial_starts(caplog):
+    """`kill -STOP` of the server would leave the next trial's start waiting for ever."""
+    trial_server.warm([])
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    os.kill(server, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10
+        while not processes.stopped(server):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with caplog.at_level(logging.WARNING):
+            trial_server.ensure_running()  # as each trial's start does
+        context = multiprocessing.get_context("forkserver")
+        results, child_results = context.Pipe(duplex=False)
+        child_alive, alive = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_report_variable, args=(child_alive, child_results, dict(os.environ))
+        )
+        starting = threading.Thread(target=process.start)
+        starting.start()
+        starting.join(timeout=30)
+        assert not starting.is_alive(), "the trial's start waits on a stopped server"
+        assert results.poll(30)
+        alive.close()
+        process.join(timeout=30)
+    finally:
+        os.kill(server, signal.SIGCONT)  # without the fix: lets the start end
+    assert f"the trial server (pid {server}) was stopped by a signal; continued it" in caplog.text
 
 
 def test_a_signal_that_comes_while_the_server_starts_is_delivered_after():

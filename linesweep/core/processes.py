@@ -28,6 +28,13 @@ def process_start_time(pid: int) -> str | None:
     return fields[19] if fields else None  # field 22 of proc(5)
 
 
+def stopped(pid: int) -> bool:
+    """Whether `pid` is stopped by a signal (SIGSTOP, SIGTSTP: state T), as far as /proc says.
+    Not a debugger's stop (state t): whoever traces the process decides when it goes on."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] == "T"
+
+
 def this_process() -> dict[str, Any]:
     """Host, pid and pid start time of this process, to be written next to what it owns."""
     return {

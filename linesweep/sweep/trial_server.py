@@ -90,6 +90,28 @@ def _alive(pid: int | None) -> bool:
 
 def ensure_running() -> None:
     """Before a trial starts: the server as `warm` started it, started again if it died (left
-    to multiprocessing, it would come back without its ignored signals)."""
+    to multiprocessing, it would come back without its ignored signals), or continued."""
     if _started_with is not None:
+        continue_if_stopped()
         warm(_started_with)
+
+
+def continue_if_stopped() -> None:
+    """The server continued if a signal stopped it (`kill -STOP`, one line says so). Stopped,
+    it would hold the sweep for ever: no trial starts (the start waits for the server's answer,
+    with the sweep's Ctrl-C held: `workers.start`) and no trial is seen to end (the server
+    reports each one's exit status). The executors ask before each wait."""
+    if _started_with is None:
+        return
+    import multiprocessing.forkserver
+
+    from linesweep.core.processes import stopped
+
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    if server is not None and _alive(server) and stopped(server):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the trial server (pid %d) was stopped by a signal; continued it (SIGCONT)", server
+        )
+        os.kill(server, signal.SIGCONT)
