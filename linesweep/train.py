@@ -26,9 +26,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from linesweep.core import collector
-
 try:  # a Ctrl-C while Python loads Hydra, the first fraction of a second, is one line too
+    from linesweep.core import collector
+
     with collector.paused():  # objects that live as long as the process (collector.py)
         import hydra
         from hydra.core.hydra_config import HydraConfig
