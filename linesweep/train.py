@@ -97,7 +97,11 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
 
 def cli() -> None:
     """`python -m linesweep.train`, `linesweep-train`: Ctrl-C while Hydra starts or ends is one
-    line too, with the shell's exit status 130 (SIGTERM there ends the process at once, 143)."""
+    line too, with the shell's exit status 130 (SIGTERM there ends the process at once, 143).
+
+    The command's entry point, for a process that ends when it returns: it leaves Ctrl-C
+    ignored and Python's collector frozen, for a quiet and quick exit. From Python, train with
+    `linesweep.run.task.run` (or compose and call `main`'s task) instead."""
     try:
         _refuse_gone_folder()
         _refuse_unknown_keys(sys.argv[1:])

@@ -122,12 +122,3 @@ def sweep_in_process(hydra_restore_singletons):
             GlobalHydra.instance().clear()
 
     return _sweep
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Every test module is imported (torch, Hydra, Optuna, matplotlib): what they made lives as
-    long as the worker, so the collector need not walk it again in every test (as the command
-    does: linesweep/core/collector.py)."""
-    import gc
-
-    gc.freeze()

@@ -7,11 +7,12 @@ terminal while the server still imports is one line, as it is without a server.
 
 from __future__ import annotations
 
-import gc
+import ast
 import json
 import logging
 import multiprocessing
 import multiprocessing.forkserver
+import multiprocessing.popen_forkserver
 import os
 import signal
 import subprocess
@@ -24,11 +25,12 @@ import pytest
 
 from linesweep.core import processes
 from linesweep.sweep import trial_server
-from linesweep.sweep.workers import enter_child
+from linesweep.sweep.workers import enter_child, start
 from tests import process_tree
 
 pytestmark = pytest.mark.skipif(not trial_server.AVAILABLE, reason="no fork server here")
 
+ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["hparams_search=channels_lr", "experiment=smoke", "hydra.sweeper.n_trials=2"]
 
 
@@ -71,26 +73,36 @@ def test_a_trial_sees_the_environment_the_sweep_had_when_it_started_it(monkeypat
     assert process.exitcode is not None
 
 
-def _report_collector(alive, results, environment) -> None:
-    enter_child(alive, environment)
-    results.send((gc.isenabled(), gc.get_freeze_count()))
+PROBE = """
+import multiprocessing, sys
+from linesweep.sweep import trial_server
+from tests import fork_server_probe
+trial_server.warm(["tests.fork_server_probe"])
+context = multiprocessing.get_context("forkserver")
+results, child_results = context.Pipe(duplex=False)
+trial = context.Process(target=fork_server_probe.report, args=(child_results,))
+trial.start()
+print(results.recv())
+trial.join()
+"""
 
 
 def test_a_trial_collects_its_own_garbage_and_never_walks_what_the_server_imported():
-    trial_server.warm([])
-    context = multiprocessing.get_context("forkserver")
-    results, child_results = context.Pipe(duplex=False)
-    child_alive, alive = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_report_collector, args=(child_alive, child_results, dict(os.environ))
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
-    process.start()
-    assert results.poll(60)
-    enabled, frozen = results.recv()
-    alive.close()
-    process.join(timeout=30)
-    assert enabled  # the trial's own cycles are freed
-    assert frozen > 10_000  # the server's imports: in the permanent generation, never walked
+    assert done.returncode == 0, done.stderr
+    seen = ast.literal_eval(done.stdout.strip())
+    assert seen["enabled"]  # the trial's own cycles are freed
+    assert seen["frozen"] > 1000  # the server's imports: in the permanent generation, never walked
+    assert not seen["import_garbage_kept"]  # garbage its imports left: freed, not frozen for good
+    assert seen["its_child"] == "off"  # a trial that forks passes on its own setting
+
+
+def test_the_servers_collector_module_changes_nothing_outside_a_server():
+    code = "import gc, linesweep.sweep.server_gc; print(gc.isenabled(), gc.get_freeze_count())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "0"], done.stderr
 
 
 @pytest.mark.slow
@@ -245,3 +257,40 @@ print("seen:", seen)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "seen: ['SIGTERM']" in done.stdout  # held, then delivered: not lost while ignored
+
+
+def _send_nothing(alive, results, environment) -> None:
+    enter_child(alive, environment)
+    results.send("started")
+
+
+def test_a_start_the_server_broke_off_by_dying_is_made_once_more_on_a_new_server():
+    """The server killed while a trial's job is sent to it: the start breaks with a
+    BrokenPipeError, which the sweep used to take for its storage failing."""
+    trial_server.warm([])
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    context = multiprocessing.get_context("forkserver")
+    results, child_results = context.Pipe(duplex=False)
+    child_alive, alive = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_send_nothing, args=(child_alive, child_results, dict(os.environ))
+    )
+    launch = multiprocessing.popen_forkserver.Popen._launch
+    calls = []
+
+    def killed_while_sent(popen, process_obj):
+        calls.append(1)
+        if len(calls) == 1:  # the first start: the server dies as the job is sent
+            os.kill(server, signal.SIGKILL)
+            raise BrokenPipeError(32, "Broken pipe")
+        return launch(popen, process_obj)
+
+    multiprocessing.popen_forkserver.Popen._launch = killed_while_sent
+    try:
+        start(process)
+    finally:
+        multiprocessing.popen_forkserver.Popen._launch = launch
+    assert results.poll(60) and results.recv() == "started"
+    assert multiprocessing.forkserver._forkserver._forkserver_pid != server
+    alive.close()
+    process.join(timeout=30)

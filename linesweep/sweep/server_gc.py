@@ -6,24 +6,47 @@ While they are imported, the collector runs every few hundred new objects and ev
 walks all of them: 0.3 s of the server's 1.85 s of imports. Each trial forked from it inherits
 them, and its own full collections would walk them again, to find nothing to free. So, as
 Python's documentation advises for a process that forks without exec (`gc.freeze`): no
-collections in the server, whose only work after its imports is to fork; everything it holds
-moved to the permanent generation right before each fork; collections enabled again in the child,
-where they see only the trial's own objects. A 4-trial sweep took 18% less CPU
-(benchmarks/README.md, "The suite").
+collections in the server, whose only work after its imports is to fork; before its first fork
+one collection (the garbage the imports left, an app's cycles, is freed rather than kept), and
+before each fork everything it holds moved to the permanent generation; collections enabled
+again in each trial, where they see only the trial's own objects. A 4-trial sweep took 18% less
+CPU (benchmarks/README.md, "The suite").
+
+Only in a fork server: imported anywhere else (a documentation tool, a doctest run), it does
+nothing.
 """
 
 import gc
 import os
+import sys
 
 SERVER = os.getpid()
+# multiprocessing starts its fork server as `python -c "from multiprocessing.forkserver import
+# main; main(...)"`, and this module is imported by that `main`, before the server's first fork.
+IN_A_FORK_SERVER = any("multiprocessing.forkserver import main" in a for a in sys.orig_argv)
+
+_collected = False
 
 
-def _freeze_in_the_server() -> None:
-    """Before a fork: the server's objects, not those of a trial that forks (it inherits the
-    hook), whose garbage is its own to collect."""
-    if os.getpid() == SERVER:
-        gc.freeze()
+def _before_fork() -> None:
+    """In the server only: the imports' garbage freed once, then what it holds frozen. Not in a
+    trial that forks (it inherits the hook): its garbage is its own to collect."""
+    global _collected
+    if os.getpid() != SERVER:
+        return
+    if not _collected:
+        gc.collect()
+        _collected = True
+    gc.freeze()
 
 
-gc.disable()
-os.register_at_fork(before=_freeze_in_the_server, after_in_child=gc.enable)
+def _in_child() -> None:
+    """Collections on again in a trial, the server's child; a trial's own children keep what
+    the trial had set."""
+    if os.getppid() == SERVER:
+        gc.enable()
+
+
+if IN_A_FORK_SERVER:
+    gc.disable()
+    os.register_at_fork(before=_before_fork, after_in_child=_in_child)

@@ -96,6 +96,19 @@ def ensure_running() -> None:
         warm(_started_with)
 
 
+def replace_broken(wait_s: float = 5.0) -> None:
+    """After a start whose connection to the server broke (the server killed as the job was
+    sent): once that server has gone, a new one (`ensure_running`)."""
+    import multiprocessing.forkserver
+    import time
+
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    deadline = time.monotonic() + wait_s
+    while _alive(server) and time.monotonic() < deadline:  # its socket closes as it dies
+        time.sleep(0.01)
+    ensure_running()
+
+
 def continue_if_stopped() -> None:
     """The server continued if a signal stopped it (`kill -STOP`, one line says so). Stopped,
     it would hold the sweep for ever: no trial starts (the start waits for the server's answer,

@@ -210,11 +210,21 @@ def start_method(
 def start(process: Any) -> None:
     """Start a trial's process, with SIGINT and SIGTERM held meanwhile: cut short, the job it
     is sent (through the server, a pickle) would reach it in part, and it would die of that
-    with a traceback; the sweep takes the signal once the process runs."""
-    if getattr(process, "_start_method", None) == "forkserver":  # its context's class says
+    with a traceback; the sweep takes the signal once the process runs.
+
+    A server that dies while the job is sent to it (killed) breaks the connection: the start is
+    tried once more, on a server started again, rather than taken for the storage's failure."""
+    from_server = getattr(process, "_start_method", None) == "forkserver"  # its context says
+    if from_server:
         trial_server.ensure_running()
     with deferred():
-        process.start()
+        try:
+            process.start()
+        except (ConnectionError, EOFError):
+            if not from_server:
+                raise
+            trial_server.replace_broken()
+            process.start()
 
 
 def _pickles(shared: object) -> bool:
