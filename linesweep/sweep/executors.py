@@ -45,7 +45,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.status import Status
-from linesweep.sweep import trial_server
 from linesweep.sweep.composing import SweepComposer
 from linesweep.sweep.interrupts import deferred
 from linesweep.sweep.outcomes import JobOutcome
@@ -287,7 +286,6 @@ class ProcessExecutor(TrialExecutor):
     def wait(self, timeout: float, on_outcome: OutcomeHandler) -> None:
         if self._hand_over_refused(on_outcome) or not self._running:
             return
-        trial_server.continue_if_stopped()  # stopped, it would never report an end
         by_handle: dict[Any, _Running] = {}
         for run in self._running.values():
             by_handle[run.results] = run
@@ -304,7 +302,6 @@ class ProcessExecutor(TrialExecutor):
                 job_return = run.results.recv()
         except (EOFError, OSError):
             pass
-        trial_server.continue_if_stopped()  # its exit status comes from the server
         run.process.join(timeout=10 if job_return is not None else 1)
         if run.process.is_alive():  # reported and hung, or silent and hung: it is done either way
             run.process.kill()

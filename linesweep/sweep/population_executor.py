@@ -40,7 +40,6 @@ from omegaconf.basecontainer import BaseContainer
 
 from linesweep.core.errors import ConfigError
 from linesweep.core.status import Status
-from linesweep.sweep import trial_server
 from linesweep.sweep.executors import OutcomeHandler, ProcessExecutor, TrialJob
 from linesweep.sweep.interrupts import deferred
 from linesweep.sweep.outcomes import JobOutcome
@@ -193,7 +192,6 @@ class PopulationExecutor(ProcessExecutor):
         self._start_pending()
         if self._hand_over_refused(on_outcome) or (not self._running and not self._populations):
             return
-        trial_server.continue_if_stopped()  # stopped, it would never report an end
         by_handle: dict[Any, Any] = {}
         for item in [*self._running.values(), *self._populations]:
             by_handle[item.results] = item
@@ -211,7 +209,6 @@ class PopulationExecutor(ProcessExecutor):
         self._hand_over(pop, on_outcome)
         if pop.jobs and pop.process.is_alive():
             return
-        trial_server.continue_if_stopped()  # its exit status comes from the server
         pop.process.join(timeout=10 if not pop.jobs else 1)
         if pop.process.is_alive():  # reported everything and hung: done either way
             pop.process.kill()

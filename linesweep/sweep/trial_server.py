@@ -12,11 +12,13 @@ Only `multiprocessing` is imported here: the command calls this before it import
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 # Where the server exists: Linux and macOS. (Windows spawns a fresh interpreter per trial.)
@@ -76,6 +78,32 @@ def warm(modules: Sequence[str]) -> None:
         for signum, handler in handlers.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    _watch()
+
+
+WATCH_S = 0.5  # how soon a stopped server is continued
+_watching = False
+
+
+def _watch() -> None:
+    """From now on, a server stopped by a signal is continued within `WATCH_S`, by a thread of
+    its own: wherever the sweep waits on it (a start, a trial's end, an interrupted sweep
+    stopping its trials), and once more as this process exits, so that none is left stopped."""
+    global _watching
+    if _watching:
+        return
+    _watching = True
+    threading.Thread(target=_continue_while_running, name="trial-server-watch", daemon=True).start()
+    atexit.register(continue_if_stopped)
+
+
+def _continue_while_running() -> None:
+    # Signals are the main thread's: it holds SIGINT and SIGTERM while a trial starts
+    # (`workers.start`), and one delivered to this thread would be handled there at once.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_IGNORES)
+    while True:
+        time.sleep(WATCH_S)
+        continue_if_stopped()
 
 
 def _alive(pid: int | None) -> bool:
@@ -113,7 +141,7 @@ def continue_if_stopped() -> None:
     """The server continued if a signal stopped it (`kill -STOP`, one line says so). Stopped,
     it would hold the sweep for ever: no trial starts (the start waits for the server's answer,
     with the sweep's Ctrl-C held: `workers.start`) and no trial is seen to end (the server
-    reports each one's exit status). The executors ask before each wait."""
+    reports each one's exit status). Asked before each start, and every `WATCH_S` (`_watch`)."""
     if _started_with is None:
         return
     import multiprocessing.forkserver

@@ -207,24 +207,29 @@ def start_method(
     return multiprocessing.get_context("spawn"), reference
 
 
+START_TRIES = 5  # servers killed one after another as a trial is sent to them
+
+
 def start(process: Any) -> None:
     """Start a trial's process, with SIGINT and SIGTERM held meanwhile: cut short, the job it
     is sent (through the server, a pickle) would reach it in part, and it would die of that
     with a traceback; the sweep takes the signal once the process runs.
 
     A server that dies while the job is sent to it (killed) breaks the connection: the start is
-    tried once more, on a server started again, rather than taken for the storage's failure."""
+    tried again, on a server started again (`START_TRIES` in all), rather than taken for the
+    storage's failure."""
     from_server = getattr(process, "_start_method", None) == "forkserver"  # its context says
     if from_server:
         trial_server.ensure_running()
     with deferred():
-        try:
-            process.start()
-        except (ConnectionError, EOFError):
-            if not from_server:
-                raise
-            trial_server.replace_broken()
-            process.start()
+        for tries_left in range(START_TRIES - 1, -1, -1):
+            try:
+                process.start()
+                return
+            except (ConnectionError, EOFError):
+                if not from_server or not tries_left:
+                    raise
+                trial_server.replace_broken()
 
 
 def _pickles(shared: object) -> bool:
