@@ -7,7 +7,7 @@ sweep process starts Hydra, composes the sweep and asks its first trials; a tria
 in milliseconds with everything loaded. linesweep's command starts it before Hydra composes
 (`linesweep.train.cli`); any other app's sweep starts it when its executor is made.
 
-Only `multiprocessing` is imported here: the command calls this before it imports Hydra.
+Only the standard library is imported here: the command calls this before it imports Hydra.
 """
 
 from __future__ import annotations
@@ -128,7 +128,6 @@ def replace_broken(wait_s: float = 5.0) -> None:
     """After a start whose connection to the server broke (the server killed as the job was
     sent): once that server has gone, a new one (`ensure_running`)."""
     import multiprocessing.forkserver
-    import time
 
     server = multiprocessing.forkserver._forkserver._forkserver_pid
     deadline = time.monotonic() + wait_s
