@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from linesweep.core import processes
 from linesweep.sweep import trial_server
 from linesweep.sweep.workers import enter_child, start
 from tests import process_tree
@@ -215,31 +214,31 @@ def _status(pid: int) -> dict[str, str]:
 def test_a_server_stopped_by_a_signal_is_continued_while_a_trial_start_waits_on_it(caplog):
     """`kill -STOP` of the server would leave the next trial's start waiting for ever; the
     sweep's watch continues it (and so wherever else the sweep waits on it)."""
+    caplog.set_level(logging.WARNING)
     trial_server.warm([])
     server = multiprocessing.forkserver._forkserver._forkserver_pid
+    context = multiprocessing.get_context("forkserver")
+    results, child_results = context.Pipe(duplex=False)
+    child_alive, alive = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_report_variable, args=(child_alive, child_results, dict(os.environ))
+    )
+    said = f"the trial server (pid {server}) was stopped by a signal; continued it"
     os.kill(server, signal.SIGSTOP)
     try:
-        deadline = time.monotonic() + 10
-        while not processes.stopped(server):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        caplog.set_level(logging.WARNING)
-        context = multiprocessing.get_context("forkserver")
-        results, child_results = context.Pipe(duplex=False)
-        child_alive, alive = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_report_variable, args=(child_alive, child_results, dict(os.environ))
-        )
         starting = threading.Thread(target=process.start)
-        starting.start()
+        starting.start()  # on the stopped server, unless the watch has continued it already
         starting.join(timeout=30)
         assert not starting.is_alive(), "the trial's start waits on a stopped server"
         assert results.poll(30)
         alive.close()
         process.join(timeout=30)
+        deadline = time.monotonic() + 10  # the watch looks every WATCH_S
+        while said not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
     finally:
-        os.kill(server, signal.SIGCONT)  # without the fix: lets the start end
-    assert f"the trial server (pid {server}) was stopped by a signal; continued it" in caplog.text
+        os.kill(server, signal.SIGCONT)  # without the watch: lets the start end
 
 
 def test_a_signal_that_comes_while_the_server_starts_is_delivered_after():

@@ -94,7 +94,7 @@ def _watch() -> None:
         return
     _watching = True
     threading.Thread(target=_continue_while_running, name="trial-server-watch", daemon=True).start()
-    atexit.register(continue_if_stopped)
+    atexit.register(continue_if_stopped, say=False)  # the log's handlers may be closed by then
 
 
 def _continue_while_running() -> None:
@@ -136,7 +136,7 @@ def replace_broken(wait_s: float = 5.0) -> None:
     ensure_running()
 
 
-def continue_if_stopped() -> None:
+def continue_if_stopped(say: bool = True) -> None:
     """The server continued if a signal stopped it (`kill -STOP`, one line says so). Stopped,
     it would hold the sweep for ever: no trial starts (the start waits for the server's answer,
     with the sweep's Ctrl-C held: `workers.start`) and no trial is seen to end (the server
@@ -149,9 +149,11 @@ def continue_if_stopped() -> None:
 
     server = multiprocessing.forkserver._forkserver._forkserver_pid
     if server is not None and _alive(server) and stopped(server):
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "the trial server (pid %d) was stopped by a signal; continued it (SIGCONT)", server
-        )
         os.kill(server, signal.SIGCONT)
+        if say:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "the trial server (pid %d) was stopped by a signal; continued it (SIGCONT)",
+                server,
+            )
