@@ -3,6 +3,7 @@
     python benchmarks/bench_step.py                         # notebook model, R = 1 .. 1024
     python benchmarks/bench_step.py --widths 8,4 --members 32,64,128,256   # widest sweep model
     python benchmarks/bench_step.py --ab --members 1,8,256  # against the step of commit 4bd23a9
+    python benchmarks/bench_step.py --engines --members 1,8,64,256   # C against torch's layers
 
 curve   each R in a process of its own, for members with their own images (each its own order
         of the notebook experiment's training images) and members sharing images (one batch
@@ -15,6 +16,9 @@ ab      the step as it was at --base (`git show BASE:linesweep/run/step.py`, imp
         another name) against this one, interleaved round by round in one process, same
         models, same images: medians of each and their ratio, and how far apart their
         parameters end (float rounding only).
+engines the C forward and backward (`linesweep.run.native`, the default where it compiled)
+        against torch's layers (`HandStep(..., compiled=False)`), the same way: interleaved,
+        same models, same images, their ratio.
 
 One thread (`torch.set_num_threads(1)`), as the trainer runs. The machine is shared: quote
 `uptime` with the figures.
@@ -64,8 +68,9 @@ def images_for(
     return train.images[orders], train.labels[orders]
 
 
-def build(step_module: ModuleType, r: int, widths: tuple[int, int]):
-    """A step over R models of the notebook's architecture with `widths` (out_1, out_2), Adam."""
+def build(step_module: ModuleType, r: int, widths: tuple[int, int], **how):
+    """A step over R models of the notebook's architecture with `widths` (out_1, out_2), Adam;
+    `how`: HandStep's keywords (compiled=False: torch's layers)."""
     from linesweep.run.config import ModelConfig
     from linesweep.run.model import build_model
     from linesweep.run.shapes import plan_cnn
@@ -73,7 +78,7 @@ def build(step_module: ModuleType, r: int, widths: tuple[int, int]):
     cfg = ModelConfig(out_1=widths[0], out_2=widths[1])
     plan = plan_cnn(cfg, 11)
     models = [build_model(cfg, plan, seed) for seed in range(r)]
-    return step_module.HandStep.for_models(models, step_module.UpdateRule("adam", 0.001))
+    return step_module.HandStep.for_models(models, step_module.UpdateRule("adam", 0.001), **how)
 
 
 def steps_for(r: int) -> int:
@@ -162,12 +167,21 @@ def earlier_step(base: str) -> ModuleType:
     return module
 
 
-def ab(members: list[int], widths: tuple[int, int], rounds: int, base: str) -> None:
+def ab(members: list[int], widths: tuple[int, int], rounds: int, base: str | None) -> None:
+    """The step at `base` ("before") against this one ("now"); with base None, this step with
+    torch's layers ("before") against it with the C forward and backward ("now")."""
     from linesweep.run import step as hand
 
     torch.set_num_threads(1)
-    old = earlier_step(base)
-    print(f"µs per member-step, the step at {base} against this one, interleaved in one process,")
+    if base is None:
+        old, how = hand, {"compiled": False}
+        print("µs per member-step, torch's layers (before) against the C step (now), interleaved,")
+        if not build(hand, 1, widths).compiled:
+            raise SystemExit("the C step did not compile here: nothing to compare")
+    else:
+        old, how = earlier_step(base), {}
+        print(f"µs per member-step, the step at {base} against this one, interleaved in one "
+              "process,")  # fmt: skip
     print(f"model out_1={widths[0]} out_2={widths[1]}, batch {BATCH}, Adam, one thread, "
           f"medians of {rounds} rounds (wall | CPU time)")  # fmt: skip
     print(f"{'R':>5} {'images':>7} | {'before':>8} {'now':>8} {'ratio':>6} | "
@@ -178,7 +192,7 @@ def ab(members: list[int], widths: tuple[int, int], rounds: int, base: str) -> N
                 continue
             steps = steps_for(r)
             images, labels = images_for(r, steps, shared)
-            pair = {"before": build(old, r, widths), "now": build(hand, r, widths)}
+            pair = {"before": build(old, r, widths, **how), "now": build(hand, r, widths)}
             for step in pair.values():
                 timed_round(step, images, labels)  # warm-up
             found: dict[str, list[tuple[float, float]]] = {k: [] for k in pair}
@@ -206,6 +220,9 @@ def main() -> None:
         "--ab", action="store_true", help="time the step at --base against this one"
     )
     parser.add_argument("--base", default="4bd23a9", help="the commit to compare with (--ab)")
+    parser.add_argument(
+        "--engines", action="store_true", help="time the C step against torch's layers"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a subprocess of the curve
     parser.add_argument("--shared", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,8 +230,8 @@ def main() -> None:
     members = [int(r) for r in args.members.split(",")]
     if args.one is not None:
         print(json.dumps(measure(args.one, args.shared, widths, args.rounds)))
-    elif args.ab:
-        ab(members, widths, args.rounds, args.base)
+    elif args.ab or args.engines:
+        ab(members, widths, args.rounds, None if args.engines else args.base)
     else:
         curve(members, widths, args.rounds)
 

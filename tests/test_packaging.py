@@ -26,7 +26,8 @@ def test_the_wheel_carries_the_configs_and_trains_from_another_folder(tmp_path):
         f"linesweep/conf/{p.relative_to(ROOT / 'conf')}" for p in (ROOT / "conf").rglob("*.yaml")
     }
     assert configs <= names and "linesweep/conf/train.yaml" in names
-    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "linesweep").rglob("*.py")}
+    sources = (ROOT / "linesweep").rglob("*")
+    modules = {str(p.relative_to(ROOT)) for p in sources if p.suffix in (".py", ".c")}
     assert modules <= names  # pyproject.toml's package list names every package in the tree
 
     # Installed on its own, first on the path, and run from a folder with no source tree.

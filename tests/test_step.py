@@ -10,11 +10,12 @@
   fresh LinesCNN;
 - a max-pooling window that would see only padding is refused, never trained (torch's own
   backward writes out of bounds there);
-- each layer has two routes, one for small steps (one member) and one for large (hundreds of
-  members), and every test above and below runs on both (`route`): ReLU + max-pooling gives
-  torch's output and sends the gradient to the pixel torch picks, ties included, for any
-  window (overlapping, strided, dilated, padded, kernel 3); a convolution's input gradient is
-  autograd's;
+- each layer has two routes in torch, one for small steps (one member) and one for large
+  (hundreds of members), and the forward and backward have a third engine, in C (float32 only,
+  `linesweep.run.native`); every step test above and below runs on all three (`route`, ENGINES):
+  ReLU + max-pooling gives torch's output and sends the gradient to the pixel torch picks, ties
+  included, for any window (overlapping, strided, dilated, padded, kernel 3); a convolution's
+  input gradient is autograd's;
 - members sharing one batch (stride 0 over members) step as members given copies of it;
 - `keep` drops members mid-training: the kept ones end bit for bit where they would have ended
   without the drop (parameters, Adam's or SGD's state, per-member rules); evaluating between
@@ -40,7 +41,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from linesweep.core.errors import InfeasibleArchitecture
-from linesweep.run import step_layers
+from linesweep.run import native, step_layers
 from linesweep.run.config import (
     AdamConfig,
     AdamWConfig,
@@ -73,20 +74,38 @@ SMALL = ModelConfig(
 )
 
 
-ROUTES = ("small", "large")
+ROUTES = ("small", "large")  # torch's layers
+ENGINES = ("C", *ROUTES)  # and the C forward and backward
 
 
 @contextmanager
 def route(name: str) -> Iterator[None]:
     """Every layer on its small-step route (torch's pooling kernel, F.fold, fresh tensors) or
     on its large-step one (running maxima, the transposed convolution, buffers), whatever the
-    tensors' sizes: `step_layers.LARGE` moved out of reach or to 0."""
+    tensors' sizes: `step_layers.LARGE` moved out of reach or to 0. "C": the C step, which a
+    step takes where it is `compiled` (`stepper`); it must have compiled here, never skipped."""
+    if name == "C":
+        assert native.library() is not None, "the C step did not compile on this machine"
+        yield
+        return
     saved = step_layers.LARGE
     step_layers.LARGE = {"small": 1 << 62, "large": 0}[name]
     try:
         yield
     finally:
         step_layers.LARGE = saved
+
+
+def float_for(way: str) -> torch.dtype:
+    """The C step is float32's; torch's routes are checked in float64 (rounding out of sight)."""
+    return torch.float32 if way == "C" else torch.float64
+
+
+def stepper(models, rule: UpdateRule, way: str) -> HandStep:
+    """A step of `models` on engine `way`: "C" or one of torch's routes."""
+    step = HandStep.for_models(models, rule, compiled=way == "C")
+    assert step.compiled == (way == "C")
+    return step
 
 
 @pytest.fixture(autouse=True)
@@ -119,8 +138,9 @@ def autograd_gradient(model: LinesCNN, x: torch.Tensor, y: torch.Tensor):
 
 # ---------------------------------------------------------------- gradients (property)
 @st.composite
-def architectures(draw):
-    """A model config the shape plan accepts, its image size, R members and a batch size."""
+def architectures(draw, ways=ROUTES):
+    """A model config the shape plan accepts, its image size, R members, a batch size and an
+    engine of `ways`."""
 
     def window(pool: bool) -> WindowConfig:
         kernel = draw(st.integers(1, 4))
@@ -141,7 +161,7 @@ def architectures(draw):
     except InfeasibleArchitecture:
         assume(False)
     members, shared = draw(st.integers(1, 3)), draw(st.booleans())
-    return cfg, size, members, draw(st.integers(1, 6)), shared, draw(st.sampled_from(ROUTES))
+    return cfg, size, members, draw(st.integers(1, 6)), shared, draw(st.sampled_from(ways))
 
 
 def gradients(cfg: ModelConfig, size: int, members: int, batch: int, shared: bool, way: str,
@@ -157,7 +177,7 @@ def gradients(cfg: ModelConfig, size: int, members: int, batch: int, shared: boo
     y = torch.stack([labels(batch, seed) for seed in range(members)])  # (R, B)
     try:
         with route(way):
-            loss, grad = HandStep.for_models(models, UpdateRule("sgd", 0.1)).gradient(x, y)
+            loss, grad = stepper(models, UpdateRule("sgd", 0.1), way).gradient(x, y)
     except InfeasibleArchitecture:  # torch's own backward would write out of bounds: see below
         assume(False)
     references = [autograd_gradient(m, x[r], y[r]) for r, m in enumerate(models)]
@@ -173,8 +193,8 @@ def test_gradients_are_autograds_in_float64(case):
     torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(architectures())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(architectures(ways=ENGINES))
 def test_gradients_are_autograds_in_float32_to_1e_4_of_the_largest(case):
     loss, grad, ref_loss, ref_grad = gradients(*case, torch.float32)
     torch.testing.assert_close(loss, ref_loss, rtol=1e-6, atol=1e-6)
@@ -288,7 +308,7 @@ def fifty_steps(make_optimizer, dtype: torch.dtype, hand: bool, way: str = "smal
     model = model_of(SMALL, 12, seed=0, dtype=dtype)
     x, y = images(500, 12, seed=1, dtype=dtype), labels(500, seed=1)
     optimizer = make_optimizer(list(model.parameters()))
-    step = HandStep.for_models([model], UpdateRule.of_optimizer(optimizer)) if hand else None
+    step = stepper([model], UpdateRule.of_optimizer(optimizer), way) if hand else None
     for xb, yb in zip(x.split(10), y.split(10), strict=True):
         if step is not None:
             with route(way):
@@ -311,7 +331,7 @@ def test_fifty_steps_end_where_torchs_optimizer_ends(name, way):
     torch.testing.assert_close(hand, reference, rtol=1e-12, atol=1e-13)  # float64: rounding only
 
 
-@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("way", ENGINES)
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_fifty_float32_steps_end_within_1e_5_of_torchs_fused_optimizer(name, way):
     def fused(params):
@@ -327,16 +347,16 @@ def test_fifty_float32_steps_end_within_1e_5_of_torchs_fused_optimizer(name, way
 
 
 # ---------------------------------------------------------------- a population of R members
-@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("way", ENGINES)
 def test_members_stepped_together_end_where_separate_runs_end(way):
-    rule = UpdateRule("adam", 0.01, weight_decay=0.01)
-    members = [model_of(SMALL, 12, seed) for seed in range(3)]
-    batches = [(images(200, 12, seed + 10), labels(200, seed + 10)) for seed in range(3)]
-    together = HandStep.for_models(members, rule)
+    rule, dtype = UpdateRule("adam", 0.01, weight_decay=0.01), float_for(way)
+    members = [model_of(SMALL, 12, seed, dtype) for seed in range(3)]
+    batches = [(images(200, 12, seed + 10, dtype), labels(200, seed + 10)) for seed in range(3)]
+    together = stepper(members, rule, way)
     # Hyperparameters per member: a learning rate, betas and weight decay of its own.
     own = replace(rule, lr=0.003, betas=(0.8, 0.99), weight_decay=0.1)
     together.update.rules[2] = own
-    alone = [HandStep.for_models([model_of(SMALL, 12, seed)], rule) for seed in range(3)]
+    alone = [stepper([model_of(SMALL, 12, seed, dtype)], rule, way) for seed in range(3)]
     alone[2].update.rules[0] = own
     for i in range(20):
         x = torch.stack([b[0][10 * i : 10 * i + 10] for b in batches])  # (3, 10, 1, 12, 12)
@@ -348,9 +368,9 @@ def test_members_stepped_together_end_where_separate_runs_end(way):
     assert torch.equal(together.params, torch.cat([s.params for s in alone]))  # bit for bit
 
 
-def population_batches(members, steps, seed=10):
+def population_batches(members, steps, seed=10, dtype=torch.float64):
     """Images (R, 10*steps, 1, 12, 12) and labels (R, 10*steps), member m from seed + m."""
-    x = torch.stack([images(10 * steps, 12, seed + m) for m in members])
+    x = torch.stack([images(10 * steps, 12, seed + m, dtype) for m in members])
     return x, torch.stack([labels(10 * steps, seed + m) for m in members])
 
 
@@ -360,15 +380,15 @@ KEEP_RULES = {
 }
 
 
-@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("way", ENGINES)
 @pytest.mark.parametrize("kind", KEEP_RULES)
 def test_members_kept_after_a_drop_end_bit_for_bit_where_they_end_without_it(kind, way):
-    rule = KEEP_RULES[kind]
+    rule, dtype = KEEP_RULES[kind], float_for(way)
     own = replace(rule, lr=rule.lr / 3)  # member 3 has a learning rate of its own
-    x, y = population_batches(range(4), 20)  # (4, 200, 1, 12, 12), (4, 200)
+    x, y = population_batches(range(4), 20, dtype=dtype)  # (4, 200, 1, 12, 12), (4, 200)
     kept = [3, 1]  # dropped: 0 and 2; the order changes too
     with route(way):
-        dropping = HandStep.for_models([model_of(SMALL, 12, seed) for seed in range(4)], rule)
+        dropping = stepper([model_of(SMALL, 12, seed, dtype) for seed in range(4)], rule, way)
         dropping.update.rules[3] = own
         for i in range(20):
             if i == 8:
@@ -376,7 +396,7 @@ def test_members_kept_after_a_drop_end_bit_for_bit_where_they_end_without_it(kin
             members = kept if i >= 8 else range(4)
             batch = slice(10 * i, 10 * i + 10)
             dropping(x[list(members), batch], y[list(members), batch])
-        never = HandStep.for_models([model_of(SMALL, 12, seed) for seed in kept], rule)
+        never = stepper([model_of(SMALL, 12, seed, dtype) for seed in kept], rule, way)
         never.update.rules[0] = own
         for i in range(20):
             never(x[kept, 10 * i : 10 * i + 10], y[kept, 10 * i : 10 * i + 10])
@@ -397,12 +417,13 @@ def test_keep_leaves_the_models_to_rebind_and_refuses_to_keep_no_one():
         step.keep([])
 
 
-@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("way", ENGINES)
 def test_evaluating_in_the_middle_of_an_epoch_changes_no_step(monkeypatch, way):
     monkeypatch.setattr("linesweep.run.step.CHUNK_NUMBERS", 2000)  # several steps per chunk
-    x, y = population_batches(range(2), 6)
+    dtype = float_for(way)
+    x, y = population_batches(range(2), 6, dtype=dtype)
     quiet, watched = (
-        HandStep.for_models([model_of(SMALL, 12, s) for s in (0, 1)], UpdateRule("adam", 0.01))
+        stepper([model_of(SMALL, 12, s, dtype) for s in (0, 1)], UpdateRule("adam", 0.01), way)
         for _ in range(2)
     )
     with route(way):
@@ -413,18 +434,20 @@ def test_evaluating_in_the_middle_of_an_epoch_changes_no_step(monkeypatch, way):
     assert torch.equal(quiet.params, watched.params)
 
 
-@pytest.mark.parametrize("way", ROUTES)
+@pytest.mark.parametrize("way", ENGINES)
 @pytest.mark.parametrize("chunk", [1 << 24, 2000])  # the epoch at once, or 1 batch at a time
-def test_an_epoch_is_its_steps_in_order_the_last_batch_smaller(monkeypatch, chunk, way):
-    monkeypatch.setattr("linesweep.run.step.CHUNK_NUMBERS", chunk)
-    monkeypatch.setattr("linesweep.run.step_layers.LARGE", {"small": 1 << 62, "large": 0}[way])
-    x, y = images(47, 12, 0), labels(47, 0)  # 4 batches of 10, then 7
-    by_steps = HandStep.for_models([model_of(SMALL, 12, 0)], UpdateRule("adam", 0.01))
-    stepped = [
-        by_steps(xb[None], yb[None]) for xb, yb in zip(x.split(10), y.split(10), strict=True)
-    ]
-    by_epoch = HandStep.for_models([model_of(SMALL, 12, 0)], UpdateRule("adam", 0.01))
-    assert torch.equal(torch.cat(list(by_epoch.epoch(x[None], y[None], 10))), torch.cat(stepped))
+def test_an_epoch_is_its_steps_in_order_the_last_batch_smaller(chunk, way):
+    dtype = float_for(way)
+    x, y = images(47, 12, 0, dtype), labels(47, 0)  # 4 batches of 10, then 7
+    with route(way), pytest.MonkeyPatch.context() as patch:
+        patch.setattr("linesweep.run.step.CHUNK_NUMBERS", chunk)
+        by_steps = stepper([model_of(SMALL, 12, 0, dtype)], UpdateRule("adam", 0.01), way)
+        stepped = [
+            by_steps(xb[None], yb[None]) for xb, yb in zip(x.split(10), y.split(10), strict=True)
+        ]
+        by_epoch = stepper([model_of(SMALL, 12, 0, dtype)], UpdateRule("adam", 0.01), way)
+        losses = torch.cat(list(by_epoch.epoch(x[None], y[None], 10)))
+    assert torch.equal(losses, torch.cat(stepped))
     assert torch.equal(by_epoch.params, by_steps.params)
 
 
@@ -468,9 +491,13 @@ def choice_logged(caplog, model, optimizer) -> str:
     return lines[0]
 
 
-def test_the_family_gets_the_hand_written_step(caplog):
+def test_the_family_gets_the_hand_written_step_in_c_and_the_log_says_which(caplog):
     model = model_of(SMALL, 12, 0, torch.float32)
-    assert "hand-written" in choice_logged(caplog, model, AdamConfig())
+    line = choice_logged(caplog, model, AdamConfig())
+    assert line == "training step: hand-written forward and backward in C, adam update"
+    caplog.clear()
+    line = choice_logged(caplog, model_of(SMALL, 12, 0, torch.float64), AdamConfig())
+    assert line == "training step: hand-written forward and backward in torch, adam update"
 
 
 @pytest.mark.parametrize(

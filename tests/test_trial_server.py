@@ -141,7 +141,7 @@ def test_sigterm_to_the_whole_group_mid_population_interrupts_every_member(tmp_p
         "experiment=smoke", "plots=none", "hydra.sweeper.sampler.seed=0",
         "hydra.sweeper.executor=population", "hydra.sweeper.n_jobs=1",
         "hydra.sweeper.population_size=2", "hydra.sweeper.n_trials=2",
-        "data.N_images=2000", "trainer.batch_size=10", "trainer.epochs=25",
+        "data.N_images=2000", "trainer.batch_size=10", "trainer.epochs=500",
         "optimizer.lr=tag(log,interval(1e-3,1e-1))", f"hydra.sweep.dir={folder}",
     ]  # fmt: skip
     sweep = subprocess.Popen(

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
+
+# multiprocessing starts its fork server as `python -c "from multiprocessing.forkserver import
+# main; main(...)"`: what the server imports (its preload, `linesweep.sweep.trial_server`) sees
+# this true, and may do there what every trial forked from it should inherit.
+IN_A_FORK_SERVER = any("multiprocessing.forkserver import main" in a for a in sys.orig_argv)
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -67,6 +67,7 @@ import torch
 from torch import Tensor, nn
 
 from linesweep.core.errors import InfeasibleArchitecture
+from linesweep.run import native
 from linesweep.run.model import LinesCNN
 from linesweep.run.step_layers import (
     Pair,
@@ -247,6 +248,14 @@ def image_columns(arch: Architecture, sizes: Sizes, x: Tensor, ws: Workspaces) -
     return unfold(x, arch.conv1, sizes.conv1, ws.conv1)  # (R, ..., C0*k*k, H1*W1*B)
 
 
+def image_planes(x: Tensor) -> Tensor:
+    """The C step's input for images (R, ..., B, C0, H, W): (R, ..., C0, H, W, B), a copy with
+    the images innermost, or (1, ...) when every member's images are one batch expanded."""
+    if x.shape[0] > 1 and x.stride(0) == 0:
+        x = x[:1]
+    return x.movedim(-4, -1).contiguous()
+
+
 class Tape(NamedTuple):
     """What the forward keeps for the backward (a tuple: built on every step, it must be cheap)."""
 
@@ -306,7 +315,11 @@ class HandStep:
     `params` (R, P) is updated in place; a call returns each member's mean loss (R,).
     """
 
-    def __init__(self, arch: Architecture, params: Tensor, rule: UpdateRule) -> None:
+    def __init__(
+        self, arch: Architecture, params: Tensor, rule: UpdateRule, compiled: bool = True
+    ) -> None:
+        """`compiled`: the forward and backward in C (`linesweep.run.native`) where it compiled
+        and the parameters are float32 on the CPU; otherwise, or if False, torch's layers."""
         self.arch = arch
         r, p = params.shape
         rows = params.new_zeros(r, -(-p // ALIGN) * ALIGN)  # (R, P'): whole vectors, `ALIGN`
@@ -315,6 +328,9 @@ class HandStep:
         self.update = (SGD if rule.kind == "sgd" else Adam)(self._rows, self._grad_rows, rule)
         self._sizes: dict[torch.Size, Sizes] = {}
         self._ws, self._eval_ws = Workspaces(), Workspaces()  # training's, evaluation's
+        fits = params.device.type == "cpu" and params.dtype == torch.float32
+        self._library = native.library() if compiled and fits else None
+        self._kernels: dict[torch.Size, native.NativeStep] = {}
 
     def _bind(self, rows: Tensor, grad_rows: Tensor) -> None:
         p = sum(math.prod(shape) for shape in self.arch.shapes)
@@ -325,8 +341,15 @@ class HandStep:
             Matrices.of(self.arch, self.grad),
         )
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the forward and backward run in C (`linesweep.run.native`)."""
+        return self._library is not None
+
     @classmethod
-    def for_models(cls, models: list[nn.Module], rule: UpdateRule) -> HandStep:
+    def for_models(
+        cls, models: list[nn.Module], rule: UpdateRule, compiled: bool = True
+    ) -> HandStep:
         """A step over `models` (R of them, one architecture), starting from their weights.
 
         A single model's parameters become views of the buffer: it trains in place.
@@ -334,7 +357,7 @@ class HandStep:
         arch = Architecture.of(models[0])
         if any(Architecture.of(m) != arch for m in models[1:]):
             raise Unsupported("the members' architectures differ")
-        step = cls(arch, stack_parameters(models), rule)
+        step = cls(arch, stack_parameters(models), rule, compiled)
         if len(models) == 1:
             bind_parameters(models[0], step.params[0])
         return step
@@ -365,18 +388,41 @@ class HandStep:
             self._sizes[image] = self.arch.sizes(tuple(image))  # type: ignore[arg-type]
         return self._sizes[image]
 
+    def _kernel(self, sizes: Sizes, planes: Tensor) -> native.NativeStep:
+        """The C step for image planes (..., C0, H, W, B), made once per image size."""
+        image = planes.shape[-3:-1]
+        if image not in self._kernels:
+            assert self._library is not None
+            arch, shapes = self.arch, self.arch.shapes  # conv1 (C1, C0, ...), conv2, fc (K, F)
+            self._kernels[image] = native.NativeStep(
+                self._library,
+                (shapes[0][1], shapes[0][0], shapes[2][0], shapes[4][0]),
+                (tuple(image), sizes.conv1, sizes.pool1, sizes.conv2, sizes.pool2),
+                (arch.conv1, arch.pool1, arch.conv2, arch.pool2),
+            )
+        return self._kernels[image]
+
+    def _inputs(self, sizes: Sizes, x: Tensor, ws: Workspaces) -> Tensor:
+        """What the first layer reads from images (R, ..., B, C0, H, W): their planes for the
+        C step (`image_planes`), conv1's columns for torch's (`image_columns`)."""
+        if self._library is not None:
+            return image_planes(x)
+        return image_columns(self.arch, sizes, x, ws)
+
     @torch.inference_mode()
     def logits(self, x: Tensor) -> Tensor:
         """(R, B, C0, H, W) -> (R, B, K)."""
         sizes = self.sizes(x)
-        columns = image_columns(self.arch, sizes, x, self._eval_ws)  # (R or 1, C0*k*k, H1*W1*B)
-        return forward(self.arch, sizes, self._params, columns, self._eval_ws, keep=False)[0].mT
+        inputs = self._inputs(sizes, x, self._eval_ws)  # (R or 1, ...)
+        if self._library is not None:
+            return self._kernel(sizes, inputs).logits(inputs, self._rows).mT
+        return forward(self.arch, sizes, self._params, inputs, self._eval_ws, keep=False)[0].mT
 
     @torch.inference_mode()
     def gradient(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Loss (R,) and gradient (R, P) at the current parameters; `self.grad` holds the latter."""
         sizes = self.sizes(x)
-        return self._gradient(sizes, image_columns(self.arch, sizes, x, self._ws), y)
+        return self._gradient(sizes, self._inputs(sizes, x, self._ws), y)
 
     @torch.inference_mode()
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
@@ -386,38 +432,45 @@ class HandStep:
         makes on tensors that need no gradient (a fifth of the step's time).
         """
         sizes = self.sizes(x)
-        return self._step(sizes, image_columns(self.arch, sizes, x, self._ws), y)
+        return self._step(sizes, self._inputs(sizes, x, self._ws), y)
 
     @torch.inference_mode()
     def epoch(self, images: Tensor, labels: Tensor, batch_size: int) -> Iterator[Tensor]:
         """Step through images (R, N, C0, H, W) and labels (R, N) in order, `batch_size` at a
         time (the last batch may be smaller); yield each step's loss (R,).
 
-        conv1's columns depend on the images alone, so they are unfolded for many batches in
-        one operation (at most `CHUNK_NUMBERS` numbers at a time) instead of once per step.
+        conv1's columns (the C step: the images' planes) depend on the images alone, so they
+        are made for many batches in one operation (at most `CHUNK_NUMBERS` numbers at a time)
+        instead of once per step.
         """
         r, n = labels.shape
         sizes = self.sizes(images)
-        per_image = self.arch.shapes[0][1:].numel() * math.prod(sizes.conv1)  # C0*k*k*H1*W1
+        if self._library is not None:  # planes (C0, H, W, b) a batch
+            per_image = images.shape[2:].numel()
+        else:  # columns (C0*k*k, H1*W1*b) a batch
+            per_image = self.arch.shapes[0][1:].numel() * math.prod(sizes.conv1)
         if r > 1 and images.stride(0) == 0:  # every member the same images: `shared` columns
             images = images[:1]  # (1, N, C0, H, W)
         per_chunk = max(1, CHUNK_NUMBERS // (len(images) * batch_size * per_image))
         for start, count, size in _chunks(n, batch_size, per_chunk):
             stop = start + count * size
             x = images[:, start:stop].unflatten(1, (count, size))  # (R or 1, n, b, C0, H, W)
-            columns = image_columns(self.arch, sizes, x, self._ws)  # (R or 1, n, C0*k*k, H1*W1*b)
+            inputs = self._inputs(sizes, x, self._ws)  # (R or 1, n, ...): columns or planes
             y = labels[:, start:stop].reshape(r, count, size)  # (R, n, b)
-            for step_columns, step_y in zip(columns.unbind(1), y.unbind(1), strict=True):
-                yield self._step(sizes, step_columns, step_y)  # (R or 1, C0*k*k, H1*W1*b), (R, b)
+            for step_inputs, step_y in zip(inputs.unbind(1), y.unbind(1), strict=True):
+                yield self._step(sizes, step_inputs, step_y)  # (R or 1, ...), (R, b)
 
-    def _gradient(self, sizes: Sizes, columns1: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        logits, tape = forward(self.arch, sizes, self._params, columns1, self._ws, keep=True)
+    def _gradient(self, sizes: Sizes, inputs: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        if self._library is not None:  # planes (R or 1, C0, H, W, B)
+            loss = self._kernel(sizes, inputs).gradient(inputs, y, self._rows, self._grad_rows)
+            return loss, self.grad
+        logits, tape = forward(self.arch, sizes, self._params, inputs, self._ws, keep=True)
         loss, d_logits = cross_entropy(logits, y)  # (R,), (R, K, B)
         backward(self.arch, sizes, self._params, self._grads, tape, d_logits, self._ws)
         return loss, self.grad
 
-    def _step(self, sizes: Sizes, columns1: Tensor, y: Tensor) -> Tensor:
-        loss, _ = self._gradient(sizes, columns1, y)  # (R,), (R, P) in self.grad
+    def _step(self, sizes: Sizes, inputs: Tensor, y: Tensor) -> Tensor:
+        loss, _ = self._gradient(sizes, inputs, y)  # (R,), (R, P) in self.grad
         self.update()
         return loss
 

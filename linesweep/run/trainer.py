@@ -121,7 +121,8 @@ def training_epoch(model: nn.Module, optimizer: OptimizerFactory | OptimizerConf
     except Unsupported as why:
         log.info("training step: autograd, not the hand-written one: %s", why)
         return autograd_epoch(model, torch_optimizer or optimizer)
-    log.info("training step: hand-written forward, backward and %s update (no autograd)", rule.kind)
+    layers = "in C" if step.compiled else "in torch"
+    log.info("training step: hand-written forward and backward %s, %s update", layers, rule.kind)
     return lambda images, labels, batch: step.epoch(images[None], labels[None], batch)  # R = 1
 
 

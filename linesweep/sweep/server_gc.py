@@ -18,12 +18,10 @@ nothing.
 
 import gc
 import os
-import sys
+
+from linesweep.core.processes import IN_A_FORK_SERVER  # imported by that `main`, before a fork
 
 SERVER = os.getpid()
-# multiprocessing starts its fork server as `python -c "from multiprocessing.forkserver import
-# main; main(...)"`, and this module is imported by that `main`, before the server's first fork.
-IN_A_FORK_SERVER = any("multiprocessing.forkserver import main" in a for a in sys.orig_argv)
 
 _collected = False
 

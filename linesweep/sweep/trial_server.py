@@ -31,6 +31,7 @@ SERVER_IGNORES = {signal.SIGINT, signal.SIGTERM}
 # `python -m linesweep.train`: a trial runs that afresh as its `__main__` (as multiprocessing
 # does), and finding it imported already would only make runpy warn.
 LINESWEEP_APP = (
+    "linesweep.run.native",  # loads the C step in the server (its docstring says why)
     "linesweep.sweep.study",
     "linesweep.run.batch",
     "linesweep.run.task",
