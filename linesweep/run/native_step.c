@@ -144,10 +144,11 @@ static void conv_backward(const window_t *wd, int64_t c, int64_t h, int64_t w, i
     }
 }
 
-/* pooled (C, Ho, Wo, B) = relu(max over the window of z (C, H, W, B)); where[t] = the offset in
- * z of output t's maximum. A running maximum over the window's taps, each tap a run of
- * contiguous floats (`tap_runs`): a tap replaces the maximum so far only if it is strictly
- * larger, so the first largest in scan order stays, and a NaN wins and stays, as in torch. */
+/* pooled (C, Ho, Wo, B) = relu(max over the window of z (C, H, W, B)); where[t] = which tap of
+ * the window (i * kw + j) held output t's maximum. A running maximum over the window's taps,
+ * each tap a run of contiguous floats (`row_runs`): a tap replaces the maximum so far only if
+ * it is strictly larger, so the first largest in scan order stays, and a NaN wins and stays, as
+ * in torch. */
 static void pool_forward(const window_t *wd, int64_t c, int64_t h, int64_t w, int64_t ho,
                          int64_t wo, int64_t b, const float *restrict z, float *restrict pooled,
                          int32_t *restrict where) {
@@ -165,11 +166,11 @@ static void pool_forward(const window_t *wd, int64_t c, int64_t h, int64_t w, in
                         int64_t in = ic * in_plane + r.in_first + n * r.in_step;
                         const float *v = z + in;
                         float *q = p + r.out_first + n * r.out_step;
-                        int32_t *a = at + r.out_first + n * r.out_step;
+                        int32_t *a = at + r.out_first + n * r.out_step, tap = i * wd->kw + j;
                         for (int64_t t = 0; t < r.len; t++) {
                             int take = (v[t] > q[t]) | ((v[t] != v[t]) & (q[t] == q[t]));
                             q[t] = take ? v[t] : q[t];
-                            a[t] = take ? (int32_t)(in + t) : a[t];
+                            a[t] = take ? tap : a[t];
                         }
                     }
                 }
@@ -199,10 +200,9 @@ static void pool_backward(const window_t *wd, int64_t c, int64_t h, int64_t w, i
                     for (int64_t n = 0; n < r.count; n++) {
                         int64_t in = ic * in_plane + r.in_first + n * r.in_step;
                         const float *g = d + r.out_first + n * r.out_step;
-                        const int32_t *a = at + r.out_first + n * r.out_step;
+                        const int32_t *a = at + r.out_first + n * r.out_step, tap = i * wd->kw + j;
                         float *dst = dz + in;
-                        for (int64_t t = 0; t < r.len; t++)
-                            dst[t] += a[t] == (int32_t)(in + t) ? g[t] : 0.0f;
+                        for (int64_t t = 0; t < r.len; t++) dst[t] += a[t] == tap ? g[t] : 0.0f;
                     }
                 }
             }
