@@ -1,7 +1,8 @@
 """What a population's step costs, to decide which trials share one: the constants of
 `linesweep.run.grouping`, fitted from the step itself.
 
-    python benchmarks/bench_grouping.py                 # the notebook's model, one core
+    python benchmarks/bench_grouping.py                 # the notebook's model, one core: C_STEP
+    LINESWEEP_NATIVE=0 python benchmarks/bench_grouping.py   # torch's layers: TORCH_STEP
     python benchmarks/bench_grouping.py --experiment hard --rounds 5
 
 A population of R members padded to channel counts w takes, a step, about
@@ -12,8 +13,9 @@ times the whole
 training step (`HandStep.epoch` on one shared batch stream, as a sweep's trials of one seed see
 it) for R in 1..64 and six widths, medians of interleaved rounds, fits the three constants by
 least squares, and prints them with the fit's worst relative error: the numbers to put in
-grouping.py. It also prints the measured step of a mixed-width population of 32 members
-(widths 1-8 x 1-4) against a same-width population of 32 of the widest: issue 19's <= 2x.
+grouping.py's `C_STEP` or `TORCH_STEP`. It also prints the measured step of a mixed-width
+population of 32 members (widths 1-8 x 1-4) against a same-width population of 32 of the
+widest: issue 19's <= 2x.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TypeVar
 
+from linesweep.run import native
 from linesweep.run.config import TrainConfig
 from linesweep.run.shapes import plan_cnn
 from linesweep.run.update_rule import Unsupported, UpdateRule
@@ -61,15 +62,29 @@ class Planned:
     note: str  # how it was formed, for the log
 
 
-# What a population costs, in seconds on one core: a fixed start (its process, data and
-# records), a fixed part of every step (Python, kernel launches), and per member a part whatever
-# its width (its loss, its update, its share of every kernel's loop) and what its padded layers
-# compute, in members of the notebook's model (`member_cost`). Fitted by
-# `python benchmarks/bench_grouping.py` (benchmarks/README.md, Populations).
-POPULATION_START_S = 1.0
-STEP_S = 220e-6
-MEMBER_STEP_S = 5.5e-6
-NOTEBOOK_MEMBER_STEP_S = 13e-6
+@dataclass(frozen=True)
+class StepCosts:
+    """What a population costs, in seconds on one core: a fixed start (its process, data and
+    records), a fixed part of every step (Python, kernel calls), and per member a part whatever
+    its width (its loss, its update, its share of every loop) and what its padded layers
+    compute, in members of the notebook's model (`member_cost`)."""
+
+    population_start_s: float
+    step_s: float
+    member_step_s: float
+    notebook_member_step_s: float
+
+
+# Fitted by `python benchmarks/bench_grouping.py`, with LINESWEEP_NATIVE=0 for torch's layers
+# (benchmarks/README.md, Populations). The C step's fixed part is a tenth of torch's: one call
+# a step, where torch's layers make dozens.
+C_STEP = StepCosts(1.0, 24e-6, 1.3e-6, 7.5e-6)
+TORCH_STEP = StepCosts(1.0, 220e-6, 5.5e-6, 13e-6)
+
+
+def step_costs() -> StepCosts:
+    """The costs of the step this machine trains with: the C step where it compiled."""
+    return C_STEP if native.library() is not None else TORCH_STEP
 
 
 def member_cost(cfg: TrainConfig, out_1: int, out_2: int) -> float:
@@ -107,9 +122,8 @@ def plan_populations(
 
     A population is padded to its widest member in each layer, so the question is which trials
     to put together: padding costs compute, another population costs a start and a fixed part
-    of every step. Each way of splitting is estimated in seconds (`POPULATION_START_S`,
-    `STEP_S`, `MEMBER_STEP_S`, `NOTEBOOK_MEMBER_STEP_S`), its populations handed to the
-    processes longest first, and the one that ends soonest wins. The candidates:
+    of every step. Each way of splitting is estimated in seconds (`StepCosts`), its populations
+    handed to the processes longest first, and the one that ends soonest wins. The candidates:
 
     - merging, from one population per channel count: again and again the two populations
       whose merge saves the most seconds (or loses the fewest), every step a candidate. Width
@@ -146,6 +160,7 @@ class _Split:
         self.steps = self.first.trainer.epochs * -(
             -self.first.data.N_images // self.first.trainer.batch_size
         )
+        self.costs = step_costs()
         self._costs: dict[tuple[int, int], float] = {}
         self._run_table: dict[tuple[int, int], float] = {}
 
@@ -156,8 +171,9 @@ class _Split:
         """The estimated seconds of a population of `members` members padded to `wide`."""
         if wide not in self._costs:
             self._costs[wide] = member_cost(self.first, *wide)
-        per_member = MEMBER_STEP_S + NOTEBOOK_MEMBER_STEP_S * self._costs[wide]
-        return POPULATION_START_S + self.steps * (STEP_S + members * per_member)
+        c = self.costs
+        per_member = c.member_step_s + c.notebook_member_step_s * self._costs[wide]
+        return c.population_start_s + self.steps * (c.step_s + members * per_member)
 
     def seconds(self, places: Sequence[int]) -> float:
         return self.estimate(self.widest(places), sum(self.members[k] for k in places))
