@@ -115,9 +115,22 @@ def library() -> ctypes.CDLL | None:
         log.warning("the C step did not compile (%s): the step runs in torch, slower",
                     detail[-1] if detail else type(error).__name__)  # fmt: skip
         return None
+    pointer, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.lines_step.argtypes = [
+        pointer, i64, i64,  # arch, members, batch
+        pointer, i64, i64,  # images, their member stride, their image stride (0: planes)
+        pointer, i64,  # labels, their member stride
+        pointer, pointer, i64,  # params, grads, their row stride
+        pointer, pointer, pointer,  # loss, logits, scratch
+    ]  # fmt: skip
     lib.lines_step.restype = None
     lib.lines_scratch.restype = ctypes.c_int64
     return lib
+
+
+def _address(tensor: Tensor | None) -> int | None:
+    """Where a tensor's numbers start, for C; None (NULL) for no tensor."""
+    return None if tensor is None else tensor.data_ptr()
 
 
 class NativeStep:
@@ -133,45 +146,55 @@ class NativeStep:
         self._lib = lib
         numbers = (n for size in sizes for n in size)
         self._arch = _Arch(*channels, *numbers, *(_Window.of(w) for w in windows))
+        self._arch_address = ctypes.addressof(self._arch)
         self._classes = channels[3]
+        h, w = sizes[0]
+        self._image_strides = (h * w, w, 1)  # (C0, H, W) contiguous
         self._scratch: dict[int, Tensor] = {}
 
-    def gradient(self, planes: Tensor, labels: Tensor, rows: Tensor, grad_rows: Tensor) -> Tensor:
-        """Each member's mean loss (R,) on images `planes` (R or 1, C0, H, W, B) with `labels`
-        (R, B); the gradient of each member's row of `rows` (R, P') into `grad_rows`."""
+    def gradient(self, images: Tensor, labels: Tensor, rows: Tensor, grad_rows: Tensor) -> Tensor:
+        """Each member's mean loss (R,) on `images` with `labels` (R, B); the gradient of each
+        member's row of `rows` (R, P') into `grad_rows`. images: (R, B, C0, H, W) as torch
+        holds them, or, for R > 1, planes (1, C0, H, W, B) that every member shares (the
+        images innermost: `linesweep.run.step.image_planes`)."""
         loss = rows.new_empty(len(rows))
-        self._run(planes, labels, rows, grad_rows, loss, None)
+        self._run(images, labels, rows, grad_rows, loss, None)
         return loss
 
-    def logits(self, planes: Tensor, rows: Tensor) -> Tensor:
-        """Each member's logits (R, K, B) on images `planes` (R or 1, C0, H, W, B)."""
-        logits = rows.new_empty(len(rows), self._classes, planes.shape[-1])
-        self._run(planes, None, rows, None, None, logits)
+    def logits(self, images: Tensor, rows: Tensor) -> Tensor:
+        """Each member's logits (R, K, B) on `images`, as `gradient` takes them."""
+        b = images.shape[-1] if self._shared(images, rows) else images.shape[1]
+        logits = rows.new_empty(len(rows), self._classes, b)
+        self._run(images, None, rows, None, None, logits)
         return logits
 
-    def _run(self, planes: Tensor, labels: Tensor | None, rows: Tensor, grad_rows: Tensor | None,
+    @staticmethod
+    def _shared(images: Tensor, rows: Tensor) -> bool:
+        """Whether `images` are planes every member shares (see `gradient`)."""
+        return len(images) == 1 < len(rows)
+
+    def _run(self, images: Tensor, labels: Tensor | None, rows: Tensor, grad_rows: Tensor | None,
              loss: Tensor | None, logits: Tensor | None) -> None:  # fmt: skip
-        r, b = len(rows), planes.shape[-1]
-        if not planes[0].is_contiguous():
-            planes = planes.contiguous()
+        """One call of `lines_step` (a step's Python around it is a few µs: kept lean)."""
+        r, shared = len(rows), self._shared(images, rows)
+        if shared:
+            images = images.contiguous()  # (1, C0, H, W, B), already so when from image_inputs
+        elif images.stride()[2:] != self._image_strides:  # each image (C0, H, W) contiguous
+            images = images.contiguous()
+        b = images.shape[-1] if shared else images.shape[1]
         if labels is not None:
-            labels = labels.to(torch.int64)
-            if labels.stride(1) != 1:
-                labels = labels.contiguous()
-        assert rows.dtype == torch.float32 and rows.stride(1) == 1
+            if labels.dtype != torch.int64 or labels.stride(1) != 1:
+                labels = labels.to(torch.int64).contiguous()
+            assert labels.shape == (r, b)
+        assert rows.dtype == torch.float32 and rows.stride(1) == 1 and len(images) in (1, r)
         assert grad_rows is None or grad_rows.stride() == rows.stride()
-        assert len(planes) in (1, r) and (labels is None or labels.shape == (r, b))
-        lib, i64 = self._lib, ctypes.c_int64
-
-        def pointer(t: Tensor | None) -> ctypes.c_void_p:
-            return ctypes.c_void_p(None if t is None else t.data_ptr())
-
-        lib.lines_step(
-            ctypes.byref(self._arch), i64(r), i64(b),
-            pointer(planes), i64(planes.stride(0) if len(planes) > 1 else 0),
-            pointer(labels), i64(0 if labels is None else labels.stride(0)),
-            pointer(rows), pointer(grad_rows), i64(rows.stride(0)),
-            pointer(loss), pointer(logits), pointer(self._scratch_for(b)),
+        self._lib.lines_step(
+            self._arch_address, r, b,
+            images.data_ptr(), 0 if len(images) == 1 else images.stride(0),
+            0 if shared else images.stride(1),
+            _address(labels), 0 if labels is None else labels.stride(0),
+            rows.data_ptr(), _address(grad_rows), rows.stride(0),
+            _address(loss), _address(logits), self._scratch_for(b).data_ptr(),
         )  # fmt: skip
 
     def _scratch_for(self, batch: int) -> Tensor:

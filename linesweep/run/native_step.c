@@ -213,20 +213,24 @@ static void pool_backward(const window_t *wd, int64_t c, int64_t h, int64_t w, i
 int64_t lines_scratch(const arch_t *a, int64_t b) {
     int64_t z1 = a->c1 * a->h1 * a->w1 * b, p1 = a->c1 * a->q1h * a->q1w * b;
     int64_t z2 = a->c2 * a->h2 * a->w2 * b, p2 = a->c2 * a->q2h * a->q2w * b;
-    int64_t k = a->classes * b;
-    return 2 * z1 + 3 * p1 + 2 * z2 + 3 * p2 + 2 * k;
+    int64_t k = a->classes * b, x = a->c0 * a->h0 * a->w0 * b;
+    return 2 * z1 + 3 * p1 + 2 * z2 + 3 * p2 + 2 * k + x;
 }
 
 /* The step's arithmetic for `members` members, batch b: logits (K, B) in logits[r] if logits is
  * given; with labels, each member's mean loss in loss[r] and, if grads is given, the gradient
  * of the loss in grads' row r (same layout as params' rows, `row` floats apart).
  *
- * images: (C0, H0, W0, B) per member, `image_stride` floats apart (0: every member the same);
+ * images: per member `image_stride` floats apart (0: every member the same), either planes
+ * (C0, H0, W0, B), the images innermost, if `image_step` is 0, or B images (C0, H0, W0) each,
+ * `image_step` floats apart, as torch holds them: those are copied into planes in the scratch
+ * (a member's 1,210 numbers at the notebook's size, where a pass of torch's over all members'
+ * images would stream them through memory once more);
  * labels: (B) per member, `label_stride` apart; scratch: lines_scratch(a, b) floats. */
 void lines_step(const arch_t *a, int64_t members, int64_t b, const float *images,
-                int64_t image_stride, const int64_t *labels, int64_t label_stride,
-                const float *params, float *grads, int64_t row, float *loss, float *logits,
-                float *scratch) {
+                int64_t image_stride, int64_t image_step, const int64_t *labels,
+                int64_t label_stride, const float *params, float *grads, int64_t row,
+                float *loss, float *logits, float *scratch) {
     const int64_t c0 = a->c0, c1 = a->c1, c2 = a->c2, k = a->classes;
     const int64_t n1 = c1 * a->h1 * a->w1 * b, m1 = c1 * a->q1h * a->q1w * b;
     const int64_t n2 = c2 * a->h2 * a->w2 * b, m2 = c2 * a->q2h * a->q2w * b;
@@ -236,10 +240,16 @@ void lines_step(const arch_t *a, int64_t members, int64_t b, const float *images
     int32_t *where1 = (int32_t *)(dp1 + m1);
     float *z2 = (float *)(where1 + m1), *dz2 = z2 + n2, *p2 = dz2 + n2, *dp2 = p2 + m2;
     int32_t *where2 = (int32_t *)(dp2 + m2);
-    float *zk = (float *)(where2 + m2), *dk = zk + k * b;
+    float *zk = (float *)(where2 + m2), *dk = zk + k * b, *planes = dk + k * b;
+    const int64_t pixels = c0 * a->h0 * a->w0;
 
     for (int64_t r = 0; r < members; r++) {
         const float *x = images + r * image_stride, *p = params + r * row;
+        if (image_step) { /* B images (C0, H0, W0) -> planes (C0, H0, W0, B) */
+            for (int64_t i = 0; i < pixels; i++)
+                for (int64_t t = 0; t < b; t++) planes[i * b + t] = x[t * image_step + i];
+            x = planes;
+        }
         const int64_t *y = labels ? labels + r * label_stride : NULL;
         const float *cw1 = p, *cb1 = cw1 + w1, *cw2 = cb1 + c1, *cb2 = cw2 + w2;
         const float *fw = cb2 + c2, *fb = fw + k * f;

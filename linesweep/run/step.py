@@ -100,6 +100,7 @@ FAMILY = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn
 class Sizes:
     """The spatial size after each layer for one input size."""
 
+    image: Pair  # (H, W), the input's
     conv1: Pair  # (H1, W1)
     pool1: Pair  # (P1h, P1w), conv2's input
     conv2: Pair  # (H2, W2)
@@ -161,7 +162,7 @@ class Architecture:
                     f"a window sees only padding on its {size[0]}x{size[1]} input",
                     f"lower model.{name}.padding or model.{name}.dilation",
                 )
-        return Sizes(conv1, pool1, conv2, pool2)
+        return Sizes(image, conv1, pool1, conv2, pool2)
 
 
 def _check_layer(name: str, layer: nn.Module) -> None:
@@ -248,12 +249,16 @@ def image_columns(arch: Architecture, sizes: Sizes, x: Tensor, ws: Workspaces) -
     return unfold(x, arch.conv1, sizes.conv1, ws.conv1)  # (R, ..., C0*k*k, H1*W1*B)
 
 
-def image_planes(x: Tensor) -> Tensor:
-    """The C step's input for images (R, ..., B, C0, H, W): (R, ..., C0, H, W, B), a copy with
-    the images innermost, or (1, ...) when every member's images are one batch expanded."""
+def image_inputs(x: Tensor, members: int) -> Tensor:
+    """The C step's input for images (R, ..., B, C0, H, W): the images as they are (the C step
+    lays each member's out itself, in its cache), or, when every one of R > 1 members sees the
+    same images (one batch expanded with stride 0 over members, or given once: (1, ...)),
+    planes (1, ..., C0, H, W, B) laid out once for all."""
     if x.shape[0] > 1 and x.stride(0) == 0:
         x = x[:1]
-    return x.movedim(-4, -1).contiguous()
+    if len(x) == 1 < members:
+        return x.movedim(-4, -1).contiguous()  # (1, ..., C0, H, W, B)
+    return x
 
 
 class Tape(NamedTuple):
@@ -330,7 +335,7 @@ class HandStep:
         self._ws, self._eval_ws = Workspaces(), Workspaces()  # training's, evaluation's
         fits = params.device.type == "cpu" and params.dtype == torch.float32
         self._library = native.library() if compiled and fits else None
-        self._kernels: dict[torch.Size, native.NativeStep] = {}
+        self._kernels: dict[Sizes, native.NativeStep] = {}
 
     def _bind(self, rows: Tensor, grad_rows: Tensor) -> None:
         p = sum(math.prod(shape) for shape in self.arch.shapes)
@@ -388,25 +393,24 @@ class HandStep:
             self._sizes[image] = self.arch.sizes(tuple(image))  # type: ignore[arg-type]
         return self._sizes[image]
 
-    def _kernel(self, sizes: Sizes, planes: Tensor) -> native.NativeStep:
-        """The C step for image planes (..., C0, H, W, B), made once per image size."""
-        image = planes.shape[-3:-1]
-        if image not in self._kernels:
+    def _kernel(self, sizes: Sizes) -> native.NativeStep:
+        """The C step for one image size, made once."""
+        if sizes not in self._kernels:
             assert self._library is not None
             arch, shapes = self.arch, self.arch.shapes  # conv1 (C1, C0, ...), conv2, fc (K, F)
-            self._kernels[image] = native.NativeStep(
+            self._kernels[sizes] = native.NativeStep(
                 self._library,
                 (shapes[0][1], shapes[0][0], shapes[2][0], shapes[4][0]),
-                (tuple(image), sizes.conv1, sizes.pool1, sizes.conv2, sizes.pool2),
+                (sizes.image, sizes.conv1, sizes.pool1, sizes.conv2, sizes.pool2),
                 (arch.conv1, arch.pool1, arch.conv2, arch.pool2),
             )
-        return self._kernels[image]
+        return self._kernels[sizes]
 
     def _inputs(self, sizes: Sizes, x: Tensor, ws: Workspaces) -> Tensor:
-        """What the first layer reads from images (R, ..., B, C0, H, W): their planes for the
-        C step (`image_planes`), conv1's columns for torch's (`image_columns`)."""
+        """What the first layer reads from images (R, ..., B, C0, H, W): the images for the C
+        step (`image_inputs`), conv1's columns for torch's (`image_columns`)."""
         if self._library is not None:
-            return image_planes(x)
+            return image_inputs(x, len(self._rows))
         return image_columns(self.arch, sizes, x, ws)
 
     @torch.inference_mode()
@@ -415,7 +419,7 @@ class HandStep:
         sizes = self.sizes(x)
         inputs = self._inputs(sizes, x, self._eval_ws)  # (R or 1, ...)
         if self._library is not None:
-            return self._kernel(sizes, inputs).logits(inputs, self._rows).mT
+            return self._kernel(sizes).logits(inputs, self._rows).mT
         return forward(self.arch, sizes, self._params, inputs, self._eval_ws, keep=False)[0].mT
 
     @torch.inference_mode()
@@ -439,13 +443,13 @@ class HandStep:
         """Step through images (R, N, C0, H, W) and labels (R, N) in order, `batch_size` at a
         time (the last batch may be smaller); yield each step's loss (R,).
 
-        conv1's columns (the C step: the images' planes) depend on the images alone, so they
-        are made for many batches in one operation (at most `CHUNK_NUMBERS` numbers at a time)
-        instead of once per step.
+        conv1's columns depend on the images alone, so they are unfolded for many batches in
+        one operation (at most `CHUNK_NUMBERS` numbers at a time) instead of once per step (the
+        C step: planes of shared images laid out so; its members' own images it lays out itself).
         """
         r, n = labels.shape
         sizes = self.sizes(images)
-        if self._library is not None:  # planes (C0, H, W, b) a batch
+        if self._library is not None:  # the images themselves, or planes: C0*H*W a batch
             per_image = images.shape[2:].numel()
         else:  # columns (C0*k*k, H1*W1*b) a batch
             per_image = self.arch.shapes[0][1:].numel() * math.prod(sizes.conv1)
@@ -461,8 +465,8 @@ class HandStep:
                 yield self._step(sizes, step_inputs, step_y)  # (R or 1, ...), (R, b)
 
     def _gradient(self, sizes: Sizes, inputs: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        if self._library is not None:  # planes (R or 1, C0, H, W, B)
-            loss = self._kernel(sizes, inputs).gradient(inputs, y, self._rows, self._grad_rows)
+        if self._library is not None:  # images (R, B, C0, H, W), or shared planes
+            loss = self._kernel(sizes).gradient(inputs, y, self._rows, self._grad_rows)
             return loss, self.grad
         logits, tape = forward(self.arch, sizes, self._params, inputs, self._ws, keep=True)
         loss, d_logits = cross_entropy(logits, y)  # (R,), (R, K, B)
