@@ -4,7 +4,8 @@ What it computes is specified with torch's layers in tests/test_step.py (every s
 both); here, what is the C step's own:
 
 - it is built into the user's cache folder once, and a second process loads it without
-  building again;
+  building again; a cached file that does not load is built again; a compiler that refuses
+  `-march=native` builds it without;
 - where it cannot be built (no compiler, a compiler that fails, `LINESWEEP_NATIVE=0`), the
   step is torch's, and one warning line says why (none when switched off on purpose);
 - a member whose parameters went to NaN gets a NaN loss, as in torch, and the others step bit
@@ -59,6 +60,27 @@ def test_the_library_is_built_once_into_the_cache_folder_and_loaded_after(tmp_pa
     again = subprocess.run([sys.executable, "-c", LOAD], env=env, capture_output=True, text=True)
     assert again.stdout == first.stdout and built[0].stat().st_mtime_ns == made
     assert list(built[0].parent.iterdir()) == built  # no temporary file left behind
+
+
+def test_a_cached_library_that_does_not_load_is_built_again(fresh_library, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = native._built(native._compiler(), (*native.FOR_THIS_PROCESSOR, *native.FLAGS))
+    built.write_bytes(b"cut short by a full disk")
+    lib = fresh_library()
+    assert lib is not None and lib._name == str(built) and built.stat().st_size > 1000
+
+
+def test_a_compiler_that_refuses_march_native_builds_it_without(
+    fresh_library, monkeypatch, tmp_path
+):
+    cc = tmp_path / "picky-cc"
+    cc.write_text('#!/bin/sh\ncase "$*" in *march=native*) exit 1;; esac\nexec cc "$@"\n')
+    cc.chmod(0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(cc))
+    lib = fresh_library()
+    assert lib is not None and lib._name == str(native._built([str(cc)], native.FLAGS))
+    assert HandStep.for_models(models(1), UpdateRule("sgd", 0.1)).compiled
 
 
 @pytest.mark.parametrize(

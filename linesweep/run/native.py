@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -40,7 +41,8 @@ from linesweep.run.step_layers import Pair, Window
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native_step.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC", "-std=c11")
+FLAGS = ("-O3", "-fopenmp-simd", "-shared", "-fPIC", "-std=c11")
+FOR_THIS_PROCESSOR = ("-march=native",)  # tried first (`library`)
 ENV_SWITCH = "LINESWEEP_NATIVE"  # "0": never compile, the torch step
 
 
@@ -75,46 +77,55 @@ def _processor() -> str:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # unset, or relative: the XDG spec says to ignore it
+        base = str(Path.home() / ".cache")
     return Path(base) / "linesweep" / "native"
 
 
-def _compile(compiler: str, target: Path) -> None:
-    """Build the library into `target`, atomically: workers compiling at once each write their
-    own temporary file and the last rename wins (the files are the same)."""
+def _compiler() -> list[str] | None:
+    """The C compiler's command: $CC (which may carry flags), else cc, gcc or clang."""
+    if os.environ.get("CC", "").strip():
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return [found] if found else None
+
+
+def _built(compiler: list[str], flags: tuple[str, ...]) -> Path:
+    """The library for this source, compiler, flags and processor: from the cache, or built
+    there, atomically (workers building at once each write their own temporary file, and the
+    last rename wins: the files are the same)."""
+    key = hashlib.sha256(
+        b"\0".join(x.encode() for x in (*compiler, *flags, _processor()))
+        + SOURCE.read_bytes()
+    ).hexdigest()[:16]  # fmt: skip
+    target = _cache_dir() / f"native_step-{key}.so"
+    if target.exists():
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
         subprocess.run(
-            [compiler, *FLAGS, "-o", str(built), str(SOURCE), "-lm"],
+            [*compiler, *flags, "-o", str(built), str(SOURCE), "-lm"],
             check=True, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         os.replace(built, target)
+    return target
 
 
-@functools.cache
-def library() -> ctypes.CDLL | None:
-    """The compiled kernel, or None (switched off, no compiler, or it failed: said once)."""
-    if os.environ.get(ENV_SWITCH, "1") == "0":
-        return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        log.warning("no C compiler found (cc, $CC): the step runs in torch, slower")
-        return None
+def _load(compiler: list[str], flags: tuple[str, ...]) -> ctypes.CDLL:
+    """The library, loaded; a cached file that does not load (cut short by a full disk, say)
+    is built again once."""
+    target = _built(compiler, flags)
     try:
-        key = hashlib.sha256(
-            b"\0".join([SOURCE.read_bytes(), compiler.encode(), " ".join(FLAGS).encode(),
-                        _processor().encode()])
-        ).hexdigest()[:16]  # fmt: skip
-        target = _cache_dir() / f"native_step-{key}.so"
-        if not target.exists():
-            _compile(compiler, target)
-        lib = ctypes.CDLL(str(target))
-    except (OSError, subprocess.SubprocessError) as error:
-        detail = (getattr(error, "stderr", None) or str(error)).strip().splitlines()
-        log.warning("the C step did not compile (%s): the step runs in torch, slower",
-                    detail[-1] if detail else type(error).__name__)  # fmt: skip
-        return None
+        return _typed(ctypes.CDLL(str(target)))
+    except (OSError, AttributeError):
+        target.unlink(missing_ok=True)
+        return _typed(ctypes.CDLL(str(_built(compiler, flags))))
+
+
+def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """The functions' C types: ctypes then converts Python ints and None (NULL) itself."""
     pointer, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.lines_step.argtypes = [
         pointer, i64, i64,  # arch, members, batch
@@ -124,8 +135,34 @@ def library() -> ctypes.CDLL | None:
         pointer, pointer, pointer,  # loss, logits, scratch
     ]  # fmt: skip
     lib.lines_step.restype = None
-    lib.lines_scratch.restype = ctypes.c_int64
+    lib.lines_scratch.argtypes = [pointer, i64]
+    lib.lines_scratch.restype = i64
     return lib
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel, or None (switched off, no compiler, or it failed: said once).
+
+    Built for this processor first (`-march=native`: its vector instructions), and without
+    that where the compiler refuses it.
+    """
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return None
+    compiler = _compiler()
+    if compiler is None:
+        log.warning("no C compiler found (cc, gcc, clang, $CC): the step runs in torch, slower")
+        return None
+    failure: Exception | None = None
+    for flags in ((*FOR_THIS_PROCESSOR, *FLAGS), FLAGS):
+        try:
+            return _load(compiler, flags)
+        except (OSError, AttributeError, subprocess.SubprocessError) as error:
+            failure = failure or error
+    detail = (getattr(failure, "stderr", None) or str(failure)).strip().splitlines()
+    log.warning("the C step did not compile (%s): the step runs in torch, slower",
+                detail[-1] if detail else type(failure).__name__)  # fmt: skip
+    return None
 
 
 def _address(tensor: Tensor | None) -> int | None:
@@ -199,7 +236,7 @@ class NativeStep:
 
     def _scratch_for(self, batch: int) -> Tensor:
         if batch not in self._scratch:
-            n = self._lib.lines_scratch(ctypes.byref(self._arch), ctypes.c_int64(batch))
+            n = self._lib.lines_scratch(self._arch_address, batch)
             self._scratch[batch] = torch.empty(n, dtype=torch.float32)
         return self._scratch[batch]
 
