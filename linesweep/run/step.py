@@ -83,6 +83,7 @@ from linesweep.run.step_layers import (
     pool_forward,
     unfold,
 )
+from linesweep.run.step_native import NativeStep
 from linesweep.run.step_update import ALIGN, SGD, Adam
 from linesweep.run.update_rule import Unsupported, UpdateRule
 
@@ -335,7 +336,7 @@ class HandStep:
         self._ws, self._eval_ws = Workspaces(), Workspaces()  # training's, evaluation's
         fits = params.device.type == "cpu" and params.dtype == torch.float32
         self._library = native.library() if compiled and fits else None
-        self._kernels: dict[Sizes, native.NativeStep] = {}
+        self._kernels: dict[Sizes, NativeStep] = {}
 
     def _bind(self, rows: Tensor, grad_rows: Tensor) -> None:
         p = sum(math.prod(shape) for shape in self.arch.shapes)
@@ -393,12 +394,12 @@ class HandStep:
             self._sizes[image] = self.arch.sizes(tuple(image))  # type: ignore[arg-type]
         return self._sizes[image]
 
-    def _kernel(self, sizes: Sizes) -> native.NativeStep:
+    def _kernel(self, sizes: Sizes) -> NativeStep:
         """The C step for one image size, made once."""
         if sizes not in self._kernels:
             assert self._library is not None
             arch, shapes = self.arch, self.arch.shapes  # conv1 (C1, C0, ...), conv2, fc (K, F)
-            self._kernels[sizes] = native.NativeStep(
+            self._kernels[sizes] = NativeStep(
                 self._library,
                 (shapes[0][1], shapes[0][0], shapes[2][0], shapes[4][0]),
                 (sizes.image, sizes.conv1, sizes.pool1, sizes.conv2, sizes.pool2),
