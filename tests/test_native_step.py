@@ -10,6 +10,8 @@ both); here, what is the C step's own:
   step is torch's, and one warning line says why (none when switched off on purpose);
 - a member whose parameters went to NaN gets a NaN loss, as in torch, and the others step bit
   for bit as they would without it;
+- a label outside the classes is refused before anything is computed, as torch's
+  cross_entropy refuses it (C would read out of bounds);
 - float64 models and tensors off the CPU take torch's layers.
 """
 
@@ -127,6 +129,17 @@ def test_a_member_gone_to_nan_has_a_nan_loss_and_the_others_step_as_without_it()
     assert torch.equal(with_nan.params[[0, 2]], without.params)
     reference = HandStep.for_models(three[1:2], rule, compiled=False)  # torch's layers agree
     assert torch.isnan(reference(x[1:2], y[1:2])).all()
+
+
+@pytest.mark.parametrize("label", [2, -1, 1 << 40])
+def test_a_label_outside_the_classes_is_refused_and_nothing_moves(label):
+    step = HandStep.for_models(models(2), UpdateRule("adam", 0.01))
+    x, y = batch(2)
+    y[1, 7] = label
+    before = step.params.clone()
+    with pytest.raises(IndexError, match=rf"^Target {label} is out of bounds \(classes 0..1\)$"):
+        step(x, y)
+    assert torch.equal(step.params, before) and not step.grad.any()
 
 
 def test_float64_and_a_switched_off_step_take_torchs_layers():

@@ -113,7 +113,7 @@ def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
         pointer, pointer, i64,  # params, grads, their row stride
         pointer, pointer, pointer,  # loss, logits, scratch
     ]  # fmt: skip
-    lib.lines_step.restype = None
+    lib.lines_step.restype = i64
     lib.lines_scratch.argtypes = [pointer, i64]
     lib.lines_scratch.restype = i64
     return lib

@@ -226,8 +226,10 @@ int64_t lines_scratch(const arch_t *a, int64_t b) {
  * `image_step` floats apart, as torch holds them: those are copied into planes in the scratch
  * (a member's 1,210 numbers at the notebook's size, where a pass of torch's over all members'
  * images would stream them through memory once more);
- * labels: (B) per member, `label_stride` apart; scratch: lines_scratch(a, b) floats. */
-void lines_step(const arch_t *a, int64_t members, int64_t b, const float *images,
+ * labels: (B) per member, `label_stride` apart, each in [0, K): a label outside is refused
+ * before anything is computed (returns 1 + r * B + t for member r's label t; 0 when done);
+ * scratch: lines_scratch(a, b) floats. */
+int64_t lines_step(const arch_t *a, int64_t members, int64_t b, const float *images,
                 int64_t image_stride, int64_t image_step, const int64_t *labels,
                 int64_t label_stride, const float *params, float *grads, int64_t row,
                 float *loss, float *logits, float *scratch) {
@@ -242,6 +244,11 @@ void lines_step(const arch_t *a, int64_t members, int64_t b, const float *images
     int32_t *where2 = (int32_t *)(dp2 + m2);
     float *zk = (float *)(where2 + m2), *dk = zk + k * b, *planes = dk + k * b;
     const int64_t pixels = c0 * a->h0 * a->w0;
+
+    for (int64_t r = 0; labels && r < members; r++)
+        for (int64_t t = 0; t < b; t++)
+            if (labels[r * label_stride + t] < 0 || labels[r * label_stride + t] >= k)
+                return 1 + r * b + t;
 
     for (int64_t r = 0; r < members; r++) {
         const float *x = images + r * image_stride, *p = params + r * row;
@@ -323,4 +330,5 @@ void lines_step(const arch_t *a, int64_t members, int64_t b, const float *images
         conv_backward(&a->conv1, c0, a->h0, a->w0, c1, a->h1, a->w1, b, x, cw1, dz1, gw1, gb1,
                       NULL);
     }
+    return 0;
 }

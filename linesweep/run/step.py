@@ -45,10 +45,17 @@ window's taps, buffers kept from step to step); the update (torch's fused Adam, 
 kernels over the members' rows, one call per run of members sharing a rule) in
 `step_update.py`; the step itself, the buffers and the epoch loop here.
 
-Measured (`python benchmarks/bench_step.py`, benchmarks/README.md, Step): against the step of
-4bd23a9, interleaved in one process, 1.6-2.1x fewer µs a member-step at R = 64-256 and 1.1-1.2x
-at R = 1-8; at R = 256, about 21 µs a member-step (shared images) against the issue's 10: the
-rest is memory traffic of a dozen whole-tensor passes (the profile is in benchmarks/README.md).
+Two engines compute the forward and backward: these torch layers, and the same arithmetic in
+C (`native_step.c`, `step_native.py`), one member at a time in a scratch that stays in the
+core's cache, where each torch layer is a pass over all members' activations. The C one is the
+default for float32 on the CPU where the machine's compiler built it (`linesweep.run.native`);
+torch's are the reference (`tests/test_step.py` runs every step test on both) and the fallback.
+
+Measured (`python benchmarks/bench_step.py`, benchmarks/README.md, Step). Torch's layers,
+against the step of 4bd23a9: 1.6-2.1x fewer µs a member-step at R = 64-256, where about 18
+µs remained, the memory traffic of a dozen whole-tensor passes. The C engine against torch's
+layers, interleaved in one process (`--engines`): 1.9x at R = 64-256, 3-5x at R = 1-8; about
+9 µs a member-step at R = 256 with shared images, 11 with each member's own.
 Measured and not taken: the members innermost beside the images, (C, H, W, R, B): pooling got
 3.4x faster at R=8, the whole step slower (R=1 by 24%, R=8 by 10%), unfold, fold and ReLU then
 copying runs of B floats. Unfold + bmm against grouped conv2d (`python benchmarks/bench_train.py

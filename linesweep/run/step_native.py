@@ -67,7 +67,7 @@ class NativeStep:
         """Each member's mean loss (R,) on `images` with `labels` (R, B); the gradient of each
         member's row of `rows` (R, P') into `grad_rows`. images: (R, B, C0, H, W) as torch
         holds them, or, for R > 1, planes (1, C0, H, W, B) that every member shares (the
-        images innermost: `linesweep.run.step.image_planes`)."""
+        images innermost: `linesweep.run.step.image_inputs`)."""
         loss = rows.new_empty(len(rows))
         self._run(images, labels, rows, grad_rows, loss, None)
         return loss
@@ -99,7 +99,7 @@ class NativeStep:
             assert labels.shape == (r, b)
         assert rows.dtype == torch.float32 and rows.stride(1) == 1 and len(images) in (1, r)
         assert grad_rows is None or grad_rows.stride() == rows.stride()
-        self._lib.lines_step(
+        refused = self._lib.lines_step(
             self._arch_address, r, b,
             images.data_ptr(), 0 if len(images) == 1 else images.stride(0),
             0 if shared else images.stride(1),
@@ -107,6 +107,10 @@ class NativeStep:
             rows.data_ptr(), _address(grad_rows), rows.stride(0),
             _address(loss), _address(logits), self._scratch_for(b).data_ptr(),
         )  # fmt: skip
+        if refused:  # as torch's cross_entropy refuses it
+            member, image = divmod(refused - 1, b)
+            label = int(labels[member, image])  # type: ignore[index]
+            raise IndexError(f"Target {label} is out of bounds (classes 0..{self._classes - 1})")
 
     def _scratch_for(self, batch: int) -> Tensor:
         if batch not in self._scratch:
