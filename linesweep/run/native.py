@@ -39,7 +39,7 @@ from linesweep.core.processes import IN_A_FORK_SERVER
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native_step.c")
-FLAGS = ("-O3", "-fopenmp-simd", "-shared", "-fPIC", "-std=c11")
+FLAGS = ("-O3", "-funroll-loops", "-fopenmp-simd", "-shared", "-fPIC", "-std=c11")
 FOR_THIS_PROCESSOR = ("-march=native",)  # tried first (`library`)
 ENV_SWITCH = "LINESWEEP_NATIVE"  # "0": never compile, the torch step
 
