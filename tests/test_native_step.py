@@ -10,8 +10,10 @@ both); here, what is the C step's own:
   step is torch's, and one warning line says why (none when switched off on purpose);
 - a member whose parameters went to NaN gets a NaN loss, as in torch, and the others step bit
   for bit as they would without it;
-- a label outside the classes is refused before anything is computed, as torch's
-  cross_entropy refuses it (C would read out of bounds);
+- a label outside the classes, images of another size, dtype or member count, labels that
+  do not match the batch, an empty batch: refused before anything is computed, where torch's
+  layers raise too (C would read out of bounds); images expanded over the batch are read as
+  their copy; NaN images send NaN gradients where torch's layers do;
 - float64 models and tensors off the CPU take torch's layers.
 """
 
@@ -21,6 +23,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -66,31 +69,71 @@ def test_the_library_is_built_once_into_the_cache_folder_and_loaded_after(tmp_pa
 
 def test_a_cached_library_that_does_not_load_is_built_again(fresh_library, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    built = native._built(native._compiler(), (*native.FOR_THIS_PROCESSOR, *native.FLAGS))
-    built.write_bytes(b"cut short by a full disk")
+    cached = native._library_path(native._compiler(), (*native.FOR_THIS_PROCESSOR, *native.FLAGS))
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"cut short by a full disk")
+    leftover = cached.parent / "tmp_of_a_killed_build"
+    leftover.mkdir()
+    os.utime(leftover, (0, 0))  # long ago
     lib = fresh_library()
-    assert lib is not None and lib._name == str(built) and built.stat().st_size > 1000
+    assert lib is not None and lib._name == str(cached) and cached.stat().st_size > 1000
+    assert not leftover.exists()
+
+
+def compiler(tmp_path, name: str, script: str) -> str:
+    """A fake compiler: a shell script that does `script` (`cc "$@"` compiles for real)."""
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return str(path)
 
 
 def test_a_compiler_that_refuses_march_native_builds_it_without(
     fresh_library, monkeypatch, tmp_path
 ):
-    cc = tmp_path / "picky-cc"
-    cc.write_text('#!/bin/sh\ncase "$*" in *march=native*) exit 1;; esac\nexec cc "$@"\n')
-    cc.chmod(0o755)
+    cc = compiler(tmp_path, "picky-cc", 'case "$*" in *march=native*) exit 1;; esac\nexec cc "$@"')
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("CC", cc)
     lib = fresh_library()
-    assert lib is not None and lib._name == str(native._built([str(cc)], native.FLAGS))
+    assert lib is not None and lib._name == str(native._library_path([cc], native.FLAGS))
     assert HandStep.for_models(models(1), UpdateRule("sgd", 0.1)).compiled
+
+
+FAILING = {  # name: (the compiler's script, what the warning says in its parentheses)
+    "fails": ("exit 1", "no output"),
+    "says why": ('echo "x.c:1: error: it went wrong" >&2; exit 1', "x.c:1: error: it went wrong"),
+    "not UTF-8": ("printf '\\377\\376 error\\n' >&2; exit 1", "\ufffd\ufffd error"),
+    "writes nothing": ("exit 0", "ended well but wrote no library"),
+    "hangs": ("sleep 30", "took over 1 s; stopped"),
+}
+
+
+@pytest.mark.parametrize("case", FAILING)
+def test_a_compiler_that_fails_is_said_in_one_line_and_torch_trains(
+    fresh_library, monkeypatch, tmp_path, caplog, case
+):
+    script, said = FAILING[case]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", compiler(tmp_path, "cc", script))
+    monkeypatch.setattr(native, "BUILD_TIMEOUT_S", 1)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="linesweep.run.native"):
+        step = HandStep.for_models(models(1), UpdateRule("adam", 0.01))
+    lines = [r.getMessage() for r in caplog.records]
+    assert not step.compiled and len(lines) == 1, lines
+    assert lines[0].startswith("the C step did not compile (") and said in lines[0], lines
+    assert time.monotonic() - started < 10  # a hung compiler is not waited for twice
+    assert list((tmp_path / "cache" / "linesweep" / "native").iterdir()) == []  # nothing left
 
 
 @pytest.mark.parametrize(
     ("env", "said"),
     [
         ({"CC": "false"}, "the C step did not compile"),  # a compiler that fails
+        ({"CC": 'gcc "'}, "the C step did not compile (No closing quotation)"),
         ({"CC": "", "PATH": ""}, "no C compiler found"),
         ({"LINESWEEP_NATIVE": "0"}, None),  # switched off on purpose: nothing to say
+        ({"LINESWEEP_NATIVE": "Off"}, None),
     ],
 )
 def test_without_the_library_the_step_is_torchs_and_one_line_says_why(
@@ -111,6 +154,32 @@ def test_without_the_library_the_step_is_torchs_and_one_line_says_why(
         assert lines[0].endswith("the step runs in torch, slower")
     x, y = batch(2)
     assert torch.isfinite(step(x, y)).all()
+
+
+def test_no_home_folder_is_one_line_and_torch_trains(fresh_library, monkeypatch, caplog):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def homeless():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(native.Path, "home", staticmethod(homeless))
+    with caplog.at_level(logging.WARNING, logger="linesweep.run.native"):
+        assert not HandStep.for_models(models(1), UpdateRule("adam", 0.01)).compiled
+    assert [r.getMessage() for r in caplog.records] == [
+        "the C step did not compile (Could not determine home directory.): the step runs in "
+        "torch, slower"
+    ]
+
+
+def test_an_unknown_switch_value_is_said_and_leaves_the_c_step_on(fresh_library, monkeypatch,
+                                                                  caplog):  # fmt: skip
+    monkeypatch.setenv("LINESWEEP_NATIVE", "maybe")
+    with caplog.at_level(logging.WARNING, logger="linesweep.run.native"):
+        assert HandStep.for_models(models(1), UpdateRule("adam", 0.01)).compiled
+    assert [r.getMessage() for r in caplog.records] == [
+        "LINESWEEP_NATIVE='maybe' is not one of 1/true/yes/on (on) or 0/false/no/off (off): "
+        "the C step stays on"
+    ]
 
 
 def test_a_member_gone_to_nan_has_a_nan_loss_and_the_others_step_as_without_it():
@@ -140,6 +209,58 @@ def test_a_label_outside_the_classes_is_refused_and_nothing_moves(label):
     with pytest.raises(IndexError, match=rf"^Target {label} is out of bounds \(classes 0..1\)$"):
         step(x, y)
     assert torch.equal(step.params, before) and not step.grad.any()
+
+
+def test_nan_images_send_nan_gradients_where_torchs_layers_do():
+    x, y = batch(2)
+    x[0, 3, 0, 4, 5] = float("nan")
+    found = {}
+    for compiled in (True, False):
+        step = HandStep.for_models(models(2), UpdateRule("sgd", 0.1), compiled=compiled)
+        found[compiled] = step.gradient(x, y)[1].clone()
+    assert torch.equal(found[True].isnan(), found[False].isnan())
+    assert found[True][0].isnan().any() and not found[True][1].isnan().any()
+
+
+def test_images_expanded_over_the_batch_step_as_their_copy():
+    x, y = batch(2)
+    expanded = x[:, :1].expand(2, 10, 1, 11, 11)  # stride 0 between a member's images
+    grads = []
+    for images in (expanded, expanded.contiguous()):
+        step = HandStep.for_models(models(2), UpdateRule("sgd", 0.1))
+        grads.append(step.gradient(images, y)[1].clone())
+    assert torch.equal(grads[0], grads[1])
+
+
+BAD_INPUTS = {  # name: (images, labels) of a step of 2 members, what it raises
+    "float64 images": (lambda x, y: (x.double(), y), TypeError, "images are torch.float64"),
+    "an empty batch": (lambda x, y: (x[:, :0], y[:, :0]), ValueError, r"B >= 1"),
+    "three image sets for two members": (
+        lambda x, y: (torch.cat([x, x[:1]]), y),
+        ValueError,
+        r"for 2 member\(s\)",
+    ),
+    "labels shorter than the batch": (
+        lambda x, y: (x, y[:, :4]),
+        ValueError,
+        r"^labels \(2, 4\) for images of 2 x 10$",
+    ),
+    "images of another size": (
+        lambda x, y: (torch.zeros(2, 10, 1, 13, 13), y),
+        ValueError,
+        r"^images of 13x13 give the fc layer 162 features; it takes 98$",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_inputs_torchs_layers_refuse_are_refused_before_c_reads_them(case):
+    make, error, says = BAD_INPUTS[case]
+    step = HandStep.for_models(models(2), UpdateRule("adam", 0.01))
+    before = step.params.clone()
+    with pytest.raises(error, match=says):
+        step(*make(*batch(2)))
+    assert torch.equal(step.params, before)
 
 
 def test_float64_and_a_switched_off_step_take_torchs_layers():

@@ -83,8 +83,9 @@ TORCH_STEP = StepCosts(1.0, 220e-6, 5.5e-6, 13e-6)
 
 
 def step_costs() -> StepCosts:
-    """The costs of the step this machine trains with: the C step where it compiled."""
-    return C_STEP if native.library() is not None else TORCH_STEP
+    """The costs of the step this machine trains with: the C step where a compiler is found
+    (the planning process builds nothing: the processes that train do, and say if it fails)."""
+    return C_STEP if native.compiler_found() else TORCH_STEP
 
 
 def member_cost(cfg: TrainConfig, out_1: int, out_2: int) -> float:

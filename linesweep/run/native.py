@@ -28,10 +28,13 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from linesweep.core.processes import IN_A_FORK_SERVER
@@ -41,7 +44,9 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("native_step.c")
 FLAGS = ("-O3", "-funroll-loops", "-fopenmp-simd", "-shared", "-fPIC", "-std=c11")
 FOR_THIS_PROCESSOR = ("-march=native",)  # tried first (`library`)
-ENV_SWITCH = "LINESWEEP_NATIVE"  # "0": never compile, the torch step
+ENV_SWITCH = "LINESWEEP_NATIVE"  # off: never compile, the torch step (`switched_on`)
+ON, OFF = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
+BUILD_TIMEOUT_S = 60  # a compile takes half a second
 
 
 def _processor() -> str:
@@ -58,49 +63,100 @@ def _processor() -> str:
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):  # unset, or relative: the XDG spec says to ignore it
-        base = str(Path.home() / ".cache")
+        base = str(Path.home() / ".cache")  # RuntimeError with no home: `library` says so
     return Path(base) / "linesweep" / "native"
 
 
 def _compiler() -> list[str] | None:
     """The C compiler's command: $CC (which may carry flags), else cc, gcc or clang."""
     if os.environ.get("CC", "").strip():
-        return shlex.split(os.environ["CC"])
+        return shlex.split(os.environ["CC"])  # ValueError if unbalanced: `library` says so
     found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     return [found] if found else None
 
 
-def _built(compiler: list[str], flags: tuple[str, ...]) -> Path:
-    """The library for this source, compiler, flags and processor: from the cache, or built
-    there, atomically (workers building at once each write their own temporary file, and the
-    last rename wins: the files are the same)."""
+class BuildFailed(Exception):
+    """The compiler did not build the library; the message is what it said, in short."""
+
+
+class TimedOut(BuildFailed):
+    """The compiler hung: no other flags are tried."""
+
+
+def _said(output: bytes) -> str:
+    """A compiler's complaint in one line: its lines that say what went wrong (error, fatal,
+    failed, no space), at most two, else its last line."""
+    lines = [line.strip() for line in output.decode(errors="replace").splitlines() if line.strip()]
+    telling = [line for line in lines if re.search(r"error|fatal|failed|no space", line, re.I)]
+    return " / ".join(telling[:2]) if telling else (lines[-1] if lines else "no output")
+
+
+def _build(compiler: list[str], flags: tuple[str, ...], target: Path) -> None:
+    """Compile into `target`, atomically: workers building at once each write their own
+    temporary folder, and the last rename wins (the files are the same). A compile that hangs
+    is stopped, with whatever it started, after `BUILD_TIMEOUT_S`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(target.parent)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        command = [*compiler, *flags, "-o", str(built), str(SOURCE), "-lm"]
+        with subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        ) as compiling:  # a session of its own: a hung compiler's children are stopped too
+            try:
+                output, _ = compiling.communicate(timeout=BUILD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(compiling.pid, signal.SIGKILL)
+                compiling.communicate()
+                raise TimedOut(f"{compiler[0]} took over {BUILD_TIMEOUT_S} s; stopped") from None
+            except BaseException:  # Ctrl-C while it compiles: it stops with us
+                os.killpg(compiling.pid, signal.SIGKILL)
+                raise
+        if compiling.returncode != 0:
+            raise BuildFailed(_said(output))
+        if not built.is_file():
+            raise BuildFailed(f"{compiler[0]} ended well but wrote no library")
+        os.replace(built, target)
+
+
+def _clear_leftovers(folder: Path) -> None:
+    """Temporary folders of builds that were killed (an hour old: no build takes that long)."""
+    for leftover in folder.glob("tmp*"):
+        try:
+            if time.time() - leftover.stat().st_mtime > 3600:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _library_path(compiler: list[str], flags: tuple[str, ...]) -> Path:
+    """Where the library for this source, compiler, flags and processor is kept."""
     key = hashlib.sha256(
         b"\0".join(x.encode() for x in (*compiler, *flags, _processor()))
         + SOURCE.read_bytes()
     ).hexdigest()[:16]  # fmt: skip
-    target = _cache_dir() / f"native_step-{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        built = Path(tmp) / target.name
-        subprocess.run(
-            [*compiler, *flags, "-o", str(built), str(SOURCE), "-lm"],
-            check=True, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        os.replace(built, target)
-    return target
+    return _cache_dir() / f"native_step-{key}.so"
 
 
 def _load(compiler: list[str], flags: tuple[str, ...]) -> ctypes.CDLL:
-    """The library, loaded; a cached file that does not load (cut short by a full disk, say)
-    is built again once."""
-    target = _built(compiler, flags)
+    """The library, from the cache or built there. A cached file that does not load (cut
+    short by a full disk, say) is built again once; one just built that does not load is
+    `NotLoaded` (a folder mounted noexec, say)."""
+    target = _library_path(compiler, flags)
+    if target.is_file():
+        try:
+            return _typed(ctypes.CDLL(str(target)))
+        except (OSError, AttributeError):
+            target.unlink(missing_ok=True)
+    _build(compiler, flags, target)
     try:
         return _typed(ctypes.CDLL(str(target)))
-    except (OSError, AttributeError):
-        target.unlink(missing_ok=True)
-        return _typed(ctypes.CDLL(str(_built(compiler, flags))))
+    except (OSError, AttributeError) as error:
+        raise NotLoaded(f"{target}: {error}") from None
+
+
+class NotLoaded(Exception):
+    """The library was built but does not load."""
 
 
 def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -108,7 +164,7 @@ def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
     pointer, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.lines_step.argtypes = [
         pointer, i64, i64,  # arch, members, batch
-        pointer, i64, i64,  # images, their member stride, their image stride (0: planes)
+        pointer, i64, i64, i64,  # images, their member stride, planes or not, image stride
         pointer, i64,  # labels, their member stride
         pointer, pointer, i64,  # params, grads, their row stride
         pointer, pointer, pointer,  # loss, logits, scratch
@@ -119,28 +175,59 @@ def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+def switched_on() -> bool:
+    """Whether `LINESWEEP_NATIVE` lets the C step be used: unset, 1/true/yes/on; 0/false/no/off
+    turn it off; anything else is said once and leaves it on."""
+    value = os.environ.get(ENV_SWITCH, "").strip().lower()
+    if value in OFF:
+        return False
+    if value not in ON:
+        log.warning("%s=%r is not one of %s (on) or %s (off): the C step stays on", ENV_SWITCH,
+                    os.environ[ENV_SWITCH], "/".join(ON[1:]), "/".join(OFF))  # fmt: skip
+    return True
+
+
+def compiler_found() -> bool:
+    """Whether the C step can be built here, as far as can be told without building it: for a
+    process that plans (`linesweep.run.grouping`), where building would only repeat the work
+    and the warning of the processes that train."""
+    try:
+        return os.environ.get(ENV_SWITCH, "").strip().lower() not in OFF and bool(_compiler())
+    except ValueError:
+        return False
+
+
 @functools.cache
 def library() -> ctypes.CDLL | None:
-    """The compiled kernel, or None (switched off, no compiler, or it failed: said once).
+    """The compiled kernel, or None: switched off (`LINESWEEP_NATIVE=0`), or it could not be
+    built or loaded, which one warning line says, with why; the step is then torch's.
 
     Built for this processor first (`-march=native`: its vector instructions), and without
     that where the compiler refuses it.
     """
-    if os.environ.get(ENV_SWITCH, "1") == "0":
+    if not switched_on():
         return None
-    compiler = _compiler()
-    if compiler is None:
-        log.warning("no C compiler found (cc, gcc, clang, $CC): the step runs in torch, slower")
-        return None
-    failure: Exception | None = None
-    for flags in ((*FOR_THIS_PROCESSOR, *FLAGS), FLAGS):
-        try:
-            return _load(compiler, flags)
-        except (OSError, AttributeError, subprocess.SubprocessError) as error:
-            failure = failure or error
-    detail = (getattr(failure, "stderr", None) or str(failure)).strip().splitlines()
-    log.warning("the C step did not compile (%s): the step runs in torch, slower",
-                detail[-1] if detail else type(failure).__name__)  # fmt: skip
+    try:
+        compiler = _compiler()
+        if compiler is None:
+            log.warning("no C compiler found (cc, gcc, clang, $CC): the step runs in torch, slower")
+            return None
+        failure: Exception | None = None
+        for flags in ((*FOR_THIS_PROCESSOR, *FLAGS), FLAGS):
+            try:
+                return _load(compiler, flags)
+            except TimedOut:
+                raise
+            except BuildFailed as error:  # perhaps -march=native: try without
+                failure = error
+        raise failure  # type: ignore[misc]
+    except NotLoaded as error:
+        log.warning("the C step was built but does not load (%s): the step runs in torch, "
+                    "slower; set XDG_CACHE_HOME to a folder programs may run from, or "
+                    "LINESWEEP_NATIVE=0", error)  # fmt: skip
+    except Exception as error:  # whatever it is, it only costs speed: torch's layers train
+        log.warning("the C step did not compile (%s): the step runs in torch, slower",
+                    str(error).strip() or type(error).__name__)  # fmt: skip
     return None
 
 

@@ -17,8 +17,9 @@
  *
  * Semantics are torch's: zero padding for the convolutions, padding that never wins for the
  * pooling (torch pads with -inf), a window's maximum at its first largest pixel in scan order
- * (rows, then columns), ReLU's gradient where its output is positive, and the mean cross-entropy
- * of the batch. ReLU comes after pooling, on the smaller output: max commutes with it.
+ * (rows, then columns), ReLU's gradient except where its output is 0 (a NaN passes it, as in
+ * torch), and the mean cross-entropy of the batch. ReLU comes after pooling, on the smaller
+ * output: max commutes with it.
  */
 #include <math.h>
 #include <stdint.h>
@@ -188,7 +189,8 @@ static void pool_backward(const window_t *wd, int64_t c, int64_t h, int64_t w, i
                           const int32_t *restrict where, float *restrict dpooled,
                           float *restrict dz) {
     int64_t plane = ho * wo * b, in_plane = h * w * b;
-    for (int64_t t = 0; t < c * plane; t++) dpooled[t] = pooled[t] > 0.0f ? dpooled[t] : 0.0f;
+    for (int64_t t = 0; t < c * plane; t++) /* ReLU's mask, torch's: none where the output is NaN */
+        dpooled[t] = pooled[t] <= 0.0f ? 0.0f : dpooled[t];
     for (int64_t ic = 0; ic < c; ic++) {
         const float *d = dpooled + ic * plane;
         const int32_t *at = where + ic * plane;
@@ -222,7 +224,7 @@ int64_t lines_scratch(const arch_t *a, int64_t b) {
  * of the loss in grads' row r (same layout as params' rows, `row` floats apart).
  *
  * images: per member `image_stride` floats apart (0: every member the same), either planes
- * (C0, H0, W0, B), the images innermost, if `image_step` is 0, or B images (C0, H0, W0) each,
+ * (C0, H0, W0, B), the images innermost, if `planes` is 1, or B images (C0, H0, W0) each,
  * `image_step` floats apart, as torch holds them: those are copied into planes in the scratch
  * (a member's 1,210 numbers at the notebook's size, where a pass of torch's over all members'
  * images would stream them through memory once more);
@@ -230,7 +232,7 @@ int64_t lines_scratch(const arch_t *a, int64_t b) {
  * before anything is computed (returns 1 + r * B + t for member r's label t; 0 when done);
  * scratch: lines_scratch(a, b) floats. */
 int64_t lines_step(const arch_t *a, int64_t members, int64_t b, const float *images,
-                int64_t image_stride, int64_t image_step, const int64_t *labels,
+                int64_t image_stride, int64_t planes, int64_t image_step, const int64_t *labels,
                 int64_t label_stride, const float *params, float *grads, int64_t row,
                 float *loss, float *logits, float *scratch) {
     const int64_t c0 = a->c0, c1 = a->c1, c2 = a->c2, k = a->classes;
@@ -242,7 +244,7 @@ int64_t lines_step(const arch_t *a, int64_t members, int64_t b, const float *ima
     int32_t *where1 = (int32_t *)(dp1 + m1);
     float *z2 = (float *)(where1 + m1), *dz2 = z2 + n2, *p2 = dz2 + n2, *dp2 = p2 + m2;
     int32_t *where2 = (int32_t *)(dp2 + m2);
-    float *zk = (float *)(where2 + m2), *dk = zk + k * b, *planes = dk + k * b;
+    float *zk = (float *)(where2 + m2), *dk = zk + k * b, *own = dk + k * b;
     const int64_t pixels = c0 * a->h0 * a->w0;
 
     for (int64_t r = 0; labels && r < members; r++)
@@ -252,10 +254,10 @@ int64_t lines_step(const arch_t *a, int64_t members, int64_t b, const float *ima
 
     for (int64_t r = 0; r < members; r++) {
         const float *x = images + r * image_stride, *p = params + r * row;
-        if (image_step) { /* B images (C0, H0, W0) -> planes (C0, H0, W0, B) */
+        if (!planes) { /* B images (C0, H0, W0) -> planes (C0, H0, W0, B) */
             for (int64_t i = 0; i < pixels; i++)
-                for (int64_t t = 0; t < b; t++) planes[i * b + t] = x[t * image_step + i];
-            x = planes;
+                for (int64_t t = 0; t < b; t++) own[i * b + t] = x[t * image_step + i];
+            x = own;
         }
         const int64_t *y = labels ? labels + r * label_stride : NULL;
         const float *cw1 = p, *cb1 = cw1 + w1, *cw2 = cb1 + c1, *cb2 = cw2 + w2;

@@ -406,6 +406,12 @@ class HandStep:
         if sizes not in self._kernels:
             assert self._library is not None
             arch, shapes = self.arch, self.arch.shapes  # conv1 (C1, C0, ...), conv2, fc (K, F)
+            features = shapes[2][0] * math.prod(sizes.pool2)
+            if features != shapes[4][1]:  # torch's matmul would refuse it; C would overrun
+                raise ValueError(
+                    f"images of {sizes.image[0]}x{sizes.image[1]} give the fc layer {features} "
+                    f"features; it takes {shapes[4][1]}"
+                )
             self._kernels[sizes] = NativeStep(
                 self._library,
                 (shapes[0][1], shapes[0][0], shapes[2][0], shapes[4][0]),

@@ -60,6 +60,7 @@ class NativeStep:
         self._arch_address = ctypes.addressof(self._arch)
         self._classes = channels[3]
         h, w = sizes[0]
+        self._image = (channels[0], h, w)  # (C0, H, W)
         self._image_strides = (h * w, w, 1)  # (C0, H, W) contiguous
         self._scratch: dict[int, Tensor] = {}
 
@@ -86,22 +87,32 @@ class NativeStep:
 
     def _run(self, images: Tensor, labels: Tensor | None, rows: Tensor, grad_rows: Tensor | None,
              loss: Tensor | None, logits: Tensor | None) -> None:  # fmt: skip
-        """One call of `lines_step` (a step's Python around it is a few µs: kept lean)."""
+        """One call of `lines_step`. What C cannot check is checked here, where torch's layers
+        would raise: C would read or write out of bounds instead (a step's Python around the
+        call is a few µs, so these are plain comparisons)."""
         r, shared = len(rows), self._shared(images, rows)
+        if images.dtype != torch.float32:
+            raise TypeError(f"images are {images.dtype}; the step's parameters are float32")
         if shared:
             images = images.contiguous()  # (1, C0, H, W, B), already so when from image_inputs
-        elif images.stride()[2:] != self._image_strides:  # each image (C0, H, W) contiguous
-            images = images.contiguous()
-        b = images.shape[-1] if shared else images.shape[1]
+            c0, (h, w), b = images.shape[1], images.shape[2:4], images.shape[-1]
+        else:
+            b, c0, (h, w) = images.shape[1], images.shape[2], images.shape[3:]
+            if images.stride()[2:] != self._image_strides or images.stride(1) < 1:
+                images = images.contiguous()  # each image (C0, H, W) contiguous, apart
+        if (c0, h, w) != self._image or len(images) not in (1, r) or b < 1:
+            raise ValueError(
+                f"images {tuple(images.shape)} for {r} member(s) of a step built for "
+                f"(R or 1, B >= 1, C0, H, W) = (C0, H, W) {self._image}"
+            )
         if labels is not None:
+            if labels.shape != (r, b):
+                raise ValueError(f"labels {tuple(labels.shape)} for images of {r} x {b}")
             if labels.dtype != torch.int64 or labels.stride(1) != 1:
                 labels = labels.to(torch.int64).contiguous()
-            assert labels.shape == (r, b)
-        assert rows.dtype == torch.float32 and rows.stride(1) == 1 and len(images) in (1, r)
-        assert grad_rows is None or grad_rows.stride() == rows.stride()
         refused = self._lib.lines_step(
             self._arch_address, r, b,
-            images.data_ptr(), 0 if len(images) == 1 else images.stride(0),
+            images.data_ptr(), 0 if len(images) == 1 else images.stride(0), int(shared),
             0 if shared else images.stride(1),
             _address(labels), 0 if labels is None else labels.stride(0),
             rows.data_ptr(), _address(grad_rows), rows.stride(0),
