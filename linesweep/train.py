@@ -109,8 +109,10 @@ def cli() -> None:
             if _sweeps(sys.argv[1:]):
                 # Its trials fork from a server that imports torch and the training on the
                 # other core while Hydra composes here (this process never needs torch).
+                from linesweep.run import native
                 from linesweep.sweep import trial_server
 
+                native.prepare_for_trials()  # built here, once, before the server loads it
                 trial_server.warm(trial_server.LINESWEEP_APP)
             else:  # torch, here where Ctrl-C is caught
                 import linesweep.run.task  # noqa: F401

@@ -108,6 +108,33 @@ FAILING = {  # name: (the compiler's script, what the warning says in its parent
 }
 
 
+ABORTS = "__attribute__((constructor)) static void loaded(void) { abort(); }"
+
+
+def test_a_library_that_would_abort_its_process_is_never_loaded_here(
+    fresh_library, monkeypatch, tmp_path, caplog
+):  # what a library built with CC="gcc -fsanitize=address" does when loaded late
+    (tmp_path / "aborts.c").write_text(f"#include <stdlib.h>\n{ABORTS}\n")
+    cc = compiler(tmp_path, "cc", f'exec cc "$@" {tmp_path / "aborts.c"}')
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", cc)
+    with caplog.at_level(logging.WARNING, logger="linesweep.run.native"):
+        assert not HandStep.for_models(models(1), UpdateRule("adam", 0.01)).compiled
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "it was built but does not load" in lines[0], lines
+    assert not list((tmp_path / "cache").rglob("*.so"))  # never cached
+
+
+def test_a_sweep_process_that_cannot_build_switches_it_off_for_its_trials(
+    fresh_library, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", "false")
+    monkeypatch.setenv("LINESWEEP_NATIVE", "1")  # monkeypatch puts it back afterwards
+    native.prepare_for_trials()
+    assert os.environ["LINESWEEP_NATIVE"] == "0"
+
+
 @pytest.mark.parametrize("case", FAILING)
 def test_a_compiler_that_fails_is_said_in_one_line_and_torch_trains(
     fresh_library, monkeypatch, tmp_path, caplog, case
@@ -234,6 +261,16 @@ def test_images_expanded_over_the_batch_step_as_their_copy():
 
 BAD_INPUTS = {  # name: (images, labels) of a step of 2 members, what it raises
     "float64 images": (lambda x, y: (x.double(), y), TypeError, "images are torch.float64"),
+    "images on the meta device": (lambda x, y: (x.to("meta"), y), TypeError, "on meta"),
+    "labels on the meta device": (lambda x, y: (x, y.to("meta")), TypeError, "on meta"),
+    "float labels": (lambda x, y: (x, y * 0.95), TypeError, "labels are torch.float32"),
+    "bool labels": (lambda x, y: (x, y.bool()), TypeError, "labels are torch.bool"),
+    "images of 4 dimensions": (lambda x, y: (x[:, :, 0], y), ValueError, r"\(R, B, C0, H, W\)"),
+    "one member's images expanded over three": (
+        lambda x, y: (x[:1].expand(3, -1, -1, -1, -1), y),
+        ValueError,
+        r"for 2 member\(s\)",
+    ),
     "an empty batch": (lambda x, y: (x[:, :0], y[:, :0]), ValueError, r"B >= 1"),
     "three image sets for two members": (
         lambda x, y: (torch.cat([x, x[:1]]), y),
@@ -261,6 +298,15 @@ def test_inputs_torchs_layers_refuse_are_refused_before_c_reads_them(case):
     with pytest.raises(error, match=says):
         step(*make(*batch(2)))
     assert torch.equal(step.params, before)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_epoch_refuses_a_batch_size_below_1_and_images_the_labels_do_not_match(compiled):
+    step = HandStep.for_models(models(2), UpdateRule("adam", 0.01), compiled=compiled)
+    x, y = batch(2)
+    for images, labels, size in ((x, y, 0), (x, y[:, :6], 5)):
+        with pytest.raises(ValueError, match=r"^epoch: images .* batches of 1 or more"):
+            list(step.epoch(images, labels, size))
 
 
 def test_float64_and_a_switched_off_step_take_torchs_layers():

@@ -33,6 +33,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +68,23 @@ def _cache_dir() -> Path:
     return Path(base) / "linesweep" / "native"
 
 
+def _where() -> str:
+    try:
+        return str(_cache_dir())
+    except RuntimeError:
+        return "the cache folder"
+
+
+def prepare_for_trials() -> None:
+    """In a process about to start trial processes (a sweep's): the library built or loaded
+    here, where a signal ends the build at once, rather than in the trial server, whose start
+    holds signals (a hung compiler would hold a Ctrl-C for `BUILD_TIMEOUT_S`). If it cannot
+    be had, it is switched off for the processes this one starts (`LINESWEEP_NATIVE=0` in the
+    environment they inherit): none tries again, and it is said once."""
+    if library() is None:
+        os.environ[ENV_SWITCH] = "0"
+
+
 def _compiler() -> list[str] | None:
     """The C compiler's command: $CC (which may carry flags), else cc, gcc or clang."""
     if os.environ.get("CC", "").strip():
@@ -96,7 +114,6 @@ def _build(compiler: list[str], flags: tuple[str, ...], target: Path) -> None:
     temporary folder, and the last rename wins (the files are the same). A compile that hangs
     is stopped, with whatever it started, after `BUILD_TIMEOUT_S`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    _clear_leftovers(target.parent)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
         command = [*compiler, *flags, "-o", str(built), str(SOURCE), "-lm"]
@@ -113,10 +130,27 @@ def _build(compiler: list[str], flags: tuple[str, ...], target: Path) -> None:
                 os.killpg(compiling.pid, signal.SIGKILL)
                 raise
         if compiling.returncode != 0:
-            raise BuildFailed(_said(output))
+            said = _said(output)
+            raise BuildFailed(f"{compiler[0]} exited with {compiling.returncode}: {said}")
         if not built.is_file():
             raise BuildFailed(f"{compiler[0]} ended well but wrote no library")
+        _check_loads(built)
         os.replace(built, target)
+
+
+# Loaded and asked its scratch size in a process of its own, before it enters the cache: a
+# library that would abort the process that loads it (built with -fsanitize=address, say) or
+# lacks the functions is refused there, never loaded here.
+_LOADS = "import ctypes, sys; ctypes.CDLL(sys.argv[1]).lines_scratch"
+
+
+def _check_loads(built: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADS, str(built)], capture_output=True, timeout=BUILD_TIMEOUT_S
+    )
+    if done.returncode != 0:
+        said = _said(done.stderr).replace(f"{built}: ", "").replace(str(built), "the library")
+        raise BuildFailed(f"it was built but does not load: {said}")
 
 
 def _clear_leftovers(folder: Path) -> None:
@@ -139,24 +173,18 @@ def _library_path(compiler: list[str], flags: tuple[str, ...]) -> Path:
 
 
 def _load(compiler: list[str], flags: tuple[str, ...]) -> ctypes.CDLL:
-    """The library, from the cache or built there. A cached file that does not load (cut
-    short by a full disk, say) is built again once; one just built that does not load is
-    `NotLoaded` (a folder mounted noexec, say)."""
+    """The library, from the cache or built there (and checked: `_check_loads`). A cached
+    file that does not load (cut short by a full disk, say) is built again once."""
     target = _library_path(compiler, flags)
+    if target.parent.is_dir():
+        _clear_leftovers(target.parent)
     if target.is_file():
         try:
             return _typed(ctypes.CDLL(str(target)))
         except (OSError, AttributeError):
             target.unlink(missing_ok=True)
     _build(compiler, flags, target)
-    try:
-        return _typed(ctypes.CDLL(str(target)))
-    except (OSError, AttributeError) as error:
-        raise NotLoaded(f"{target}: {error}") from None
-
-
-class NotLoaded(Exception):
-    """The library was built but does not load."""
+    return _typed(ctypes.CDLL(str(target)))
 
 
 def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -221,10 +249,9 @@ def library() -> ctypes.CDLL | None:
             except BuildFailed as error:  # perhaps -march=native: try without
                 failure = error
         raise failure  # type: ignore[misc]
-    except NotLoaded as error:
-        log.warning("the C step was built but does not load (%s): the step runs in torch, "
-                    "slower; set XDG_CACHE_HOME to a folder programs may run from, or "
-                    "LINESWEEP_NATIVE=0", error)  # fmt: skip
+    except OSError as error:  # the cache folder: unwritable, a file, too long a name
+        log.warning("the C step could not be built in %s (%s; XDG_CACHE_HOME moves it): the "
+                    "step runs in torch, slower", _where(), error.strerror or error)  # fmt: skip
     except Exception as error:  # whatever it is, it only costs speed: torch's layers train
         log.warning("the C step did not compile (%s): the step runs in torch, slower",
                     str(error).strip() or type(error).__name__)  # fmt: skip

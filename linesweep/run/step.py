@@ -423,6 +423,8 @@ class HandStep:
     def _inputs(self, sizes: Sizes, x: Tensor, ws: Workspaces) -> Tensor:
         """What the first layer reads from images (R, ..., B, C0, H, W): the images for the C
         step (`image_inputs`), conv1's columns for torch's (`image_columns`)."""
+        if len(x) not in (1, len(self._rows)):  # expanded or not: one set, or one a member
+            raise ValueError(f"images {tuple(x.shape)} for {len(self._rows)} member(s)")
         if self._library is not None:
             return image_inputs(x, len(self._rows))
         return image_columns(self.arch, sizes, x, ws)
@@ -462,6 +464,11 @@ class HandStep:
         C step: planes of shared images laid out so; its members' own images it lays out itself).
         """
         r, n = labels.shape
+        if batch_size < 1 or images.shape[1] != n:
+            raise ValueError(
+                f"epoch: images {tuple(images.shape)}, labels {tuple(labels.shape)}, batch size "
+                f"{batch_size}: as many images as labels, and batches of 1 or more are needed"
+            )
         sizes = self.sizes(images)
         if self._library is not None:  # the images themselves, or planes: C0*H*W a batch
             per_image = images.shape[2:].numel()

@@ -91,8 +91,15 @@ class NativeStep:
         would raise: C would read or write out of bounds instead (a step's Python around the
         call is a few µs, so these are plain comparisons)."""
         r, shared = len(rows), self._shared(images, rows)
-        if images.dtype != torch.float32:
-            raise TypeError(f"images are {images.dtype}; the step's parameters are float32")
+        if images.dtype != torch.float32 or images.device.type != "cpu":
+            raise TypeError(
+                f"images are {images.dtype} on {images.device}; the step's parameters are "
+                "float32 on the CPU"
+            )
+        if images.dim() != 5:
+            raise ValueError(f"images {tuple(images.shape)}: (R, B, C0, H, W) are needed")
+        if images.is_neg() or images.is_conj():  # views whose numbers C would read unresolved
+            images = images.resolve_neg().resolve_conj()
         if shared:
             images = images.contiguous()  # (1, C0, H, W, B), already so when from image_inputs
             c0, (h, w), b = images.shape[1], images.shape[2:4], images.shape[-1]
@@ -108,6 +115,11 @@ class NativeStep:
         if labels is not None:
             if labels.shape != (r, b):
                 raise ValueError(f"labels {tuple(labels.shape)} for images of {r} x {b}")
+            if labels.dtype not in (torch.int64, torch.int32) or labels.device.type != "cpu":
+                raise TypeError(
+                    f"labels are {labels.dtype} on {labels.device}; class indices (int64 on "
+                    "the CPU) are needed"
+                )
             if labels.dtype != torch.int64 or labels.stride(1) != 1:
                 labels = labels.to(torch.int64).contiguous()
         refused = self._lib.lines_step(
