@@ -101,6 +101,10 @@ class TimedOut(BuildFailed):
     """The compiler hung: no other flags are tried."""
 
 
+class NotLoadable(BuildFailed):
+    """The library was built, but a process that loads it fails (`_check_loads`)."""
+
+
 def _said(output: bytes) -> str:
     """A compiler's complaint in one line: its lines that say what went wrong (error, fatal,
     failed, no space), at most two, else its last line."""
@@ -117,9 +121,13 @@ def _build(compiler: list[str], flags: tuple[str, ...], target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
         command = [*compiler, *flags, "-o", str(built), str(SOURCE), "-lm"]
-        with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-        ) as compiling:  # a session of its own: a hung compiler's children are stopped too
+        try:  # a session of its own: a hung compiler's children are stopped with it
+            compiling = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        except OSError as error:  # no such program, not executable: the compiler's fault
+            raise BuildFailed(f"{compiler[0]}: {error.strerror or error}") from None
+        with compiling:
             try:
                 output, _ = compiling.communicate(timeout=BUILD_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -150,7 +158,7 @@ def _check_loads(built: Path) -> None:
     )
     if done.returncode != 0:
         said = _said(done.stderr).replace(f"{built}: ", "").replace(str(built), "the library")
-        raise BuildFailed(f"it was built but does not load: {said}")
+        raise NotLoadable(said)
 
 
 def _clear_leftovers(folder: Path) -> None:
@@ -249,6 +257,9 @@ def library() -> ctypes.CDLL | None:
             except BuildFailed as error:  # perhaps -march=native: try without
                 failure = error
         raise failure  # type: ignore[misc]
+    except NotLoadable as error:
+        log.warning("the C step was built but does not load (%s): the step runs in torch, "
+                    "slower", error)  # fmt: skip
     except OSError as error:  # the cache folder: unwritable, a file, too long a name
         log.warning("the C step could not be built in %s (%s; XDG_CACHE_HOME moves it): the "
                     "step runs in torch, slower", _where(), error.strerror or error)  # fmt: skip
