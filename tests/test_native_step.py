@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -152,6 +153,24 @@ def test_a_compiler_that_fails_is_said_in_one_line_and_torch_trains(
     assert lines[0].startswith("the C step did not compile (") and said in lines[0], lines
     assert time.monotonic() - started < 10  # a hung compiler is not waited for twice
     assert list((tmp_path / "cache" / "linesweep" / "native").iterdir()) == []  # nothing left
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_hung_build_ends_the_process_and_the_compiler(tmp_path, signum):
+    pid_file = tmp_path / "compiler.pid"
+    cc = compiler(tmp_path, "cc", f"echo $$ > {pid_file}; exec sleep 100")
+    env = {**os.environ, "CC": cc, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    building = subprocess.Popen([sys.executable, "-c", LOAD], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and building.poll() is None
+        time.sleep(0.05)
+    building.send_signal(signum)
+    assert building.wait(timeout=10) in (128 + signum, -signum)  # promptly, by that signal
+    compiler_pid = int(pid_file.read_text())
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(compiler_pid, 0)  # stopped with it, not left running in its own session
 
 
 @pytest.mark.parametrize(

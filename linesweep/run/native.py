@@ -22,6 +22,7 @@ trial forked from it has it loaded, and a machine without a compiler is told so 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -35,7 +36,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from linesweep.core.processes import IN_A_FORK_SERVER
@@ -127,14 +130,14 @@ def _build(compiler: list[str], flags: tuple[str, ...], target: Path) -> None:
             )
         except OSError as error:  # no such program, not executable: the compiler's fault
             raise BuildFailed(f"{compiler[0]}: {error.strerror or error}") from None
-        with compiling:
+        with compiling, _sigterm_raises():
             try:
                 output, _ = compiling.communicate(timeout=BUILD_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 os.killpg(compiling.pid, signal.SIGKILL)
                 compiling.communicate()
                 raise TimedOut(f"{compiler[0]} took over {BUILD_TIMEOUT_S} s; stopped") from None
-            except BaseException:  # Ctrl-C while it compiles: it stops with us
+            except BaseException:  # Ctrl-C or SIGTERM while it compiles: it stops with us
                 os.killpg(compiling.pid, signal.SIGKILL)
                 raise
         if compiling.returncode != 0:
@@ -144,6 +147,29 @@ def _build(compiler: list[str], flags: tuple[str, ...], target: Path) -> None:
             raise BuildFailed(f"{compiler[0]} ended well but wrote no library")
         _check_loads(built)
         os.replace(built, target)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While a compiler runs in its own session, SIGTERM (which would end this process at once
+    and leave the compiler running) raises SystemExit(143) instead, so that it is stopped
+    first; only where SIGTERM has its default action, in the main thread (a trial server
+    ignores it on purpose)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 # Loaded and asked its scratch size in a process of its own, before it enters the cache: a
