@@ -239,7 +239,8 @@ int64_t lines_step(const arch_t *a, int64_t members, int64_t b, const float *ima
     const int64_t n1 = c1 * a->h1 * a->w1 * b, m1 = c1 * a->q1h * a->q1w * b;
     const int64_t n2 = c2 * a->h2 * a->w2 * b, m2 = c2 * a->q2h * a->q2w * b;
     const int64_t f = c2 * a->q2h * a->q2w;
-    const int64_t w1 = c1 * c0 * a->conv1.kh * a->conv1.kw, w2 = c2 * c1 * a->conv2.kh * a->conv2.kw;
+    const int64_t w1 = c1 * c0 * a->conv1.kh * a->conv1.kw;
+    const int64_t w2 = c2 * c1 * a->conv2.kh * a->conv2.kw;
     float *z1 = scratch, *dz1 = z1 + n1, *p1 = dz1 + n1, *dp1 = p1 + m1;
     int32_t *where1 = (int32_t *)(dp1 + m1);
     float *z2 = (float *)(where1 + m1), *dz2 = z2 + n2, *p2 = dz2 + n2, *dp2 = p2 + m2;

@@ -54,7 +54,7 @@ torch's are the reference (`tests/test_step.py` runs every step test on both) an
 Measured (`python benchmarks/bench_step.py`, benchmarks/README.md, Step). Torch's layers,
 against the step of 4bd23a9: 1.6-2.1x fewer µs a member-step at R = 64-256, where about 18
 µs remained, the memory traffic of a dozen whole-tensor passes. The C engine against torch's
-layers, interleaved in one process (`--engines`): 1.9x at R = 64-256, 3-5x at R = 1-8; about
+layers, interleaved in one process (`--engines`): 1.9-2.7x at R = 64-256, 3-6x at R = 1-8; about
 9 µs a member-step at R = 256 with shared images, 11 with each member's own.
 Measured and not taken: the members innermost beside the images, (C, H, W, R, B): pooling got
 3.4x faster at R=8, the whole step slower (R=1 by 24%, R=8 by 10%), unfold, fold and ReLU then

@@ -5,7 +5,7 @@ architecture as a C struct, the images as the C loop reads them, the parameters 
 as the step's (R, P') rows. The update stays torch's fused kernel (`step_update.py`).
 
 Measured (`python benchmarks/bench_step.py --engines`, benchmarks/README.md, Step): against
-torch's layers in one process, 1.9x fewer µs a member-step at R = 64-256 and 3-5x at R = 1-8;
+torch's layers in one process, 1.9-2.7x fewer µs a member-step at R = 64-256 and 3-6x at R = 1-8;
 at R = 256, about 9 µs a member-step with shared images, 11 with the members' own.
 """
 
