@@ -5,16 +5,21 @@ both); here, what is the C step's own:
 
 - it is built into the user's cache folder once, and a second process loads it without
   building again; a cached file that does not load is built again; a compiler that refuses
-  `-march=native` builds it without;
-- where it cannot be built (no compiler, a compiler that fails, `LINESWEEP_NATIVE=0`), the
-  step is torch's, and one warning line says why (none when switched off on purpose);
+  `-march=native` builds it without; a library that would abort the process loading it is
+  never loaded there, nor cached;
+- where it cannot be built (no compiler, one that fails, hangs, writes nothing or says bytes
+  that are not UTF-8, an unbalanced `$CC`, no home folder, `LINESWEEP_NATIVE=0`), the step is
+  torch's, and one warning line says why (none when switched off on purpose); a sweep's process
+  that cannot build it switches it off for its trials; Ctrl-C or SIGTERM during a build ends
+  the process and the compiler at once;
 - a member whose parameters went to NaN gets a NaN loss, as in torch, and the others step bit
   for bit as they would without it;
-- a label outside the classes, images of another size, dtype or member count, labels that
-  do not match the batch, an empty batch: refused before anything is computed, where torch's
-  layers raise too (C would read out of bounds); images expanded over the batch are read as
-  their copy; NaN images send NaN gradients where torch's layers do;
-- float64 models and tensors off the CPU take torch's layers.
+- inputs torch's layers refuse are refused before C reads them: a label outside the classes or
+  not an integer, images or labels off the CPU, images of another size, dtype, rank or member
+  count, labels that do not match the batch, an empty batch, an epoch of batch size 0;
+  images expanded over the batch are read as their copy; NaN images send NaN gradients where
+  torch's layers do;
+- float64 models and a step asked with `compiled=False` take torch's layers.
 """
 
 from __future__ import annotations
