@@ -237,10 +237,14 @@ def _typed(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
+def _switch() -> str:
+    return os.environ.get(ENV_SWITCH, "").strip().lower()
+
+
 def switched_on() -> bool:
     """Whether `LINESWEEP_NATIVE` lets the C step be used: unset, 1/true/yes/on; 0/false/no/off
     turn it off; anything else is said once and leaves it on."""
-    value = os.environ.get(ENV_SWITCH, "").strip().lower()
+    value = _switch()
     if value in OFF:
         return False
     if value not in ON:
@@ -254,7 +258,7 @@ def compiler_found() -> bool:
     process that plans (`linesweep.run.grouping`), where building would only repeat the work
     and the warning of the processes that train."""
     try:
-        return os.environ.get(ENV_SWITCH, "").strip().lower() not in OFF and bool(_compiler())
+        return _switch() not in OFF and bool(_compiler())
     except ValueError:
         return False
 

@@ -91,7 +91,7 @@ class NativeStep:
         would raise: C would read or write out of bounds instead (a step's Python around the
         call is a few µs, so these are plain comparisons)."""
         r, shared = len(rows), self._shared(images, rows)
-        if images.dtype != torch.float32 or images.device.type != "cpu":
+        if images.dtype != torch.float32 or not images.is_cpu:  # is_cpu: a sixth of .device
             raise TypeError(
                 f"images are {images.dtype} on {images.device}; the step's parameters are "
                 "float32 on the CPU"
@@ -115,7 +115,7 @@ class NativeStep:
         if labels is not None:
             if labels.shape != (r, b):
                 raise ValueError(f"labels {tuple(labels.shape)} for images of {r} x {b}")
-            if labels.dtype not in (torch.int64, torch.int32) or labels.device.type != "cpu":
+            if labels.dtype not in (torch.int64, torch.int32) or not labels.is_cpu:
                 raise TypeError(
                     f"labels are {labels.dtype} on {labels.device}; class indices (int64 on "
                     "the CPU) are needed"
